@@ -1,0 +1,87 @@
+"""The connection, its lock and its transactions; the table methods live in the mixins built on this."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+from maider_tui.clock import Clock
+
+from .errors import StoreError, translate
+
+
+class StoreBase:
+    """One SQLite connection shared by the app's threads, one call at a time."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, clock: Clock, busy_timeout_s: float, version: int
+    ) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        # RLock: a method that writes may call another public method that reads.
+        self._lock = threading.RLock()
+        self.path = path
+        self.clock = clock
+        self.busy_timeout_s = busy_timeout_s
+        self.schema_version = version
+
+    def close(self) -> None:
+        """Close the connection; safe to call twice. The last closer folds the WAL back into the file."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @property
+    def closed(self) -> bool:
+        """True after close()."""
+        return self._conn is None
+
+    def __enter__(self) -> StoreBase:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"the database {self.path} was already closed; open it again", self.path)
+        return self._conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """Run reads under the lock, turning sqlite3 errors into StoreErrors."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                yield conn
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path, self.busy_timeout_s) from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of the block's statements land, or none do.
+
+        BEGIN IMMEDIATE takes the write lock up front, so a second process waits (busy timeout) instead
+        of failing halfway through, and no read-then-write race can lose a row.
+        """
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path, self.busy_timeout_s) from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise translate(exc, self.path, self.busy_timeout_s) from exc
+                raise
