@@ -1,0 +1,124 @@
+"""The Textual App: global bindings, the command palette, start-up messages, the home screen."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Iterable
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+
+from . import __version__
+from .context import AppContext
+from .paths import styles_dir
+from .ui.commands import MaiderCommands, PaletteCommand
+from .ui.dialogs.confirm import ConfirmDialog
+from .ui.screens.home import HomeScreen
+
+log = logging.getLogger(__name__)
+
+STYLES = styles_dir()
+
+
+class MaiderApp(App[None]):
+    """maider-tui: sessions, dashboards, benchmarks; the data and the clock are injected."""
+
+    TITLE = "maider-tui"
+    SUB_TITLE = __version__
+    CSS_PATH = [STYLES / "app.tcss", STYLES / "home.tcss"]
+    COMMANDS = App.COMMANDS | {MaiderCommands}
+    BINDINGS = [
+        Binding("f12", "save_screenshot", "Screenshot", show=False, id="app.screenshot",
+                tooltip="Save an SVG of the screen in the current directory"),
+    ]
+
+    def __init__(self, context: AppContext) -> None:
+        super().__init__()
+        self.context = context
+
+    def on_mount(self) -> None:
+        self.push_screen(HomeScreen(self.context))
+        keymap = self.context.settings.settings.keymap
+        if keymap:
+            self.set_keymap(keymap)
+        for problem in self.context.problems:
+            self.notify(problem, title="Settings", severity="warning", timeout=20)
+        if self.context.store_error is not None:
+            self._offer_store_recovery()
+        self.check_token()
+
+    @work(exclusive=True, exit_on_error=False, group="token", description="Look for a Linode token")
+    async def check_token(self) -> None:
+        # The keyring may talk to a desktop service (D-Bus): keep it off the UI loop.
+        present = await asyncio.to_thread(self.context.secrets.has, "linode_token")
+        screen = self.screen
+        if isinstance(screen, HomeScreen):
+            screen.set_has_token(present)
+
+    def _offer_store_recovery(self) -> None:
+        from .store import StoreCorruptError, move_aside
+
+        error = self.context.store_error
+        if not isinstance(error, StoreCorruptError):
+            self.notify(str(error), title="Database", severity="error", timeout=30)
+            return
+        path = self.context.paths.database
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                self.notify("Running without a database: nothing will be saved this time.",
+                            title="Database", severity="warning", timeout=20)
+                return
+            moved = move_aside(path)
+            self._reopen_store()
+            self.notify(f"Moved the broken database to {moved.name}; started a new one.", title="Database")
+
+        self.push_screen(
+            ConfirmDialog(
+                "The session database cannot be read",
+                f"{error}\n\nMove it aside (renamed, not deleted) and start a new one?",
+                yes="Move aside",
+                no="Keep it",
+            ),
+            answered,
+        )
+
+    def _reopen_store(self) -> None:
+        from .store import StoreError, open_store
+
+        try:
+            self.context.store = open_store(self.context.paths.database, clock=self.context.clock)
+            self.context.store_error = None
+        except StoreError as exc:
+            self.context.store_error = exc
+            self.notify(str(exc), title="Database", severity="error", timeout=30)
+        screen = self.screen
+        if isinstance(screen, HomeScreen):
+            screen.refresh_sessions()
+
+    def action_save_screenshot(self) -> None:
+        path = self.save_screenshot()
+        self.notify(f"Saved {path}", title="Screenshot")
+
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield PaletteCommand("view: save screenshot", "Save an SVG of the screen", self.action_save_screenshot)
+        yield PaletteCommand(
+            "help: where are my files",
+            "Show the config file, database and log paths",
+            self.action_show_paths,
+        )
+        yield PaletteCommand("app: quit", "Quit maider-tui (live VMs keep running)", self.action_quit)
+
+    def action_show_paths(self) -> None:
+        p = self.context.paths
+        self.notify(
+            f"config {self.context.settings.config_path}\ndatabase {p.database}\nlog {p.log_file}",
+            title="Files",
+            timeout=15,
+        )
+
+    async def on_unmount(self) -> None:
+        if self.context.store is not None:
+            self.context.store.close()

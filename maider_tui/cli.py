@@ -1,0 +1,175 @@
+"""The `maider-tui` command: opens the app, or runs one of the small non-interactive helpers."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Sequence
+
+from . import __version__
+
+SECRET_NAMES = {"linode": "linode_token", "hf": "hf_token"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="maider-tui",
+        description=(
+            "Rent a cloud GPU, run an open model on it with vLLM, code against it with aider, "
+            "and never pay for an idle GPU. With no command, opens the full-screen app."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"maider-tui {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="settings file (TOML); default: config.toml in the user config dir")
+    parser.add_argument("--demo", action="store_true",
+                        help="run against the built-in simulated cloud: no account, no GPU, no cost")
+    parser.add_argument("--sim-speed", type=float, default=20.0, metavar="X",
+                        help="with --demo: how much faster than real time the simulated VMs boot (default 20)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    token = sub.add_parser("token", help="store, check or remove the Linode and Hugging Face tokens")
+    token_sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    token_sub.add_parser("status", help="say where each token comes from (never prints a token)")
+    for verb, text in (("set", "read a token from the terminal and store it in the OS keyring"),
+                       ("delete", "remove a token from the OS keyring")):
+        p = token_sub.add_parser(verb, help=text)
+        p.add_argument("which", choices=sorted(SECRET_NAMES), help="which token")
+
+    types = sub.add_parser("types", help="list the GPU plans with GPUs, VRAM, $/h and regions")
+    types.add_argument("--region", metavar="R", help="only plans offered in this region")
+    types.add_argument("--refresh", action="store_true", help="ask the Linode API even if the cache is fresh")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "token":
+        return run_token(args)
+    if args.command == "types":
+        return run_types(args)
+    return run_app(args)
+
+
+def _paths(demo: bool):
+    from .paths import AppPaths
+
+    paths = AppPaths.default()
+    # The demo keeps its own sessions and database, so it never touches a real account's.
+    return AppPaths.under(paths.data_dir / "demo") if demo else paths
+
+
+def run_app(args: argparse.Namespace) -> int:
+    from .app import MaiderApp
+    from .context import build_context
+    from .log import setup_logging
+
+    paths = _paths(args.demo)
+    setup_logging(paths.log_file)
+    context = build_context(paths, config_path=args.config, demo=args.demo)
+    MaiderApp(context).run()
+    return 0
+
+
+def run_token(args: argparse.Namespace) -> int:
+    from .context import build_context
+    from .log import setup_logging
+    from .secrets import SecretError
+
+    paths = _paths(False)
+    setup_logging(paths.log_file)
+    context = build_context(paths, config_path=args.config)
+    secrets = context.secrets
+    if args.token_command == "status":
+        status = secrets.keyring_status()
+        print(f"keyring: {status.message}")
+        for label, name in SECRET_NAMES.items():
+            try:
+                found = secrets.get(name)
+            except SecretError as exc:
+                print(f"{label}: error: {exc}")
+                continue
+            print(f"{label}: {'from ' + found.source if found else 'not set'}")
+        return 0
+    name = SECRET_NAMES[args.which]
+    try:
+        if args.token_command == "delete":
+            secrets.delete(name)
+            print(f"Removed the {args.which} token from the keyring.")
+            return 0
+        value = getpass.getpass(f"{args.which} token (input hidden): ").strip()
+        if not value:
+            print("No token given; nothing stored.", file=sys.stderr)
+            return 1
+        secrets.set(name, value)
+        print(f"Stored the {args.which} token in the keyring.")
+        return 0
+    except SecretError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+
+
+def run_types(args: argparse.Namespace, provider=None) -> int:
+    """Print the GPU plans, from the API or the cache, saying which. `provider` is for tests."""
+    import asyncio
+
+    from rich.console import Console
+
+    from .context import build_context
+    from .log import setup_logging
+    from .secrets import LINODE_TOKEN, SecretError
+
+    paths = _paths(False)
+    setup_logging(paths.log_file)
+    context = build_context(paths, config_path=args.config)
+    if provider is None:
+        from .cloud.linode import LinodeProvider
+
+        try:
+            token = context.secrets.get(LINODE_TOKEN)
+        except SecretError as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+        if token is None:
+            print("No Linode token: add one with `maider-tui token set linode` or set LINODE_TOKEN.",
+                  file=sys.stderr)
+            return 1
+        provider = LinodeProvider(token.value.get_secret_value(), store=context.store, clock=context.clock)
+    result = asyncio.run(provider.gpu_types(refresh=args.refresh))
+    types = result.items
+    if args.region:
+        types = [t for t in types if args.region.lower() in (r.lower() for r in t.regions)]
+    console = Console(highlight=False)
+    console.print(_types_source_line(result, context.clock.now()))
+    if not types:
+        known = sorted({r for t in result.items for r in t.regions})
+        console.print(f"No GPU plan is offered in {args.region}; GPU regions: {', '.join(known)}")
+        return 1
+    console.print(_types_table(types))
+    return 0
+
+
+def _types_source_line(result, now: float) -> str:
+    if result.source == "offline":
+        return f"offline: built-in prices ({result.message})"
+    if result.source == "cache":
+        minutes = int((result.age_s(now) or 0) // 60)
+        return f"from the cache ({minutes} min old; --refresh asks the Linode API)"
+    return "from the Linode API"
+
+
+def _types_table(types):
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for name, justify in (("Type", "left"), ("GPUs", "right"), ("GPU", "left"), ("VRAM/GPU", "right"),
+                          ("VRAM", "right"), ("$/h", "right"), ("Regions", "left")):
+        # Ids and numbers never wrap; the region list takes what width is left.
+        table.add_column(name, justify=justify, no_wrap=name != "Regions", overflow="fold")
+    for t in types:
+        per_gpu = f"{t.vram_per_gpu_gb:.0f} GB" if t.vram_per_gpu_gb else "?"
+        total = f"{t.total_vram_gb:.0f} GB" if t.total_vram_gb else "?"
+        gpu = t.family.short_name if t.family else t.label
+        regions = " ".join(t.regions) or "none now"
+        table.add_row(t.id, str(t.gpus), gpu, per_gpu, total, f"{t.hourly_usd:.2f}", regions)
+    return table

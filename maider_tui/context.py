@@ -1,0 +1,70 @@
+"""What the app is started with: settings, paths, clock, store and secrets, bundled for injection.
+
+Tests and the demo build their own context (a temporary home, a manual clock, the simulated
+cloud); `cli.main` builds the real one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .clock import Clock, SystemClock
+from .paths import AppPaths
+
+if TYPE_CHECKING:
+    from .secrets import Secrets
+    from .settings import LoadedSettings
+    from .store import Store, StoreError
+
+
+@dataclass
+class AppContext:
+    paths: AppPaths
+    settings: "LoadedSettings"
+    secrets: "Secrets"
+    store: "Store | None" = None
+    store_error: "StoreError | None" = None
+    clock: Clock = field(default_factory=SystemClock)
+    demo: bool = False
+
+    @property
+    def problems(self) -> list[str]:
+        """Everything wrong with the user's files, one sentence each, for the screen."""
+        return [str(p) for p in self.settings.problems]
+
+
+def build_context(
+    paths: AppPaths,
+    *,
+    config_path: str | None = None,
+    clock: Clock | None = None,
+    demo: bool = False,
+    environ: dict[str, str] | None = None,
+) -> AppContext:
+    """Load settings, open the store and set up secrets; broken files become messages, not crashes."""
+    import os
+
+    from .secrets import Secrets
+    from .settings import load_settings
+    from .store import StoreError, open_store
+
+    env = dict(os.environ) if environ is None else environ
+    clock = clock or SystemClock()
+    loaded = load_settings(config_path, environ=env, paths=paths)
+    store = None
+    store_error = None
+    try:
+        store = open_store(paths.database, clock=clock)
+    except StoreError as exc:
+        store_error = exc
+    secrets = Secrets(environ=env, dotenv_values=loaded.dotenv_values)
+    return AppContext(
+        paths=paths,
+        settings=loaded,
+        secrets=secrets,
+        store=store,
+        store_error=store_error,
+        clock=clock,
+        demo=demo,
+    )

@@ -1,0 +1,71 @@
+"""The one-line bar at the top of every screen: where you are, what is live, what it costs, the time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widgets import Static
+
+
+class TopBar(Horizontal):
+    """Title on the left, a status summary and the clock on the right."""
+
+    DEFAULT_CSS = """
+    TopBar {
+        dock: top;
+        height: 1;
+        background: $panel;
+        color: $foreground;
+        padding: 0 1;
+    }
+    TopBar > #top-left {
+        width: 1fr;
+    }
+    TopBar > #top-right {
+        width: auto;
+    }
+    """
+
+    title: reactive[str] = reactive("maider-tui")
+    badge: reactive[str] = reactive("")
+    status: reactive[str] = reactive("")
+    clock_text: reactive[str] = reactive("")
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="top-left", markup=False)
+        yield Static(id="top-right", markup=False)
+
+    def on_mount(self) -> None:
+        self._redraw()
+
+    def watch_title(self) -> None:
+        self._redraw()
+
+    def watch_badge(self) -> None:
+        self._redraw()
+
+    def watch_status(self) -> None:
+        self._redraw()
+
+    def watch_clock_text(self) -> None:
+        self._redraw()
+
+    def _redraw(self) -> None:
+        if not self.is_mounted:
+            return
+        left = Text(self.title, style="bold")
+        if self.badge:
+            left.append("  ")
+            left.append(f" {self.badge} ", style="reverse")
+        right = Text(self.status)
+        if self.clock_text:
+            right.append(("   " if self.status else "") + self.clock_text)
+        self.query_one("#top-left", Static).update(left)
+        self.query_one("#top-right", Static).update(right)
+
+    def set_time(self, epoch: float) -> None:
+        self.clock_text = datetime.fromtimestamp(epoch).strftime("%H:%M")

@@ -1,0 +1,39 @@
+"""Pictures of every screen, at 80x24 and 120x40, on a frozen clock and fixed data."""
+
+from __future__ import annotations
+
+import pytest
+
+from maider_tui.app import MaiderApp
+
+from .sessions import add_sample_sessions
+
+SIZES = [(80, 24), (120, 40)]
+
+
+async def _settle(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_home_first_run(snap_compare, make_context, size):
+    assert snap_compare(MaiderApp(make_context()), terminal_size=size, run_before=_settle)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_home_with_sessions(snap_compare, make_context, clock, size, memory_keyring):
+    memory_keyring.set_password("maider-tui", "linode_token", "sim-token-abcdef")
+    context = make_context()
+    add_sample_sessions(context.store, clock.now())
+    assert snap_compare(MaiderApp(context), terminal_size=size, run_before=_settle)
+
+
+def test_home_demo(snap_compare, make_context):
+    assert snap_compare(MaiderApp(make_context(demo=True)), terminal_size=(80, 24), run_before=_settle)
+
+
+def test_confirm_dialog_for_a_broken_database(snap_compare, make_context, paths):
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    paths.database.write_bytes(b"this is not a database at all" * 10)
+    assert snap_compare(MaiderApp(make_context()), terminal_size=(80, 24), run_before=_settle)

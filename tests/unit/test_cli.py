@@ -1,0 +1,40 @@
+"""The command line: version, help, and the token helper that never prints a token."""
+
+from __future__ import annotations
+
+import pytest
+
+from maider_tui import __version__
+from maider_tui.cli import build_parser, main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"maider-tui {__version__}"
+
+
+def test_help_names_the_demo_and_token_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "--demo" in out and "token" in out
+
+
+def test_token_set_status_delete_never_prints_the_token(monkeypatch, capsys, memory_keyring):
+    secret = "linode-secret-0123456789abcdef"
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": secret)
+    assert main(["token", "set", "linode"]) == 0
+    assert memory_keyring.get_password("maider-tui", "linode_token") == secret
+    assert main(["token", "status"]) == 0
+    assert main(["token", "delete", "linode"]) == 0
+    out = capsys.readouterr().out
+    assert secret not in out
+    assert "linode: from keyring" in out
+    assert memory_keyring.get_password("maider-tui", "linode_token") is None
+
+
+def test_parser_rejects_unknown_token_name():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["token", "set", "aws"])
