@@ -1,0 +1,1 @@
+"""The far end of the SSH connection: GPU telemetry (`gpu`) and the vLLM server's API (`vllm`)."""

@@ -1,0 +1,377 @@
+"""vLLM's OpenAI-compatible server: Prometheus `/metrics` parsing and an async client.
+
+`parse_metrics` is pure. `VllmClient` wraps `httpx.AsyncClient`; every failure it reports is a
+`VllmError` with a one-line message fit for the log pane.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import httpx
+
+from maider_tui.clock import Clock, SystemClock
+
+# name{label="value",...} value [timestamp]; label values may hold commas, braces, spaces, \" escapes.
+_SAMPLE = re.compile(
+    r'^(?P<name>[a-zA-Z_:][\w:]*)'
+    r'(?:\{(?P<labels>(?:\s*[a-zA-Z_]\w*\s*=\s*"(?:[^"\\]|\\.)*"\s*,?)*)\s*\})?'
+    r'\s+(?P<value>\S+)(?:\s+-?\d+)?\s*$'
+)
+_LABEL = re.compile(r'([a-zA-Z_]\w*)\s*=\s*"((?:[^"\\]|\\.)*)"')
+_ESCAPE = re.compile(r"\\(.)")
+
+
+class MetricSample(NamedTuple):
+    """One line of Prometheus text: `name{labels} value`."""
+
+    name: str
+    labels: Mapping[str, str]
+    value: float
+
+
+def parse_samples(text: str) -> list[MetricSample]:
+    """Every well-formed sample of a Prometheus text exposition; comments and garbage are skipped."""
+    samples: list[MetricSample] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        match = None if line.startswith("#") else _SAMPLE.match(line)
+        if not match:
+            continue
+        try:
+            value = float(match["value"])
+        except ValueError:
+            continue
+        labels = {k: _ESCAPE.sub(lambda m: "\n" if m[1] == "n" else m[1], v)
+                  for k, v in _LABEL.findall(match["labels"] or "")}
+        samples.append(MetricSample(match["name"], labels, value))
+    return samples
+
+
+@dataclass(frozen=True)
+class VllmMetrics:
+    """What the dashboard shows from `/metrics`, summed over every engine and model served.
+
+    Counters are cumulative since the server started; rates come from differencing two scrapes.
+    `kv_cache_usage` is 0-1, the highest of all engines (see `parse_metrics`), None when not exported.
+    """
+
+    requests_running: float = 0.0
+    requests_waiting: float = 0.0
+    prompt_tokens_total: float = 0.0
+    generation_tokens_total: float = 0.0
+    kv_cache_usage: float | None = None
+    num_preemptions_total: float | None = None
+    requests_swapped: float | None = None
+    prefix_cache_queries_total: float | None = None
+    prefix_cache_hits_total: float | None = None
+    requests_finished_total: float | None = None
+    model_names: tuple[str, ...] = ()
+    engine_count: int = 0
+    reported: bool = False
+
+    @property
+    def prefix_cache_hit_rate(self) -> float | None:
+        """Hits / queries since start, None before the first query."""
+        if not self.prefix_cache_queries_total or self.prefix_cache_hits_total is None:
+            return None
+        return self.prefix_cache_hits_total / self.prefix_cache_queries_total
+
+
+def _values(by_name: Mapping[str, list[float]], names: Iterable[str]) -> list[float] | None:
+    """The values of the first of `names` that has any: newer names first, older ones as fallbacks."""
+    return next((by_name[name] for name in names if by_name.get(name)), None)
+
+
+def _counter(by_name: Mapping[str, list[float]], base: str, *older: str) -> float | None:
+    # Counters appear as `x_total` from prometheus_client, bare `x` from some older builds and exporters.
+    names = [n for b in (base, *older) for n in (f"{b}_total", b)]
+    values = _values(by_name, names)
+    return None if values is None else sum(values)
+
+
+def parse_metrics(text: str) -> VllmMetrics:
+    """Parse vLLM's Prometheus text into `VllmMetrics`, tolerant of old and new metric names.
+
+    Gauges and counters are summed across label sets (several engines or models). KV-cache usage
+    takes the maximum instead: one full engine preempts and queues requests however idle the others
+    are, and that is what the user needs to see. NaN samples and `_created` lines are ignored.
+    """
+    by_name: dict[str, list[float]] = {}
+    models: dict[str, None] = {}
+    engines: set[str] = set()
+    for sample in parse_samples(text):
+        name = sample.name
+        if not name.startswith("vllm:") or name.endswith("_created") or math.isnan(sample.value):
+            continue
+        by_name.setdefault(name, []).append(sample.value)
+        if "model_name" in sample.labels:
+            models.setdefault(sample.labels["model_name"])
+        if "engine" in sample.labels:
+            engines.add(sample.labels["engine"])
+    kv = _values(by_name, ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"))
+    swapped = by_name.get("vllm:num_requests_swapped")
+    return VllmMetrics(
+        requests_running=sum(by_name.get("vllm:num_requests_running", [])),
+        requests_waiting=sum(by_name.get("vllm:num_requests_waiting", [])),
+        prompt_tokens_total=_counter(by_name, "vllm:prompt_tokens") or 0.0,
+        generation_tokens_total=_counter(by_name, "vllm:generation_tokens") or 0.0,
+        kv_cache_usage=None if kv is None else max(kv),
+        num_preemptions_total=_counter(by_name, "vllm:num_preemptions"),
+        requests_swapped=None if swapped is None else sum(swapped),
+        # V1 before 0.10 named these gpu_prefix_cache_*; 0.10 exports both during the deprecation.
+        prefix_cache_queries_total=_counter(by_name, "vllm:prefix_cache_queries",
+                                            "vllm:gpu_prefix_cache_queries"),
+        prefix_cache_hits_total=_counter(by_name, "vllm:prefix_cache_hits", "vllm:gpu_prefix_cache_hits"),
+        requests_finished_total=_counter(by_name, "vllm:request_success"),
+        model_names=tuple(models),
+        engine_count=len(engines),
+        reported=bool(by_name),
+    )
+
+
+class VllmError(Exception):
+    """A failed call to vLLM; `str()` is one line saying what happened, `status` the HTTP code if any."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        line = " ".join(str(message).split())  # bodies and tracebacks carry newlines; the log pane can't
+        super().__init__(line if len(line) <= 300 else line[:299] + "…")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One entry of `GET /v1/models`: the served name, the weights it came from, its context limit."""
+
+    id: str
+    root: str
+    max_model_len: int | None = None
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """A streamed piece of output and when it arrived (the client clock's `monotonic()`)."""
+
+    text: str
+    arrived_at: float
+    index: int
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """The last event of `stream_chat`: timings and token counts of the whole request."""
+
+    ttft_s: float | None
+    inter_token_s: tuple[float, ...]
+    output_tokens: int
+    prompt_tokens: int | None
+    e2e_s: float
+    finish_reason: str | None
+    text: str
+    usage_reported: bool
+
+
+StreamEvent = TokenEvent | StreamResult
+
+
+@dataclass(frozen=True)
+class ChatCompletion:
+    """A non-streamed completion, e.g. the readiness test."""
+
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    e2e_s: float
+    model: str
+
+
+def _body_message(body: Any) -> str | None:
+    """vLLM's error text from the shapes it has used: `message`, `error.message`, FastAPI's `detail`."""
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    found = ((error.get("message") if isinstance(error, dict) else error)
+             or body.get("message") or body.get("detail"))
+    return None if not found else found if isinstance(found, str) else json.dumps(found)
+
+
+def _http_error(response: httpx.Response) -> VllmError:
+    try:
+        message = _body_message(response.json())
+    except ValueError:
+        message = response.text.strip() or None
+    status = response.status_code
+    summary = f"vLLM answered HTTP {status}: {message}" if message else (
+        f"vLLM answered HTTP {status} {response.reason_phrase}".rstrip())
+    return VllmError(summary, status=status)
+
+
+def _transport_error(url: str, exc: httpx.TransportError) -> VllmError:
+    reason = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        reason = f"timed out ({type(exc).__name__})"
+    return VllmError(f"Cannot reach vLLM at {url}: {reason}")
+
+
+def _chat_body(model: str, messages: Sequence[Mapping[str, Any]], max_tokens: int, temperature: float,
+               extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    # `extra` (seed, top_p, ignore_eos ...) goes first so it can never override the core fields.
+    return {**dict(extra or {}), "model": model, "messages": [dict(m) for m in messages],
+            "max_tokens": max_tokens, "temperature": temperature}
+
+
+def _json(response: httpx.Response, what: str) -> dict[str, Any]:
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise VllmError(f"vLLM sent a {what} that is not the expected JSON", status=response.status_code)
+    return payload
+
+
+class VllmClient:
+    """Async client for one vLLM server; use as `async with VllmClient(url) as vllm: ...`.
+
+    `base_url` is the server root (`http://127.0.0.1:8000`, a trailing `/v1` is accepted). `transport`
+    lets tests and the simulator plug in; `clock.monotonic()` times streamed tokens.
+    """
+
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 60.0,
+                 transport: httpx.AsyncBaseTransport | None = None, clock: Clock | None = None) -> None:
+        root = base_url.rstrip("/")
+        self.base_url = root[:-3] if root.endswith("/v1") else root
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, transport=transport,
+                                       timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+        self._clock = clock or SystemClock()
+
+    async def __aenter__(self) -> VllmClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise _transport_error(self.base_url, exc) from exc
+        if response.status_code >= 400:
+            raise _http_error(response)
+        return response
+
+    async def health(self) -> bool:
+        """True when `/health` answers 200; False while loading (refused), dead (503) or unreachable."""
+        try:
+            response = await self._http.get("/health")
+        except httpx.TransportError:
+            return False
+        return response.status_code == 200
+
+    async def models(self) -> list[ModelInfo]:
+        """The models the server serves, from `GET /v1/models`."""
+        entries = _json(await self._request("GET", "/v1/models"), "model list").get("data") or []
+        return [
+            ModelInfo(id=str(e["id"]), root=str(e.get("root") or e["id"]),
+                      max_model_len=e["max_model_len"] if isinstance(e.get("max_model_len"), int) else None)
+            for e in entries if isinstance(e, dict) and e.get("id")
+        ]
+
+    async def metrics(self) -> VllmMetrics:
+        """Scrape and parse `/metrics`."""
+        response = await self._request("GET", "/metrics")
+        return parse_metrics(response.text)
+
+    async def stream_chat(self, model: str, messages: Sequence[Mapping[str, Any]], *, max_tokens: int,
+                          temperature: float = 0.0, extra: Mapping[str, Any] | None = None,
+                          ) -> AsyncIterator[StreamEvent]:
+        """Stream a chat completion: a `TokenEvent` per content chunk, then one `StreamResult`.
+
+        Output tokens come from the server's usage chunk (`stream_options.include_usage`) when it
+        sends one, else from the number of content chunks (which undercounts when chunks merge).
+        """
+        body = _chat_body(model, messages, max_tokens, temperature, extra)
+        body["stream"] = True
+        body["stream_options"] = {**dict(body.get("stream_options") or {}), "include_usage": True}
+        arrivals: list[float] = []
+        pieces: list[str] = []
+        usage: Mapping[str, Any] | None = None
+        finish_reason: str | None = None
+        start = self._clock.monotonic()
+        try:
+            async with self._http.stream("POST", "/v1/chat/completions", json=body) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _http_error(response)
+                async for line in response.aiter_lines():
+                    data = line[5:].strip() if line.startswith("data:") else ""  # SSE: only data lines matter
+                    if data == "[DONE]":
+                        break
+                    try:
+                        chunk = json.loads(data) if data else None
+                    except ValueError:
+                        chunk = None  # a torn or foreign line must not end a benchmark run
+                    if not isinstance(chunk, dict):
+                        continue
+                    if chunk.get("error") or chunk.get("object") == "error":
+                        raise VllmError(f"vLLM stopped the stream: {_body_message(chunk)}")
+                    if isinstance(chunk.get("usage"), dict):
+                        usage = chunk["usage"]
+                    for choice in chunk.get("choices") or []:
+                        delta = choice.get("delta") or {}
+                        # Reasoning models stream their thinking first; it is generated output too.
+                        text = (delta.get("content") or delta.get("reasoning_content")
+                                or delta.get("reasoning"))
+                        if text:
+                            now = self._clock.monotonic()
+                            arrivals.append(now)
+                            pieces.append(text)
+                            yield TokenEvent(text=text, arrived_at=now, index=len(arrivals) - 1)
+                        if choice.get("finish_reason"):
+                            finish_reason = str(choice["finish_reason"])
+        except httpx.TransportError as exc:
+            raise _transport_error(self.base_url, exc) from exc
+        end = self._clock.monotonic()
+        completion = usage.get("completion_tokens") if usage else None
+        prompt = usage.get("prompt_tokens") if usage else None
+        yield StreamResult(
+            ttft_s=arrivals[0] - start if arrivals else None,
+            inter_token_s=tuple(b - a for a, b in zip(arrivals, arrivals[1:])),
+            output_tokens=completion if isinstance(completion, int) else len(arrivals),
+            prompt_tokens=prompt if isinstance(prompt, int) else None,
+            e2e_s=end - start,
+            finish_reason=finish_reason,
+            text="".join(pieces),
+            usage_reported=isinstance(completion, int),
+        )
+
+    async def complete_chat(self, model: str, messages: Sequence[Mapping[str, Any]], *, max_tokens: int = 16,
+                            temperature: float = 0.0, extra: Mapping[str, Any] | None = None,
+                            ) -> ChatCompletion:
+        """One non-streamed chat completion, e.g. the readiness test after a model loads."""
+        body = _chat_body(model, messages, max_tokens, temperature, extra)
+        start = self._clock.monotonic()
+        payload = _json(await self._request("POST", "/v1/chat/completions", json=body), "chat completion")
+        elapsed = self._clock.monotonic() - start
+        choice = (payload.get("choices") or [{}])[0]
+        message = choice.get("message") or {}
+        usage = payload.get("usage") or {}
+        return ChatCompletion(
+            text=str(message.get("content") or message.get("reasoning_content") or ""),
+            finish_reason=choice.get("finish_reason"),
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            e2e_s=elapsed,
+            model=str(payload.get("model") or model),
+        )
