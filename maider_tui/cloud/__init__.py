@@ -1,0 +1,26 @@
+"""Renting GPU VMs: the Provider protocol, its Linode implementation, and the errors users see."""
+
+from maider_tui.cloud.base import (
+    SESSION_TAG,
+    Account,
+    Catalogued,
+    CreateSpec,
+    Provider,
+    Vm,
+    session_tag,
+)
+from maider_tui.cloud.errors import ProviderError, from_api_error
+from maider_tui.cloud.linode import LinodeProvider
+
+__all__ = [
+    "SESSION_TAG",
+    "Account",
+    "Catalogued",
+    "CreateSpec",
+    "LinodeProvider",
+    "Provider",
+    "ProviderError",
+    "Vm",
+    "from_api_error",
+    "session_tag",
+]

@@ -1,0 +1,370 @@
+"""A fake Linode API v4 on aiohttp: the endpoints linode_api4 uses for our provider, with real shapes.
+
+Serves under /v4 with bearer-token auth, `data/page/pages/results` pagination, the `X-Filter`
+header (field equality, `+contains`, `+neq`, `+and`, `+or`, `+order_by`), real error bodies
+(`{"errors": [{"reason": ..., "field": ...}]}`) and the API faults of `world.faults`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+from maider_tui import catalog
+from maider_tui.sim.world import PLAIN_REGIONS, PLAIN_TYPES, World, WorldError, check_label, decode_user_data
+
+WORLD_KEY: web.AppKey[World] = web.AppKey("world", World)
+DEFAULT_PAGE_SIZE = 100
+# Labels as Linode writes them; the catalog has the city and country only.
+_US_STATES = {"us-ord": "IL", "us-sea": "WA", "us-east": "NJ", "us-southeast": "GA"}
+_CAPABILITIES = [
+    "Linodes", "Backups", "NodeBalancers", "Block Storage", "Cloud Firewall", "Vlans", "VPCs",
+    "Metadata", "Placement Group",
+]
+_PUBLIC = re.compile(r"^/v4/(regions|linode/types)(/|$)")  # no token needed, as on Linode
+
+
+def errors(status: int, reason: str, field: str | None = None, **headers: str) -> web.Response:
+    """A response with Linode's error body."""
+    error: dict[str, str] = {"reason": reason}
+    if field:
+        error["field"] = field
+    return web.json_response({"errors": [error]}, status=status, headers=headers or None)
+
+
+def api_time(ts: float) -> str:
+    """Linode's timestamps: UTC, no zone suffix."""
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+# --- JSON shapes ------------------------------------------------------------------------------------
+
+
+def region_json(region_id: str, label: str, country: str, gpu: bool) -> dict[str, Any]:
+    return {
+        "id": region_id, "label": label, "country": country, "status": "ok", "site_type": "core",
+        "capabilities": list(_CAPABILITIES) + (["GPU Linodes"] if gpu else []),
+        "resolvers": {"ipv4": "192.0.2.53", "ipv6": "2001:db8::53"},
+        "placement_group_limits": {"maximum_pgs_per_customer": None, "maximum_linodes_per_pg": 5},
+    }
+
+
+def all_regions() -> list[dict[str, Any]]:
+    out = []
+    for r in catalog.regions():
+        label = f"{r.city}, {_US_STATES.get(r.id, r.country)}"
+        out.append(region_json(r.id, label, r.country.lower(), True))
+    out += [region_json(rid, label, country, False) for rid, label, country in PLAIN_REGIONS]
+    return sorted(out, key=lambda r: r["id"])
+
+
+def type_json(
+    type_id: str, label: str, type_class: str, gpus: int, memory: int, vcpus: int, disk: int,
+    transfer: int, hourly: float, monthly: float,
+) -> dict[str, Any]:
+    return {
+        "id": type_id, "label": label, "class": type_class, "gpus": gpus, "memory": memory, "vcpus": vcpus,
+        "disk": disk, "transfer": transfer, "network_out": 10000 if gpus else 4000,
+        "price": {"hourly": hourly, "monthly": monthly},
+        "region_prices": [],
+        "addons": {"backups": {"price": {"hourly": round(monthly / 5 / 730, 4), "monthly": monthly / 5},
+                               "region_prices": []}},
+        "successor": None,
+        "accelerated_devices": 0,
+    }
+
+
+def all_types() -> list[dict[str, Any]]:
+    out = [type_json(*plain[:3], 0, *plain[3:]) for plain in PLAIN_TYPES]
+    for t in catalog.gpu_types():
+        # A few catalog plans lack disk/vCPU figures; the real API always has them.
+        out.append(type_json(
+            t.id, t.label, "gpu", t.gpus, t.memory_mb or 16384 * t.gpus, t.vcpus or 4 * t.gpus,
+            t.disk_mb or 524288 * t.gpus, 16000 * t.gpus, t.hourly_usd, t.monthly_usd,
+        ))
+    return out
+
+
+def availability(world: World) -> list[dict[str, Any]]:
+    """Per region and GPU plan (the plans with limited availability, as on Linode), whether it can be had."""
+    regions = sorted(world.region_ids())
+    return [
+        {"region": region, "plan": t.id, "available": world.offered(t.id, region)}
+        for region in regions
+        for t in catalog.gpu_types()
+    ]
+
+
+def instance_json(world: World, i: Any) -> dict[str, Any]:
+    specs = next((t for t in all_types() if t["id"] == i.type), None) or {}
+    return {
+        "id": i.id,
+        "label": i.label,
+        "group": "",
+        "status": world.status(i),
+        "created": api_time(i.created),
+        "updated": api_time(i.updated or i.created),
+        "type": i.type,
+        "region": i.region,
+        "image": i.image,
+        "ipv4": list(i.ipv4),
+        "ipv6": i.ipv6,
+        "tags": list(i.tags),
+        "specs": {k: specs.get(k, 0) for k in ("disk", "memory", "vcpus", "gpus", "transfer")},
+        "hypervisor": "kvm",
+        "alerts": {"cpu": 90 * max(1, specs.get("vcpus", 1)), "network_in": 10, "network_out": 10,
+                   "transfer_quota": 80, "io": 10000},
+        "backups": {"enabled": False, "available": False, "schedule": {"day": None, "window": None},
+                    "last_successful": None},
+        "watchdog_enabled": True,
+        "has_user_data": i.user_data is not None,
+        "host_uuid": f"sim-host-{i.id % 7}",
+        "disk_encryption": "disabled",
+        "lke_cluster_id": None,
+        "placement_group": None,
+        "capabilities": [],
+    }
+
+
+# --- filtering and pagination ------------------------------------------------------------------------
+
+
+def matches(item: dict[str, Any], flt: Any) -> bool:
+    """Whether `item` passes an X-Filter expression."""
+    if not isinstance(flt, dict):
+        raise WorldError("X-Filter must be a JSON object", "X-Filter")
+    for key, want in flt.items():
+        if key == "+and":
+            if not all(matches(item, sub) for sub in want):
+                return False
+        elif key == "+or":
+            if not any(matches(item, sub) for sub in want):
+                return False
+        elif key.startswith("+"):
+            continue  # +order_by and friends apply to the list, not to one item
+        elif not _field_matches(item.get(key), want):
+            return False
+    return True
+
+
+def _field_matches(value: Any, want: Any) -> bool:
+    if isinstance(want, dict):
+        return all(_operator(value, op, arg) for op, arg in want.items())
+    if isinstance(value, list):  # tags: equality means "has this tag", as on Linode
+        return want in value
+    return value == want
+
+
+def _operator(value: Any, op: str, arg: Any) -> bool:
+    if op == "+contains":
+        return isinstance(value, (str, list)) and str(arg) in value
+    if op == "+neq":
+        return value != arg
+    if op in ("+gt", "+gte", "+lt", "+lte") and value is not None:
+        return {"+gt": value > arg, "+gte": value >= arg, "+lt": value < arg, "+lte": value <= arg}[op]
+    raise WorldError(f"Unsupported filter operator {op}", "X-Filter")
+
+
+def paginate(request: web.Request, items: list[dict[str, Any]]) -> web.Response:
+    raw = request.headers.get("X-Filter")
+    if raw:
+        try:
+            flt = json.loads(raw)
+        except ValueError:
+            raise WorldError("X-Filter is not valid JSON", "X-Filter") from None
+        items = [i for i in items if matches(i, flt)]
+        if isinstance(flt, dict) and "+order_by" in flt:
+            items.sort(key=lambda i: i.get(flt["+order_by"]) or 0, reverse=flt.get("+order") == "desc")
+    try:
+        page = int(request.query.get("page", 1))
+        page_size = int(request.query.get("page_size", DEFAULT_PAGE_SIZE))
+    except ValueError:
+        raise WorldError("page and page_size must be whole numbers", "page") from None
+    if page < 1:
+        raise WorldError("page must be 1 or more", "page")
+    if not 25 <= page_size <= 500:
+        raise WorldError("page_size must be between 25 and 500", "page_size")
+    pages = max(1, math.ceil(len(items) / page_size))
+    data = items[(page - 1) * page_size: page * page_size]
+    return web.json_response({"data": data, "page": page, "pages": pages, "results": len(items)})
+
+
+# --- middleware: bookkeeping, faults, auth, errors ------------------------------------------------------
+
+
+@web.middleware
+async def _middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    world = request.app[WORLD_KEY]
+    world.api_requests += 1
+    world.requests[f"{request.method} {request.path.removeprefix('/v4')}"] += 1
+    faults = world.faults
+    if faults.api_delay_s > 0:
+        await asyncio.sleep(faults.api_delay_s)
+    status = faults.take_api_fault()
+    if status == 429:
+        return errors(429, "Too Many Requests", **{"Retry-After": "1"})
+    if status is not None:
+        return errors(status, "Service Unavailable" if status == 503 else "Internal Server Error")
+    auth = request.headers.get("Authorization", "")
+    if auth != f"Bearer {world.token}" and not (auth == "" and _PUBLIC.match(request.path)):
+        return errors(401, "Invalid Token")
+    try:
+        return await handler(request)
+    except WorldError as exc:
+        return errors(exc.status, exc.reason, exc.field)
+    except web.HTTPNotFound:
+        return errors(404, "Not found")
+    except web.HTTPMethodNotAllowed:
+        return errors(405, "Method Not Allowed")
+
+
+# --- handlers --------------------------------------------------------------------------------------------
+
+
+async def _profile(request: web.Request) -> web.Response:
+    world = request.app[WORLD_KEY]
+    return web.json_response({
+        "username": world.username, "email": world.email, "restricted": False, "uid": 1001,
+        "timezone": "UTC", "two_factor_auth": False, "email_notifications": True,
+        "ip_whitelist_enabled": False, "lish_auth_method": "keys_only", "authorized_keys": None,
+        "referrals": {"code": "", "url": "", "total": 0, "completed": 0, "pending": 0, "credit": 0},
+    })
+
+
+async def _regions(request: web.Request) -> web.Response:
+    return paginate(request, all_regions())
+
+
+async def _availability(request: web.Request) -> web.Response:
+    return paginate(request, availability(request.app[WORLD_KEY]))
+
+
+async def _types(request: web.Request) -> web.Response:
+    return paginate(request, all_types())
+
+
+async def _type(request: web.Request) -> web.Response:
+    found = next((t for t in all_types() if t["id"] == request.match_info["type_id"]), None)
+    return web.json_response(found) if found else errors(404, "Not found")
+
+
+async def _instances(request: web.Request) -> web.Response:
+    world = request.app[WORLD_KEY]
+    return paginate(request, [instance_json(world, i) for i in world.list()])
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise WorldError("Request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise WorldError("Request body must be a JSON object")
+    return body
+
+
+async def _create(request: web.Request) -> web.Response:
+    world = request.app[WORLD_KEY]
+    body = await _body(request)
+    for required in ("type", "region"):
+        if not body.get(required):
+            raise WorldError(f"{required} is required", required)
+    keys = body.get("authorized_keys") or []
+    key_ok = (isinstance(k, str) and k.startswith(("ssh-", "ecdsa-")) for k in keys)
+    if not isinstance(keys, list) or not all(key_ok):
+        raise WorldError("Invalid SSH2 public key", "authorized_keys")
+    if body.get("image") and not (keys or body.get("root_pass")):
+        raise WorldError("root_pass or authorized_keys is required when an image is given", "root_pass")
+    metadata = body.get("metadata") or {}
+    user_data = decode_user_data(metadata["user_data"]) if "user_data" in metadata else None
+    tags = body.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) and 3 <= len(t) <= 50 for t in tags):
+        raise WorldError("Tags must be 3 to 50 characters long", "tags")
+    instance = world.create(
+        body.get("label"), body["region"], body["type"], body.get("image"),
+        authorized_keys=keys, user_data=user_data, tags=tags, firewall_id=body.get("firewall_id"),
+    )
+    if world.faults.create_response_lost > 0:
+        # The instance exists; only the answer is lost, as with a proxy timing out on the way back.
+        world.faults.create_response_lost -= 1
+        return errors(502, "Bad Gateway")
+    return web.json_response(instance_json(world, instance))
+
+
+def _instance_or_404(request: web.Request) -> Any:
+    world = request.app[WORLD_KEY]
+    try:
+        instance = world.get(int(request.match_info["instance_id"]))
+    except ValueError:
+        instance = None
+    if instance is None:
+        raise web.HTTPNotFound()
+    return instance
+
+
+async def _instance(request: web.Request) -> web.Response:
+    return web.json_response(instance_json(request.app[WORLD_KEY], _instance_or_404(request)))
+
+
+async def _update(request: web.Request) -> web.Response:
+    world = request.app[WORLD_KEY]
+    instance = _instance_or_404(request)
+    body = await _body(request)
+    if "label" in body and body["label"] != instance.label:
+        check_label(body["label"])
+        if world.find_label(body["label"]) is not None:
+            raise WorldError("Label must be unique among your Linodes", "label")
+        instance.label = body["label"]
+    if "tags" in body:
+        instance.tags = sorted(set(body["tags"]))
+    instance.updated = world.now()
+    return web.json_response(instance_json(world, instance))
+
+
+async def _delete(request: web.Request) -> web.Response:
+    instance = _instance_or_404(request)
+    request.app[WORLD_KEY].delete(instance.id)
+    return web.json_response({})
+
+
+async def _reboot(request: web.Request) -> web.Response:
+    world = request.app[WORLD_KEY]
+    instance = _instance_or_404(request)
+    if world.status(instance) in ("provisioning", "booting"):
+        raise WorldError("Linode busy.", status=400)
+    world.reboot(instance.id)
+    return web.json_response({})
+
+
+def create_linode_api_app(world: World) -> web.Application:
+    """The fake API as an aiohttp application; every route lives under /v4."""
+    app = web.Application(middlewares=[_middleware])
+    app[WORLD_KEY] = world
+    app.router.add_get("/v4/profile", _profile)
+    app.router.add_get("/v4/regions", _regions)
+    app.router.add_get("/v4/regions/availability", _availability)
+    app.router.add_get("/v4/linode/types", _types)
+    app.router.add_get("/v4/linode/types/{type_id}", _type)
+    app.router.add_get("/v4/linode/instances", _instances)
+    app.router.add_post("/v4/linode/instances", _create)
+    app.router.add_get("/v4/linode/instances/{instance_id}", _instance)
+    app.router.add_put("/v4/linode/instances/{instance_id}", _update)
+    app.router.add_delete("/v4/linode/instances/{instance_id}", _delete)
+    app.router.add_post("/v4/linode/instances/{instance_id}/reboot", _reboot)
+    return app
+
+
+async def run_linode_api(world: World, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
+    """Start the fake API on the running loop; returns the runner (call `cleanup()`) and the base URL."""
+    runner = web.AppRunner(create_linode_api_app(world), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound_host, bound_port = runner.addresses[0][:2]
+    return runner, f"http://{bound_host}:{bound_port}/v4"
