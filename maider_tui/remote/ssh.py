@@ -1,0 +1,396 @@
+"""One SSH connection per session, carrying everything: commands, streams, SFTP and port forwards.
+
+The VM's host key is pinned (cloud-init installs the key we generated): verified from the first
+connection, and a different key refuses for good. Drops reconnect with backoff, reported through
+`on_state`; forwards keep their local port, since the listener is ours and each accepted socket
+tunnels over whichever connection is current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import posixpath
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import asyncssh
+
+from maider_tui.clock import Clock, SystemClock
+
+log = logging.getLogger(__name__)
+
+
+class SshError(Exception):
+    """Anything that went wrong over SSH, as one line a user can act on."""
+
+
+class HostKeyMismatch(SshError):
+    """The VM presented a host key other than the pinned one. Never retried."""
+
+
+class AuthRefused(SshError):
+    """The VM does not accept our key."""
+
+
+class SshUnreachable(SshError):
+    """No SSH connection could be made (refused, timed out, reset during the handshake)."""
+
+
+class SshDropped(SshError):
+    """The connection dropped under a command or stream; the session reconnects on its own."""
+
+
+class SshTimeout(SshError):
+    """A command ran past its timeout."""
+
+
+class SshClosed(SshError):
+    """The session was closed, or refused for good."""
+
+
+class RemoteFileError(SshError):
+    """An SFTP transfer failed (missing file, no such directory ...)."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """An ed25519 key: the private key as OpenSSH PEM, the public key as an `ssh-ed25519 AAAA...` line."""
+
+    private_pem: str
+    public_line: str
+
+    def private_key(self) -> asyncssh.SSHKey:
+        return asyncssh.import_private_key(self.private_pem)
+
+
+def generate_keypair(comment: str = "maider-tui") -> KeyPair:
+    """A fresh ed25519 pair: the client key (public line to authorized_keys) or the VM's host key
+    (cloud-init `ssh_keys`: ed25519_private / ed25519_public; its public line is what we pin)."""
+    key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
+    return KeyPair(key.export_private_key("openssh").decode(),
+                   key.export_public_key("openssh").decode().strip())
+
+
+_HOST_KEY_CHANGED = ("the VM's host key changed: this may be a different machine or a man-in-the-middle; "
+                     "refusing to connect")
+
+
+class SshSession:
+    """A supervised asyncssh connection to one VM (see the module docstring).
+
+    `state`: connecting, connected, reconnecting, closed, or refused (host key or our key rejected).
+    """
+
+    def __init__(self, host: str, port: int = 22, *, username: str = "root",
+                 client_keys: Sequence[Any] = (), known_host_key: str, clock: Clock | None = None,
+                 connect_timeout: float = 15, backoff: Sequence[float] = (0.5, 1, 2, 4, 8)) -> None:
+        self.host, self.port, self.username = host, port, username
+        self._keys = [_load_key(k) for k in client_keys]
+        try:
+            self._host_key = asyncssh.import_public_key(known_host_key.strip())
+        except (asyncssh.KeyImportError, ValueError) as exc:
+            raise SshError(f"the pinned host key is not a valid public key line: {exc}") from None
+        self._clock = clock or SystemClock()
+        self.connect_timeout = connect_timeout
+        self.backoff = tuple(backoff) or (1.0,)
+        self.state = "closed"
+        self.error: SshError | None = None
+        self.last_exit_status: int | None = None
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._sftp: asyncssh.SFTPClient | None = None
+        self._connected = asyncio.Event()
+        self._listeners: list[Callable[[str], None]] = []
+        self._supervisor: asyncio.Task[None] | None = None
+        self._forwards: dict[int, asyncio.Server] = {}
+        self._tunnels: set[asyncio.Task[None]] = set()
+
+    # --- state ------------------------------------------------------------------------------------
+
+    def on_state(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call `callback(state)` on every change; returns a function that unsubscribes."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+
+    def _set_state(self, state: str) -> None:
+        if state == self.state:
+            return
+        self.state = state
+        (self._connected.set if state == "connected" else self._connected.clear)()
+        for callback in list(self._listeners):
+            try:
+                callback(state)
+            except Exception:  # a broken listener must not break the connection
+                log.exception("ssh state listener failed")
+
+    # --- connecting -------------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect once (raising a typed SshError), then keep the connection up until `close()`."""
+        if self.state in ("connected", "connecting", "reconnecting"):
+            return
+        self._set_state("connecting")
+        try:
+            self._conn = await self._open()
+        except SshError as exc:
+            self.error = exc
+            self._set_state("refused" if isinstance(exc, (HostKeyMismatch, AuthRefused)) else "closed")
+            raise
+        self._set_state("connected")
+        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+
+    async def _open(self) -> asyncssh.SSHClientConnection:
+        where = f"{self.host}:{self.port}"
+        try:
+            return await asyncssh.connect(
+                self.host, self.port, username=self.username, client_keys=self._keys,
+                known_hosts=([self._host_key], [], []), agent_path=None, config=None, password=None,
+                preferred_auth="publickey", connect_timeout=self.connect_timeout,
+                keepalive_interval=15, keepalive_count_max=3)
+        except asyncssh.HostKeyNotVerifiable:
+            raise HostKeyMismatch(_HOST_KEY_CHANGED) from None
+        except asyncssh.KeyExchangeFailed as exc:
+            if "host key" in str(exc).lower():  # the VM offers no key of the pinned type at all
+                raise HostKeyMismatch(_HOST_KEY_CHANGED) from None
+            raise SshUnreachable(f"SSH to {where} failed during key exchange: {exc}") from None
+        except asyncssh.PermissionDenied:
+            raise AuthRefused(f"the VM at {where} refused our SSH key (user {self.username})") from None
+        except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+            reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else (
+                str(exc).strip() or type(exc).__name__)
+            raise SshUnreachable(f"cannot reach SSH at {where}: {reason}") from None
+
+    async def _supervise(self) -> None:
+        """Wait for the connection to drop, then reconnect with backoff until it works or is closed."""
+        while self.state not in ("closed", "refused"):
+            conn = self._conn
+            if conn is not None:
+                await conn.wait_closed()
+            if self.state in ("closed", "refused"):
+                return
+            self._conn, self._sftp = None, None
+            self._set_state("reconnecting")
+            attempt = 0
+            while self.state == "reconnecting":
+                await self._clock.sleep(self.backoff[min(attempt, len(self.backoff) - 1)])
+                attempt += 1
+                if self.state != "reconnecting":
+                    return
+                try:
+                    self._conn = await self._open()
+                except SshError as exc:
+                    self.error = exc
+                    if isinstance(exc, (HostKeyMismatch, AuthRefused)):  # never retried
+                        self._set_state("refused")
+                        return
+                    log.info("ssh reconnect to %s:%s failed: %s", self.host, self.port, exc)
+                    continue
+                self._set_state("connected")
+
+    async def close(self) -> None:
+        """Close forwards and the connection; the session cannot be used afterwards."""
+        if self.state != "refused":
+            self._set_state("closed")
+        for server in self._forwards.values():
+            server.close()
+        self._forwards.clear()
+        for task in list(self._tunnels):
+            task.cancel()
+        await asyncio.gather(*self._tunnels, return_exceptions=True)
+        conn, self._conn, self._sftp = self._conn, None, None
+        if conn is not None:
+            conn.close()
+            await conn.wait_closed()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+
+    async def _ready(self, wait: float | None = None) -> asyncssh.SSHClientConnection:
+        """The live connection, waiting up to `wait` seconds while a reconnect is under way."""
+        if self.state == "refused" and self.error is not None:
+            raise SshClosed(str(self.error))
+        if self.state == "closed":
+            raise SshClosed("the SSH session is closed")
+        if self.state != "connected":
+            try:
+                await asyncio.wait_for(self._connected.wait(), self.connect_timeout if wait is None else wait)
+            except asyncio.TimeoutError:
+                raise SshDropped(f"not connected to {self.host}:{self.port} ({self.state})") from None
+        assert self._conn is not None  # "connected" is only ever set after _conn
+        return self._conn
+
+    # --- commands ---------------------------------------------------------------------------------
+
+    async def run(self, cmd: str, timeout: float | None = 60) -> RunResult:
+        """Run a command to its end; a drop raises SshDropped (the command may or may not have run)."""
+        conn = await self._ready()
+        try:
+            result = await conn.run(cmd, check=False, timeout=timeout)
+        except asyncssh.TimeoutError:
+            raise SshTimeout(f"{_short(cmd)!r} did not finish within {timeout:g} s") from None
+        except (asyncssh.Error, OSError) as exc:
+            raise SshDropped(f"the SSH connection dropped while running {_short(cmd)!r}: {exc}") from None
+        if result.exit_status is None:
+            raise SshDropped(f"the SSH connection dropped while running {_short(cmd)!r}")
+        return RunResult(result.exit_status, str(result.stdout or ""), str(result.stderr or ""))
+
+    async def stream(self, cmd: str) -> AsyncIterator[str]:
+        """Lines of a long-running command's stdout (no line ending) until it ends.
+
+        Raises SshDropped when the connection goes first, so the caller can resume once reconnected.
+        `last_exit_status` holds the command's status when it ended on its own.
+        """
+        conn = await self._ready()
+        try:
+            process = await conn.create_process(cmd)
+        except (asyncssh.Error, OSError) as exc:
+            raise SshDropped(f"could not start {_short(cmd)!r}: {exc}") from None
+        try:
+            # Not `async for`: asyncssh's iterator yields a last "" at EOF.
+            while line := await process.stdout.readline():
+                yield line.rstrip("\r\n")
+            await process.wait_closed()
+        except (asyncssh.Error, OSError) as exc:
+            raise SshDropped(f"the SSH connection dropped during {_short(cmd)!r}: {exc}") from None
+        finally:
+            if process.exit_status is None:
+                process.close()
+        if process.exit_status is None and process.exit_signal is None:
+            raise SshDropped(f"the SSH connection dropped during {_short(cmd)!r}")
+        self.last_exit_status = process.exit_status
+
+    # --- files ------------------------------------------------------------------------------------
+
+    async def _sftp_client(self) -> asyncssh.SFTPClient:
+        conn = await self._ready()
+        if self._sftp is None or self._conn is not conn:
+            try:
+                self._sftp = await conn.start_sftp_client()
+            except (asyncssh.Error, OSError) as exc:
+                raise SshDropped(f"could not start SFTP: {exc}") from None
+        return self._sftp
+
+    async def put(self, path: str, data: bytes, mode: int = 0o600) -> None:
+        """Upload to a temporary name, set the mode, then rename over `path`: nobody reads half a file."""
+        sftp = await self._sftp_client()
+        folder, name = posixpath.split(path)
+        tmp = posixpath.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            async with sftp.open(tmp, "wb", asyncssh.SFTPAttrs(permissions=mode)) as handle:
+                await handle.write(data)
+            await sftp.chmod(tmp, mode)  # the server's umask may have narrowed or widened it
+            try:
+                await sftp.posix_rename(tmp, path)
+            except asyncssh.SFTPOpUnsupported:
+                with contextlib.suppress(asyncssh.SFTPNoSuchFile):
+                    await sftp.remove(path)
+                await sftp.rename(tmp, path)
+        except asyncssh.SFTPError as exc:
+            with contextlib.suppress(asyncssh.Error, OSError):
+                await sftp.remove(tmp)
+            raise RemoteFileError(f"upload of {path} failed: {exc.reason}") from None
+        except (asyncssh.Error, OSError) as exc:
+            raise SshDropped(f"the SSH connection dropped while uploading {path}: {exc}") from None
+
+    async def get(self, path: str) -> bytes:
+        """Download a file's bytes."""
+        sftp = await self._sftp_client()
+        try:
+            async with sftp.open(path, "rb") as handle:
+                data = await handle.read()
+        except asyncssh.SFTPError as exc:
+            missing = isinstance(exc, asyncssh.SFTPNoSuchFile)
+            raise RemoteFileError(f"{path}: no such file on the VM" if missing
+                                  else f"download of {path} failed: {exc.reason}") from None
+        except (asyncssh.Error, OSError) as exc:
+            raise SshDropped(f"the SSH connection dropped while downloading {path}: {exc}") from None
+        return data if isinstance(data, bytes) else data.encode()
+
+    # --- port forwards ----------------------------------------------------------------------------
+
+    async def forward(self, remote_port: int, local_port: int | None = None) -> int:
+        """Forward 127.0.0.1:LOCAL to the VM's localhost:REMOTE_PORT; returns LOCAL.
+
+        A requested port in use falls back to a free one. The listener binds 127.0.0.1 only.
+        """
+        await self._ready()
+        if remote_port in self._forwards:
+            return self._forwards[remote_port].sockets[0].getsockname()[1]
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = cast("asyncio.Task[None]", asyncio.current_task())
+            self._tunnels.add(task)  # so close() can end tunnels still open
+            try:
+                await self._tunnel(remote_port, reader, writer)
+            finally:
+                self._tunnels.discard(task)
+
+        try:
+            server = await asyncio.start_server(accept, "127.0.0.1", local_port or 0)
+        except OSError:
+            if not local_port:
+                raise
+            log.info("local port %s is taken; forwarding from a free port instead", local_port)
+            server = await asyncio.start_server(accept, "127.0.0.1", 0)
+        self._forwards[remote_port] = server
+        return server.sockets[0].getsockname()[1]
+
+    async def _tunnel(self, remote_port: int, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> None:
+        try:
+            conn = await self._ready()
+            remote_reader, remote_writer = await conn.open_connection("127.0.0.1", remote_port)
+        except (SshError, asyncssh.Error, OSError) as exc:
+            log.info("forward to VM port %s refused: %s", remote_port, exc)
+            writer.close()
+            return
+
+        async def pipe(src: Any, dst: Any) -> None:
+            with contextlib.suppress(asyncssh.Error, OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+                if dst.can_write_eof():
+                    dst.write_eof()
+
+        try:
+            await asyncio.gather(pipe(reader, remote_writer), pipe(remote_reader, writer))
+        finally:
+            remote_writer.close()
+            writer.close()
+
+    def forwards(self) -> dict[int, int]:
+        """remote port -> local port of the forwards this session holds."""
+        return {remote: server.sockets[0].getsockname()[1] for remote, server in self._forwards.items()}
+
+
+def _load_key(key: Any) -> Any:
+    """An asyncssh key from a key object, PEM text, a KeyPair or a path to a key file."""
+    if isinstance(key, KeyPair):
+        return key.private_key()
+    if isinstance(key, str) and "PRIVATE KEY" in key:
+        return asyncssh.import_private_key(key)
+    if isinstance(key, str) or hasattr(key, "__fspath__"):
+        try:
+            return asyncssh.read_private_key(key)
+        except (OSError, asyncssh.KeyImportError) as exc:
+            raise SshError(f"cannot read the SSH key {key}: {exc}") from None
+    return key
+
+
+def _short(cmd: str) -> str:
+    return cmd if len(cmd) <= 60 else cmd[:57] + "..."

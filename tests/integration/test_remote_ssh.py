@@ -1,0 +1,144 @@
+"""The app's SSH client (`remote/ssh.py`) against a sim VM: commands, streams, SFTP, forwards, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import httpx
+import pytest
+import yaml
+
+from maider_tui.remote.ssh import RemoteFileError, SshDropped, SshSession, SshUnreachable, generate_keypair
+from maider_tui.sim import SimCloud
+
+HOST = generate_keypair("host")
+CLIENT = generate_keypair("client")
+MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
+COMPOSE = yaml.safe_dump({"services": {
+    "vllm": {"image": "vllm/vllm-openai:v0.11.0", "command": [MODEL, "--max-model-len", "8192"],
+             "ports": ["127.0.0.1:8000:8000"], "gpus": "all"},
+    "open-webui": {"image": "ghcr.io/open-webui/open-webui:main", "ports": ["127.0.0.1:3000:8080"]},
+}}).encode()
+
+
+async def connect(sim: SimCloud, vm_id: int, **kwargs) -> SshSession:
+    host, port = sim.ssh_address(vm_id)
+    ssh = SshSession(host, port, client_keys=[CLIENT.private_pem], known_host_key=HOST.public_line, **kwargs)
+    end = time.monotonic() + 10
+    while True:
+        try:
+            await ssh.connect()
+            return ssh
+        except SshUnreachable:
+            assert time.monotonic() < end, "the VM never answered SSH"
+            await asyncio.sleep(0.02)
+
+
+async def wait_for(predicate, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not await predicate():
+        assert time.monotonic() < end, "condition not reached in time"
+        await asyncio.sleep(0.03)
+
+
+async def get_status(url: str) -> int:
+    async with httpx.AsyncClient(timeout=5) as http:
+        return (await http.get(url)).status_code
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with SimCloud(speed=1000, seed=3) as cloud:
+        yield cloud
+
+
+@pytest.fixture(scope="module")
+def vm_id(sim):
+    """A VM with vLLM and Open WebUI up, prepared over SSH once for the module."""
+    user_data = "#cloud-config\n" + yaml.safe_dump(
+        {"ssh_keys": {"ed25519_private": HOST.private_pem, "ed25519_public": HOST.public_line}})
+    vm = sim.world.create("remote-tests", "us-ord", "g2-gpu-rtx4000a1-s", "linode/ubuntu24.04",
+                          authorized_keys=[CLIENT.public_line], user_data=user_data).id
+
+    async def prepare() -> None:
+        ssh = await connect(sim, vm)
+        await ssh.run("cloud-init status --wait")
+        await ssh.put("/opt/llm/docker-compose.yml", COMPOSE, 0o644)
+        assert (await ssh.run("docker compose -f /opt/llm/docker-compose.yml up -d")).exit_status == 0
+        await ssh.run("docker compose -f /opt/llm/docker-compose.yml up -d --wait", timeout=20)
+        await ssh.close()
+
+    asyncio.run(prepare())
+    return vm
+
+
+async def test_run_stream_put_get(sim, vm_id):
+    ssh = await connect(sim, vm_id)
+    result = await ssh.run("echo out; echo err >&2; false")
+    assert (result.exit_status, result.stdout, result.stderr, result.ok) == (1, "out\n", "err\n", False)
+    lines = [line async for line in ssh.stream("printf 'a\\nb\\nc\\n'")]
+    assert lines == ["a", "b", "c"] and ssh.last_exit_status == 0
+    await ssh.put("/root/notes.txt", b"hello", mode=0o640)
+    assert await ssh.get("/root/notes.txt") == b"hello"
+    assert (await ssh.run("stat -c %a /root/notes.txt")).stdout == "640\n"
+    with pytest.raises(RemoteFileError, match="no such file"):
+        await ssh.get("/root/absent")
+    with pytest.raises(RemoteFileError):
+        await ssh.put("/no/such/dir/file", b"x")
+    await ssh.close()
+    assert ssh.state == "closed"
+
+
+async def test_forward_reaches_vllm_and_open_webui_only(sim, vm_id):
+    ssh = await connect(sim, vm_id)
+    vllm_port = await ssh.forward(8000)
+    webui_port = await ssh.forward(3000)
+    assert await get_status(f"http://127.0.0.1:{vllm_port}/health") == 200
+    assert await get_status(f"http://127.0.0.1:{webui_port}/") == 200
+    assert ssh.forwards() == {8000: vllm_port, 3000: webui_port}
+    closed_port = await ssh.forward(5432)  # nothing listens there on the VM: the tunnel is refused
+    with pytest.raises(httpx.TransportError):
+        await get_status(f"http://127.0.0.1:{closed_port}/")
+    listening = {s.getsockname()[0] for s in ssh._forwards[8000].sockets}
+    assert listening == {"127.0.0.1"}
+    await ssh.close()
+
+
+async def test_requested_local_port_in_use_falls_back(sim, vm_id):
+    ssh = await connect(sim, vm_id)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        port = await ssh.forward(8000, local_port=busy)
+        assert port != busy
+        assert await get_status(f"http://127.0.0.1:{port}/health") == 200
+    await ssh.close()
+
+
+async def test_reconnects_after_a_drop_and_the_forward_works_again(sim, vm_id):
+    states: list[str] = []
+    sim.faults.ssh_drop_after_s = 0.4
+    try:
+        ssh = await connect(sim, vm_id, backoff=(0.05, 0.1))
+        ssh.on_state(states.append)
+        port = await ssh.forward(8000)
+        assert await get_status(f"http://127.0.0.1:{port}/health") == 200
+        handshakes = sim.ssh_handshakes(vm_id)
+        with pytest.raises(SshDropped):
+            async for _ in ssh.stream("nvidia-smi --query-gpu=index --format=csv,noheader -lms 50"):
+                pass
+        sim.faults.ssh_drop_after_s = None  # the next connection stays up
+
+        async def back() -> bool:
+            return ssh.state == "connected" and "reconnecting" in states
+        await wait_for(back)
+    finally:
+        sim.faults.ssh_drop_after_s = None
+    assert states[:2] == ["reconnecting", "connected"]
+    assert sim.ssh_handshakes(vm_id) > handshakes
+    assert (await ssh.run("echo again")).stdout == "again\n"
+    assert await get_status(f"http://127.0.0.1:{port}/health") == 200  # same local port as before
+    await ssh.close()
