@@ -111,10 +111,15 @@ class Secrets:
         environ: Mapping[str, str] | None = None,
         dotenv_values: Mapping[str, str] | None = None,
         op_timeout: float = 10.0,
+        use_keyring: bool = True,
     ) -> None:
         self._environ = os.environ if environ is None else environ
         self._dotenv = dotenv_values or {}
         self._op_timeout = op_timeout
+        # The demo must neither read a real token from the keyring nor write its fake one there:
+        # with use_keyring False, tokens set during the run live in this dict and die with it.
+        self._use_keyring = use_keyring
+        self._memory: dict[str, str] = {}
 
     def get(self, name: str) -> ResolvedSecret | None:
         """The token `name` ("linode_token" or "hf_token"), or None when no source has it."""
@@ -139,6 +144,9 @@ class Secrets:
         if not value:
             raise SecretError(f"The {LABELS[name]} is empty, so nothing was saved.")
         register_secret(value)
+        if not self._use_keyring:
+            self._memory[name] = value
+            return
         status = self.keyring_status()
         if not status.available:
             raise SecretError(status.message)
@@ -151,6 +159,8 @@ class Secrets:
     def delete(self, name: str) -> bool:
         """Remove the token `name` from the keyring; False when none was stored there."""
         _check_name(name)
+        if not self._use_keyring:
+            return self._memory.pop(name, None) is not None
         status = self.keyring_status()
         if not status.available:
             raise SecretError(status.message)
@@ -181,6 +191,9 @@ class Secrets:
 
     def _from_keyring(self, name: str) -> tuple[str, str] | None:
         _check_name(name)
+        if not self._use_keyring:
+            value = self._memory.get(name)
+            return (value, "this run only") if value else None
         try:
             if _no_store(keyring.get_keyring()):
                 return None  # the usual state on a headless Linux box, not worth a warning each time

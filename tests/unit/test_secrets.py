@@ -237,3 +237,18 @@ def test_has_does_not_resolve_op_references(tmp_path):
     secrets = Secrets(environ={"LINODE_TOKEN": "op://vault/item/token", "PATH": str(tmp_path)})
     assert secrets.has("linode_token") is True
     assert secrets.has("hf_token") is False
+
+
+def test_without_keyring_tokens_live_in_memory_only(memory_keyring):
+    from maider_tui.secrets import Secrets
+
+    memory_keyring.set_password("maider-tui", "linode_token", "real-account-token-123456")
+    demo = Secrets(environ={"MAIDER_LINODE_TOKEN": "sim-abcdef"}, use_keyring=False)
+    # A real token in the keyring is never seen by the demo ...
+    assert demo.get("linode_token").value.get_secret_value() == "sim-abcdef"
+    demo.set("hf_token", "hf_demoTokenForTheSimOnly0000")
+    assert demo.get("hf_token").source == "this run only"
+    # ... and the demo's tokens never reach the keyring.
+    assert memory_keyring.get_password("maider-tui", "hf_token") is None
+    assert demo.delete("hf_token") is True
+    assert demo.get("hf_token") is None
