@@ -6,9 +6,10 @@ import asyncio
 import logging
 from typing import Iterable
 
-from textual import work
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.worker import Worker, WorkerState
 
 from . import __version__
 from .context import AppContext
@@ -47,15 +48,57 @@ class MaiderApp(App[None]):
             self.notify(problem, title="Settings", severity="warning", timeout=20)
         if self.context.store_error is not None:
             self._offer_store_recovery()
-        self.check_token()
+        self.check_account()
 
-    @work(exclusive=True, exit_on_error=False, group="token", description="Look for a Linode token")
-    async def check_token(self) -> None:
-        # The keyring may talk to a desktop service (D-Bus): keep it off the UI loop.
-        present = await asyncio.to_thread(self.context.secrets.has, "linode_token")
-        screen = self.screen
-        if isinstance(screen, HomeScreen):
-            screen.set_has_token(present)
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        """Any worker that dies of an unexpected error says so on screen (and in the log)."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        log.error("%s failed", event.worker.description or event.worker.name, exc_info=error)
+        what = event.worker.description or event.worker.name or "A background task"
+        self.notify(f"{what} failed: {error}", title="Error", severity="error", timeout=30)
+
+    def _home(self) -> HomeScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, HomeScreen):
+                return screen
+        return None
+
+    @work(exclusive=True, exit_on_error=False, group="account", description="Check the Linode account")
+    async def check_account(self) -> None:
+        """Find a token, check it with the API and count what the account can rent."""
+        from .cloud.errors import ProviderError
+
+        # The keyring may talk to a desktop service (D-Bus), and op:// runs a program: not on the UI loop.
+        present = self.context.provider is not None or await asyncio.to_thread(
+            self.context.secrets.has, "linode_token")
+        home = self._home()
+        if home is not None:
+            home.set_has_token(present)
+        if not present:
+            return
+        try:
+            provider = await asyncio.to_thread(self.context.get_provider)
+            if provider is None:
+                return
+            account = await provider.whoami()
+            types = await provider.gpu_types()
+            regions = await provider.regions()
+        except ProviderError as exc:
+            log.warning("account check failed: %s", exc)
+            self.notify(str(exc), title="Linode", severity="error", timeout=30)
+            if home is not None:
+                home.set_account_line(f"Linode: {exc}")
+            return
+        where = {"api": "from the API", "cache": "cached", "offline": "offline data"}[types.source]
+        line = (f"Account {account.username}: {len(types.items)} GPU plans in "
+                f"{len(regions.items)} GPU regions ({where}).")
+        if types.message:
+            line += f" {types.message}"
+        if home is not None:
+            home.set_account_line(line)
 
     def _offer_store_recovery(self) -> None:
         from .store import StoreCorruptError, move_aside
@@ -101,6 +144,12 @@ class MaiderApp(App[None]):
     def action_save_screenshot(self) -> None:
         path = self.save_screenshot()
         self.notify(f"Saved {path}", title="Screenshot")
+
+    def get_system_commands(self, screen):
+        # Ours carry namespaced titles ("app: quit", "view: save screenshot"): drop Textual's twins.
+        for command in super().get_system_commands(screen):
+            if command.title not in {"Quit", "Screenshot"}:
+                yield command
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
         yield PaletteCommand("view: save screenshot", "Save an SVG of the screen", self.action_save_screenshot)

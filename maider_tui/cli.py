@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = token_sub.add_parser(verb, help=text)
         p.add_argument("which", choices=sorted(SECRET_NAMES), help="which token")
 
+    sub.add_parser("sim", add_help=False,
+                   help="run the simulated Linode cloud alone and print its API address and token "
+                        "(maider-tui sim --help for its options)")
+    from .deploy.plan import add_plan_parser
+
+    add_plan_parser(sub)
     types = sub.add_parser("types", help="list the GPU plans with GPUs, VRAM, $/h and regions")
     types.add_argument("--region", metavar="R", help="only plans offered in this region")
     types.add_argument("--refresh", action="store_true", help="ask the Linode API even if the cache is fresh")
@@ -43,11 +49,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sim"]:
+        # The simulator owns its options; hand it the rest of the line as it is.
+        from .sim.__main__ import main as sim_main
+
+        return sim_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "token":
         return run_token(args)
     if args.command == "types":
         return run_types(args)
+    if args.command == "plan":
+        from .deploy.plan import run_plan
+        from .settings import load_settings
+
+        loaded = load_settings(args.config)
+        for problem in loaded.problems:
+            print(f"warning: {problem}", file=sys.stderr)
+        return run_plan(args, settings=loaded.settings)
     return run_app(args)
 
 
@@ -66,8 +86,20 @@ def run_app(args: argparse.Namespace) -> int:
 
     paths = _paths(args.demo)
     setup_logging(paths.log_file)
-    context = build_context(paths, config_path=args.config, demo=args.demo)
-    MaiderApp(context).run()
+    if not args.demo:
+        MaiderApp(build_context(paths, config_path=args.config)).run()
+        return 0
+    if args.sim_speed <= 0:
+        print("--sim-speed must be positive.", file=sys.stderr)
+        return 2
+    from .sim import SimCloud
+
+    # The demo is the real app with another base URL: the same provider, SSH and vLLM code.
+    with SimCloud(speed=args.sim_speed) as sim:
+        context = build_context(paths, config_path=args.config, demo=True,
+                                environ={"MAIDER_LINODE_TOKEN": sim.token}, use_keyring=False)
+        context.provider = sim.provider(store=context.store)
+        MaiderApp(context).run()
     return 0
 
 

@@ -13,6 +13,7 @@ from .clock import Clock, SystemClock
 from .paths import AppPaths
 
 if TYPE_CHECKING:
+    from .cloud.base import Provider
     from .secrets import Secrets
     from .settings import LoadedSettings
     from .store import Store, StoreError
@@ -27,6 +28,21 @@ class AppContext:
     store_error: "StoreError | None" = None
     clock: Clock = field(default_factory=SystemClock)
     demo: bool = False
+    provider: "Provider | None" = None
+
+    def get_provider(self) -> "Provider | None":
+        """The cloud provider: the one given (the demo's), else Linode with the user's token, else None.
+
+        Blocking (keyring, maybe `op read`): call it from a worker thread.
+        """
+        if self.provider is None:
+            token = self.secrets.get("linode_token")
+            if token is None:
+                return None
+            from .cloud.linode import LinodeProvider  # lazy: the home screen must start fast
+
+            self.provider = LinodeProvider(token.value.get_secret_value(), store=self.store, clock=self.clock)
+        return self.provider
 
     @property
     def problems(self) -> list[str]:
@@ -41,6 +57,7 @@ def build_context(
     clock: Clock | None = None,
     demo: bool = False,
     environ: dict[str, str] | None = None,
+    use_keyring: bool = True,
 ) -> AppContext:
     """Load settings, open the store and set up secrets; broken files become messages, not crashes."""
     import os
@@ -58,7 +75,7 @@ def build_context(
         store = open_store(paths.database, clock=clock)
     except StoreError as exc:
         store_error = exc
-    secrets = Secrets(environ=env, dotenv_values=loaded.dotenv_values)
+    secrets = Secrets(environ=env, dotenv_values=loaded.dotenv_values, use_keyring=use_keyring)
     return AppContext(
         paths=paths,
         settings=loaded,

@@ -65,3 +65,24 @@ def make_context(paths: AppPaths, clock: ManualClock):
         return build_context(paths, config_path=config_path, clock=clock, demo=demo, environ=environ or {})
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def sim_cloud():
+    """One simulated cloud for the tests that need an account; fast boots."""
+    from maider_tui.sim import SimCloud
+
+    with SimCloud(speed=1000) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim_context(make_context, sim_cloud):
+    """An AppContext wired to the simulated cloud, as `--demo` builds it."""
+
+    def factory(*, demo: bool = False):
+        context = make_context(demo=demo)
+        context.provider = sim_cloud.provider(store=context.store)
+        return context
+
+    return factory

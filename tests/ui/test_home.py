@@ -21,14 +21,28 @@ async def test_first_run_says_how_to_add_a_token(make_context):
         assert not app.screen.query_one(DataTable).display
 
 
-async def test_with_a_token_the_welcome_is_short(make_context, memory_keyring):
-    memory_keyring.set_password("maider-tui", "linode_token", "sim-token-abcdef")
-    app = MaiderApp(make_context())
+async def test_with_an_account_the_welcome_says_what_it_can_rent(sim_context):
+    app = MaiderApp(sim_context())
     async with app.run_test() as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
         text = str(app.screen.query_one("#first-run", Static).render())
-        assert text == "No sessions yet."
+        assert text.startswith("No sessions yet.")
+        assert "Account sim-user: 7 GPU plans in 12 GPU regions (from the API)." in text
+
+
+async def test_a_refused_token_is_said_on_screen(make_context, memory_keyring, sim_cloud):
+    from maider_tui.cloud.linode import LinodeProvider
+
+    context = make_context()
+    context.provider = LinodeProvider("not-the-token", base_url=sim_cloud.linode_base_url, store=context.store)
+    app = MaiderApp(context)
+    async with app.run_test() as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        text = str(app.screen.query_one("#first-run", Static).render())
+        assert "token was refused" in text
+        assert any("token was refused" in n.message for n in app._notifications)
 
 
 async def test_sessions_are_listed_with_cost_and_live_total(make_context, clock):

@@ -22,15 +22,14 @@ def test_home_first_run(snap_compare, make_context, size):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_home_with_sessions(snap_compare, make_context, clock, size, memory_keyring):
-    memory_keyring.set_password("maider-tui", "linode_token", "sim-token-abcdef")
-    context = make_context()
+def test_home_with_sessions(snap_compare, sim_context, clock, size):
+    context = sim_context()
     add_sample_sessions(context.store, clock.now())
     assert snap_compare(MaiderApp(context), terminal_size=size, run_before=_settle)
 
 
-def test_home_demo(snap_compare, make_context):
-    assert snap_compare(MaiderApp(make_context(demo=True)), terminal_size=(80, 24), run_before=_settle)
+def test_home_demo(snap_compare, sim_context):
+    assert snap_compare(MaiderApp(sim_context(demo=True)), terminal_size=(80, 24), run_before=_settle)
 
 
 def test_confirm_dialog_for_a_broken_database(snap_compare, make_context, paths):

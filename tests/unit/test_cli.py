@@ -38,3 +38,23 @@ def test_token_set_status_delete_never_prints_the_token(monkeypatch, capsys, mem
 def test_parser_rejects_unknown_token_name():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["token", "set", "aws"])
+
+
+def test_sim_subcommand_hands_its_options_to_the_simulator(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["sim", "--help"])
+    assert exc.value.code == 0
+    assert "--speed" in capsys.readouterr().out
+
+
+def test_demo_refuses_a_non_positive_speed(capsys):
+    assert main(["--demo", "--sim-speed", "0"]) == 2
+    assert "--sim-speed must be positive" in capsys.readouterr().err
+
+
+def test_plan_is_wired_and_creates_nothing(capsys, isolated_home):
+    code = main(["plan", "--type", "g2-gpu-rtx4000a2-s", "--model", "Qwen/Qwen2.5-Coder-32B-Instruct-AWQ",
+                 "--summary"])
+    assert code == 0
+    assert "TP 2" in capsys.readouterr().out
+    assert not (isolated_home / "data").exists()

@@ -72,6 +72,8 @@ class HomeScreen(Screen[None]):
         super().__init__()
         self.context = context
         self.has_token: bool | None = None
+        self.account_line = ""
+        self._composed = False
 
     def compose(self) -> ComposeResult:
         yield TopBar()
@@ -86,10 +88,16 @@ class HomeScreen(Screen[None]):
         self.query_one("#sessions-box").border_title = "Sessions"
         bar = self.query_one(TopBar)
         bar.badge = "demo" if self.context.demo else ""
+        self._composed = True
         self.refresh_sessions()
 
     def set_has_token(self, has_token: bool) -> None:
         self.has_token = has_token
+        self.refresh_sessions()
+
+    def set_account_line(self, line: str) -> None:
+        """What the account check found (or why it failed), shown under the welcome."""
+        self.account_line = line
         self.refresh_sessions()
 
     def sessions(self) -> list["SessionRecord"]:
@@ -97,6 +105,8 @@ class HomeScreen(Screen[None]):
         return store.list_sessions() if store is not None else []
 
     def refresh_sessions(self) -> None:
+        if not self._composed:
+            return  # on_mount draws whatever arrived before it
         now = self.context.clock.now()
         records = self.sessions()
         table = self.query_one("#sessions", DataTable)
@@ -122,7 +132,8 @@ class HomeScreen(Screen[None]):
         table.display = bool(records)
         message = self.query_one("#first-run", Static)
         message.display = not records
-        message.update(first_run_message(self.has_token, self.context.demo))
+        text = first_run_message(self.has_token, self.context.demo)
+        message.update(f"{text}\n\n{self.account_line}" if self.account_line else text)
         bar = self.query_one(TopBar)
         bar.status = f"{live} live · ${live_rate:.2f}/h"
         bar.set_time(now)
