@@ -1,0 +1,151 @@
+"""`maider-tui plan`: the dry run prints the fit, the user-data or the compose file, and creates nothing."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+
+from maider_tui.deploy.plan import (
+    HF_TOKEN_PLACEHOLDER,
+    HOST_KEY_PLACEHOLDER_PUBLIC,
+    add_plan_parser,
+    run_plan,
+)
+from maider_tui.settings import Settings
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="maider-tui")
+    add_plan_parser(root.add_subparsers(dest="command"))
+    return root
+
+
+def plan(*argv: str, settings: Settings | None = None) -> int:
+    return run_plan(parser().parse_args(["plan", *argv]), settings=settings)
+
+
+def files_under(root: Path) -> set[Path]:
+    return {Path(dirpath) / name for dirpath, _, names in os.walk(root) for name in names}
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the dry run must not touch the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture
+def nothing_written(tmp_path: Path):
+    before = files_under(tmp_path)
+    yield
+    assert files_under(tmp_path) == before
+
+
+def test_summary_is_the_default_and_shows_the_fit(capsys, nothing_written):
+    assert plan("--type", "g2-gpu-rtx4000a2-s", "--model", "32B-AWQ", "--region", "us-ord") == 0
+    out = capsys.readouterr().out
+    assert "dry run: nothing is created" in out
+    for expected in ("g2-gpu-rtx4000a2-s: 2x RTX 4000 Ada, 20 GB each (40 GB)", "us-ord (Chicago, US)",
+                     "$1.04/h, $24.96/day", "Qwen/Qwen2.5-Coder-32B-Instruct-AWQ", "TP 2, PP 1",
+                     "32K (32768 tokens", "auto, KV cache auto",
+                     "vllm serve Qwen/Qwen2.5-Coder-32B-Instruct-AWQ --tensor-parallel-size 2"):
+        assert expected in out, expected
+
+
+def test_summary_on_turing_with_a_context(capsys):
+    assert plan("--type", "g1-gpu-rtx6000-3", "--model", "14B", "--context", "16k", "--summary") == 0
+    out = capsys.readouterr().out
+    assert "16K (16384 tokens" in out and "half, KV cache auto" in out
+    assert "TP 2, PP 1 (2 of 3 GPUs used)" in out
+    assert "$4.50/h, $108.00/day" in out
+
+
+def test_cloud_init_with_placeholder_host_key(capsys, nothing_written):
+    assert plan("--type", "g2-gpu-rtx4000a1-s", "--model", "7B", "--cloud-init") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("#cloud-config\n")
+    data = yaml.safe_load(out)
+    assert data["ssh_keys"]["ed25519_public"] == HOST_KEY_PLACEHOLDER_PUBLIC
+    assert "placeholder" in data["ssh_keys"]["ed25519_private"]
+    assert "HF_TOKEN" not in out
+
+
+def test_compose_with_the_token_as_a_placeholder(capsys, nothing_written):
+    assert plan("--type", "g2-gpu-rtx4000a2-s", "--model", "32B-AWQ", "--compose") == 0
+    out = capsys.readouterr().out
+    document = yaml.safe_load(out)
+    command = document["services"]["vllm"]["command"]
+    assert command[:3] == ["Qwen/Qwen2.5-Coder-32B-Instruct-AWQ", "--tensor-parallel-size", "2"]
+    assert f"HF_TOKEN={HF_TOKEN_PLACEHOLDER}" in out  # as a comment about .env, not in the services
+    assert "HF_TOKEN" not in yaml.safe_dump(document)
+
+
+def test_the_users_settings_shape_the_plan(capsys):
+    settings = Settings.model_validate({
+        "vllm": {"served_model_name": "coder", "image": "vllm/vllm-openai:v0.11.2", "max_num_seqs": 4,
+                 "extra_args": "--enable-prefix-caching", "env": {"VLLM_SLEEP_WHEN_IDLE": "1"}},
+        "compose": {"enable_openwebui": True},
+    })
+    assert plan("--type", "g2-gpu-rtx4000a1-s", "--model", "7B-AWQ", "--compose", settings=settings) == 0
+    services = yaml.safe_load(capsys.readouterr().out)["services"]
+    vllm = services["vllm"]
+    assert vllm["image"] == "vllm/vllm-openai:v0.11.2" and "open-webui" in services
+    assert vllm["command"][1:3] == ["--served-model-name", "coder"]
+    assert "--max-num-seqs" in vllm["command"] and vllm["command"][-1] == "--enable-prefix-caching"
+    assert vllm["environment"] == {"VLLM_SLEEP_WHEN_IDLE": "1"}
+
+
+ADA1 = "g2-gpu-rtx4000a1-s"
+
+
+@pytest.mark.parametrize(("argv", "wanted"), [
+    (["--type", "g2-gpu-rtx4000a9", "--model", "7B"], "unknown GPU type 'g2-gpu-rtx4000a9'; did you mean"),
+    (["--type", ADA1, "--model", "Qwen2.5-Coder-7B"], "unknown model 'Qwen2.5-Coder-7B'; did you mean"),
+    (["--type", ADA1, "--model", "7B", "--region", "us-ordd"], "unknown region 'us-ordd'; did you mean"),
+    (["--type", ADA1, "--model", "7B", "--region", "us-east"], "is not offered in us-east"),
+])
+def test_unknown_ids_name_close_matches_and_exit_2(capsys, argv, wanted):
+    assert plan(*argv) == 2
+    captured = capsys.readouterr()
+    assert wanted in captured.err and captured.out == ""
+
+
+def test_a_model_that_does_not_fit_says_why_and_exits_1(capsys):
+    assert plan("--type", "g2-gpu-rtx4000a1-s", "--model", "32B-AWQ") == 1
+    err = capsys.readouterr().err
+    assert "does not fit g2-gpu-rtx4000a1-s" in err and "GB of weights" in err
+    assert "Plans it fits: g2-gpu-rtx4000a2-s" in err
+
+
+def test_a_context_beyond_the_model_does_not_fit(capsys):
+    assert plan("--type", "g2-gpu-rtx4000a2-s", "--model", "32B-AWQ", "--context", "65536") == 1
+    assert "supports at most 32K context" in capsys.readouterr().err
+
+
+def test_bad_context_and_conflicting_views_are_usage_errors(capsys):
+    with pytest.raises(SystemExit) as bad:
+        parser().parse_args(["plan", "--type", "t", "--model", "m", "--context", "lots"])
+    assert bad.value.code == 2 and "not a context length" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser().parse_args(["plan", "--type", "t", "--model", "m", "--compose", "--cloud-init"])
+
+
+def test_suggestions_stay_in_the_chosen_region(capsys):
+    assert plan("--type", "g2-gpu-rtx4000a1-s", "--model", "32B-AWQ", "--region", "us-ord") == 1
+    err = capsys.readouterr().err
+    assert "Plans it fits in us-ord: g2-gpu-rtx4000a2-s, g2-gpu-rtx4000a4-m" in err
+    assert "rtx6000" not in err  # Quadro plans are not offered in us-ord
+
+
+def test_the_settings_default_context_is_used_without_context(capsys):
+    settings = Settings.model_validate({"vllm": {"max_model_len": 8192}})
+    assert plan("--type", "g2-gpu-rtx4000a2-s", "--model", "32B-AWQ", settings=settings) == 0
+    assert "8K (8192 tokens" in capsys.readouterr().out
