@@ -1,0 +1,95 @@
+"""Typed events the workflows report; the UI turns them into widget updates, tests assert on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Union
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """A provisioning (or switching) stage began; `fraction` is the whole job's progress, 0..1."""
+
+    session: str
+    stage: str
+    fraction: float
+    eta_s: float | None
+    message: str
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    session: str
+    text: str
+
+
+@dataclass(frozen=True)
+class HealEvent:
+    """One self-healing attempt: what the log said and which flags changed."""
+
+    session: str
+    attempt: int
+    kind: str
+    evidence: str
+    change: str
+
+
+@dataclass(frozen=True)
+class WarningEvent:
+    session: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ReadyEvent:
+    session: str
+    endpoint: str
+    elapsed_s: float
+    max_model_len: int | None
+    heals: int = 0
+
+
+@dataclass(frozen=True)
+class FailedEvent:
+    """The workflow stopped; the VM (if any) is left for the user to inspect or destroy."""
+
+    session: str
+    stage: str
+    message: str
+    diagnosis: str | None = None
+
+
+@dataclass(frozen=True)
+class DestroyedEvent:
+    """The final receipt of a session."""
+
+    session: str
+    hours: float
+    cost_usd: float
+    tokens: int | None
+    usd_per_1k_tokens: float | None
+
+
+@dataclass(frozen=True)
+class RolledBackEvent:
+    session: str
+    model: str
+    message: str
+
+
+OpsEvent = Union[StageEvent, LogEvent, HealEvent, WarningEvent, ReadyEvent, FailedEvent, DestroyedEvent,
+                 RolledBackEvent]
+EventSink = Callable[[OpsEvent], None]
+
+
+@dataclass
+class EventRecorder:
+    """An EventSink that keeps everything, for tests and for replaying into a screen."""
+
+    events: list[OpsEvent] = field(default_factory=list)
+
+    def __call__(self, event: OpsEvent) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
