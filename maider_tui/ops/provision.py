@@ -1,0 +1,384 @@
+"""Provisioning: from a launch plan to a vLLM endpoint on the user's machine, healing vLLM on the way.
+
+Stages (each a StageEvent with the job's progress and an ETA, the record's `stage`, a store event):
+token -> record -> keys -> create -> running -> ssh -> cloud_init -> upload -> compose_up -> vllm
+(with self-healing) -> tunnel -> aider -> ready. The session is recorded before anything is
+created, and the instance id right after the create, so a crash always leaves a trace that
+`resume_from` can pick up. On failure the VM is left running for the user to inspect or destroy:
+this module never destroys anything. See docs/provisioning.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from maider_tui import catalog
+from maider_tui.clock import Clock
+from maider_tui.cloud import SESSION_TAG, CreateSpec, Provider, ProviderError, Vm
+from maider_tui.deploy import cloud_init, compose
+from maider_tui.log import register_secret
+from maider_tui.models import GpuType, VllmConfig
+from maider_tui.ops import heal
+from maider_tui.ops.events import (EventSink, FailedEvent, HealEvent, LogEvent, ReadyEvent, StageEvent,
+                                   WarningEvent)
+from maider_tui.ops.naming import session_name, validate_session_name
+from maider_tui.ops.readiness import (
+    COMPOSE_CMD, STAGE_NAMES, STAGES, TOTAL_S, ReadinessLimits, StageFailed, VllmAttempt, connect_ssh,
+    last_line, wait_cloud_init, wait_running, wait_vllm_healing,
+)
+from maider_tui.ops.session_files import client_key_path, write_aider_files, write_private
+from maider_tui.paths import AppPaths
+from maider_tui.remote.ssh import SshError, SshSession, generate_keypair
+from maider_tui.store import SessionRecord, Store
+
+DEFAULT_IMAGE = "linode/ubuntu24.04"
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """What to launch: where, on which plan, with which vLLM settings. `name` None: made automatically.
+
+    `options` holds what other workflows read back from the session (watchdog minutes ...).
+    """
+
+    region: str
+    gpu_type: GpuType
+    config: VllmConfig
+    compose: compose.ComposeOptions = field(default_factory=compose.ComposeOptions)
+    name: str | None = None
+    image: str = DEFAULT_IMAGE
+    firewall_id: int | None = None
+    tags: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        return self.config.model
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, gpu_type: GpuType | str | None = None, model: str | None = None,
+                      region: str | None = None, max_model_len: int | None = None,
+                      name: str | None = None) -> LaunchPlan:
+        """The plan the settings describe: the fit planner's vLLM config for the model on the GPU type,
+        with the user's own vLLM settings (env, extra args, max_num_seqs) on top."""
+        gpu = gpu_type if isinstance(gpu_type, GpuType) else catalog.gpu_type(
+            gpu_type or settings.provider.type)
+        vllm = settings.vllm
+        report = catalog.fit(model or vllm.model, gpu, max_model_len=max_model_len or vllm.max_model_len,
+                             gpu_memory_utilization=vllm.gpu_memory_utilization)
+        config = report.to_vllm_config(served_model_name=vllm.served_model_name).model_copy(update={
+            "extra_args": tuple(vllm.extra_args), "env": dict(vllm.env), "max_num_seqs": vllm.max_num_seqs})
+        return cls(region=region or settings.provider.region, gpu_type=gpu, config=config,
+                   compose=compose.ComposeOptions.from_settings(settings), name=name,
+                   image=settings.provider.image, firewall_id=settings.provider.firewall_id,
+                   tags=tuple(t for t in settings.provider.tags if t != SESSION_TAG),
+                   options={"watchdog_minutes": settings.watchdog.timeout_minutes})
+
+    def stored_options(self) -> dict[str, Any]:
+        """What the session record keeps so the plan can be rebuilt (`from_record`)."""
+        return {**self.options, "compose": dataclasses.asdict(self.compose), "image": self.image,
+                "firewall_id": self.firewall_id, "tags": list(self.tags)}
+
+    @classmethod
+    def from_record(cls, record: SessionRecord) -> LaunchPlan:
+        """The plan of a recorded session (for resuming it), its config as last healed."""
+        try:
+            gpu = catalog.gpu_type(record.gpu_type)
+        except catalog.UnknownGpuTypeError:  # a plan the API knows and the catalog does not
+            gpu = GpuType(record.gpu_type, record.gpu_type, record.gpu_count,
+                          catalog.family_for_type_id(record.gpu_type), record.hourly_usd, 0.0)
+        opts = dict(record.options)
+        known = {f.name for f in dataclasses.fields(compose.ComposeOptions)}
+        options = compose.ComposeOptions(**{k: v for k, v in (opts.pop("compose", None) or {}).items()
+                                            if k in known})
+        return cls(region=record.region, gpu_type=gpu, config=VllmConfig.model_validate(record.vllm_config),
+                   compose=options, name=record.name, image=opts.pop("image", DEFAULT_IMAGE),
+                   firewall_id=opts.pop("firewall_id", None), tags=tuple(opts.pop("tags", ())), options=opts)
+
+
+@dataclass
+class SessionHandle:
+    """A ready session: the SSH connection and the tunnel stay open for the dashboard until `close()`."""
+
+    name: str
+    record: SessionRecord
+    vm: Vm
+    ssh: SshSession
+    local_port: int
+    endpoint: str
+    config: VllmConfig
+    max_model_len: int
+    heals: int = 0
+
+    async def close(self) -> None:
+        """Close the tunnel and the SSH connection; the VM keeps running."""
+        await self.ssh.close()
+
+
+class ProvisionFailed(Exception):
+    """Provisioning stopped (a FailedEvent was emitted); the VM, if any, is still there."""
+
+    def __init__(self, session: str, stage: str, message: str, diagnosis: str | None = None,
+                 instance_id: int | None = None) -> None:
+        super().__init__(message)
+        self.session, self.stage, self.message = session, stage, message
+        self.diagnosis, self.instance_id = diagnosis, instance_id
+
+
+async def provision(plan: LaunchPlan | None, *, provider: Provider, store: Store, paths: AppPaths,
+                    settings: Any, clock: Clock, emit: EventSink, hf_token: str | None,
+                    limits: ReadinessLimits | None = None,
+                    resume_from: SessionRecord | None = None) -> SessionHandle:
+    """Launch `plan` (or resume `resume_from`, whose plan is rebuilt when `plan` is None) to ready.
+
+    Raises ProvisionFailed after a FailedEvent (session "failed", the VM left running). Cancelling
+    the task leaves the record at the stage it reached, for `resume_from`. `settings` is accepted
+    for the callers' symmetry; the plan already carries what it says.
+    """
+    if plan is None:
+        if resume_from is None:
+            raise ValueError("provision() needs a plan or a session to resume")
+        plan = LaunchPlan.from_record(resume_from)
+    register_secret(hf_token)  # never in the log file, whatever quotes it
+    return await _Launch(plan, provider, store, paths, clock, emit, hf_token,
+                         limits or ReadinessLimits(), resume_from).run()
+
+
+class _Launch:
+    """One provisioning run; holds what the stages share."""
+
+    def __init__(self, plan: LaunchPlan, provider: Provider, store: Store, paths: AppPaths, clock: Clock,
+                 emit: EventSink, hf_token: str | None, limits: ReadinessLimits,
+                 resume: SessionRecord | None) -> None:
+        self.plan, self.provider, self.store, self.paths = plan, provider, store, paths
+        self.clock, self.emit, self.limits, self.resume, self.hf_token = clock, emit, limits, resume, hf_token
+        self.name = resume.name if resume else (plan.name or "")
+        self.config, self.recorded, self.current, self.heals = plan.config, False, "token", 0
+        self.ssh: SshSession | None = None
+        self.instance_id: int | None = resume.instance_id if resume else None
+        self.started = clock.monotonic()
+
+    # --- events -----------------------------------------------------------------------------------
+
+    def stage(self, stage: str, message: str | None = None) -> None:
+        index = STAGE_NAMES.index(stage)
+        done = sum(seconds for _, seconds, _ in STAGES[:index])
+        text = message or STAGES[index][2]
+        self.current = stage
+        if self.recorded:
+            self.store.update_session(self.name, stage=stage)
+            self.store.add_event(self.name, "stage", text, {"stage": stage})
+        eta = (TOTAL_S - done) / self.limits.time_scale
+        self.emit(StageEvent(self.name, stage, round(done / TOTAL_S, 4), round(eta, 1), text))
+
+    def warn(self, message: str) -> None:
+        if self.recorded:
+            self.store.add_event(self.name, "warning", message)
+        self.emit(WarningEvent(self.name, message))
+
+    def log(self, text: str) -> None:
+        self.emit(LogEvent(self.name, text))
+
+    # --- the run ----------------------------------------------------------------------------------
+
+    async def run(self) -> SessionHandle:
+        try:
+            return await self._stages()
+        except StageFailed as exc:
+            raise await self._fail(exc.stage, exc.message, exc.diagnosis) from None
+        except ProviderError as exc:
+            raise await self._fail(self.current, exc.message) from None
+        except SshError as exc:
+            raise await self._fail(self.current, str(exc)) from None
+        except BaseException:  # cancelled or a bug: the record keeps its stage for resume_from
+            await self._close()
+            raise
+
+    async def _stages(self) -> SessionHandle:
+        self._choose_name()
+        self.stage("token")
+        account = await self.provider.whoami()
+        self.log(f"Linode account: {account.username}")
+        self._record()
+        existing = await self._existing_vm()
+        self.stage("keys")
+        client_pem, client_public, host = self._keys(existing is not None)
+        vm = await self._create(existing, client_public, host)
+        self.stage("running")
+        vm = await wait_running(self.provider, vm.id, self.limits, self.clock)
+        self.stage("ssh")
+        address, port = self.provider.ssh_endpoint(vm)
+        host_public = self.store.get_session(self.name).host_key or ""
+        self.ssh = ssh = await connect_ssh(address, port, client_pem, host_public, self.limits, self.clock)
+        self.store.update_session(self.name, ip=address, ssh_port=port)
+        self.stage("cloud_init")
+        await wait_cloud_init(ssh, self.limits, self.clock, self.warn)
+        await self._upload(ssh)
+        self.stage("compose_up")
+        await self._compose_up(ssh)
+        self.stage("vllm", f"Waiting for vLLM to load {self.config.model}")
+        local_port = await ssh.forward(self.plan.compose.vllm_port)
+        served = await self._vllm_with_healing(ssh, local_port)
+        return self._finish(vm, ssh, local_port, served)
+
+    def _choose_name(self) -> None:
+        """The user's name, checked, or a fresh automatic one; before any event, so all carry it."""
+        if self.resume is not None:
+            return
+        taken = self.store.session_names()
+        if self.name:
+            problem = validate_session_name(self.name, taken)
+            if problem:
+                raise StageFailed("record", problem)
+        else:
+            self.name = session_name(self.plan.model, self.clock.now(), taken)
+
+    def _record(self) -> None:
+        if self.resume is not None:
+            record = self.store.get_session(self.name) or self.store.add_session(self.resume)
+            self.config = VllmConfig.model_validate(record.vllm_config) if record.vllm_config else self.config
+            self.recorded = True
+            self.store.update_session(self.name, state="creating")
+            self.stage("record", f"Resuming {self.name} from stage {record.stage or 'record'}")
+            return
+        plan = self.plan
+        self.store.add_session(SessionRecord(
+            name=self.name, state="creating", stage="record", region=plan.region, gpu_type=plan.gpu_type.id,
+            gpu_count=plan.gpu_type.gpus, model=plan.model, hourly_usd=plan.gpu_type.hourly_usd,
+            created_at=self.clock.now(), vllm_config=self.config.model_dump(mode="json"),
+            options=plan.stored_options()))
+        self.recorded = True
+        self.stage("record")
+
+    async def _existing_vm(self) -> Vm | None:
+        """On resume: the session's VM, by id, else by label (a crash during the create call)."""
+        if self.resume is None:
+            return None
+        if self.instance_id is not None:
+            vm = await self.provider.get(self.instance_id)
+            if vm is None:
+                self.warn(f"The VM {self.instance_id} of {self.name} is gone; renting a new one.")
+            return vm
+        found = [vm for vm in await self.provider.list(SESSION_TAG) if vm.label == self.name]
+        return found[0] if found else None
+
+    def _keys(self, vm_exists: bool) -> tuple[str, str, Any]:
+        """(client private PEM, client public line, host KeyPair or None when the VM already exists)."""
+        path = client_key_path(self.paths, self.name)
+        if vm_exists:
+            if not path.exists():
+                raise StageFailed("keys", f"the SSH key of {self.name} is missing ({path}), so its VM "
+                                          "cannot be reached; destroy the VM and launch again")
+            pem = path.read_text()
+            return pem, "", None
+        client = generate_keypair(f"maider-tui {self.name}")
+        host = generate_keypair(f"{self.name} host")
+        write_private(path, client.private_pem)
+        self.store.update_session(self.name, host_key=host.public_line)
+        return client.private_pem, client.public_line, host
+
+    async def _create(self, existing: Vm | None, client_public: str, host: Any) -> Vm:
+        if existing is not None:
+            self.stage("create", f"The VM {existing.id} already exists; carrying on with it")
+            self.instance_id = existing.id
+            self.store.update_session(self.name, instance_id=existing.id)
+            return existing
+        self.stage("create", f"Renting {self.plan.gpu_type.short_name} in {self.plan.region}")
+        user_data = cloud_init.render(host_key_private=host.private_pem, host_key_public=host.public_line)
+        spec = CreateSpec(label=self.name, region=self.plan.region, type=self.plan.gpu_type.id,
+                          image=self.plan.image, authorized_keys=[client_public], user_data=user_data,
+                          tags=list(self.plan.tags), firewall_id=self.plan.firewall_id)
+        vm = await self.provider.create(spec)
+        self.instance_id = vm.id  # saved before anything else may fail: the VM costs money from now on
+        self.store.update_session(self.name, instance_id=vm.id, hourly_usd=vm.hourly_usd or
+                                  self.plan.gpu_type.hourly_usd)
+        self.store.add_event(self.name, "created", f"VM {vm.id} created", {"instance_id": vm.id})
+        return vm
+
+    async def _upload(self, ssh: SshSession) -> None:
+        """The compose file always; `.env` always on a first launch (a stale token must not survive),
+        and on resume only when a token was given (else the uploaded one stays)."""
+        record = self.store.get_session(self.name)
+        keep_env = self.resume is not None and self.hf_token is None and record.extra.get("env_uploaded")
+        self.stage("upload", "Uploading the compose file" if keep_env else None)
+        await ssh.run(f"mkdir -p {compose.LLM_DIR}", timeout=self.limits.command_timeout_s)
+        if not keep_env:
+            try:
+                env_text = compose.env_file_text(self.hf_token)
+            except ValueError as exc:  # a mangled paste; the message never quotes the token
+                raise StageFailed("upload", str(exc)) from None
+            await ssh.put(compose.ENV_PATH, env_text.encode(), 0o600)
+            self.store.update_session(self.name, extra={**record.extra, "env_uploaded": True})
+        await self._put_compose(ssh)
+
+    async def _put_compose(self, ssh: SshSession) -> None:
+        await ssh.put(compose.COMPOSE_PATH, compose.render(self.config, self.plan.compose).encode(), 0o644)
+
+    async def _compose_up(self, ssh: SshSession) -> None:
+        # `up` pulls the image on a real VM, which takes minutes: bounded by the vLLM limit.
+        result = await ssh.run(f"{COMPOSE_CMD} up -d", timeout=self.limits.vllm_s)
+        for line in (result.stdout + result.stderr).splitlines()[-5:]:
+            if line.strip():
+                self.log(line.strip())
+        if not result.ok:
+            said = last_line(result.stderr or result.stdout) or f"exit {result.exit_status}"
+            raise StageFailed("compose_up", f"docker compose up failed on the VM: {said}")
+
+    async def _vllm_with_healing(self, ssh: SshSession, local_port: int) -> VllmAttempt:
+        """Wait for vLLM, healing a failed start: new flags, new compose, `up -d` again."""
+
+        async def apply(attempt: int, found: heal.Diagnosis, new: VllmConfig) -> None:
+            change = heal.describe_change(self.config, new)
+            self.heals += 1
+            self.emit(HealEvent(self.name, attempt, found.kind, found.evidence, change))
+            self.store.add_event(self.name, "heal", f"attempt {attempt}: {found.summary}; {change}",
+                                 {"attempt": attempt, "kind": found.kind, "evidence": found.evidence,
+                                  "change": change})
+            self.config = new
+            self.store.update_session(self.name, vllm_config=new.model_dump(mode="json"))
+            await self._put_compose(ssh)
+            await self._compose_up(ssh)
+
+        return await wait_vllm_healing(ssh, local_port, lambda: self.config,
+                                       gpu_count=self.plan.gpu_type.gpus, options=self.plan.compose,
+                                       limits=self.limits, clock=self.clock, apply=apply, log=self.log)
+
+    def _finish(self, vm: Vm, ssh: SshSession, local_port: int, served: VllmAttempt) -> SessionHandle:
+        self.stage("tunnel", f"Tunnel open: 127.0.0.1:{local_port} -> the VM's vLLM")
+        endpoint = f"http://127.0.0.1:{local_port}/v1"
+        record = self.store.get_session(self.name)
+        self.store.update_session(self.name, extra={**record.extra, "local_port": local_port,
+                                                    "endpoint": endpoint})
+        max_len = served.max_model_len or self.config.max_model_len or heal.DEFAULT_CONTEXT
+        self.stage("aider")
+        write_aider_files(self.paths, self.name, endpoint=endpoint, served_name=served.served_name,
+                          max_model_len=max_len)
+        self.stage("ready", f"Ready: {served.served_name} at {endpoint}")
+        record = self.store.update_session(self.name, state="ready", ready_at=self.clock.now(),
+                                           vllm_config=self.config.model_dump(mode="json"))
+        elapsed = self.clock.monotonic() - self.started
+        self.store.add_event(self.name, "ready", f"ready at {endpoint} after {elapsed:.0f} s",
+                             {"endpoint": endpoint, "max_model_len": max_len, "heals": self.heals})
+        self.emit(ReadyEvent(self.name, endpoint, elapsed, max_len, self.heals))
+        return SessionHandle(self.name, record, vm, ssh, local_port, endpoint, self.config, max_len,
+                             self.heals)
+
+    async def _fail(self, stage: str, message: str, diagnosis: str | None = None) -> ProvisionFailed:
+        """Record and report the failure; the VM stays (and stays in the record) for the user to decide."""
+        await self._close()
+        kept = (f" The VM {self.instance_id} is still running: inspect it or destroy it."
+                if self.instance_id else "")
+        if self.recorded:
+            self.store.update_session(self.name, state="failed", stage=stage)
+            self.store.add_event(self.name, "failed", message + kept,
+                                 {"stage": stage, "diagnosis": diagnosis})
+        self.emit(FailedEvent(self.name, stage, message + kept, diagnosis))
+        return ProvisionFailed(self.name, stage, message + kept, diagnosis, self.instance_id)
+
+    async def _close(self) -> None:
+        ssh, self.ssh = self.ssh, None
+        if ssh is not None:
+            await asyncio.shield(ssh.close())
