@@ -21,6 +21,8 @@ from .ui.screens.home import HomeScreen
 log = logging.getLogger(__name__)
 
 STYLES = styles_dir()
+# app.tcss first (layout and shared tokens), then one file per screen, each nested under its screen type.
+CSS_FILES = [STYLES / "app.tcss", *sorted(p for p in STYLES.glob("*.tcss") if p.name != "app.tcss")]
 
 
 class MaiderApp(App[None]):
@@ -28,7 +30,7 @@ class MaiderApp(App[None]):
 
     TITLE = "maider-tui"
     SUB_TITLE = __version__
-    CSS_PATH = [STYLES / "app.tcss", STYLES / "home.tcss"]
+    CSS_PATH = CSS_FILES
     COMMANDS = App.COMMANDS | {MaiderCommands}
     BINDINGS = [
         Binding("f12", "save_screenshot", "Screenshot", show=False, id="app.screenshot",
@@ -38,6 +40,21 @@ class MaiderApp(App[None]):
     def __init__(self, context: AppContext) -> None:
         super().__init__()
         self.context = context
+        self.live = self._make_live()
+
+    def _make_live(self):
+        """The app-level live sessions (None while the database cannot be used: nothing to record to)."""
+        if self.context.store is None:
+            return None
+        from .ops.live import LiveSessions
+        from .ops.readiness import ReadinessLimits
+
+        limits = ReadinessLimits()
+        if self.context.cloud_speed != 1.0:
+            limits = limits.scaled(self.context.cloud_speed)
+        return LiveSessions(store=self.context.store, paths=self.context.paths,
+                            settings=self.context.settings.settings, clock=self.context.clock,
+                            provider=self.context.get_provider, hf_token=self.context.hf_token, limits=limits)
 
     def on_mount(self) -> None:
         self.push_screen(HomeScreen(self.context))
@@ -134,12 +151,34 @@ class MaiderApp(App[None]):
         try:
             self.context.store = open_store(self.context.paths.database, clock=self.context.clock)
             self.context.store_error = None
+            self.live = self._make_live()
         except StoreError as exc:
             self.context.store_error = exc
             self.notify(str(exc), title="Database", severity="error", timeout=30)
         screen = self.screen
         if isinstance(screen, HomeScreen):
             screen.refresh_sessions()
+
+    # Navigation: screens are imported when first used, so start-up stays fast.
+    def action_new_session(self) -> None:
+        """Open the launch wizard (it asks for a token first when there is none)."""
+        from .ui.screens.wizard import WizardScreen
+
+        self.push_screen(WizardScreen(self.context))
+
+    def start_launch(self, plan) -> None:
+        """Show the provisioning screen for `plan` (an ops.provision.LaunchPlan) and start it."""
+        from .ui.screens.provisioning import ProvisioningScreen
+
+        self.push_screen(ProvisioningScreen(self.context, self.live, plan))
+
+    def open_dashboard(self, name: str) -> None:
+        """Show the dashboard of session `name`, on top of the sessions screen."""
+        from .ui.screens.dashboard import DashboardScreen
+
+        while len(self.screen_stack) > 2 and not isinstance(self.screen, HomeScreen):
+            self.pop_screen()
+        self.push_screen(DashboardScreen(self.context, self.live, name))
 
     def action_save_screenshot(self) -> None:
         path = self.save_screenshot()
@@ -169,5 +208,7 @@ class MaiderApp(App[None]):
         )
 
     async def on_unmount(self) -> None:
+        if self.live is not None:
+            await self.live.close_all()
         if self.context.store is not None:
             self.context.store.close()

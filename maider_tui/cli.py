@@ -99,6 +99,7 @@ def run_app(args: argparse.Namespace) -> int:
         context = build_context(paths, config_path=args.config, demo=True,
                                 environ={"MAIDER_LINODE_TOKEN": sim.token}, use_keyring=False)
         context.provider = sim.provider(store=context.store)
+        context.cloud_speed = args.sim_speed
         MaiderApp(context).run()
     return 0
 

@@ -29,6 +29,13 @@ class AppContext:
     clock: Clock = field(default_factory=SystemClock)
     demo: bool = False
     provider: "Provider | None" = None
+    cloud_speed: float = 1.0
+    """How much faster than real time the cloud is (the demo's sim speed): readiness limits shrink by it."""
+
+    def hf_token(self) -> str | None:
+        """The Hugging Face token's value, or None. Blocking (keyring, op read): call from a thread."""
+        found = self.secrets.get("hf_token")
+        return found.value.get_secret_value() if found else None
 
     def get_provider(self) -> "Provider | None":
         """The cloud provider: the one given (the demo's), else Linode with the user's token, else None.

@@ -1,0 +1,218 @@
+"""The app's live sessions: one open SSH connection, tunnel and watchdog per running VM.
+
+UI-free. Screens come and go; live sessions stay at app level (and in `maider-tui watch`), so a
+dashboard closed and reopened finds the same connection, and the watchdog keeps counting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from ..clock import Clock
+from ..paths import AppPaths
+from ..store import SessionRecord, Store
+from .events import EventSink, FailedEvent, LogEvent, OpsEvent
+from .readiness import ReadinessLimits
+
+log = logging.getLogger(__name__)
+
+VLLM_PORT = 8000
+
+
+@dataclass
+class LiveSession:
+    """A session this process holds a connection to."""
+
+    name: str
+    handle: Any | None = None  # ops.provision.SessionHandle once ready or attached
+    task: asyncio.Task | None = None  # the running launch, switch or destroy
+    events: deque = field(default_factory=lambda: deque(maxlen=500))
+    watchdog: Any | None = None  # ops.watchdog.Watchdog
+
+    @property
+    def ssh(self):
+        return self.handle.ssh if self.handle is not None else None
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.handle.endpoint if self.handle is not None else None
+
+
+class LiveSessions:
+    """Launches, attaches, switches and destroys sessions, and fans their events out to listeners."""
+
+    def __init__(self, *, store: Store, paths: AppPaths, settings: Any, clock: Clock,
+                 provider: Callable[[], Any], hf_token: Callable[[], str | None],
+                 limits: ReadinessLimits | None = None) -> None:
+        # provider and hf_token are blocking look-ups (keyring, op read): called through to_thread.
+        self.store, self.paths, self.settings, self.clock = store, paths, settings, clock
+        self._provider_factory, self._hf_token = provider, hf_token
+        self.limits = limits or ReadinessLimits()
+        self._sessions: dict[str, LiveSession] = {}
+        self._listeners: list[EventSink] = []
+
+    # events
+    def subscribe(self, listener: EventSink) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def emit(self, event: OpsEvent) -> None:
+        live = self._sessions.get(getattr(event, "session", ""))
+        if live is not None:
+            live.events.append(event)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # noqa: BLE001 - a broken listener must not stop a launch
+                log.exception("event listener failed")
+
+    # look-ups
+    def get(self, name: str) -> LiveSession | None:
+        return self._sessions.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._sessions)
+
+    async def provider(self):
+        provider = await asyncio.to_thread(self._provider_factory)
+        if provider is None:
+            raise RuntimeError("No Linode token: add one first (maider-tui token set linode, or LINODE_TOKEN).")
+        return provider
+
+    # workflows
+    async def launch(self, plan: Any) -> LiveSession:
+        """Provision `plan` to ready; the live session is registered from the first event on."""
+        from .provision import provision
+
+        provider = await self.provider()
+        hf_token = await asyncio.to_thread(self._hf_token)
+        name = plan.name
+        live = None
+
+        def emit(event: OpsEvent) -> None:
+            nonlocal live
+            if live is None:
+                live = self._sessions.setdefault(event.session, LiveSession(event.session))
+            self.emit(event)
+
+        handle = await provision(plan, provider=provider, store=self.store, paths=self.paths,
+                                 settings=self.settings, clock=self.clock, emit=emit, hf_token=hf_token,
+                                 limits=self.limits)
+        live = self._sessions.setdefault(handle.name, LiveSession(handle.name))
+        live.handle = handle
+        log.info("session %s ready at %s (plan name %s)", handle.name, handle.endpoint, name)
+        return live
+
+    async def resume(self, record: SessionRecord) -> LiveSession:
+        """Carry on a launch that was interrupted (the app quit or crashed mid-way)."""
+        from .provision import provision
+
+        provider = await self.provider()
+        hf_token = await asyncio.to_thread(self._hf_token)
+        self._sessions.setdefault(record.name, LiveSession(record.name))
+        handle = await provision(None, provider=provider, store=self.store, paths=self.paths,
+                                 settings=self.settings, clock=self.clock, emit=self.emit, hf_token=hf_token,
+                                 limits=self.limits, resume_from=record)
+        live = self._sessions[handle.name]
+        live.handle = handle
+        return live
+
+    async def attach(self, name: str) -> LiveSession:
+        """Reconnect to a ready session's VM (after a restart): SSH with its key and pinned host key."""
+        from ..remote.vllm import VllmClient
+        from ..models import VllmConfig
+        from .provision import SessionHandle
+        from .readiness import connect_ssh
+        from .session_files import client_key_path
+
+        live = self._sessions.get(name)
+        if live is not None and live.handle is not None:
+            return live
+        record = self.store.get_session(name)
+        if record is None or record.instance_id is None or not record.host_key:
+            raise LookupError(f"{name} has no VM to connect to.")
+        provider = await self.provider()
+        vm = await provider.get(record.instance_id)
+        if vm is None:
+            raise LookupError(f"The VM of {name} no longer exists.")
+        host, port = provider.ssh_endpoint(vm)
+        key = await asyncio.to_thread(client_key_path(self.paths, name).read_text)
+        ssh = await connect_ssh(host, port, key, record.host_key, self.limits, self.clock)
+        local_port = await ssh.forward(VLLM_PORT)
+        endpoint = f"http://127.0.0.1:{local_port}/v1"
+        max_len = None
+        async with VllmClient(endpoint) as client:
+            try:
+                models = await client.models()
+                max_len = models[0].max_model_len if models else None
+            except Exception as exc:  # noqa: BLE001 - vLLM down: the dashboard will show it
+                self.emit(LogEvent(name, f"vLLM not answering yet: {exc}"))
+        config = VllmConfig.model_validate(record.vllm_config) if record.vllm_config else VllmConfig(
+            model=record.model)
+        handle = SessionHandle(name, record, vm, ssh, local_port, endpoint, config,
+                               max_len or config.max_model_len or 0)
+        live = self._sessions.setdefault(name, LiveSession(name))
+        live.handle = handle
+        self.store.update_session(name, extra={**record.extra, "local_port": local_port, "endpoint": endpoint})
+        self.emit(LogEvent(name, f"Reconnected: {endpoint}"))
+        return live
+
+    async def destroy(self, name: str):
+        """Destroy the session's VM (token checked first); the connection closes only once it is gone."""
+        from .destroy import destroy_session
+
+        provider = await self.provider()
+        live = self._sessions.get(name)
+        if live is not None and live.task is not None and not live.task.done():
+            live.task.cancel()
+        if live is not None and live.watchdog is not None:
+            live.watchdog.stop()
+        receipt = await destroy_session(name, provider=provider, store=self.store, clock=self.clock,
+                                        emit=self.emit, ssh=live.ssh if live else None, paths=self.paths)
+        self._sessions.pop(name, None)
+        return receipt
+
+    async def switch_model(self, name: str, model_id: str, *, max_model_len: int | None = None):
+        from ..deploy.compose import ComposeOptions
+        from .switch_model import switch_model
+
+        live = self._sessions.get(name)
+        if live is None or live.handle is None:
+            raise LookupError(f"{name} is not connected.")
+        provider = await self.provider()
+        config = await switch_model(name, model_id, ssh=live.handle.ssh, store=self.store, clock=self.clock,
+                                    emit=self.emit, settings=self.settings,
+                                    options=ComposeOptions.from_settings(self.settings), provider=provider,
+                                    max_model_len=max_model_len, limits=self.limits, paths=self.paths)
+        live.handle.config = config
+        return config
+
+    def run_in_background(self, name: str, work: Awaitable[Any]) -> asyncio.Task:
+        """Keep a reference to a session's long task so it can be cancelled (destroy, quit)."""
+        live = self._sessions.setdefault(name, LiveSession(name))
+        live.task = asyncio.ensure_future(work)
+
+        def done(task: asyncio.Task) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                self.emit(FailedEvent(name, "background", str(task.exception())))
+
+        live.task.add_done_callback(done)
+        return live.task
+
+    async def close_all(self) -> None:
+        """Close every connection and stop every watchdog; the VMs keep running."""
+        for live in list(self._sessions.values()):
+            if live.watchdog is not None:
+                live.watchdog.stop()
+            if live.task is not None and not live.task.done():
+                live.task.cancel()
+            if live.handle is not None:
+                try:
+                    await live.handle.close()
+                except Exception:  # noqa: BLE001
+                    log.exception("closing %s", live.name)
+        self._sessions.clear()
