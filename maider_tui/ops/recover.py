@@ -1,0 +1,228 @@
+"""Recovery at start-up: reconcile the VMs the cloud says we have with the sessions the store knows.
+
+Rules (docs/sessions.md):
+- Every VM tagged `maider` must belong to a live session: by instance id, or, for a session that
+  crashed before it could record its id, by label = session name plus the `maider-session:<name>`
+  tag (the id is then recorded). Any other VM is an orphan: reported with its id and $/h, and left
+  alone until the user chooses `adopt_orphan` or `destroy_orphan`.
+- A live session whose VM no longer exists is marked "ended" (ended_at, cost to now, extra
+  {"gone": true}, a store event), so its cost stops counting.
+- A live session interrupted while provisioning (never ready) is reported resumable, with its stage.
+- Every API call happens before anything is marked: an API failure raises ProviderError and
+  changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from maider_tui import catalog
+from maider_tui.clock import Clock
+from maider_tui.cloud import SESSION_TAG, Provider, Vm, session_tag
+from maider_tui.ops.events import EventSink, WarningEvent
+from maider_tui.ops.receipt import make_receipt
+from maider_tui.store import SessionRecord, Store
+
+# States a session settles in; any other live state without ready_at means provisioning stopped midway.
+SETTLED_STATES = frozenset({"ready", "unreachable", "orphan", "failed"})
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A VM of ours that no live session claims. It costs money until adopted or destroyed."""
+
+    vm: Vm
+    hourly_usd: float | None  # None when neither the API nor the catalog knows the plan's price
+    reason: str
+
+    @property
+    def id(self) -> int:
+        return self.vm.id
+
+    @property
+    def label(self) -> str:
+        return self.vm.label
+
+
+@dataclass
+class RecoveryReport:
+    """What recovery found. Names are session names; `resumable` holds the records (with their stage).
+
+    healthy: live sessions whose VM exists and which need nothing. failed: sessions whose launch or
+    switch stopped with the VM left for inspection (it still costs money). linked: sessions whose VM
+    was found by label and whose instance id was recorded just now.
+    """
+
+    orphans: list[Orphan] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    resumable: list[SessionRecord] = field(default_factory=list)
+    healthy: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    linked: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        """Nothing for the user to decide."""
+        return not (self.orphans or self.gone or self.resumable or self.failed)
+
+
+async def recover(*, provider: Provider, store: Store, clock: Clock, emit: EventSink | None = None) -> RecoveryReport:
+    """Reconcile the provider's `maider` VMs with the store's live sessions (see the module docstring).
+
+    Raises ProviderError when the API fails; the store is then left exactly as it was.
+    """
+    vms = {vm.id: vm for vm in await provider.list(tag=SESSION_TAG)}
+    live = store.list_sessions(include_ended=False)
+
+    # 1. Ask everything first: a session whose VM is missing from the list gets one direct look.
+    missing: list[SessionRecord] = []
+    unclaimed = dict(vms)
+    for record in live:
+        if record.instance_id is None:
+            continue
+        vm = unclaimed.pop(record.instance_id, None) or vms.get(record.instance_id)
+        if vm is None:
+            vm = await provider.get(record.instance_id)  # may lack our tag, or the list may lag
+        if vm is None:
+            missing.append(record)
+    by_label = {vm.label: vm for vm in unclaimed.values()}
+    links: dict[str, Vm] = {}
+    for record in live:
+        vm = by_label.get(record.name) if record.instance_id is None else None
+        if vm is not None and session_tag(record.name) in vm.tags:
+            links[record.name] = unclaimed.pop(vm.id)
+
+    # 2. Then mark: nothing above changed the store, so an API failure left it as it was.
+    report = RecoveryReport()
+    now = clock.now()
+    gone_names = {r.name for r in missing}
+    for record in live:
+        if record.name in gone_names:
+            _mark_gone(store, record, now)
+            report.gone.append(record.name)
+            _say(emit, record.name, f"{record.name}'s VM {record.instance_id} no longer exists; "
+                                    "the session is marked ended and its cost stopped counting.")
+            continue
+        if record.name in links:
+            vm = links[record.name]
+            record = store.update_session(record.name, instance_id=vm.id)
+            store.add_event(record.name, "recovered", f"Found VM {vm.id} by its label; recorded its id",
+                            {"instance_id": vm.id})
+            report.linked.append(record.name)
+        if _interrupted(record):
+            report.resumable.append(record)
+        elif record.state == "failed":
+            report.failed.append(record.name)
+        else:
+            report.healthy.append(record.name)
+    for vm in unclaimed.values():
+        orphan = Orphan(vm, _hourly(vm), _orphan_reason(vm, store))
+        report.orphans.append(orphan)
+        price = f"${orphan.hourly_usd:.2f}/h" if orphan.hourly_usd is not None else "an unknown price"
+        _say(emit, vm.label, f"VM {vm.id} ({vm.label}) is running at {price} with no session: "
+                             "adopt it or destroy it.")
+    return report
+
+
+def _interrupted(record: SessionRecord) -> bool:
+    return record.ready_at is None and record.state not in SETTLED_STATES
+
+
+def _mark_gone(store: Store, record: SessionRecord, now: float) -> None:
+    # We cannot know when it vanished; counting to now is the upper bound of what it cost.
+    receipt = make_receipt(record.name, started_at=record.created_at or now, ended_at=now,
+                           hourly_usd=record.hourly_usd, tokens=record.tokens_generated)
+    store.update_session(record.name, state="ended", ended_at=now, cost_usd=receipt.cost_usd,
+                         extra={**record.extra, "gone": True})
+    store.add_event(record.name, "gone", f"VM {record.instance_id} no longer exists; session ended "
+                                        f"({receipt.summary()})", {"instance_id": record.instance_id})
+
+
+def _orphan_reason(vm: Vm, store: Store) -> str:
+    owner = store.get_session(vm.label)
+    if owner is None:
+        return f"no session is named {vm.label}"
+    if owner.ended:
+        return f"session {vm.label} is recorded as {owner.state}, but its VM still exists"
+    if owner.instance_id is not None and owner.instance_id != vm.id:
+        return f"session {vm.label} has VM {owner.instance_id}, not this one"
+    return f"it lacks the tag {session_tag(vm.label)}"
+
+
+def _hourly(vm: Vm) -> float | None:
+    if vm.hourly_usd is not None:
+        return vm.hourly_usd
+    try:
+        return catalog.gpu_type(vm.type).hourly_usd
+    except catalog.UnknownCatalogIdError:
+        return None
+
+
+def _say(emit: EventSink | None, name: str, message: str) -> None:
+    if emit is not None:
+        emit(WarningEvent(name, message))
+
+
+# --- what the user may choose for an orphan -------------------------------------------------------
+
+Probe = Callable[[SessionRecord], Awaitable[bool]]
+
+
+async def adopt_orphan(vm: Vm, *, store: Store, clock: Clock, emit: EventSink | None = None,
+                       probe: Probe | None = None) -> SessionRecord:
+    """Record a session for an orphan VM, so the app watches (and bills) it like any other.
+
+    The session starts in state "orphan"; `probe(record)` (e.g. SSH with a known key, then vLLM's
+    health) says whether it serves: "ready" if so, else "unreachable". Without a probe we cannot
+    know, so it is "unreachable": destroyable, and counted by the watchdog.
+    """
+    name = _free_name(store, vm)
+    try:
+        plan = catalog.gpu_type(vm.type)
+        gpu_count = plan.gpus
+    except catalog.UnknownCatalogIdError:
+        gpu_count = 1
+    record = store.add_session(SessionRecord(
+        name=name, state="orphan", stage=None, instance_id=vm.id, region=vm.region, gpu_type=vm.type,
+        gpu_count=gpu_count, hourly_usd=_hourly(vm) or 0.0, created_at=vm.created,
+        ip=vm.ipv4[0] if vm.ipv4 else None, extra={"adopted": True, "label": vm.label},
+    ))
+    store.add_event(name, "adopted", f"Adopted VM {vm.id} ({vm.label}), running since it was created",
+                    {"instance_id": vm.id})
+    serving = False
+    if probe is not None:
+        try:
+            serving = await probe(record)
+        except Exception as exc:  # noqa: BLE001 - a failed probe only means we cannot reach it
+            store.add_event(name, "warning", f"Could not reach the adopted VM: {exc}")
+    record = store.update_session(name, state="ready" if serving else "unreachable",
+                                  ready_at=clock.now() if serving else None)
+    _say(emit, name, f"VM {vm.id} adopted as session {name} ({record.state}).")
+    return record
+
+
+async def destroy_orphan(vm_id: int, *, provider: Provider, store: Store | None = None,
+                         emit: EventSink | None = None) -> bool:
+    """Delete an orphan VM; False when it was already gone. ProviderError when the API fails.
+
+    A VM that a live session claims is refused (ValueError): destroy the session instead, so its
+    record ends with a receipt rather than going stale.
+    """
+    if store is not None:
+        owner = next((r for r in store.list_sessions(include_ended=False) if r.instance_id == vm_id), None)
+        if owner is not None:
+            raise ValueError(f"VM {vm_id} belongs to session {owner.name}: destroy the session instead")
+    await provider.whoami()  # a refused token fails here, before the delete is tried
+    deleted = await provider.destroy(vm_id)
+    _say(emit, str(vm_id), f"Orphan VM {vm_id} {'destroyed' if deleted else 'was already gone'}.")
+    return deleted
+
+
+def _free_name(store: Store, vm: Vm) -> str:
+    taken = store.session_names()
+    for candidate in (vm.label, f"{vm.label}-{vm.id}"):
+        if candidate not in taken:
+            return candidate
+    return f"adopted-{vm.id}-{int(vm.created)}"
+

@@ -1,0 +1,196 @@
+"""Switching the model of a running session, with healing, and rolling back when the new one fails.
+
+The new model is fit-planned for the session's GPU type first: a model that cannot fit is refused
+before the VM is touched. Then the new compose file goes up, `docker compose up -d` recreates the
+container, and the switch waits for vLLM (health, the model listed, one test completion), healing
+a failed start exactly as provisioning does (`readiness.wait_vllm_healing`: diagnose the log, remedy
+the flags, up to heal.MAX_ATTEMPTS). If it never comes up, the previous compose goes back up and the
+old model serves again. The store keeps the old model and config unless the switch succeeded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from maider_tui import catalog
+from maider_tui.clock import Clock
+from maider_tui.cloud import Provider
+from maider_tui.deploy.compose import COMPOSE_PATH, ComposeOptions, render
+from maider_tui.models import VllmConfig
+from maider_tui.ops import heal
+from maider_tui.ops.events import (
+    EventSink,
+    FailedEvent,
+    HealEvent,
+    LogEvent,
+    ReadyEvent,
+    RolledBackEvent,
+    StageEvent,
+    WarningEvent,
+)
+from maider_tui.ops.readiness import COMPOSE_CMD, ReadinessLimits, StageFailed, wait_vllm, wait_vllm_healing
+from maider_tui.ops.session_files import write_aider_files
+from maider_tui.paths import AppPaths
+from maider_tui.remote.ssh import SshError, SshSession
+from maider_tui.store import Store
+
+
+class SwitchRefused(ValueError):
+    """The switch was not started: the model does not fit, is unknown, or the session cannot switch."""
+
+
+class SwitchFailed(RuntimeError):
+    """The new model did not come up. `rolled_back`: the old model serves again.
+
+    diagnosis: "kind: summary" from the heal diagnosis when vLLM's log named a cause.
+    """
+
+    def __init__(self, message: str, *, rolled_back: bool, diagnosis: str | None = None) -> None:
+        super().__init__(message)
+        self.rolled_back = rolled_back
+        self.diagnosis = diagnosis
+
+
+async def switch_model(name: str, new_model_id: str, *, ssh: SshSession, store: Store, clock: Clock,
+                       emit: EventSink, settings: Any | None = None, options: ComposeOptions | None = None,
+                       provider: Provider | None = None, max_model_len: int | None = None,
+                       limits: ReadinessLimits | None = None, paths: AppPaths | None = None) -> VllmConfig:
+    """Serve `new_model_id` on the session's VM instead of its current model; returns the new config.
+
+    ssh: the session's connected SshSession. options: the compose options (default: the session's own,
+    as recorded at launch, else the settings'). settings: the app's Settings (vLLM memory share, KV-cache
+    dtype, max_num_seqs, extra args and env are taken from it when given). provider: when given, the
+    VM is checked to still exist first. limits: the readiness limits (vllm_s per start, poll_s).
+    paths: when given, the session's aider files are rewritten for the new model and context.
+    Raises SwitchRefused before touching the VM, and SwitchFailed when the new model did not come up
+    (after a rollback, or with the session marked failed when even the old model would not come back).
+    """
+    record = store.get_session(name)
+    if record is None:
+        raise SwitchRefused(f"there is no session named {name!r}")
+    if record.ended or record.state != "ready":
+        raise SwitchRefused(f"{name} is {record.state}, not ready: only a serving session can switch models")
+    if not record.vllm_config:
+        raise SwitchRefused(f"{name} has no recorded vLLM config to roll back to; relaunch instead")
+    old = VllmConfig.model_validate(record.vllm_config)
+    options = options or _session_options(record.options, settings)
+    # The served name is what the session's clients ask for: it stays, so they keep working.
+    new = plan_config(new_model_id, record.gpu_type, settings=settings, max_model_len=max_model_len,
+                      served_model_name=old.served_model_name)
+    if new == old:
+        raise SwitchRefused(f"{name} already serves {new_model_id} with these settings")
+    if provider is not None and record.instance_id is not None and await provider.get(record.instance_id) is None:
+        raise SwitchRefused(f"{name}'s VM no longer exists; recovery will mark the session ended")
+    limits = limits or ReadinessLimits()
+
+    started = clock.monotonic()
+    store.add_event(name, "switch", f"Switching {old.model} -> {new.model}", {"from": old.model, "to": new.model})
+    emit(StageEvent(name, "switch", 0.1, None, f"Uploading the compose file for {new.model}"))
+    current, heals = new, 0
+
+    async def apply(attempt: int, found: heal.Diagnosis, remedied: VllmConfig) -> None:
+        # One healing attempt, as provisioning does it: say what changed, then restart with it.
+        nonlocal current, heals
+        change = heal.describe_change(current, remedied)
+        heals += 1
+        emit(HealEvent(name, attempt, found.kind, found.evidence, change))
+        store.add_event(name, "heal", f"attempt {attempt}: {found.summary}; {change}",
+                        {"attempt": attempt, "kind": found.kind, "evidence": found.evidence, "change": change})
+        current = remedied
+        await deploy_compose(ssh, remedied, options, limits)
+
+    local_port = await ssh.forward(options.vllm_port)  # failing here leaves the VM untouched
+    try:
+        await deploy_compose(ssh, new, options, limits)
+        emit(StageEvent(name, "switch", 0.3, None, f"Waiting for vLLM to load {new.model}"))
+        served = await wait_vllm_healing(ssh, local_port, lambda: current, gpu_count=record.gpu_count,
+                                         options=options, limits=limits, clock=clock, apply=apply,
+                                         log=lambda text: emit(LogEvent(name, text)))
+    except (StageFailed, SshError) as exc:
+        raise await _roll_back(name, old, current, exc, ssh=ssh, store=store, clock=clock, emit=emit,
+                               options=options, limits=limits) from exc
+
+    store.update_session(name, model=current.model, vllm_config=current.model_dump(mode="json"))
+    store.add_event(name, "switched", f"Now serving {current.model}" + (f" after {heals} heal(s)" if heals else ""),
+                    {"model": current.model, "heals": heals, "change": heal.describe_change(old, current)})
+    endpoint = f"http://127.0.0.1:{local_port}/v1"
+    max_len = served.max_model_len or current.max_model_len or heal.DEFAULT_CONTEXT
+    if paths is not None:
+        write_aider_files(paths, name, endpoint=endpoint, served_name=served.served_name, max_model_len=max_len)
+    emit(ReadyEvent(name, endpoint, clock.monotonic() - started, max_len, heals))
+    return current
+
+
+def _session_options(stored: dict[str, Any], settings: Any | None) -> ComposeOptions:
+    """The compose options the session was launched with (provisioning keeps them in the record), so
+    a switch or a rollback does not quietly add or drop Open WebUI; else the settings' own."""
+    saved = stored.get("compose")
+    if isinstance(saved, dict):
+        known = {f.name for f in dataclasses.fields(ComposeOptions)}
+        return ComposeOptions(**{k: v for k, v in saved.items() if k in known})
+    return ComposeOptions.from_settings(settings) if settings is not None else ComposeOptions()
+
+
+def plan_config(model_id: str, gpu_type: str, *, settings: Any | None = None, max_model_len: int | None = None,
+                served_model_name: str | None = None) -> VllmConfig:
+    """The vLLM config `model_id` gets on `gpu_type` (fit-planned); SwitchRefused when it cannot fit.
+
+    From `settings` (when given) the user's standing flags carry over as provisioning applies them:
+    extra args, env and max_num_seqs; the memory share and KV-cache dtype go into the plan itself.
+    """
+    vllm = getattr(settings, "vllm", None)
+    util = getattr(vllm, "gpu_memory_utilization", 0.90)
+    kv_dtype = getattr(vllm, "kv_cache_dtype", "auto")
+    try:
+        report = catalog.fit(model_id, gpu_type, max_model_len=max_model_len, gpu_memory_utilization=util,
+                             kv_cache_dtype=kv_dtype)
+    except catalog.UnknownCatalogIdError as exc:
+        raise SwitchRefused(f"cannot plan {model_id} on {gpu_type or 'this GPU type'}: {exc}") from None
+    if not report.fits:
+        raise SwitchRefused(f"{model_id} does not fit {report.gpu_type.short_name}: {report.reason}")
+    config = report.to_vllm_config(served_model_name=served_model_name)
+    if vllm is None:
+        return config
+    return config.model_copy(update={"max_num_seqs": vllm.max_num_seqs, "extra_args": tuple(vllm.extra_args),
+                                     "env": dict(vllm.env)})
+
+
+async def _roll_back(name: str, old: VllmConfig, new: VllmConfig, cause: Exception, *, ssh: SshSession,
+                     store: Store, clock: Clock, emit: EventSink, options: ComposeOptions,
+                     limits: ReadinessLimits) -> SwitchFailed:
+    """Put the previous config back and wait for it; returns the SwitchFailed to raise."""
+    diagnosis = getattr(cause, "diagnosis", None)
+    emit(WarningEvent(name, f"{new.model} did not come up ({cause}); going back to {old.model}."))
+    emit(StageEvent(name, "rollback", 0.8, None, f"Restoring {old.model}"))
+    try:
+        await deploy_compose(ssh, old, options, limits)
+        # The old config served before: no healing, one start.
+        back = await wait_vllm(ssh, await ssh.forward(options.vllm_port), old, limits, clock, heal.diagnose)
+        if not back.ready:
+            raise StageFailed("vllm", back.reason)
+    except (StageFailed, SshError) as exc:
+        message = (f"Switching to {new.model} failed ({cause}) and {old.model} did not come back ({exc}); "
+                   "the VM is still running: inspect it or destroy it.")
+        store.update_session(name, state="failed", stage="switch")
+        store.add_event(name, "switch_failed", message, {"from": old.model, "to": new.model, "rolled_back": False})
+        emit(FailedEvent(name, "rollback", message, diagnosis))
+        return SwitchFailed(message, rolled_back=False, diagnosis=diagnosis)
+    message = f"{new.model} did not come up ({cause}); rolled back, {old.model} serves again."
+    store.add_event(name, "rolled_back", message, {"from": old.model, "to": new.model, "diagnosis": diagnosis})
+    emit(RolledBackEvent(name, old.model, message))
+    return SwitchFailed(message, rolled_back=True, diagnosis=diagnosis)
+
+
+# --- deploying ------------------------------------------------------------------------------------
+
+async def deploy_compose(ssh: SshSession, config: VllmConfig, options: ComposeOptions,
+                         limits: ReadinessLimits | None = None) -> None:
+    """Upload the compose file for `config` and `up -d` (which recreates vLLM when the file changed)."""
+    limits = limits or ReadinessLimits()
+    await ssh.put(COMPOSE_PATH, render(config, options).encode(), 0o644)  # no secret in it: .env has those
+    result = await ssh.run(f"{COMPOSE_CMD} up -d", timeout=limits.vllm_s)
+    if not result.ok:
+        said = (result.stderr or result.stdout).strip().splitlines()
+        raise StageFailed("compose_up", "docker compose up failed on the VM: "
+                                        + (said[-1] if said else f"exit {result.exit_status}"))

@@ -1,0 +1,162 @@
+"""Switching models on a running session in the simulated cloud: success, healing, rollback, refusal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from maider_tui.clock import SystemClock
+from maider_tui.deploy.compose import COMPOSE_PATH, ComposeOptions
+from maider_tui.models import VllmConfig
+from maider_tui.ops.destroy import destroy_session
+from maider_tui.ops.events import EventRecorder, FailedEvent, HealEvent, ReadyEvent, RolledBackEvent
+from maider_tui.ops.session_files import session_dir
+from maider_tui.ops.switch_model import SwitchFailed, SwitchRefused, switch_model
+from maider_tui.remote.vllm import VllmClient
+from maider_tui.settings import Settings
+from maider_tui.sim import SimCloud
+from maider_tui.store import SessionRecord, Store, open_store
+from tests.integration.test_destroy_recover import LIMITS, launch, make_provider, reset_faults
+
+TWO_GPUS = "g2-gpu-rtx4000a2-s"
+BIG = "Qwen/Qwen2.5-Coder-32B-Instruct-AWQ"
+SMALLER = "Qwen/Qwen2.5-Coder-14B-Instruct-AWQ"
+FAST = dict(limits=LIMITS)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with SimCloud(speed=1000, seed=7) as cloud:
+        yield cloud
+
+
+@pytest.fixture(autouse=True)
+def clean_faults(sim: SimCloud):
+    reset_faults(sim.faults)
+    yield
+    reset_faults(sim.faults)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    with open_store(tmp_path / "db.sqlite3") as db:
+        yield db
+
+
+async def served_models(ssh) -> set[str]:
+    port = await ssh.forward(8000)
+    async with VllmClient(f"http://127.0.0.1:{port}") as vllm:
+        return {m.id for m in await vllm.models()}
+
+
+async def test_switch_to_a_smaller_model(sim: SimCloud, store: Store, paths):
+    provider = make_provider(sim, store)
+    record, ssh = await launch(sim, provider, store, "switch-ok", gpu_type=TWO_GPUS, model=BIG)
+    events = EventRecorder()
+    config = await switch_model(record.name, SMALLER, ssh=ssh, store=store, provider=provider,
+                                settings=Settings(), clock=SystemClock(), emit=events, options=ComposeOptions(),
+                                paths=paths, **FAST)
+    assert config.model == SMALLER and config.tensor_parallel_size == 2
+    assert await served_models(ssh) == {SMALLER}
+    after = store.get_session(record.name)
+    assert after.model == SMALLER and VllmConfig.model_validate(after.vllm_config) == config
+    assert after.state == "ready"
+    [ready] = events.of(ReadyEvent)
+    assert ready.max_model_len == config.max_model_len and ready.endpoint.endswith("/v1")
+    assert SMALLER in sim.vm(record.instance_id).files.read(COMPOSE_PATH).decode()
+    assert [e.kind for e in store.events(record.name)][-2:] == ["switch", "switched"]
+    assert f"AIDER_MODEL=openai/{SMALLER}" in (session_dir(paths, record.name) / "aider-env").read_text()
+    await destroy_session(record.name, provider=provider, store=store, clock=SystemClock(), emit=events, ssh=ssh)
+
+
+async def test_a_switch_heals_like_provisioning(sim: SimCloud, store: Store):
+    provider = make_provider(sim, store)
+    record, ssh = await launch(sim, provider, store, "switch-heal", gpu_type=TWO_GPUS, model=BIG)
+    events = EventRecorder()
+    # Without compose's NCCL defaults a TP-2 start fails with an NCCL error, which healing fixes.
+    config = await switch_model(record.name, SMALLER, ssh=ssh, store=store, clock=SystemClock(), emit=events,
+                                options=ComposeOptions(enable_nccl_env=False), **FAST)
+    [heal] = events.of(HealEvent)
+    assert heal.kind == "nccl" and "NCCL_IB_DISABLE" in heal.change
+    assert config.env.get("NCCL_IB_DISABLE") == "1"
+    assert events.of(ReadyEvent)[0].heals == 1
+    assert VllmConfig.model_validate(store.get_session(record.name).vllm_config) == config
+    await destroy_session(record.name, provider=provider, store=store, clock=SystemClock(), emit=events, ssh=ssh)
+
+
+async def test_a_failed_switch_rolls_back(sim: SimCloud, store: Store):
+    provider = make_provider(sim, store)
+    record, ssh = await launch(sim, provider, store, "switch-back", gpu_type=TWO_GPUS, model=BIG)
+    sim.faults.unsupported_models.add(SMALLER)
+    events = EventRecorder()
+    with pytest.raises(SwitchFailed) as caught:
+        await switch_model(record.name, SMALLER, ssh=ssh, store=store, clock=SystemClock(), emit=events,
+                           options=ComposeOptions(), **FAST)
+    assert caught.value.rolled_back and (caught.value.diagnosis or "").startswith("model_loading")
+    assert "not supported" in str(caught.value)  # vLLM's own words, quoted
+    assert await served_models(ssh) == {BIG}
+    [rolled] = events.of(RolledBackEvent)
+    assert rolled.model == BIG and "rolled back" in rolled.message
+    assert not events.of(HealEvent)  # an unsupported architecture has no remedy
+    after = store.get_session(record.name)
+    assert after.model == BIG and after.vllm_config == record.vllm_config and after.state == "ready"
+    assert store.events(record.name)[-1].kind == "rolled_back"
+    await destroy_session(record.name, provider=provider, store=store, clock=SystemClock(), emit=events, ssh=ssh)
+
+
+async def test_when_even_the_old_model_does_not_come_back_the_session_is_failed(sim: SimCloud, store: Store):
+    provider = make_provider(sim, store)
+    record, ssh = await launch(sim, provider, store, "switch-broken", gpu_type=TWO_GPUS, model=BIG)
+    sim.faults.unsupported_models.update({SMALLER, BIG})  # as if the image changed under the old model
+    events = EventRecorder()
+    with pytest.raises(SwitchFailed) as caught:
+        await switch_model(record.name, SMALLER, ssh=ssh, store=store, clock=SystemClock(), emit=events,
+                           options=ComposeOptions(), **FAST)
+    assert not caught.value.rolled_back and "still running" in str(caught.value)
+    after = store.get_session(record.name)
+    assert after.state == "failed" and after.model == BIG and after.ended_at is None
+    assert events.of(FailedEvent) and not events.of(RolledBackEvent)
+    await destroy_session(record.name, provider=provider, store=store, clock=SystemClock(), emit=events, ssh=ssh)
+
+
+class Untouchable:
+    """An SSH session that fails the test if the switch touches the VM at all."""
+
+    def __getattr__(self, name: str):
+        raise AssertionError(f"the switch touched the VM ({name}) before refusing")
+
+
+@pytest.mark.parametrize("model, says", [
+    ("Qwen/Qwen2.5-72B-Instruct", "does not fit"),
+    ("Qwen/Qwen2.5-Coder-32B-Instruct", "does not fit"),
+    ("acme/no-such-model", "unknown model"),
+])
+async def test_a_model_that_does_not_fit_is_refused_before_touching_the_vm(store: Store, model: str, says: str):
+    config = VllmConfig(model=BIG, tensor_parallel_size=2, max_model_len=32768)
+    store.add_session(SessionRecord(name="switch-refused", state="ready", stage="ready", instance_id=1,
+                                    gpu_type=TWO_GPUS, gpu_count=2, model=BIG, hourly_usd=1.04,
+                                    vllm_config=config.model_dump(mode="json")))
+    before = store.get_session("switch-refused")
+    events = EventRecorder()
+    with pytest.raises(SwitchRefused, match=says):
+        await switch_model("switch-refused", model, ssh=Untouchable(), store=store, clock=SystemClock(),
+                           emit=events, options=ComposeOptions())
+    assert store.get_session("switch-refused") == before
+    assert events.events == [] and store.events("switch-refused") == []
+
+
+async def test_only_a_ready_session_switches(store: Store):
+    store.add_session(SessionRecord(name="switch-booting", state="booting", gpu_type=TWO_GPUS, gpu_count=2,
+                                    model=BIG, vllm_config={"model": BIG}))
+    with pytest.raises(SwitchRefused, match="not ready"):
+        await switch_model("switch-booting", SMALLER, ssh=Untouchable(), store=store, clock=SystemClock(),
+                           emit=EventRecorder(), options=ComposeOptions())
+
+
+def test_a_switch_keeps_the_compose_options_the_session_was_launched_with():
+    from maider_tui.ops.switch_model import _session_options
+
+    stored = {"compose": {"enable_openwebui": True, "vllm_port": 8001, "retired_option": 1}}
+    assert _session_options(stored, Settings()) == ComposeOptions(enable_openwebui=True, vllm_port=8001)
+    assert _session_options({}, None) == ComposeOptions()
