@@ -49,7 +49,7 @@ class MaiderApp(App[None]):
         from .ops.live import LiveSessions
         from .ops.readiness import ReadinessLimits
 
-        limits = ReadinessLimits()
+        limits = ReadinessLimits.from_settings(self.context.settings.settings.readiness)
         if self.context.cloud_speed != 1.0:
             limits = limits.scaled(self.context.cloud_speed)
         return LiveSessions(store=self.context.store, paths=self.context.paths,

@@ -144,6 +144,19 @@ class NotificationSettings(_Group):
     """ntfy.sh topic URL to post warnings to; unset sends none."""
 
 
+class ReadinessSettings(_Group):
+    """How long a launch may wait at each stage before it stops and says why (the VM is kept)."""
+
+    running_minutes: float = Field(10, gt=0)
+    """From create until Linode reports the VM running."""
+    ssh_minutes: float = Field(20, gt=0)
+    """Until SSH answers with the pinned host key."""
+    cloud_init_minutes: float = Field(30, gt=0)
+    """Until cloud-init has installed the driver, docker and the container toolkit."""
+    vllm_minutes: float = Field(40, gt=0)
+    """Per start attempt: image pull, model download and load, until vLLM serves."""
+
+
 class Settings(BaseSettings):
     """Every setting of the app; tokens are never here."""
 
@@ -154,6 +167,7 @@ class Settings(BaseSettings):
     compose: ComposeSettings = Field(default_factory=ComposeSettings)
     watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    readiness: ReadinessSettings = Field(default_factory=ReadinessSettings)
     keymap: dict[str, str] = Field(default_factory=dict)
     """Key overrides, binding id -> keys (for example `quit = "ctrl+q"`), given to Textual's keymap."""
 

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from maider_tui.clock import Clock
 from maider_tui.cloud import Provider, Vm
@@ -66,6 +67,12 @@ class ReadinessLimits:
     poll_s: float = 3.0
     command_timeout_s: float = 60.0
     time_scale: float = 1.0
+
+    @classmethod
+    def from_settings(cls, readiness: Any) -> "ReadinessLimits":
+        """The limits the user set (settings.readiness, in minutes)."""
+        return cls(running_s=readiness.running_minutes * 60, ssh_s=readiness.ssh_minutes * 60,
+                   cloud_init_s=readiness.cloud_init_minutes * 60, vllm_s=readiness.vllm_minutes * 60)
 
     def scaled(self, factor: float, *, min_poll_s: float = 0.02) -> ReadinessLimits:
         """The limits for a cloud `factor` times faster than real (the simulated cloud's speed)."""

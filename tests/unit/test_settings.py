@@ -374,3 +374,13 @@ def test_docs_contain_the_generated_table() -> None:
     assert settings_reference_markdown() in DOCS.read_text(encoding="utf-8"), (
         "docs/configuration.md is out of date: paste settings_reference_markdown() into it"
     )
+
+
+def test_readiness_limits_come_from_settings(tmp_path) -> None:
+    from maider_tui.ops.readiness import ReadinessLimits
+
+    toml = tmp_path / "config.toml"
+    toml.write_text("[readiness]\ncloud_init_minutes = 45\n")
+    loaded = load_settings(toml, environ={"MAIDER_READINESS__VLLM_MINUTES": "60"}, dotenv_path=None)
+    limits = ReadinessLimits.from_settings(loaded.settings.readiness)
+    assert limits.cloud_init_s == 45 * 60 and limits.vllm_s == 60 * 60 and limits.running_s == 10 * 60
