@@ -17,6 +17,7 @@ from .paths import styles_dir
 from .ui.commands import MaiderCommands, PaletteCommand
 from .ui.dialogs.confirm import ConfirmDialog
 from .ui.screens.home import HomeScreen
+from .ui.session_actions import SessionActions
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ STYLES = styles_dir()
 CSS_FILES = [STYLES / "app.tcss", *sorted(p for p in STYLES.glob("*.tcss") if p.name != "app.tcss")]
 
 
-class MaiderApp(App[None]):
+class MaiderApp(SessionActions, App[None]):
     """maider-tui: sessions, dashboards, benchmarks; the data and the clock are injected."""
 
     TITLE = "maider-tui"
@@ -116,6 +117,7 @@ class MaiderApp(App[None]):
             line += f" {types.message}"
         if home is not None:
             home.set_account_line(line)
+        self.run_recovery()
 
     def _offer_store_recovery(self) -> None:
         from .store import StoreCorruptError, move_aside

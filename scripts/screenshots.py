@@ -30,13 +30,14 @@ async def shoot(name: str, *, sessions: bool, demo: bool = False, size=(120, 40)
     from tests.ui.sessions import add_sample_sessions
 
     keyring.set_keyring(MemoryKeyring())
-    if sessions:
-        keyring.get_keyring().set_password("maider-tui", "linode_token", "placeholder-not-a-token")
-    with tempfile.TemporaryDirectory() as home:
+    from maider_tui.sim import SimCloud
+
+    with tempfile.TemporaryDirectory() as home, SimCloud(speed=1000) as sim:
         clock = ManualClock(start=FROZEN_NOW)
         context = build_context(AppPaths.under(Path(home)), clock=clock, demo=demo, environ={})
         if sessions:
-            add_sample_sessions(context.store, clock.now())
+            context.provider = sim.provider(store=context.store)
+            add_sample_sessions(context.store, clock.now(), sim)
         app = MaiderApp(context)
         async with app.run_test(size=size) as pilot:
             await app.workers.wait_for_complete()

@@ -67,9 +67,9 @@ def make_context(paths: AppPaths, clock: ManualClock):
     return factory
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def sim_cloud():
-    """One simulated cloud for the tests that need an account; fast boots."""
+    """A fresh simulated cloud per test (it starts in milliseconds), so no test sees another's VMs."""
     from maider_tui.sim import SimCloud
 
     with SimCloud(speed=1000) as sim:

@@ -91,3 +91,75 @@ async def test_broken_settings_file_is_reported_on_screen(make_context, paths):
         messages = [n.message for n in app._notifications]
         assert any("port" in m and "config.toml" in m for m in messages), messages
         assert app.context.settings.settings.vllm.port == 8000
+
+
+async def _home_app(sim_context, sim_cloud, clock):
+    context = sim_context()
+    add_sample_sessions(context.store, clock.now(), sim_cloud)
+    return context, MaiderApp(context)
+
+
+async def test_d_then_n_keeps_and_d_then_y_destroys(sim_context, sim_cloud, clock):
+    context, app = await _home_app(sim_context, sim_cloud, clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("qwen32b-20261122-093012"))
+        await pilot.press("d")
+        await pilot.pause()
+        from maider_tui.ui.dialogs.confirm import ConfirmDialog
+
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("n")
+        await pilot.pause()
+        assert context.store.get_session("qwen32b-20261122-093012").state == "ready"
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        record = context.store.get_session("qwen32b-20261122-093012")
+        assert record.state == "destroyed" and record.cost_usd is not None
+        assert app.screen.query_one(DataTable).get_row("qwen32b-20261122-093012")[1] == "destroyed"
+    assert all(vm.label != "qwen32b-20261122-093012" for vm in sim_cloud.world.list())
+
+
+async def test_orphans_are_listed_and_can_be_adopted(sim_context, sim_cloud):
+    async def orphan():
+        return sim_cloud.world.create("lost-vm-1", "us-east", "g1-gpu-rtx6000-1",
+                                      tags=["maider", "maider-session:lost-vm-1"])
+
+    vm = sim_cloud.call(orphan())
+    context = sim_context()
+    app = MaiderApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.screen.query_one(DataTable)
+        assert table.get_row(f"orphan:{vm.id}")[5] == "1.50"
+        assert "1 orphan" in app.screen.query_one("TopBar").status
+        table.move_cursor(row=table.get_row_index(f"orphan:{vm.id}"))
+        await pilot.press("a")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        adopted = [r for r in context.store.list_sessions() if r.instance_id == vm.id]
+        assert len(adopted) == 1 and adopted[0].state in {"unreachable", "ready"}
+        assert not app.screen.orphans
+
+
+async def test_quit_with_live_sessions_asks_first(sim_context, sim_cloud, clock):
+    context, app = await _home_app(sim_context, sim_cloud, clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("q")
+        await pilot.pause()
+        from maider_tui.ui.dialogs.quit import QuitDialog
+
+        assert isinstance(app.screen, QuitDialog)
+        text = " ".join(str(w.render()) for w in app.screen.query("Static"))
+        assert "2 VM(s) still running · $4.04/h" in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, QuitDialog)
+        assert app.is_running

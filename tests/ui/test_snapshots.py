@@ -22,9 +22,9 @@ def test_home_first_run(snap_compare, make_context, size):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_home_with_sessions(snap_compare, sim_context, clock, size):
+def test_home_with_sessions(snap_compare, sim_context, sim_cloud, clock, size):
     context = sim_context()
-    add_sample_sessions(context.store, clock.now())
+    add_sample_sessions(context.store, clock.now(), sim_cloud)
     assert snap_compare(MaiderApp(context), terminal_size=size, run_before=_settle)
 
 

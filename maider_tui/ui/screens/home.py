@@ -65,7 +65,18 @@ class HomeScreen(Screen[None]):
 
     BINDING_GROUP_TITLE = "Sessions"
     BINDINGS = [
-        Binding("q", "app.quit", "Quit", id="app.quit", tooltip="Quit maider-tui (live VMs keep running)"),
+        Binding("n", "app.new_session", "New", id="home.new",
+                tooltip="Launch a new session: capability, region, GPU type, model"),
+        # priority: the table's own enter would otherwise take the key (and hide it from the footer).
+        Binding("enter", "open", "Open", id="home.open", tooltip="Open the session's dashboard", priority=True),
+        Binding("d", "destroy", "Destroy", id="home.destroy", tooltip="Destroy the selected session's VM"),
+        Binding("a", "adopt", "Adopt", id="home.adopt", show=False,
+                tooltip="Record an orphan VM as a session, so it is watched and billed"),
+        Binding("c", "clean_up", "Clean up", id="home.clean",
+                tooltip="Check every VM against the sessions: orphans, VMs gone, interrupted launches"),
+        Binding("b", "benchmarks", "Benchmarks", id="home.bench", tooltip="Benchmark results (not built yet)"),
+        Binding("R", "recommend", "Recommend", id="home.recommend", tooltip="Recommend a GPU and model (not built yet)"),
+        Binding("q", "app.quit", "Quit", id="app.quit", tooltip="Quit maider-tui (asks first when VMs run)"),
     ]
 
     def __init__(self, context: "AppContext") -> None:
@@ -74,6 +85,7 @@ class HomeScreen(Screen[None]):
         self.has_token: bool | None = None
         self.account_line = ""
         self._composed = False
+        self.orphans: list = []  # ops.recover.Orphan, from the last recovery check
 
     def compose(self) -> ComposeResult:
         yield TopBar()
@@ -83,6 +95,8 @@ class HomeScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # Cost so far and idle time left tick; a second is as fine as a money figure needs.
+        self.set_interval(1.0, self.refresh_sessions)
         table = self.query_one("#sessions", DataTable)
         table.add_columns(*COLUMNS)
         self.query_one("#sessions-box").border_title = "Sessions"
@@ -100,6 +114,71 @@ class HomeScreen(Screen[None]):
         self.account_line = line
         self.refresh_sessions()
 
+    def _idle_left(self, rec: "SessionRecord") -> str:
+        live = getattr(self.app, "live", None)
+        session = live.get(rec.name) if live is not None else None
+        watchdog = session.watchdog if session is not None else None
+        if watchdog is None or rec.state not in LIVE_STATES:
+            return "—"
+        remaining = max(0, int(watchdog.remaining_s))
+        return f"{remaining // 60:02d}:{remaining % 60:02d}"
+
+    def set_orphans(self, orphans: list) -> None:
+        self.orphans = list(orphans)
+        self.refresh_sessions()
+
+    def _selected(self) -> str | None:
+        table = self.query_one("#sessions", DataTable)
+        if not table.display or table.row_count == 0:
+            return None
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        return row_key.value
+
+    def _selected_orphan(self):
+        key = self._selected()
+        if key is None or not key.startswith("orphan:"):
+            return None
+        return next((o for o in self.orphans if f"orphan:{o.id}" == key), None)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action in {"benchmarks", "recommend"}:
+            return None  # greyed: the screens are not built yet
+        if action in {"open", "destroy"}:
+            return True if self._composed and self._selected() is not None else None
+        if action == "adopt":
+            return True if self._composed and self._selected_orphan() is not None else None
+        return True
+
+    def on_data_table_row_highlighted(self) -> None:
+        self.refresh_bindings()
+
+    def action_open(self) -> None:
+        key = self._selected()
+        if key is None or key.startswith("orphan:"):
+            self.notify("An orphan VM has no dashboard: press a to adopt it or d to destroy it.")
+            return
+        record = self.context.store.get_session(key) if self.context.store else None
+        if record is None:
+            return
+        if record.state in {"ready", "unreachable"}:
+            self.app.open_dashboard(key)
+        else:
+            self.notify(f"{key} is {record.state}" + (f" (stopped at {record.stage})" if record.stage else "")
+                        + ": nothing to open yet.")
+
+    def action_destroy(self) -> None:
+        key = self._selected()
+        if key is not None:
+            self.app.confirm_destroy(key)
+
+    def action_adopt(self) -> None:
+        orphan = self._selected_orphan()
+        if orphan is not None:
+            self.app.adopt_orphan(orphan)
+
+    def action_clean_up(self) -> None:
+        self.app.run_recovery(interactive=True)
+
     def sessions(self) -> list["SessionRecord"]:
         store = self.context.store
         return store.list_sessions() if store is not None else []
@@ -110,6 +189,7 @@ class HomeScreen(Screen[None]):
         now = self.context.clock.now()
         records = self.sessions()
         table = self.query_one("#sessions", DataTable)
+        selected = self._selected() if table.row_count else None
         table.clear()
         live_rate = 0.0
         live = 0
@@ -126,14 +206,26 @@ class HomeScreen(Screen[None]):
                 rec.region,
                 f"{rec.hourly_usd:.2f}",
                 f"{so_far:.2f}",
-                "—",
+                self._idle_left(rec),
                 key=rec.name,
             )
-        table.display = bool(records)
+        for orphan in self.orphans:
+            rate = orphan.hourly_usd or 0.0
+            live += 1
+            live_rate += rate
+            table.add_row(f"(orphan) {orphan.label}", "orphan", orphan.vm.type, "?", orphan.vm.region,
+                          f"{rate:.2f}", "?", "d / a", key=f"orphan:{orphan.id}")
+        table.display = bool(records or self.orphans)
         message = self.query_one("#first-run", Static)
-        message.display = not records
+        message.display = not table.display
         text = first_run_message(self.has_token, self.context.demo)
         message.update(f"{text}\n\n{self.account_line}" if self.account_line else text)
+        if selected is not None:
+            try:
+                table.move_cursor(row=table.get_row_index(selected))
+            except Exception:  # noqa: BLE001 - the row is gone (destroyed, cleaned up)
+                pass
         bar = self.query_one(TopBar)
-        bar.status = f"{live} live · ${live_rate:.2f}/h"
+        orphans = f" · {len(self.orphans)} orphan" if self.orphans else ""
+        bar.status = f"{live} live · ${live_rate:.2f}/h{orphans}"
         bar.set_time(now)
