@@ -53,9 +53,17 @@ class MaiderApp(SessionActions, App[None]):
         limits = ReadinessLimits.from_settings(self.context.settings.settings.readiness)
         if self.context.cloud_speed != 1.0:
             limits = limits.scaled(self.context.cloud_speed)
-        return LiveSessions(store=self.context.store, paths=self.context.paths,
-                            settings=self.context.settings.settings, clock=self.context.clock,
-                            provider=self.context.get_provider, hf_token=self.context.hf_token, limits=limits)
+        from .ops.notify import Notifier
+
+        settings = self.context.settings.settings
+
+        def in_app(title: str, message: str) -> None:
+            self.notify(message, title=title, severity="warning", timeout=20)
+
+        return LiveSessions(store=self.context.store, paths=self.context.paths, settings=settings,
+                            clock=self.context.clock, provider=self.context.get_provider,
+                            hf_token=self.context.hf_token, limits=limits,
+                            notify=Notifier(settings.notifications, in_app=in_app))
 
     def on_mount(self) -> None:
         self.push_screen(HomeScreen(self.context))

@@ -40,8 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the simulated Linode cloud alone and print its API address and token "
                         "(maider-tui sim --help for its options)")
     from .deploy.plan import add_plan_parser
+    from .headless import add_headless_parsers
 
     add_plan_parser(sub)
+    add_headless_parsers(sub)
     types = sub.add_parser("types", help="list the GPU plans with GPUs, VRAM, $/h and regions")
     types.add_argument("--region", metavar="R", help="only plans offered in this region")
     types.add_argument("--refresh", action="store_true", help="ask the Linode API even if the cache is fresh")
@@ -60,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_token(args)
     if args.command == "types":
         return run_types(args)
+    if args.command in {"watch", "ls", "down"}:
+        return run_headless(args)
     if args.command == "plan":
         from .deploy.plan import run_plan
         from .settings import load_settings
@@ -102,6 +106,19 @@ def run_app(args: argparse.Namespace) -> int:
         context.cloud_speed = args.sim_speed
         MaiderApp(context).run()
     return 0
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    """`watch`, `ls` and `down`: the app's ops code without the full screen."""
+    from . import headless
+    from .context import build_context
+    from .log import setup_logging
+
+    paths = _paths(False)
+    setup_logging(paths.log_file)
+    context = build_context(paths, config_path=args.config)
+    run = {"watch": headless.run_watch, "ls": headless.run_ls, "down": headless.run_down}[args.command]
+    return run(args, context)
 
 
 def run_token(args: argparse.Namespace) -> int:

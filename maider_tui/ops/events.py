@@ -71,6 +71,16 @@ class DestroyedEvent:
 
 
 @dataclass(frozen=True)
+class WatchdogEvent:
+    """The idle watchdog changed state (watching, warning, paused, destroying, destroyed, stopped)."""
+
+    session: str
+    state: str
+    remaining_s: float | None
+    message: str
+
+
+@dataclass(frozen=True)
 class RolledBackEvent:
     session: str
     model: str
@@ -78,7 +88,7 @@ class RolledBackEvent:
 
 
 OpsEvent = Union[StageEvent, LogEvent, HealEvent, WarningEvent, ReadyEvent, FailedEvent, DestroyedEvent,
-                 RolledBackEvent]
+                 RolledBackEvent, WatchdogEvent]
 EventSink = Callable[[OpsEvent], None]
 
 

@@ -21,6 +21,7 @@ from .readiness import ReadinessLimits
 log = logging.getLogger(__name__)
 
 VLLM_PORT = 8000
+ATTACH_TIMEOUT_S = 60.0  # a VM that won't answer SSH must not stall its countdown
 
 
 @dataclass
@@ -32,6 +33,8 @@ class LiveSession:
     task: asyncio.Task | None = None  # the running launch, switch or destroy
     events: deque = field(default_factory=lambda: deque(maxlen=500))
     watchdog: Any | None = None  # ops.watchdog.Watchdog
+    watchdog_task: asyncio.Task | None = None
+    lock: Any | None = None  # ops.owner.SessionLock: this process watches the session
 
     @property
     def ssh(self):
@@ -47,13 +50,17 @@ class LiveSessions:
 
     def __init__(self, *, store: Store, paths: AppPaths, settings: Any, clock: Clock,
                  provider: Callable[[], Any], hf_token: Callable[[], str | None],
-                 limits: ReadinessLimits | None = None) -> None:
+                 limits: ReadinessLimits | None = None,
+                 notify: Callable[[str, str], Any] | None = None) -> None:
         # provider and hf_token are blocking look-ups (keyring, op read): called through to_thread.
         self.store, self.paths, self.settings, self.clock = store, paths, settings, clock
         self._provider_factory, self._hf_token = provider, hf_token
         self.limits = limits or ReadinessLimits()
         self._sessions: dict[str, LiveSession] = {}
         self._listeners: list[EventSink] = []
+        # With a notifier, every session that becomes ready or is attached is watched from here
+        # (the app); without one (the headless `watch`), the caller starts the watchdogs itself.
+        self.notify = notify
 
     # events
     def subscribe(self, listener: EventSink) -> Callable[[], None]:
@@ -105,6 +112,7 @@ class LiveSessions:
         live = self._sessions.setdefault(handle.name, LiveSession(handle.name))
         live.handle = handle
         log.info("session %s ready at %s (plan name %s)", handle.name, handle.endpoint, name)
+        self._auto_watch(handle.name)
         return live
 
     async def resume(self, record: SessionRecord) -> LiveSession:
@@ -119,6 +127,7 @@ class LiveSessions:
                                  limits=self.limits, resume_from=record)
         live = self._sessions[handle.name]
         live.handle = handle
+        self._auto_watch(handle.name)
         return live
 
     async def attach(self, name: str) -> LiveSession:
@@ -159,22 +168,88 @@ class LiveSessions:
         live.handle = handle
         self.store.update_session(name, extra={**record.extra, "local_port": local_port, "endpoint": endpoint})
         self.emit(LogEvent(name, f"Reconnected: {endpoint}"))
+        self._auto_watch(name)
         return live
 
     async def destroy(self, name: str):
-        """Destroy the session's VM (token checked first); the connection closes only once it is gone."""
+        """Destroy the session's VM (token checked first); the connection closes only once it is gone.
+
+        When the destroy fails the session is as it was, its watchdog included.
+        """
         from .destroy import destroy_session
 
         provider = await self.provider()
         live = self._sessions.get(name)
-        if live is not None and live.task is not None and not live.task.done():
+        if live is not None and live.task is not None and not live.task.done() \
+                and live.task is not asyncio.current_task():
             live.task.cancel()
-        if live is not None and live.watchdog is not None:
-            live.watchdog.stop()
         receipt = await destroy_session(name, provider=provider, store=self.store, clock=self.clock,
                                         emit=self.emit, ssh=live.ssh if live else None, paths=self.paths)
+        self._stop_watchdog(live)
         self._sessions.pop(name, None)
         return receipt
+
+    # the idle watchdog
+    def new_watchdog(self, name: str, notify: Callable[[str, str], Any]):
+        """A Watchdog for `name` reading vLLM's metrics through the tunnel, reconnecting when it is down."""
+        from .watchdog import Watchdog, metrics_from_tunnel
+
+        def port() -> int | None:
+            current = self._sessions.get(name)
+            return current.handle.local_port if current is not None and current.handle is not None else None
+
+        tunnel = metrics_from_tunnel(port)
+
+        async def metrics():
+            if port() is None:  # not connected: try again, once per poll (it counts as idle meanwhile)
+                try:
+                    await asyncio.wait_for(self.attach(name), ATTACH_TIMEOUT_S)
+                except Exception as exc:  # noqa: BLE001
+                    log.info("reconnecting %s failed: %s", name, exc)
+                    return None
+            return await tunnel()
+
+        dog = Watchdog(name, metrics=metrics, destroy=lambda: self.destroy(name), store=self.store,
+                       clock=self.clock, settings=self.settings.watchdog, notify=notify, emit=self.emit)
+        self._sessions.setdefault(name, LiveSession(name)).watchdog = dog
+        return dog
+
+    def start_watchdog(self, name: str, notify: Callable[[str, str], Any]):
+        """Watch `name` from this process: take its lock (from a background watcher if one holds it),
+        then run its Watchdog. None when the watchdog is off or another app holds the session."""
+        from .owner import stop_owner, try_acquire
+
+        if not self.settings.watchdog.enabled:
+            return None
+        live = self._sessions.setdefault(name, LiveSession(name))
+        if live.watchdog_task is not None and not live.watchdog_task.done():
+            return live.watchdog
+        lock = live.lock or try_acquire(self.paths, name, store=self.store)
+        if lock is None and stop_owner(self.paths, name):
+            lock = try_acquire(self.paths, name, store=self.store)  # the background watcher let go
+        if lock is None:
+            self.emit(LogEvent(name, "Another maider-tui process watches this session; not watched here."))
+            return None
+        live.lock = lock
+        dog = live.watchdog if live.watchdog is not None else self.new_watchdog(name, notify)
+        live.watchdog_task = asyncio.ensure_future(dog.run())
+        return dog
+
+    def _auto_watch(self, name: str) -> None:
+        if self.notify is not None:
+            self.start_watchdog(name, self.notify)
+
+    def _stop_watchdog(self, live: LiveSession | None) -> None:
+        if live is None:
+            return
+        if live.watchdog is not None:
+            live.watchdog.stop()
+        if live.watchdog_task is not None and not live.watchdog_task.done() \
+                and live.watchdog_task is not asyncio.current_task():
+            live.watchdog_task.cancel()
+        if live.lock is not None:
+            live.lock.release()
+            live.lock = None
 
     async def switch_model(self, name: str, model_id: str, *, max_model_len: int | None = None):
         from ..deploy.compose import ComposeOptions
@@ -206,8 +281,7 @@ class LiveSessions:
     async def close_all(self) -> None:
         """Close every connection and stop every watchdog; the VMs keep running."""
         for live in list(self._sessions.values()):
-            if live.watchdog is not None:
-                live.watchdog.stop()
+            self._stop_watchdog(live)
             if live.task is not None and not live.task.done():
                 live.task.cancel()
             if live.handle is not None:

@@ -1,0 +1,58 @@
+"""The app-level live sessions: a launched session is watched from this process, and only here."""
+
+from __future__ import annotations
+
+from maider_tui import catalog
+from maider_tui.clock import SystemClock
+from maider_tui.deploy.compose import ComposeOptions
+from maider_tui.ops.live import LiveSessions
+from maider_tui.ops.owner import owner_of, try_acquire
+from maider_tui.ops.provision import LaunchPlan
+from maider_tui.ops.readiness import ReadinessLimits
+from maider_tui.settings import Settings
+from maider_tui.store import open_store
+
+LIMITS = ReadinessLimits(running_s=20, ssh_s=20, cloud_init_s=20, vllm_s=20, poll_s=0.02, time_scale=1000)
+
+
+def _plan() -> LaunchPlan:
+    gpu = catalog.gpu_type("g2-gpu-rtx4000a1-s")
+    config = catalog.fit("Qwen/Qwen2.5-Coder-7B-Instruct-AWQ", gpu).to_vllm_config()
+    return LaunchPlan(region=gpu.regions[0], gpu_type=gpu, config=config, compose=ComposeOptions())
+
+
+async def test_a_launched_session_is_watched_here_and_released_on_destroy(sim_cloud, paths):
+    store = open_store(paths.database)
+    notes: list[tuple[str, str]] = []
+    live = LiveSessions(store=store, paths=paths, settings=Settings(), clock=SystemClock(),
+                        provider=lambda: sim_cloud.provider(store=store), hf_token=lambda: None,
+                        limits=LIMITS, notify=lambda title, message: notes.append((title, message)))
+    try:
+        session = await live.launch(_plan())
+        assert session.watchdog is not None and session.watchdog.state == "watching"
+        assert session.watchdog_task is not None and not session.watchdog_task.done()
+        # Another process (here: another lock attempt) cannot watch the same session.
+        assert try_acquire(paths, session.name) is None
+        assert owner_of(paths, session.name) is not None
+        receipt = await live.destroy(session.name)
+        assert receipt.cost_usd >= 0
+        assert live.get(session.name) is None
+        lock = try_acquire(paths, session.name)
+        assert lock is not None
+        lock.release()
+    finally:
+        await live.close_all()
+        store.close()
+
+
+async def test_without_a_notifier_nothing_is_watched_automatically(sim_cloud, paths):
+    store = open_store(paths.database)
+    live = LiveSessions(store=store, paths=paths, settings=Settings(), clock=SystemClock(),
+                        provider=lambda: sim_cloud.provider(store=store), hf_token=lambda: None, limits=LIMITS)
+    try:
+        session = await live.launch(_plan())
+        assert session.watchdog is None
+        assert try_acquire(paths, session.name) is not None
+    finally:
+        await live.close_all()
+        store.close()
