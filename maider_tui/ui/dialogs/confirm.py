@@ -56,8 +56,9 @@ class ConfirmDialog(ModalScreen[bool]):
             yield Static(self._title, id="title", markup=False)
             yield Static(self._message, id="message", markup=False)
             with Horizontal():
-                yield Button(f"{self._no} [n]", id="no")
-                yield Button(f"{self._yes} [y]", id="yes", variant="warning")
+                # Parentheses, not brackets: a button label is markup.
+                yield Button(f"{self._no} (n)", id="no")
+                yield Button(f"{self._yes} (y)", id="yes", variant="warning")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")

@@ -62,9 +62,9 @@ class QuitDialog(ModalScreen[str]):
             yield Static("Keep them watched in the background (the idle watchdog goes on destroying "
                          "forgotten VMs), destroy them all, or stay?", markup=False)
             with Horizontal():
-                yield Button("Cancel [esc]", id="cancel")
-                yield Button("Destroy all [D]", id="destroy", variant="error")
-                yield Button("Keep watched [k]", id="keep", variant="primary")
+                yield Button("Cancel (esc)", id="cancel")
+                yield Button("Destroy all (D)", id="destroy", variant="error")
+                yield Button("Keep watched (k)", id="keep", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()

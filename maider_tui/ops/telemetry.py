@@ -1,0 +1,118 @@
+"""Live numbers for the dashboard: the nvidia-smi stream and the vLLM /metrics poll. UI-free.
+
+`gpu_snapshots` streams `nvidia-smi -lms` over the session's SSH connection and, when the
+connection drops, says so and resumes by itself (the SSH session reconnects underneath; we only
+retry the stream with a backoff measured on the injected clock). `TokenRate` turns vLLM's
+cumulative counters into tokens per second; `MetricsPoller` does one scrape and keeps the rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from maider_tui.clock import Clock
+from maider_tui.remote.gpu import GpuSnapshot, TelemetryReader, nvidia_smi_command
+from maider_tui.remote.ssh import SshClosed, SshError
+from maider_tui.remote.vllm import VllmMetrics
+
+DEFAULT_BACKOFF: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+StatusSink = Callable[[str], None]
+
+
+async def gpu_snapshots(ssh: Any, *, gpu_count: int | None, clock: Clock, interval_ms: int = 1000,
+                        backoff: Sequence[float] = DEFAULT_BACKOFF,
+                        on_status: StatusSink | None = None) -> AsyncIterator[GpuSnapshot]:
+    """One `GpuSnapshot` per nvidia-smi tick, for as long as the caller iterates.
+
+    on_status("ok") after the first snapshot of each (re)started stream, on_status("reconnecting")
+    when the stream dropped; the stream is retried after backoff[attempt] clock seconds (the last
+    value repeats). A closed session (SshClosed) ends the iteration: nobody will reconnect it.
+    """
+    command = nvidia_smi_command(interval_ms)
+    attempt = 0
+    status = ""
+
+    def say(new: str) -> None:
+        nonlocal status
+        if new != status:
+            status = new
+            if on_status is not None:
+                on_status(new)
+
+    while True:
+        try:
+            async for snapshot in TelemetryReader(ssh.stream(command), gpu_count=gpu_count, clock=clock):
+                attempt = 0  # a stream that delivered has earned a fresh backoff
+                say("ok")
+                yield snapshot
+        except SshClosed:
+            say("closed")
+            return
+        except SshError:
+            pass  # dropped, timed out or refused to start: the same answer, wait and try again
+        # Reaching here without an error means nvidia-smi itself ended (a driver hiccup): retry too.
+        say("reconnecting")
+        await clock.sleep(backoff[min(attempt, len(backoff) - 1)] if backoff else 1.0)
+        attempt += 1
+
+
+class TokenRate:
+    """Tokens per second from a cumulative counter, differencing consecutive readings.
+
+    A counter that went down means vLLM restarted (a model switch, a heal): the rate restarts too.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[float, float] | None = None  # (time, counter)
+
+    def update(self, counter: float, at: float) -> float | None:
+        """Feed one reading; returns tokens/s since the previous one, None for the first or a reset."""
+        last, self._last = self._last, (at, counter)
+        if last is None:
+            return None
+        then, before = last
+        if counter < before or at <= then:
+            return None
+        return (counter - before) / (at - then)
+
+
+@dataclass(frozen=True)
+class VllmReading:
+    """One /metrics scrape with the rates worked out; `error` says why there are no metrics."""
+
+    at: float
+    metrics: VllmMetrics | None = None
+    generation_tok_s: float | None = None
+    error: str | None = None
+
+    @property
+    def tokens_generated(self) -> int | None:
+        """vLLM's generation token counter (since its last start), None when unknown."""
+        if self.metrics is None or not self.metrics.reported:
+            return None
+        return int(self.metrics.generation_tokens_total)
+
+
+class MetricsPoller:
+    """One scrape per `poll()`; the caller re-arms its timer only after a poll returned."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[VllmMetrics]], clock: Clock) -> None:
+        self._fetch, self._clock = fetch, clock
+        self._rate = TokenRate()
+        self.last_tok_s: float | None = None
+
+    async def poll(self) -> VllmReading:
+        """Scrape now; a failed scrape is a reading with an error, never an exception."""
+        try:
+            metrics = await self._fetch()
+        except Exception as exc:  # noqa: BLE001 - a gauge must survive any failure of its source
+            return VllmReading(self._clock.monotonic(), error=str(exc) or type(exc).__name__)
+        at = self._clock.monotonic()
+        rate = self._rate.update(metrics.generation_tokens_total, at)
+        # Keep showing the last rate when this scrape had nothing to compare with (first one, or
+        # two scrapes with the same timestamp), rather than flicker to "—".
+        if rate is not None:
+            self.last_tok_s = rate
+        return VllmReading(at, metrics, self.last_tok_s if rate is None else rate)

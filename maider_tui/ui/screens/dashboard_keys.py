@@ -1,0 +1,254 @@
+"""The dashboard's key actions, as a mixin of DashboardScreen (kept apart so each file stays short).
+
+Everything here reads the screen's state through its properties (`handle`, `record`, `watchdog`)
+and reports back through messages (`SessionEvent`, `Destroyed`, `HealOffer`, `VllmLog`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+from pathlib import Path
+from typing import Any
+
+from textual import work
+
+from ...ops.events import LogEvent
+from ...ops.readiness import COMPOSE_CMD
+from ...ops.session_files import aider_command, client_key_path, session_dir, write_private
+from ...remote.ssh import SshError
+from ..dialogs.confirm import ConfirmDialog
+from ..dialogs.model_picker import ModelPickerDialog
+from ..messages import Destroyed, HealOffer, SessionEvent, VllmLog
+from ..widgets.cost_panel import cost_so_far, format_countdown, format_runtime
+from ..widgets.endpoint_panel import known_hosts_line, merge_ssh_config, ssh_config_entry
+from ..widgets.log_pane import LogPane
+
+VLLM_LOG_CMD = f"{COMPOSE_CMD} logs --tail 200 vllm"
+NEEDS_CONNECTION = frozenset({"extend", "switch_model", "heal", "aider", "shell", "copy_command"})
+
+
+class DashboardKeys:
+    """check_action and every action_* of the dashboard; mixed into DashboardScreen."""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """None greys a key out: not built yet, or no connected VM to act on."""
+        if action in ("benchmark", "validate"):
+            return None
+        if action in NEEDS_CONNECTION and not self.connected:
+            return None
+        if action == "extend" and self.watchdog is None:
+            return None
+        if action in ("destroy", "reconnect"):
+            record = self.record  # no connection needed: an unreachable VM still costs money
+            return None if record is None or record.ended else True
+        return True
+
+    def _say(self, text: str) -> None:
+        """A line in the log pane, through the same path as the ops events."""
+        self.post_message(SessionEvent(LogEvent(self.session, text)))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_benchmark(self) -> None:
+        self.notify("Benchmarks are not built yet.", title="Benchmark")
+
+    def action_validate(self) -> None:
+        self.notify("Validation is not built yet.", title="Validate")
+
+    def action_extend(self) -> None:
+        watchdog = self.watchdog
+        if watchdog is None:
+            return
+        watchdog.extend()
+        self._say(f"watchdog extended: destroys in {format_countdown(getattr(watchdog, 'remaining_s', None))}")
+        self._set()
+
+    def action_copy_command(self) -> None:
+        self.app.copy_to_clipboard(aider_command(self.context.paths, self.session))
+        self.notify("Copied the aider command: paste it in a terminal.", title="Aider")
+
+    def action_toggle_log(self) -> None:
+        if self.query_one(LogPane).toggle():
+            self.fetch_vllm_log()
+
+    @work(exclusive=True, exit_on_error=False, group="vllm-log", description="Read the vLLM log")
+    async def fetch_vllm_log(self) -> None:
+        handle = self.handle
+        if handle is None:
+            self.post_message(VllmLog("Not connected: there is no vLLM log to read."))
+            return
+        try:
+            result = await handle.ssh.run(VLLM_LOG_CMD, timeout=30)
+            self.post_message(VllmLog(result.stdout + result.stderr))
+        except SshError as exc:
+            self.post_message(VllmLog(f"Could not read the vLLM log: {exc}"))
+
+    def on_vllm_log(self, message: VllmLog) -> None:
+        self.query_one(LogPane).set_vllm_log(message.text)
+
+    def action_reconnect(self) -> None:
+        self.attach(reconnect=True)
+
+    # model switch
+    def action_switch_model(self) -> None:
+        from ... import catalog
+        from .home import gpu_label
+
+        record = self.record
+        try:
+            reports = catalog.models_that_fit(record.gpu_type)
+        except catalog.UnknownGpuTypeError:
+            self.notify(f"{record.gpu_type} is not in the catalog: no fit plan to offer.", severity="warning")
+            return
+
+        def chosen(model_id: str | None) -> None:
+            if model_id:
+                self.switch_to(model_id)
+
+        self.app.push_screen(ModelPickerDialog(reports, gpu_label=gpu_label(record), current=self._model()), chosen)
+
+    @work(exclusive=True, exit_on_error=False, group="switch", description="Switch the model")
+    async def switch_to(self, model_id: str) -> None:
+        self._say(f"switching to {model_id} …")
+        try:
+            config = await self.live.switch_model(self.session, model_id)
+        except Exception as exc:  # noqa: BLE001 - refused or rolled back: the log and a toast say why
+            self._say(f"switch to {model_id} failed: {exc}")
+            self.notify(str(exc), title="Switch model", severity="error", timeout=20)
+            return
+        self._say(f"now serving {config.model}")
+
+    # destroy
+    def action_destroy(self) -> None:
+        record = self.record
+        now = self.context.clock.now()
+        started = record.created_at or now
+        text = (f"Runtime {format_runtime(now - started)}, cost so far "
+                f"${cost_so_far(record.hourly_usd, started, now):.2f} at ${record.hourly_usd:.2f}/h.\n\n"
+                "The VM and its disk are deleted and the meter stops. This cannot be undone.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.destroy_session()
+
+        self.app.push_screen(ConfirmDialog(f"Destroy {self.session}?", text, yes="Destroy", no="Cancel"), answered)
+
+    @work(exclusive=True, exit_on_error=False, group="destroy", description="Destroy the session")
+    async def destroy_session(self) -> None:
+        self._say("destroying the VM …")
+        try:
+            receipt = await self.live.destroy(self.session)
+        except Exception as exc:  # noqa: BLE001 - the VM may still run: say so loudly, keep the screen
+            self._say(f"destroy failed: {exc}")
+            self.notify(f"Destroy failed: {exc}. The VM may still be running; try again.", title="Destroy",
+                        severity="error", timeout=30)
+            return
+        self.post_message(Destroyed(receipt))
+
+    def on_destroyed(self, message: Destroyed) -> None:
+        self.notify(message.receipt.summary(), title=f"Receipt · {self.session}", timeout=30)
+        if self.is_current:
+            self.app.pop_screen()
+
+    # heal now
+    @work(exclusive=True, exit_on_error=False, group="heal", description="Diagnose vLLM")
+    async def action_heal(self) -> None:
+        from ...ops import heal
+
+        handle = self.handle
+        if handle is None:
+            return
+        try:
+            result = await handle.ssh.run(VLLM_LOG_CMD, timeout=60)
+        except SshError as exc:
+            self._say(f"could not read the vLLM log: {exc}")
+            return
+        found = heal.diagnose(result.stdout + result.stderr)
+        if found is None:
+            self._say("vLLM's log shows no failure: nothing to heal.")
+            return
+        remedied = heal.remedy(handle.config, found, handle.heals + 1, handle.record.gpu_count)
+        if remedied is None:
+            self._say(f"diagnosis: {found.summary}; no remedy is left to try.")
+            return
+        self.post_message(HealOffer(found, remedied, heal.describe_change(handle.config, remedied)))
+
+    def on_heal_offer(self, message: HealOffer) -> None:
+        text = (f"Diagnosis: {message.diagnosis.summary}\nEvidence: {message.diagnosis.evidence[:160]}\n\n"
+                f"Remedy: {message.change}\nvLLM restarts with these flags.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.apply_heal(message.config, message.change)
+
+        self.app.push_screen(ConfirmDialog("Heal vLLM?", text, yes="Apply", no="Cancel"), answered)
+
+    @work(exclusive=True, exit_on_error=False, group="heal", description="Apply the remedy")
+    async def apply_heal(self, config: Any, change: str) -> None:
+        from ...deploy.compose import ComposeOptions
+        from ...ops.switch_model import deploy_compose
+
+        handle, record = self.handle, self.record
+        if handle is None or record is None:
+            return
+        saved = record.options.get("compose")
+        known = {f.name for f in dataclasses.fields(ComposeOptions)}
+        options = (ComposeOptions(**{k: v for k, v in saved.items() if k in known}) if isinstance(saved, dict)
+                   else ComposeOptions.from_settings(self.context.settings.settings))
+        try:
+            await deploy_compose(handle.ssh, config, options, self.live.limits)
+        except Exception as exc:  # noqa: BLE001 - the old flags keep running: say what failed
+            self._say(f"heal failed: {exc}")
+            return
+        handle.config, handle.heals = config, handle.heals + 1
+        self.context.store.update_session(self.session, vllm_config=config.model_dump(mode="json"))
+        self.context.store.add_event(self.session, "heal", f"heal now: {change}", {"change": change})
+        self._say(f"applied {change}; vLLM is restarting")
+
+    # programs in this terminal
+    def action_aider(self) -> None:
+        if shutil.which("aider") is None:
+            self.notify("aider is not installed: pipx install aider-chat", title="Aider", severity="error")
+            return
+        self.run_outside(["bash", "-c", aider_command(self.context.paths, self.session)], "aider")
+
+    def action_shell(self) -> None:
+        handle = self.handle
+        known_hosts = self.write_ssh_files()
+        if handle is None or known_hosts is None or shutil.which("ssh") is None:
+            self.notify("No ssh program or no pinned host key: cannot open a shell.", severity="error")
+            return
+        key = client_key_path(self.context.paths, self.session)
+        self.run_outside(["ssh", "-i", str(key), "-p", str(handle.ssh.port), "-o", f"UserKnownHostsFile={known_hosts}",
+                          "-o", "StrictHostKeyChecking=yes", f"root@{handle.ssh.host}"], "ssh")
+
+    @work(exclusive=True, exit_on_error=False, group="outside", description="Run a program in this terminal")
+    async def run_outside(self, argv: list[str], what: str) -> None:
+        """Suspend the app and run `argv` in the terminal; the loop (tunnel, watchdog) keeps running."""
+        try:
+            with self.app.suspend():
+                process = await asyncio.create_subprocess_exec(*argv)
+                code = await process.wait()
+        except Exception as exc:  # noqa: BLE001 - SuspendNotSupported (web, tests) or no such program
+            self.notify(f"Cannot run {what} here: {exc or type(exc).__name__}", severity="error")
+            return
+        self._say(f"{what} exited ({code})")
+
+    def write_ssh_files(self) -> Path | None:
+        """The pinned known_hosts of this VM and its `Host maider-<session>` entry in the data dir."""
+        handle = self.handle
+        host_key = handle.record.host_key if handle is not None else None
+        if handle is None or not host_key:
+            return None
+        folder = session_dir(self.context.paths, self.session)
+        known_hosts = folder / "known_hosts"
+        write_private(known_hosts, known_hosts_line(handle.ssh.host, handle.ssh.port, host_key))
+        config = self.context.paths.data_dir / "ssh_config"
+        existing = config.read_text() if config.exists() else ""
+        entry = ssh_config_entry(self.session, handle.ssh.host, handle.ssh.port,
+                                 str(client_key_path(self.context.paths, self.session)), str(known_hosts))
+        write_private(config, merge_ssh_config(existing, self.session, entry))
+        return known_hosts

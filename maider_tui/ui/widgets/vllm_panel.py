@@ -1,0 +1,34 @@
+"""The vLLM panel: the model served, requests running and waiting, tokens/s and KV-cache use."""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+
+from ...ops.telemetry import VllmReading
+
+
+def vllm_lines(model: str, reading: VllmReading | None) -> list[str]:
+    """The model line and the load line."""
+    if reading is None:
+        return [model, "waiting for /metrics …"]
+    metrics = reading.metrics
+    if metrics is None:
+        return [model, f"/metrics unavailable: {reading.error}"]
+    rate = "— tok/s" if reading.generation_tok_s is None else f"{reading.generation_tok_s:.1f} tok/s"
+    kv = "—" if metrics.kv_cache_usage is None else f"{metrics.kv_cache_usage * 100:.0f}%"
+    load = (f"running {metrics.requests_running:.0f} · waiting {metrics.requests_waiting:.0f} · "
+            f"{rate} · KV cache {kv}")
+    return [model, load]
+
+
+class VllmPanel(Static):
+    """Redrawn in place on every /metrics scrape."""
+
+    DEFAULT_CSS = """
+    VllmPanel { height: auto; }
+    VllmPanel.-down { color: $warning; }
+    """
+
+    def show(self, model: str, reading: VllmReading | None) -> None:
+        self.set_class(reading is not None and reading.metrics is None, "-down")
+        self.update("\n".join(vllm_lines(model, reading)))

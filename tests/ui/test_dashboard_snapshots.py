@@ -1,0 +1,148 @@
+"""Pictures of the dashboard with 1, 2 and 4 GPUs and of its destroy dialog.
+
+No live stream: the screen is built with `stream=False` and fed canned GPU snapshots and vLLM
+metrics, on the frozen clock, so the picture never depends on timing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from maider_tui import catalog
+from maider_tui.app import MaiderApp
+from maider_tui.models import VllmConfig
+from maider_tui.ops.live import LiveSession
+from maider_tui.ops.telemetry import VllmReading
+from maider_tui.remote.gpu import GpuSample, GpuSnapshot
+from maider_tui.remote.vllm import VllmMetrics
+from maider_tui.store import SessionRecord
+from maider_tui.ui.screens.dashboard import DashboardScreen
+
+PLANS = {
+    1: ("g2-gpu-rtx4000a1-s", 0.52, "Qwen/Qwen2.5-Coder-14B-Instruct-AWQ", "NVIDIA RTX 4000 Ada Generation", 20475),
+    2: ("g2-gpu-rtx4000a2-s", 1.04, "Qwen/Qwen2.5-Coder-32B-Instruct-AWQ", "NVIDIA RTX 4000 Ada Generation", 20475),
+    4: ("g1-gpu-rtx6000-4", 6.00, "Qwen/Qwen2.5-72B-Instruct-AWQ", "Quadro RTX 6000", 24576),
+}
+NAME = "qwen-20261122-093012"
+MEMORY = (0.50, 0.74, 0.90, 0.97)  # one GPU per bar colour: ok, ok, warning, error
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBu7nkV0rJ1S3ff2a1I4d0Wb7x6xHCnCx0jH3V7z2Jc1 maider"
+
+
+class FakeSsh:
+    host, port, state = "127.0.0.1", 2201, "connected"
+
+    def on_state(self, callback):
+        return lambda: None
+
+
+@dataclass
+class FakeHandle:
+    name: str
+    record: SessionRecord
+    config: VllmConfig
+    ssh: FakeSsh = field(default_factory=FakeSsh)
+    endpoint: str = "http://127.0.0.1:8000/v1"
+    local_port: int = 8000
+    max_model_len: int = 32768
+    heals: int = 0
+
+
+@dataclass
+class FakeWatchdog:
+    state: str = "watching"
+    idle_s: float = 350.0
+    remaining_s: float = 1450.0
+    unreachable: bool = False
+    warning_s: float = 300.0
+    holds: list = field(default_factory=list)
+    extended: int = 0
+
+    def extend(self) -> None:
+        self.extended += 1
+        self.idle_s, self.remaining_s = 0.0, 1800.0
+
+
+class FakeLive:
+    """What the dashboard asks of LiveSessions, with one connected session and nothing streaming."""
+
+    def __init__(self, handle: Any, watchdog: Any | None) -> None:
+        self.session = LiveSession(handle.name, handle=handle, watchdog=watchdog)
+
+    def get(self, name: str):
+        return self.session if name == self.session.name else None
+
+    def subscribe(self, listener):
+        return lambda: None
+
+
+def snapshot_of(gpus: int, tick: int, name: str, total_mib: int) -> GpuSnapshot:
+    samples = tuple(
+        GpuSample(index=i, name=name, memory_used_mib=total_mib * MEMORY[i],
+                  memory_total_mib=total_mib, utilization_pct=float((tick * 7 + i * 13) % 100),
+                  temperature_c=58.0 + i * 2, power_w=110.0 + i * 4)
+        for i in range(gpus))
+    return GpuSnapshot(float(tick), samples)
+
+
+def build(context, clock, gpus: int, *, watchdog: bool = True) -> DashboardScreen:
+    type_id, hourly, model, gpu_name, total = PLANS[gpus]
+    record = context.store.add_session(SessionRecord(
+        name=NAME, state="ready", stage="ready", region=catalog.gpu_type(type_id).regions[0], gpu_type=type_id, gpu_count=gpus, model=model,
+        hourly_usd=hourly, created_at=clock.now() - 3 * 3600 - 42 * 60, host_key=HOST_KEY,
+        vllm_config={"model": model}))
+    context.store.add_event(NAME, "ready", "ready in 6m 12s (1 heal: KV cache 32768 -> 23552)",
+                            ts=clock.now() - 3 * 3600)
+    context.store.add_event(NAME, "activity", "activity · idle timer reset", ts=clock.now() - 350)
+    handle = FakeHandle(NAME, record, VllmConfig(model=model))
+    return DashboardScreen(context, FakeLive(handle, FakeWatchdog() if watchdog else None), NAME, stream=False)
+
+
+def feed(screen: DashboardScreen, gpus: int) -> None:
+    _, _, _, gpu_name, total = PLANS[gpus]
+    for tick in range(60):
+        screen.show_telemetry(snapshot_of(gpus, tick, gpu_name, total))
+    metrics = VllmMetrics(requests_running=1, requests_waiting=0, prompt_tokens_total=1_200_000,
+                          generation_tokens_total=412_345, kv_cache_usage=0.23, reported=True)
+    screen.show_metrics(VllmReading(10.0, metrics, 38.2))
+
+
+def run_with(screen: DashboardScreen, gpus: int, *keys: str):
+    async def run_before(pilot) -> None:
+        await pilot.app.workers.wait_for_complete()
+        pilot.app.push_screen(screen)
+        await pilot.pause()
+        feed(screen, gpus)
+        await pilot.pause()
+        for key in keys:
+            await pilot.press(key)
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("gpus", [1, 2, 4])
+def test_dashboard_gpus(snap_compare, make_context, clock, gpus):
+    context = make_context()
+    screen = build(context, clock, gpus)
+    assert snap_compare(MaiderApp(context), terminal_size=(120, 40), run_before=run_with(screen, gpus))
+
+
+def test_dashboard_narrow(snap_compare, make_context, clock):
+    context = make_context()
+    screen = build(context, clock, 1)
+    assert snap_compare(MaiderApp(context), terminal_size=(80, 24), run_before=run_with(screen, 1))
+
+
+def test_dashboard_watchdog_off(snap_compare, make_context, clock):
+    context = make_context()
+    screen = build(context, clock, 2, watchdog=False)
+    assert snap_compare(MaiderApp(context), terminal_size=(120, 40), run_before=run_with(screen, 2))
+
+
+def test_destroy_dialog(snap_compare, make_context, clock):
+    context = make_context()
+    screen = build(context, clock, 2)
+    assert snap_compare(MaiderApp(context), terminal_size=(120, 40), run_before=run_with(screen, 2, "d"))

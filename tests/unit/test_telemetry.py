@@ -1,0 +1,113 @@
+"""ops.telemetry: the nvidia-smi stream survives drops; tokens/s come from counter deltas."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from maider_tui.clock import ManualClock
+from maider_tui.ops.telemetry import MetricsPoller, TokenRate, gpu_snapshots
+from maider_tui.remote.gpu import nvidia_smi_command
+from maider_tui.remote.ssh import SshClosed, SshDropped
+from maider_tui.remote.vllm import VllmMetrics
+
+
+def rows(tick: int, gpus: int = 2) -> list[str]:
+    return [f"{i}, NVIDIA RTX 4000 Ada Generation, {1000 + tick}, 20475, {tick % 100}, 60, 110.5"
+            for i in range(gpus)]
+
+
+class FakeSsh:
+    """Each `stream` call plays the next script: a list of lines, ending in an exception or not."""
+
+    def __init__(self, *scripts) -> None:
+        self.scripts = list(scripts)
+        self.commands: list[str] = []
+
+    async def stream(self, cmd: str):
+        self.commands.append(cmd)
+        if not self.scripts:
+            raise SshClosed("the SSH session is closed")
+        lines, error = self.scripts.pop(0)
+        for line in lines:
+            yield line
+        if error is not None:
+            raise error
+
+
+async def collect(ssh, clock, n: int, statuses: list[str], **kwargs):
+    got = []
+    async for snapshot in gpu_snapshots(ssh, gpu_count=2, clock=clock, on_status=statuses.append, **kwargs):
+        got.append(snapshot)
+        if len(got) == n:
+            break
+    return got
+
+
+async def test_stream_resumes_after_a_drop_with_backoff_on_the_clock():
+    clock = ManualClock()
+    ssh = FakeSsh((rows(1) + rows(2), SshDropped("connection lost")), (rows(3), None))
+    statuses: list[str] = []
+    task = asyncio.ensure_future(collect(ssh, clock, 3, statuses, backoff=(5.0,)))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not task.done()  # waiting on the clock's backoff, not spinning
+    assert statuses == ["ok", "reconnecting"]
+    clock.advance(5.0)
+    got = await asyncio.wait_for(task, 1)
+    assert [s.gpus[0].memory_used_mib for s in got] == [1001, 1002, 1003]
+    assert statuses == ["ok", "reconnecting", "ok"]
+    assert ssh.commands == [nvidia_smi_command(1000)] * 2
+
+
+async def test_stream_ends_when_the_session_is_closed():
+    clock = ManualClock()
+    statuses: list[str] = []
+    got = await asyncio.wait_for(collect(FakeSsh((rows(1), SshClosed("closed"))), clock, 5, statuses), 1)
+    assert len(got) == 1 and len(got[0].gpus) == 2
+    assert statuses == ["ok", "closed"]
+
+
+async def test_backoff_grows_and_resets_after_data():
+    clock = ManualClock()
+    ssh = FakeSsh(([], SshDropped("x")), ([], SshDropped("y")), (rows(1), None))
+    statuses: list[str] = []
+    task = asyncio.ensure_future(collect(ssh, clock, 1, statuses, backoff=(1.0, 2.0)))
+    for step in (1.0, 2.0):
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert not task.done()
+        clock.advance(step)
+    got = await asyncio.wait_for(task, 1)
+    assert len(got) == 1
+    assert statuses == ["reconnecting", "ok"]
+
+
+def test_token_rate_from_counter_deltas():
+    rate = TokenRate()
+    assert rate.update(1000, at=0.0) is None
+    assert rate.update(1100, at=2.0) == pytest.approx(50.0)
+    assert rate.update(1100, at=4.0) == 0.0
+    assert rate.update(10, at=6.0) is None  # vLLM restarted: the counter went back
+    assert rate.update(70, at=8.0) == pytest.approx(30.0)
+
+
+async def test_poller_rates_and_errors():
+    clock = ManualClock()
+    counters = iter([100.0, 300.0])
+
+    async def fetch():
+        try:
+            return VllmMetrics(generation_tokens_total=next(counters), kv_cache_usage=0.5, reported=True)
+        except StopIteration:
+            raise ConnectionError("tunnel down") from None
+
+    poller = MetricsPoller(fetch, clock)
+    first = await poller.poll()
+    assert first.generation_tok_s is None and first.tokens_generated == 100
+    clock.advance(2.0)
+    second = await poller.poll()
+    assert second.generation_tok_s == pytest.approx(100.0)
+    third = await poller.poll()
+    assert third.metrics is None and "tunnel down" in third.error and third.tokens_generated is None
