@@ -40,10 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the simulated Linode cloud alone and print its API address and token "
                         "(maider-tui sim --help for its options)")
     from .deploy.plan import add_plan_parser
+    from .bench.cli import add_bench_parsers
     from .headless import add_headless_parsers
 
     add_plan_parser(sub)
     add_headless_parsers(sub)
+    add_bench_parsers(sub)
     types = sub.add_parser("types", help="list the GPU plans with GPUs, VRAM, $/h and regions")
     types.add_argument("--region", metavar="R", help="only plans offered in this region")
     types.add_argument("--refresh", action="store_true", help="ask the Linode API even if the cache is fresh")
@@ -62,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_token(args)
     if args.command == "types":
         return run_types(args)
-    if args.command in {"watch", "ls", "down"}:
+    if args.command in {"watch", "ls", "down", "bench", "recommend"}:
         return run_headless(args)
     if args.command == "plan":
         from .deploy.plan import run_plan
@@ -117,7 +119,10 @@ def run_headless(args: argparse.Namespace) -> int:
     paths = _paths(False)
     setup_logging(paths.log_file)
     context = build_context(paths, config_path=args.config)
-    run = {"watch": headless.run_watch, "ls": headless.run_ls, "down": headless.run_down}[args.command]
+    from .bench.cli import run_bench, run_recommend
+
+    run = {"watch": headless.run_watch, "ls": headless.run_ls, "down": headless.run_down,
+           "bench": run_bench, "recommend": run_recommend}[args.command]
     return run(args, context)
 
 
