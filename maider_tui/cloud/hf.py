@@ -1,0 +1,95 @@
+"""Read a model's `config.json` from the Hugging Face hub, to plan a model the catalog does not hold.
+
+Async (httpx), bounded by timeouts, and every failure becomes an `HfError` whose message says what
+happened and what to do next in one sentence. The token is sent as a header and never appears in a
+message.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import httpx
+
+HF_BASE_URL = "https://huggingface.co"
+DEFAULT_TIMEOUT_S = 10.0
+
+HfErrorKind = Literal["offline", "not_found", "gated", "bad_config", "http"]
+
+
+class HfError(Exception):
+    """The config could not be read; `kind` lets the wizard offer the by-hand form where it helps."""
+
+    def __init__(self, kind: HfErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def config_url(model_id: str, base_url: str = HF_BASE_URL) -> str:
+    """Where the hub serves the main branch's config.json of `model_id`."""
+    return f"{base_url.rstrip('/')}/{model_id.strip('/')}/resolve/main/config.json"
+
+
+def check_model_id(model_id: str) -> str | None:
+    """What is wrong with a typed model id ("owner/name"), or None when it looks usable."""
+    model_id = model_id.strip()
+    if not model_id:
+        return "Type a Hugging Face model id, like Qwen/Qwen2.5-Coder-7B-Instruct."
+    parts = model_id.split("/")
+    if len(parts) != 2 or not all(parts) or any(c.isspace() for c in model_id):
+        return (f"{model_id!r} is not a model id: it should read owner/name, "
+                "like Qwen/Qwen2.5-Coder-7B-Instruct.")
+    return None
+
+
+async def fetch_config(
+    model_id: str,
+    *,
+    token: str | None = None,
+    base_url: str = HF_BASE_URL,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> dict[str, Any]:
+    """The parsed config.json of `model_id`; raises HfError (offline, not found, gated, bad JSON).
+
+    `transport` lets tests answer with an httpx.MockTransport instead of the network.
+    """
+    problem = check_model_id(model_id)
+    if problem:
+        raise HfError("not_found", problem)
+    model_id = model_id.strip()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        # follow_redirects: the hub answers /resolve/ with a redirect to its CDN for large files.
+        async with httpx.AsyncClient(timeout=timeout_s, transport=transport, follow_redirects=True) as client:
+            response = await client.get(config_url(model_id, base_url), headers=headers)
+    except httpx.TimeoutException:
+        raise HfError("offline", f"Hugging Face did not answer within {timeout_s:.0f} s; "
+                                 "check the connection or enter the parameters by hand.") from None
+    except httpx.HTTPError as exc:
+        raise HfError("offline", f"Could not reach Hugging Face ({type(exc).__name__}); "
+                                 "check the connection or enter the parameters by hand.") from None
+    status = response.status_code
+    if status in (401, 403):
+        if token:
+            raise HfError("gated", f"{model_id} is gated and your Hugging Face token was refused for it; "
+                                   "accept its licence on huggingface.co or use another token.")
+        raise HfError("gated", f"{model_id} is gated or private: add a Hugging Face token "
+                               "(maider-tui token set hf, or HF_TOKEN) and try again.")
+    if status == 404:
+        raise HfError("not_found", f"{model_id} was not found on Hugging Face (or has no config.json); "
+                                   "check the id or enter the parameters by hand.")
+    if status >= 400:
+        raise HfError("http", f"Hugging Face answered {status} for {model_id}; try again later "
+                              "or enter the parameters by hand.")
+    try:
+        config = json.loads(response.content)
+    except ValueError:
+        raise HfError("bad_config", f"The config.json of {model_id} is not valid JSON; "
+                                    "enter the parameters by hand.") from None
+    if not isinstance(config, dict):
+        raise HfError("bad_config", f"The config.json of {model_id} is not a JSON object; "
+                                    "enter the parameters by hand.")
+    return config

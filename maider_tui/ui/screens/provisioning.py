@@ -1,0 +1,322 @@
+"""The provisioning screen: stages, progress and ETA, the log with each heal, and the cost ticking.
+
+The launch itself is held by the app's LiveSessions (so "keep" on escape lets it carry on after
+this screen closes); the screen's worker only waits for it. Events arrive on the app's loop, so
+widgets are updated directly, in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib.util
+from typing import TYPE_CHECKING, Any, Iterable
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, ProgressBar, RichLog, Static
+
+from ...ops.events import FailedEvent, HealEvent, LogEvent, ReadyEvent, StageEvent, WarningEvent
+from ...ops.naming import session_name
+from ...ops.readiness import STAGES
+from ..commands import PaletteCommand
+from ..dialogs.confirm import ConfirmDialog
+from ..widgets.top_bar import TopBar
+
+if TYPE_CHECKING:
+    from ...context import AppContext
+    from ...ops.live import LiveSessions
+    from ...ops.provision import LaunchPlan
+
+LAST_LINES = 6  # log lines repeated in the failure panel
+
+
+def eta_text(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 90:
+        return f"about {max(0, round(seconds))} s left"
+    return f"about {round(seconds / 60)} min left"
+
+
+class ProvisioningScreen(Screen[None]):
+    """Follows one launch to ready (then the dashboard) or to a failure with retry/destroy/keep."""
+
+    BINDING_GROUP_TITLE = "Provisioning"
+    BINDINGS = [
+        Binding("escape", "leave", "Keep or destroy", id="provision.leave",
+                tooltip="Leave this screen: keep the VM (the launch carries on) or destroy it"),
+        Binding("ctrl+c", "leave", "Keep or destroy", show=False, id="provision.interrupt",
+                tooltip="Leave this screen: keep the VM (the launch carries on) or destroy it"),
+        Binding("r", "retry", "Retry", id="provision.retry",
+                tooltip="Carry on the failed launch from the stage it reached"),
+        Binding("d", "destroy", "Destroy", id="provision.destroy", tooltip="Destroy the VM (asks first)"),
+        Binding("k", "keep", "Keep for inspection", id="provision.keep",
+                tooltip="Go home and keep the VM running; shows the SSH command to reach it"),
+    ]
+
+    def __init__(self, context: "AppContext", live: "LiveSessions | None", plan: "LaunchPlan", *,
+                 autostart: bool = True) -> None:
+        super().__init__()
+        self.context = context
+        self.live = live
+        if plan.name is None:  # named now, so every event of this launch can be recognised
+            taken = context.store.session_names() if context.store is not None else ()
+            plan = dataclasses.replace(plan, name=session_name(plan.model, context.clock.now(), taken))
+        self.plan = plan
+        self.session = plan.name or ""
+        self.autostart = autostart
+        self.current: str | None = None
+        self.created_at: float | None = None  # when the VM began to cost money
+        self.failed: FailedEvent | None = None
+        self.ready = False
+        self.lines: list[str] = []
+        self._unsubscribe = None
+
+    # --- layout ---------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield TopBar()
+        with Horizontal(id="top"):
+            yield Static("", id="stages")
+            with Vertical(id="side"):
+                yield Static("", id="plan-line", markup=False)
+                yield ProgressBar(total=100, show_eta=False, id="progress")
+                yield Static("", id="eta", markup=False)
+                yield Static("", id="cost", markup=False)
+        yield Static("", id="failure")
+        yield RichLog(id="log", wrap=True, markup=False, max_lines=2000)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        bar = self.query_one(TopBar)
+        bar.title = f"Launching {self.session}"
+        bar.badge = "demo" if self.context.demo else ""
+        self.query_one("#top").border_title = "Stages"
+        self.query_one("#log").border_title = "Log"
+        self.query_one("#failure").border_title = "Launch failed"
+        self.query_one("#failure").display = False
+        gpu = self.plan.gpu_type
+        self.query_one("#plan-line", Static).update(
+            f"{self.plan.model} on {gpu.gpus}x {gpu.family.short_name if gpu.family else gpu.id} "
+            f"in {self.plan.region} · ${gpu.hourly_usd:.2f}/h")
+        self.draw_stages()
+        self.tick()
+        self.set_interval(1.0, self.tick)
+        if self.live is not None:
+            self._unsubscribe = self.live.subscribe(self.on_ops_event)
+        if self.autostart:
+            self.run_launch()
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
+    # --- the launch -------------------------------------------------------------------------------
+
+    def run_launch(self, record: Any = None) -> None:
+        """Start (or, with a record, resume) the launch, held by LiveSessions so it can outlive the screen."""
+        if self.live is None:
+            self.show_failure(FailedEvent(self.session, "record", "The session database cannot be used, "
+                                                                "so nothing can be launched."))
+            return
+        work = self.live.resume(record) if record is not None else self.live.launch(self.plan)
+        self.wait_for(self.live.run_in_background(self.session, work))
+
+    @work(exclusive=True, exit_on_error=False, group="provision", description="Provision the session")
+    async def wait_for(self, task: asyncio.Task) -> None:
+        """Wait for the launch; shielded, so closing this screen never cancels it."""
+        from ...ops.provision import ProvisionFailed
+
+        try:
+            await asyncio.shield(task)
+        except ProvisionFailed:
+            return  # its FailedEvent has drawn the failure
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - no token, a bug: said on screen, not a crash
+            if self.failed is None:
+                self.show_failure(FailedEvent(self.session, self.current or "token", str(exc)))
+
+    # --- events -----------------------------------------------------------------------------------
+
+    def on_ops_event(self, event: Any) -> None:
+        """One event of any session: this screen's are shown, in place."""
+        if getattr(event, "session", None) != self.session or not self.is_attached:
+            return
+        log = self.query_one("#log", RichLog)
+        stamp = self.context.clock.now()
+        if isinstance(event, StageEvent):
+            self.current = event.stage
+            if event.stage == "create" and self.created_at is None:
+                self.created_at = stamp
+            self.query_one("#progress", ProgressBar).update(progress=round(event.fraction * 100, 1))
+            self.query_one("#eta", Static).update(eta_text(event.eta_s) if event.fraction < 1 else "done")
+            self.draw_stages()
+            self.write(log, f"» {event.message}", "bold")
+        elif isinstance(event, LogEvent):
+            self.write(log, event.text)
+        elif isinstance(event, WarningEvent):
+            self.write(log, f"! {event.message}", "italic")
+        elif isinstance(event, HealEvent):
+            line = Text(f"HEAL {event.attempt} ({event.kind}): {event.change}", style="reverse bold")
+            log.write(line)
+            self.write(log, f"    evidence: {event.evidence}", "italic")
+            self.lines.append(line.plain)
+        elif isinstance(event, ReadyEvent):
+            self.ready = True
+            self.write(log, f"Ready at {event.endpoint} in {event.elapsed_s:.0f} s"
+                            + (f" after {event.heals} heal(s)" if event.heals else ""), "bold")
+            self.call_later(self.open_dashboard)
+        elif isinstance(event, FailedEvent) and self.failed is None:
+            self.show_failure(event)
+
+    def write(self, log: RichLog, text: str, style: str = "") -> None:
+        self.lines.append(text)
+        log.write(Text(text, style=style))
+
+    def draw_stages(self) -> None:
+        names = [name for name, _, _ in STAGES]
+        at = names.index(self.current) if self.current in names else -1
+        text = Text()
+        for index, (name, _, title) in enumerate(STAGES):
+            if index < at or (self.ready and index == at):
+                text.append(f"✓ {title}", style="dim")
+            elif index == at:
+                mark = "✗" if self.failed else "●"
+                text.append(f"{mark} {title}", style="bold")
+            else:
+                text.append(f"○ {title}", style="dim")
+            if index < len(STAGES) - 1:
+                text.append("\n")
+        self.query_one("#stages", Static).update(text)
+
+    def tick(self) -> None:
+        """The cost so far, from the moment the VM was created (the clock's own time)."""
+        now = self.context.clock.now()
+        self.query_one(TopBar).set_time(now)
+        rate = self.plan.gpu_type.hourly_usd
+        if self.created_at is None:
+            self.query_one("#cost", Static).update(f"${rate:.2f}/h once the VM exists")
+            return
+        seconds = max(0.0, now - self.created_at)
+        minutes, secs = divmod(int(seconds), 60)
+        self.query_one("#cost", Static).update(
+            f"${seconds / 3600 * rate:.2f} so far ({minutes}m {secs:02d}s at ${rate:.2f}/h)")
+
+    def show_failure(self, event: FailedEvent) -> None:
+        self.failed = event
+        self.draw_stages()
+        text = Text()
+        text.append(f"Stage {event.stage}: {event.message}\n", style="bold")
+        if event.diagnosis:
+            text.append(f"Diagnosis: {event.diagnosis}\n")
+        for line in self.lines[-LAST_LINES:]:
+            text.append(f"  {line}\n", style="dim")
+        text.append("r retry from this stage · d destroy the VM · k keep it for inspection")
+        panel = self.query_one("#failure", Static)
+        panel.update(text)
+        panel.display = True
+        self.query_one("#eta", Static).update("stopped")
+        self.add_class("-failed")  # the stage list gives its room to the error and the log
+        self.refresh_bindings()
+
+    def open_dashboard(self) -> None:
+        """Ready: the dashboard, or home when this build has no dashboard yet."""
+        if not self.is_current:
+            return  # the user left with "keep": the session shows up on the home screen
+        if importlib.util.find_spec("maider_tui.ui.screens.dashboard") is not None:
+            self.app.open_dashboard(self.session)
+            return
+        self.app.pop_screen()
+        self.app.notify(f"{self.session} is ready.", title="Session")
+
+    # --- keys -------------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("retry", "destroy", "keep"):
+            return self.failed is not None
+        return True
+
+    def action_leave(self) -> None:
+        if self.failed is not None or self.ready:
+            self.app.pop_screen()
+            return
+
+        def answered(destroy: bool | None) -> None:
+            if destroy:
+                self.destroy_vm()
+            else:
+                self.app.pop_screen()  # the launch carries on in LiveSessions; home lists it
+                self.app.notify(f"{self.session} keeps launching in the background.", title="Session")
+
+        self.app.push_screen(ConfirmDialog(
+            "Keep the VM or destroy it?",
+            f"{self.session} is still launching. Keep it (the launch carries on in the background) "
+            "or destroy the VM now?", yes="Destroy", no="Keep"), answered)
+
+    def action_retry(self) -> None:
+        store = self.context.store
+        record = store.get_session(self.session) if store is not None else None
+        if record is None:
+            self.notify("This launch never got as far as being recorded; start it again from the wizard.",
+                        severity="warning")
+            return
+        self.failed = None
+        self.query_one("#failure").display = False
+        self.remove_class("-failed")
+        self.refresh_bindings()
+        self.write(self.query_one("#log", RichLog), f"Retrying from stage {record.stage or 'record'}…",
+                   "bold")
+        self.run_launch(record)
+
+    def action_destroy(self) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.destroy_vm()
+
+        self.app.push_screen(ConfirmDialog("Destroy the VM?", f"Destroy the VM of {self.session}? "
+                                           "It stops costing money; nothing on it is kept.",
+                                           yes="Destroy", no="Keep"), answered)
+
+    @work(exclusive=True, exit_on_error=False, group="provision", description="Destroy the VM")
+    async def destroy_vm(self) -> None:
+        self.write(self.query_one("#log", RichLog), "Destroying the VM…", "bold")
+        try:
+            await self.live.destroy(self.session)
+        except Exception as exc:  # noqa: BLE001 - say it; the home screen still lists the session
+            self.notify(f"Could not destroy {self.session}: {exc}", title="Destroy", severity="error")
+            return
+        self.notify(f"{self.session} destroyed.", title="Session")
+        if self.is_current:
+            self.app.pop_screen()
+
+    def action_keep(self) -> None:
+        self.app.pop_screen()
+        self.app.notify(self.ssh_hint(), title=f"{self.session} kept", timeout=30)
+
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        if self.failed is not None:
+            yield PaletteCommand("session: retry launch", "Carry on from the stage reached",
+                                 self.action_retry)
+            yield PaletteCommand("session: destroy", "Destroy the VM (asks first)", self.action_destroy)
+            yield PaletteCommand("session: keep for inspection", "Go home, show the SSH command",
+                                 self.action_keep)
+        elif not self.ready:
+            yield PaletteCommand("session: keep or destroy", "Leave this screen; keep or destroy the VM",
+                                 self.action_leave)
+
+    def ssh_hint(self) -> str:
+        """How to reach the kept VM by hand."""
+        from ...ops.session_files import client_key_path
+
+        store = self.context.store
+        record = store.get_session(self.session) if store is not None else None
+        if record is None or not record.ip:
+            return "The VM was not reachable yet; destroy it from the home screen when done."
+        key = client_key_path(self.context.paths, self.session)
+        return f"ssh -i {key} -p {record.ssh_port or 22} root@{record.ip}"

@@ -1,0 +1,207 @@
+"""The wizard's last step: the whole plan, its cost and time to ready, and the details one may edit."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Button, Checkbox, Input, Label, Static
+
+from ... import catalog
+from ...catalog import UnknownCatalogIdError, context_label
+from ...cloud.base import SESSION_TAG
+from ...deploy.compose import ComposeOptions
+from ...models import FitReport, Region
+from ...ops.naming import validate_session_name
+from ...ops.provision import LaunchPlan
+from .wizard_steps import minutes_to_ready
+
+KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
+
+
+@dataclass(frozen=True)
+class ReviewEdits:
+    """What the user may change on the review step, as typed-checked values."""
+
+    name: str
+    gpu_memory_utilization: float
+    max_num_seqs: int | None
+    kv_cache_dtype: str
+    extra_args: tuple[str, ...]
+    openwebui: bool
+    watchdog_minutes: int
+
+    @classmethod
+    def from_settings(cls, settings: Any, name: str) -> ReviewEdits:
+        """The defaults the review starts from: the settings' vLLM, compose and watchdog values."""
+        vllm = settings.vllm
+        return cls(name=name, gpu_memory_utilization=vllm.gpu_memory_utilization,
+                   max_num_seqs=vllm.max_num_seqs, kv_cache_dtype=vllm.kv_cache_dtype,
+                   extra_args=tuple(vllm.extra_args), openwebui=settings.compose.enable_openwebui,
+                   watchdog_minutes=settings.watchdog.timeout_minutes)
+
+
+# (input id, label, placeholder): one row per editable detail.
+FIELDS = (
+    ("name", "Session name", "letters, digits, - _ ."),
+    ("gpu-mem", "GPU memory use", "0.10 to 0.99"),
+    ("max-seqs", "Max num seqs", "empty: vLLM's default"),
+    ("kv-dtype", "KV-cache dtype", " / ".join(KV_CACHE_DTYPES)),
+    ("extra-args", "Extra vLLM args", "flags, as on a command line"),
+    ("watchdog", "Watchdog minutes", "idle minutes before destroy"),
+)
+
+
+def parse_edits(values: dict[str, str], openwebui: bool, taken: set[str]) -> tuple[ReviewEdits | None,
+                                                                                    dict[str, str]]:
+    """Check what was typed; (the edits, {}) or (None, {field id: one-sentence problem})."""
+    errors: dict[str, str] = {}
+    name = values["name"]
+    problem = validate_session_name(name, taken)
+    if problem:
+        errors["name"] = problem
+    mem = 0.0
+    try:
+        mem = float(values["gpu-mem"])
+        if not 0.1 < mem <= 0.99:
+            errors["gpu-mem"] = "Use a fraction above 0.10 and at most 0.99."
+    except ValueError:
+        errors["gpu-mem"] = "A fraction of the GPU's memory, like 0.90."
+    seqs: int | None = None
+    if values["max-seqs"].strip():
+        try:
+            seqs = int(values["max-seqs"])
+            if seqs < 1:
+                errors["max-seqs"] = "At least 1 (or empty for vLLM's default)."
+        except ValueError:
+            errors["max-seqs"] = "A whole number, or empty for vLLM's default."
+    kv = values["kv-dtype"].strip() or "auto"
+    if kv not in KV_CACHE_DTYPES:
+        errors["kv-dtype"] = f"One of {', '.join(KV_CACHE_DTYPES)}."
+    extra: tuple[str, ...] = ()
+    try:
+        extra = tuple(shlex.split(values["extra-args"]))
+    except ValueError as exc:
+        errors["extra-args"] = f"Cannot split these arguments: {exc}."
+    watchdog = 0
+    try:
+        watchdog = int(values["watchdog"])
+        if watchdog < 1:
+            errors["watchdog"] = "At least 1 minute."
+    except ValueError:
+        errors["watchdog"] = "A whole number of minutes, like 30."
+    if errors:
+        return None, errors
+    return ReviewEdits(name, mem, seqs, kv, extra, openwebui, watchdog), {}
+
+
+class ReviewForm(VerticalScroll):
+    """The plan summary on top, one row per editable detail, a Launch button at the bottom."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="plan-summary")
+        for field_id, label, placeholder in FIELDS:
+            with Horizontal(classes="field-row"):
+                yield Label(label, classes="field-label")
+                yield Input(id=field_id, placeholder=placeholder, classes="field-input")
+                yield Static("", id=f"{field_id}-error", classes="field-error", markup=False)
+        with Horizontal(classes="field-row"):
+            yield Label("Open WebUI", classes="field-label")
+            yield Checkbox("on the VM, through the tunnel", id="openwebui")
+        yield Static("", id="review-message", markup=False)
+        yield Button("Launch (enter)", id="launch", variant="primary", compact=True)
+
+    def fill(self, summary: Text, edits: ReviewEdits) -> None:
+        """Show the plan and put the defaults in the fields."""
+        self.query_one("#plan-summary", Static).update(summary)
+        values = {
+            "name": edits.name,
+            "gpu-mem": f"{edits.gpu_memory_utilization:.2f}",
+            "max-seqs": "" if edits.max_num_seqs is None else str(edits.max_num_seqs),
+            "kv-dtype": edits.kv_cache_dtype,
+            "extra-args": shlex.join(edits.extra_args),
+            "watchdog": str(edits.watchdog_minutes),
+        }
+        for field_id, value in values.items():
+            self.query_one(f"#{field_id}", Input).value = value
+        self.query_one("#openwebui", Checkbox).value = edits.openwebui
+        self.show_errors({})
+
+    def read(self, taken: set[str]) -> tuple[ReviewEdits | None, dict[str, str]]:
+        values = {field_id: self.query_one(f"#{field_id}", Input).value for field_id, _, _ in FIELDS}
+        edits, errors = parse_edits(values, self.query_one("#openwebui", Checkbox).value, taken)
+        self.show_errors(errors)
+        return edits, errors
+
+    def plan(self, settings: Any, region_id: str, report: FitReport, taken: set[str]) -> LaunchPlan | None:
+        """The launch plan with the edits, re-planned with their memory use and KV dtype; None (and
+        the reasons shown) when a field is wrong or the plan no longer fits."""
+        edits, errors = self.read(taken)
+        if edits is None:
+            self.show_errors(errors, "Fix the fields marked above; nothing was launched.")
+            return None
+        replanned = catalog.fit(report.model, report.gpu_type, max_model_len=report.max_model_len,
+                                gpu_memory_utilization=edits.gpu_memory_utilization,
+                                kv_cache_dtype=edits.kv_cache_dtype)
+        if not replanned.fits:
+            self.show_errors({"gpu-mem": "The plan no longer fits with this memory use."},
+                             f"Not launched: {replanned.reason}.")
+            return None
+        return build_plan(settings, region_id, replanned, edits)
+
+    def show_errors(self, errors: dict[str, str], message: str = "") -> None:
+        """Each problem next to its field; `message` for one that concerns the whole plan."""
+        for field_id, _, _ in FIELDS:
+            error = self.query_one(f"#{field_id}-error", Static)
+            error.update(errors.get(field_id, ""))
+            error.set_class(field_id in errors, "shown")
+        self.query_one("#review-message", Static).update(message)
+
+
+def plan_summary(region: Region, report: FitReport) -> Text:
+    """The whole plan in a few lines: hardware, place, model and layout, cost, time to ready."""
+    gpu, spec = report.gpu_type, report.model
+    family = gpu.family.short_name if gpu.family else "unknown GPU"
+    vram = f"{gpu.gpus * gpu.family.vram_mib / 1024:.0f} GB VRAM" if gpu.family else "VRAM unknown"
+    minutes = minutes_to_ready(report)
+    download = report.weights_gb * 1.074  # GiB -> GB as the hub counts
+    lines = [
+        ("GPU type", f"{gpu.id} · {gpu.gpus}x {family} · {vram}"),
+        ("Region", f"{region.id} {region.city}"),
+        ("Model", spec.id),
+        ("Layout", f"TP {report.tensor_parallel_size} · PP {report.pipeline_parallel_size} · "
+                   f"context {context_label(report.max_model_len)} · dtype {report.dtype} · "
+                   f"{report.weights_per_gpu_gb:.1f} GB weights per GPU"),
+        ("Cost", f"${gpu.hourly_usd:.2f}/h · ${gpu.hourly_usd * 24:.2f}/day"),
+        ("Ready in", f"about {minutes} min (cloud-init, vLLM image, {download:.0f} GB download, load)"),
+    ]
+    text = Text()
+    for index, (label, value) in enumerate(lines):
+        text.append(f"{label:<10}", style="bold")
+        text.append(value + ("\n" if index < len(lines) - 1 else ""))
+    return text
+
+
+def build_plan(settings: Any, region_id: str, report: FitReport, edits: ReviewEdits) -> LaunchPlan:
+    """The launch plan: the settings' plan for this type and model, with the review's edits on top."""
+    vllm = settings.vllm
+    config = report.to_vllm_config(served_model_name=vllm.served_model_name).model_copy(update={
+        "extra_args": edits.extra_args, "env": dict(vllm.env), "max_num_seqs": edits.max_num_seqs})
+    try:
+        base = LaunchPlan.from_settings(settings, gpu_type=report.gpu_type, model=report.model.id,
+                                        region=region_id, max_model_len=report.max_model_len, name=edits.name)
+    except (UnknownCatalogIdError, ValueError):
+        # A custom model the catalog does not hold: the same plan from_settings would make, built here.
+        base = LaunchPlan(region=region_id, gpu_type=report.gpu_type, config=config,
+                          compose=ComposeOptions.from_settings(settings), name=edits.name,
+                          image=settings.provider.image, firewall_id=settings.provider.firewall_id,
+                          tags=tuple(t for t in settings.provider.tags if t != SESSION_TAG),
+                          options={"watchdog_minutes": settings.watchdog.timeout_minutes})
+    return dataclasses.replace(
+        base, config=config, compose=dataclasses.replace(base.compose, enable_openwebui=edits.openwebui),
+        options={**base.options, "watchdog_minutes": edits.watchdog_minutes})

@@ -1,0 +1,292 @@
+"""What each wizard step lists: rows, defaults and fit verdicts, worked out from the catalog.
+
+No widgets and no I/O here: the screen passes in what the provider answered, so this is easy to
+reason about (and the verdicts always come from the fit planner, never from a table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from rich.text import Text
+
+from ... import catalog
+from ...models import Capability, FitReport, GpuType, ModelSpec, Region
+from ..widgets.steps_header import StepMark
+
+STEP_TITLES = ("Capability", "Region", "GPU type", "Model", "Review")
+CAPABILITY, REGION, GPU_TYPE, MODEL, REVIEW = range(5)
+
+# Column widths of the rows (the last column takes what is left and is cut with an ellipsis).
+REGION_COLUMNS = (("REGION", 13), ("CITY", 13), ("GPUS", 17), ("FITS", 0))
+TYPE_COLUMNS = (("TYPE", 20), ("GPUS", 5), ("VRAM", 7), ("$/H", 6), ("FITS", 0))
+MODEL_COLUMNS = (("MODEL", 20), ("SIZE", 7), ("LAYOUT", 9), ("CONTEXT", 9), ("WEIGHTS/GPU", 0))
+CAPABILITY_COLUMNS = (("CAPABILITY", 10), ("", 0))
+SOURCE_WORDS = {"api": "from the API", "cache": "cached", "offline": "offline data"}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One row of a step's list. Dimmed rows stay listed (with the reason) but cannot be chosen."""
+
+    id: str
+    cells: tuple[str, ...]
+    value: Any
+    dimmed: bool = False
+    reason: str = ""
+    detail: str = ""  # the full verdict, shown under the list for the highlighted row
+
+    def matches(self, query: str) -> bool:
+        """Filter as you type: every word of the query appears somewhere in the row."""
+        haystack = " ".join(self.cells).lower()
+        return all(word in haystack for word in query.lower().split())
+
+
+def row_text(cells: Sequence[str], columns: Sequence[tuple[str, int]], *, dimmed: bool = False) -> Text:
+    """The cells padded to their columns, as one line that ends in an ellipsis where it is too long."""
+    text = Text(no_wrap=True, overflow="ellipsis", style="dim" if dimmed else "")
+    for cell, (_, width) in zip(cells, columns):
+        text.append(cell.ljust(width) + " " if width else cell)
+    return text
+
+
+def header_text(columns: Sequence[tuple[str, int]]) -> Text:
+    return row_text([title for title, _ in columns], columns)
+
+
+# --- step 1: capability ---------------------------------------------------------------------------
+
+def capability_choices() -> list[Choice]:
+    """The tiers, smallest first, custom last."""
+    rows = []
+    for cap in catalog.capabilities():
+        label = cap.label.split(": ", 1)[-1]
+        names = ", ".join(m.short_name for m in catalog.models_for_capability(cap))
+        detail = f"{cap.id}: {label}" + (f" ({names})" if names else "")
+        rows.append(Choice(cap.id, (cap.id.replace("-", "–"), label), cap, detail=detail))
+    return rows
+
+
+def default_capability(model_id: str) -> str:
+    """The tier that holds the settings' model, else the 30B-32B tier (the seed's sweet spot)."""
+    for cap in catalog.capabilities():
+        if any(m.id.lower() == model_id.lower() for m in catalog.models_for_capability(cap)):
+            return cap.id
+    return "30B-32B"
+
+
+def tier_label(cap: Capability | None, custom: ModelSpec | None) -> str:
+    """How the header and verdicts name the tier: "30B–32B", or the custom model's name."""
+    if cap is None:
+        return ""
+    if cap.id == "custom" and custom is not None:
+        return custom.short_name
+    return cap.id.replace("-", "–")
+
+
+def models_of(cap: Capability, custom: ModelSpec | None) -> tuple[ModelSpec, ...]:
+    """The models a tier offers; for custom, the one model the user named."""
+    if cap.id == "custom":
+        return (custom,) if custom is not None else ()
+    return catalog.models_for_capability(cap)
+
+
+# --- fit verdicts ---------------------------------------------------------------------------------
+
+def best_fit(models: Sequence[ModelSpec], gpu: GpuType) -> tuple[FitReport | None, FitReport | None]:
+    """(the best fitting report, largest model first; the closest miss when none fits)."""
+    if not models:
+        return None, None
+    reports = [catalog.fit(m, gpu) for m in models]
+    fitting = sorted((r for r in reports if r.fits),
+                     key=lambda r: (-round(r.model.params_b), -r.max_context, r.model.id))
+    if fitting:
+        return fitting[0], None
+    # The smallest weights come closest: its reason says how far off the plan is.
+    return None, min(reports, key=lambda r: (r.weights_gb, r.model.id))
+
+
+def verdict(models: Sequence[ModelSpec], gpu: GpuType) -> tuple[bool, str]:
+    """(fits, "yes — 32B-AWQ, TP 2, up to 32K context" or "no — needs ... usable")."""
+    best, miss = best_fit(models, gpu)
+    if best is not None:
+        return True, f"yes — {best.reason}"
+    if miss is None:
+        return False, "no — no model chosen yet"
+    return False, f"no — {miss.model.short_name} {miss.reason}"
+
+
+def vram_gb(gpu: GpuType) -> float:
+    return gpu.gpus * gpu.family.vram_mib / 1024 if gpu.family else 0.0
+
+
+# --- step 2: region -------------------------------------------------------------------------------
+
+def types_in(region_id: str, types: Sequence[GpuType]) -> list[GpuType]:
+    """The GPU types offered in `region_id`, cheapest first."""
+    return sorted((t for t in types if region_id in t.regions), key=lambda t: (t.hourly_usd, t.id))
+
+
+def region_choices(regions: Sequence[Region], types: Sequence[GpuType], models: Sequence[ModelSpec],
+                   tier_label: str) -> list[Choice]:
+    """Regions with city and GPU families; those without a type that holds the tier are dimmed."""
+    families = {f.id: f.short_name for f in catalog.gpu_families()}
+    rows = []
+    for region in regions:
+        offered = types_in(region.id, types)
+        fitting = [t for t in offered if verdict(models, t)[0]]
+        gpus = ", ".join(families.get(f, f) for f in region.gpu_families) or "—"
+        if fitting:
+            cheapest = fitting[0]
+            fits = f"from ${cheapest.hourly_usd:.2f}/h ({cheapest.id})"
+            rows.append(Choice(region.id, (region.id, region.city, gpus, fits), region,
+                               detail=f"{region.id} {region.city}: {len(fitting)} of {len(offered)} "
+                                      f"GPU types hold {tier_label}, {fits}"))
+        else:
+            largest = max(offered, key=lambda t: (vram_gb(t), t.hourly_usd), default=None)
+            why = (f"no GPU type here holds {tier_label}" if largest is None else
+                   f"no GPU type here holds {tier_label}: on {largest.id} {verdict(models, largest)[1]}")
+            rows.append(Choice(region.id, (region.id, region.city, gpus, f"no type holds {tier_label}"),
+                               region, dimmed=True, reason=why, detail=why))
+    return rows
+
+
+def default_region(rows: Sequence[Choice], wanted: str) -> str | None:
+    """The settings' region when it offers a fitting type, else the first region that does."""
+    usable = [r for r in rows if not r.dimmed]
+    for row in usable:
+        if row.id == wanted:
+            return row.id
+    return usable[0].id if usable else (rows[0].id if rows else None)
+
+
+# --- step 3: GPU type -----------------------------------------------------------------------------
+
+def type_choices(region_id: str, types: Sequence[GpuType], models: Sequence[ModelSpec]) -> list[Choice]:
+    """The region's types with GPUs, VRAM, $/h and the fit verdict; those that cannot hold it dimmed."""
+    rows = []
+    for gpu in types_in(region_id, types):
+        fits, said = verdict(models, gpu)
+        vram = f"{vram_gb(gpu):.0f} GB" if gpu.family else "?"
+        cells = (gpu.id, str(gpu.gpus), vram, f"{gpu.hourly_usd:.2f}", said)
+        family = gpu.family.short_name if gpu.family else "unknown GPU"
+        detail = f"{gpu.gpus}x {family}, {vram} VRAM, ${gpu.hourly_usd:.2f}/h: {said}"
+        rows.append(Choice(gpu.id, cells, gpu, dimmed=not fits,
+                           reason="" if fits else f"{gpu.id} cannot hold it: {said[5:]}", detail=detail))
+    return rows
+
+
+def default_type(rows: Sequence[Choice], wanted: str) -> str | None:
+    """The settings' type when offered and fitting, else the cheapest that fits (rows are cheapest first)."""
+    usable = [r for r in rows if not r.dimmed]
+    for row in usable:
+        if row.id == wanted:
+            return row.id
+    return usable[0].id if usable else (rows[0].id if rows else None)
+
+
+# --- step 4: model --------------------------------------------------------------------------------
+
+def model_choices(gpu: GpuType, models: Sequence[ModelSpec]) -> list[Choice]:
+    """The tier's models that fit `gpu`, largest first, each with its planned context."""
+    wanted = {m.id for m in models}
+    custom = [m for m in models if m.id not in {c.id for c in catalog.models()}]
+    reports = [r for r in catalog.models_that_fit(gpu) if r.model.id in wanted]
+    reports += [r for r in (catalog.fit(m, gpu) for m in custom) if r.fits]
+    rows = []
+    for report in reports:
+        spec = report.model
+        layout = f"TP {report.tensor_parallel_size}" + (
+            f" PP {report.pipeline_parallel_size}" if report.pipeline_parallel_size > 1 else "")
+        size = f"{spec.params_b:.1f}B"
+        cells = (spec.short_name, size, layout, catalog.context_label(report.max_context),
+                 f"{report.weights_per_gpu_gb:.1f} GB · {spec.id}")
+        rows.append(Choice(spec.id, cells, report, detail=f"{spec.id}: {report.reason}"))
+    return rows
+
+
+def default_model(rows: Sequence[Choice], wanted: str) -> str | None:
+    """The settings' model when it fits, else the largest that fits (rows are largest first)."""
+    for row in rows:
+        if row.id.lower() == wanted.lower():
+            return row.id
+    return rows[0].id if rows else None
+
+
+def default_context(report: FitReport, wanted: int | None) -> int:
+    """The settings' context when it fits this model here, else the largest that does."""
+    if wanted and catalog.fit(report.model, report.gpu_type, max_model_len=wanted).fits:
+        return wanted
+    return report.max_context
+
+
+def plan_context(spec: ModelSpec, gpu: GpuType, text: str) -> tuple[FitReport | None, str]:
+    """Re-plan for a typed context length: (the report when it fits, what to tell the user)."""
+    text = text.strip().lower().replace(",", "").replace("_", "")
+    try:
+        tokens = int(text[:-1]) * 1024 if text.endswith("k") else int(text)
+    except ValueError:
+        return None, "The context is a number of tokens, like 32768 or 32k."
+    if tokens < 256:
+        return None, "The context must be at least 256 tokens (vLLM's minimum here)."
+    report = catalog.fit(spec, gpu, max_model_len=tokens)
+    if not report.fits:
+        return None, f"Cannot continue: {report.reason}."
+    return report, f"Planned: {report.reason}."
+
+
+# --- step 5: review -------------------------------------------------------------------------------
+
+CLOUD_INIT_MIN = 8.0  # NVIDIA driver and Docker on a fresh VM
+IMAGE_MIN = 4.0  # pulling the vLLM image
+DOWNLOAD_GB_PER_MIN = 0.2 * 60  # ~200 MB/s from the hub
+LOAD_GB_PER_MIN = 1.0 * 60  # ~1 GB/s from disk into VRAM, plus a minute of CUDA graphs
+
+
+def minutes_to_ready(report: FitReport) -> int:
+    """A rough time from launch to ready for this plan, in whole minutes."""
+    download = report.weights_gb / DOWNLOAD_GB_PER_MIN
+    load = 1.0 + report.weights_gb / LOAD_GB_PER_MIN
+    return max(1, round(CLOUD_INIT_MIN + IMAGE_MIN + download + load))
+
+
+# --- all steps ------------------------------------------------------------------------------------
+
+def step_rows(step: int, settings: Any, *, models: Sequence[ModelSpec], tier_label: str,
+              regions: Any = None, types: Any = None, region: Region | None = None,
+              gpu: GpuType | None = None, loading: str = "") -> tuple[list[Choice], str | None, str, str]:
+    """A step's (rows, default id, box title, note for when there is nothing to list).
+
+    `regions` and `types` are the provider's Catalogued answers (None while loading).
+    """
+    if step == CAPABILITY:
+        return (capability_choices(), default_capability(settings.vllm.model),
+                "What should the model be able to do?", "")
+    if regions is None or types is None:
+        return [], None, "GPU regions", loading
+    source = SOURCE_WORDS[types.source]
+    # Offline: the built-in catalog stands in, and the title says why the API could not be asked.
+    offline = f" · {types.message}" if types.source == "offline" and types.message else ""
+    if step == REGION:
+        rows = region_choices(regions.items, types.items, models, tier_label)
+        return (rows, default_region(rows, settings.provider.region),
+                f"GPU regions ({SOURCE_WORDS[regions.source]}){offline}", "No GPU regions.")
+    if step == GPU_TYPE:
+        rows = type_choices(region.id, types.items, models)
+        return (rows, default_type(rows, settings.provider.type),
+                f"GPU types in {region.id} ({source}){offline}", "No GPU types in this region.")
+    rows = model_choices(gpu, models)
+    return (rows, default_model(rows, settings.vllm.model),
+            f"Models of {tier_label} that fit {gpu.id}", "No model of this tier fits.")
+
+
+def step_marks(tier_label: str, region: Region | None, gpu: GpuType | None,
+               report: FitReport | None) -> list[StepMark]:
+    """The header's steps, each done one with what was chosen."""
+    chosen = [tier_label,
+              f"{region.id} {region.city}" if region else "",
+              gpu.id if gpu else "",
+              f"{report.model.short_name} {catalog.context_label(report.max_model_len)}" if report else "",
+              ""]
+    return [StepMark(title, chosen[i]) for i, title in enumerate(STEP_TITLES)]

@@ -1,0 +1,167 @@
+"""The provisioning screen: stages and log from events, a heal on the sim, a failure's choices."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.widgets import ProgressBar, Static
+
+from maider_tui import catalog
+from maider_tui.app import MaiderApp
+from maider_tui.clock import SystemClock
+from maider_tui.ops.events import LogEvent, StageEvent
+from maider_tui.ops.provision import LaunchPlan
+from maider_tui.ui.dialogs.confirm import ConfirmDialog
+from maider_tui.ui.screens.home import HomeScreen
+from maider_tui.ui.screens.provisioning import ProvisioningScreen
+
+CODER_7B_AWQ = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
+
+
+def plan_for(model: str, type_id: str, name: str, **changes) -> LaunchPlan:
+    gpu = catalog.gpu_type(type_id)
+    config = catalog.fit(model, gpu).to_vllm_config().model_copy(update=changes)
+    return LaunchPlan(region=gpu.regions[0], gpu_type=gpu, config=config, name=name)
+
+
+def live_context(sim_context, sim_cloud):
+    context = sim_context()
+    context.clock = SystemClock()  # the launch really runs: real time, waits shrunk to the sim's speed
+    context.cloud_speed = sim_cloud.speed
+    return context
+
+
+async def wait_until(pilot, done, seconds: float = 15.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if done():
+            break
+        await asyncio.sleep(0.05)
+    await pilot.pause()
+
+
+def text_of(screen, selector: str) -> str:
+    return str(screen.query_one(selector, Static).render())
+
+
+async def test_mid_way_the_stages_log_progress_and_cost_show(make_context, clock):
+    app = MaiderApp(make_context())
+    plan = plan_for(CODER_7B_AWQ, "g2-gpu-rtx4000a1-s", "qwen7b-test")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = ProvisioningScreen(app.context, None, plan, autostart=False)
+        await app.push_screen(screen)
+        for event in (StageEvent("qwen7b-test", "token", 0.0, 1007, "Checking the Linode token"),
+                      LogEvent("qwen7b-test", "Linode account: sim-user"),
+                      StageEvent("qwen7b-test", "create", 0.003, 1004, "Renting RTX 4000 Ada in us-ord"),
+                      StageEvent("qwen7b-test", "running", 0.013, 994, "Waiting for the VM to boot"),
+                      LogEvent("other-session", "not ours")):
+            screen.on_ops_event(event)
+        clock.advance(90)
+        screen.tick()
+        await pilot.pause()
+        stages = text_of(screen, "#stages")
+        assert "✓ Renting the VM" in stages and "● Waiting for the VM to boot" in stages
+        assert "○ Waiting for SSH" in stages
+        assert "Linode account: sim-user" in screen.lines and "not ours" not in screen.lines
+        assert screen.query_one(ProgressBar).progress == 1.3
+        assert text_of(screen, "#eta") == "about 17 min left"
+        assert text_of(screen, "#cost").startswith("$0.01 so far (1m 30s at $0.52/h)")
+        assert not screen.check_action("retry", ())
+
+
+async def test_a_heal_on_the_sim_is_shown_then_ready(sim_context, sim_cloud):
+    context = live_context(sim_context, sim_cloud)
+    app = MaiderApp(context)
+    plan = plan_for(CODER_7B_AWQ, "g2-gpu-rtx4000a1-s", "qwen7b-heal", gpu_memory_utilization=0.99)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        screen = ProvisioningScreen(context, app.live, plan)
+        await app.push_screen(screen)
+        await wait_until(pilot, lambda: screen.ready or screen.failed is not None)
+        assert screen.ready and screen.failed is None
+        heals = [line for line in screen.lines if line.startswith("HEAL 1 (oom)")]
+        assert heals and "0.99" in heals[0], screen.lines
+        assert any(line.startswith("    evidence:") for line in screen.lines)
+        assert context.store.get_session("qwen7b-heal").state == "ready"
+        await app.live.destroy("qwen7b-heal")
+
+
+async def test_a_failure_offers_retry_destroy_and_keep(sim_context, sim_cloud):
+    context = live_context(sim_context, sim_cloud)
+    app = MaiderApp(context)
+    plan = plan_for(CODER_7B_AWQ, "g2-gpu-rtx4000a1-s", "qwen7b-fails")
+    sim_cloud.faults.unsupported_models = {CODER_7B_AWQ}
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await app.workers.wait_for_complete()
+            screen = ProvisioningScreen(context, app.live, plan)
+            await app.push_screen(screen)
+            await wait_until(pilot, lambda: screen.failed is not None)
+            assert screen.failed is not None and screen.failed.stage == "vllm"
+            panel = screen.query_one("#failure", Static)
+            assert panel.display
+            said = str(panel.render())
+            assert "r retry" in said and "d destroy" in said and "k keep" in said
+            assert "still running" in said
+            assert all(screen.check_action(a, ()) for a in ("retry", "destroy", "keep"))
+            await pilot.press("d")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmDialog)
+            await pilot.press("n")
+            await pilot.pause()
+            assert app.screen is screen
+            await pilot.press("k")
+            await pilot.pause()
+            assert isinstance(app.screen, HomeScreen)
+            record = context.store.get_session("qwen7b-fails")
+            hint = [n.message for n in app._notifications if n.message.startswith("ssh -i ")]
+            assert hint and f"-p {record.ssh_port} root@{record.ip}" in hint[0]
+            assert "qwen7b-fails" in hint[0]  # the session's own client key
+            await app.live.destroy("qwen7b-fails")
+    finally:
+        sim_cloud.faults.unsupported_models = set()
+
+
+async def test_escape_keeps_the_launch_going_in_the_background(sim_context, sim_cloud):
+    context = live_context(sim_context, sim_cloud)
+    app = MaiderApp(context)
+    plan = plan_for(CODER_7B_AWQ, "g2-gpu-rtx4000a1-s", "qwen7b-kept")
+    sim_cloud.faults.api_delay_s = 0.2  # slow enough to leave the screen before the launch is done
+    try:
+        await _keep_and_finish(app, plan, context)
+    finally:
+        sim_cloud.faults.api_delay_s = 0.0
+
+
+async def _keep_and_finish(app, plan, context) -> None:
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        app.start_launch(plan)
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("n")  # keep
+        await pilot.pause()
+        assert isinstance(app.screen, HomeScreen)
+        await wait_until(pilot, lambda: (context.store.get_session("qwen7b-kept") or None) is not None
+                         and context.store.get_session("qwen7b-kept").state in ("ready", "failed"))
+        assert context.store.get_session("qwen7b-kept").state == "ready"
+        await app.live.destroy("qwen7b-kept")
+
+
+
+async def test_ctrl_c_asks_keep_or_destroy(make_context):
+    app = MaiderApp(make_context())
+    async with app.run_test(size=(80, 24)) as pilot:
+        plan = plan_for(CODER_7B_AWQ, "g2-gpu-rtx4000a1-s", "x-ctrl-c")
+        screen = ProvisioningScreen(app.context, None, plan, autostart=False)
+        await app.push_screen(screen)
+        screen.on_ops_event(StageEvent("x-ctrl-c", "create", 0.003, 1004, "Renting"))
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDialog)
+        assert "Keep the VM or destroy it?" in str(dialog.query_one("#title", Static).render())
+        await pilot.press("n")  # keep: home, the launch (none here) carries on
+        await pilot.pause()
+        assert isinstance(app.screen, HomeScreen)
