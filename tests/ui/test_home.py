@@ -163,3 +163,43 @@ async def test_quit_with_live_sessions_asks_first(sim_context, sim_cloud, clock)
         await pilot.pause()
         assert not isinstance(app.screen, QuitDialog)
         assert app.is_running
+
+
+async def test_enter_opens_the_dashboard_of_a_ready_session(sim_context, sim_cloud, clock):
+    from maider_tui.ui.screens.dashboard import DashboardScreen
+
+    context, app = await _home_app(sim_context, sim_cloud, clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("qwen32b-20261122-093012"))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, HomeScreen)
+
+
+async def test_c_finds_orphans_and_destroys_them_after_a_confirm(sim_context, sim_cloud):
+    from maider_tui.ui.dialogs.confirm import ConfirmDialog
+
+    app = MaiderApp(sim_context())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+
+        async def orphan():
+            return sim_cloud.world.create("stray-1", "us-ord", "g2-gpu-rtx4000a1-s",
+                                          tags=["maider", "maider-session:stray-1"])
+
+        vm = sim_cloud.call(orphan())
+        await pilot.press("c")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert not app.screen.orphans
+    assert all(v.id != vm.id for v in sim_cloud.world.list())

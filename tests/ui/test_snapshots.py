@@ -36,3 +36,15 @@ def test_confirm_dialog_for_a_broken_database(snap_compare, make_context, paths)
     paths.data_dir.mkdir(parents=True, exist_ok=True)
     paths.database.write_bytes(b"this is not a database at all" * 10)
     assert snap_compare(MaiderApp(make_context()), terminal_size=(80, 24), run_before=_settle)
+
+
+def test_quit_dialog_with_live_sessions(snap_compare, sim_context, sim_cloud, clock):
+    context = sim_context()
+    add_sample_sessions(context.store, clock.now(), sim_cloud)
+
+    async def press_q(pilot) -> None:
+        await _settle(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+
+    assert snap_compare(MaiderApp(context), terminal_size=(80, 24), run_before=press_q)

@@ -28,6 +28,9 @@ class ConfirmDialog(ModalScreen[bool]):
         text-style: bold;
         margin-bottom: 1;
     }
+    ConfirmDialog Static {
+        width: 100%;
+    }
     ConfirmDialog Horizontal {
         height: auto;
         align-horizontal: right;

@@ -32,8 +32,12 @@ class QuitDialog(ModalScreen[str]):
         color: $text;
         margin-bottom: 1;
     }
+    QuitDialog Static {
+        width: 100%;
+    }
     QuitDialog Horizontal {
         height: auto;
+        margin-top: 1;
         align-horizontal: right;
     }
     QuitDialog Button {

@@ -1,0 +1,94 @@
+"""Ask for a file path (export or import); a `check` callback refuses a bad answer in place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+# Export formats by file ending; anything else is refused before a file is touched.
+FORMATS_BY_SUFFIX = {".csv": "csv", ".json": "json", ".md": "markdown", ".markdown": "markdown"}
+
+
+def export_format(path: str) -> str | None:
+    """The export format a path's ending asks for, or None for an ending we cannot write."""
+    lower = path.strip().lower()
+    return next((fmt for suffix, fmt in FORMATS_BY_SUFFIX.items() if lower.endswith(suffix)), None)
+
+
+def check_export_path(path: str) -> str | None:
+    """Why `path` cannot be an export target (a message), or None when it can."""
+    if not path.strip():
+        return "Type a file name, e.g. benchmarks.csv."
+    if export_format(path) is None:
+        return "End the name with .csv, .json or .md to choose the format."
+    return None
+
+
+class PathDialog(ModalScreen[str | None]):
+    """One line of input for a path: `enter` answers (once `check` accepts it), `escape` cancels."""
+
+    DEFAULT_CSS = """
+    PathDialog {
+        align: center middle;
+    }
+    PathDialog > Vertical {
+        width: 72;
+        max-width: 95%;
+        height: auto;
+        border: thick $primary;
+        background: $panel;
+        padding: 1 2;
+    }
+    PathDialog #path-title {
+        text-style: bold;
+        margin-bottom: 1;
+    }
+    PathDialog #path-error {
+        color: $error;
+        height: auto;
+    }
+    PathDialog #path-help {
+        color: $text-muted;
+    }
+    """
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="path.cancel", tooltip="Close without doing anything"),
+    ]
+
+    def __init__(self, title: str, help_text: str, default: str = "",
+                 check: Callable[[str], str | None] | None = None) -> None:
+        super().__init__()
+        self._title, self._help, self._default, self._check = title, help_text, default, check
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(self._title, id="path-title", markup=False)
+            yield Input(self._default, id="path-input", placeholder="path/to/file")
+            yield Static("", id="path-error", markup=False)
+            yield Static(self._help, id="path-help", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.submit(event.value)
+
+    def submit(self, value: str) -> None:
+        """Answer with `value`, or show why it is refused and keep the dialog open."""
+        problem = self._check(value) if self._check is not None else None
+        if problem:
+            self.query_one("#path-error", Static).update(problem)
+            return
+        self.dismiss(value.strip())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
