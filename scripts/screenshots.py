@@ -1,19 +1,33 @@
 """Regenerate the pictures in screenshots/ (shown by the README) from the app itself.
 
 Run: .venv/bin/python scripts/screenshots.py
-Each picture is taken in a throw-away home on a frozen clock, with the same sample data as the tests.
+The home screens are taken here, in a throw-away home on a frozen clock with a simulated cloud; the
+other screens are the snapshot tests' pictures (the same app on fixed data), copied under plain names
+after the snapshot tests have run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "screenshots"
+SNAPSHOTS = ROOT / "tests" / "ui" / "__snapshots__"
+FROM_SNAPSHOTS = {
+    "dashboard.svg": "test_dashboard_snapshots/test_dashboard_gpus[2].svg",
+    "dashboard-4-gpus.svg": "test_dashboard_snapshots/test_dashboard_gpus[4].svg",
+    "destroy-dialog.svg": "test_dashboard_snapshots/test_destroy_dialog.svg",
+    "quit-dialog.svg": "test_snapshots/test_quit_dialog_with_live_sessions.svg",
+    "wizard-gpu-type.svg": "test_wizard_snapshots/test_wizard_gpu_type[120x40].svg",
+    "wizard-review.svg": "test_wizard_snapshots/test_wizard_review[120x40].svg",
+    "provisioning-heal.svg": "test_wizard_snapshots/test_provisioning_after_a_heal.svg",
+    "token-dialog.svg": "test_wizard_snapshots/test_token_dialog.svg",
+}
 
 
 async def shoot(name: str, *, sessions: bool, demo: bool = False, size=(120, 40)) -> Path:
@@ -55,6 +69,10 @@ async def main() -> None:
         "home-first-run": {"sessions": False},
     }.items():
         print(await shoot(name, **kwargs))
+    for name, source in FROM_SNAPSHOTS.items():
+        if (SNAPSHOTS / source).exists():
+            shutil.copyfile(SNAPSHOTS / source, OUT / name)
+            print(OUT / name)
 
 
 if __name__ == "__main__":
