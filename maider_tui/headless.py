@@ -16,7 +16,6 @@ import sys
 from typing import Any, Callable
 
 from .ops.events import DestroyedEvent, FailedEvent, OpsEvent, WatchdogEvent
-from .ops.live import ATTACH_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +236,8 @@ def _watchable(store: Any, names: list[str], out: Out) -> list[str]:
 
 async def _start_watchdog(live: Any, name: str, settings: Any, notifier: Any, out: Out):
     """Connect to the session and build its Watchdog; None when its VM is already gone."""
+    from .ops.live import ATTACH_TIMEOUT_S
+
     try:
         await asyncio.wait_for(live.attach(name), ATTACH_TIMEOUT_S)
     except LookupError as exc:
