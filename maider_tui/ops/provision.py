@@ -61,18 +61,26 @@ class LaunchPlan:
     @classmethod
     def from_settings(cls, settings: Any, *, gpu_type: GpuType | str | None = None, model: str | None = None,
                       region: str | None = None, max_model_len: int | None = None,
-                      name: str | None = None) -> LaunchPlan:
+                      name: str | None = None, profile: Any | None = None) -> LaunchPlan:
         """The plan the settings describe: the fit planner's vLLM config for the model on the GPU type,
-        with the user's own vLLM settings (env, extra args, max_num_seqs) on top."""
+        with the model's profile (maider_tui.profiles) under the user's own vLLM settings (env, extra
+        args, max_num_seqs)."""
+        from ..profiles import apply_profile, image_for
+
         gpu = gpu_type if isinstance(gpu_type, GpuType) else catalog.gpu_type(
             gpu_type or settings.provider.type)
         vllm = settings.vllm
-        report = catalog.fit(model or vllm.model, gpu, max_model_len=max_model_len or vllm.max_model_len,
+        limit = max_model_len or vllm.max_model_len or (profile.max_model_len if profile else None)
+        report = catalog.fit(model or vllm.model, gpu, max_model_len=limit,
                              gpu_memory_utilization=vllm.gpu_memory_utilization)
         config = report.to_vllm_config(served_model_name=vllm.served_model_name).model_copy(update={
             "extra_args": tuple(vllm.extra_args), "env": dict(vllm.env), "max_num_seqs": vllm.max_num_seqs})
+        options = compose.ComposeOptions.from_settings(settings)
+        if profile is not None:
+            config = apply_profile(config, profile)
+            options = dataclasses.replace(options, vllm_image=image_for(profile, options.vllm_image))
         return cls(region=region or settings.provider.region, gpu_type=gpu, config=config,
-                   compose=compose.ComposeOptions.from_settings(settings), name=name,
+                   compose=options, name=name,
                    image=settings.provider.image, firewall_id=settings.provider.firewall_id,
                    tags=tuple(t for t in settings.provider.tags if t != SESSION_TAG),
                    options={"watchdog_minutes": settings.watchdog.timeout_minutes})

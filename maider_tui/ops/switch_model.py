@@ -75,9 +75,17 @@ async def switch_model(name: str, new_model_id: str, *, ssh: SshSession, store: 
         raise SwitchRefused(f"{name} has no recorded vLLM config to roll back to; relaunch instead")
     old = VllmConfig.model_validate(record.vllm_config)
     options = options or _session_options(record.options, settings)
+    profile = None
+    if paths is not None:
+        from ..profiles import image_for, profile_for
+
+        profile, problems = profile_for(new_model_id, paths)
+        for problem in problems:
+            emit(WarningEvent(name, f"Model profile skipped: {problem}"))
+        options = dataclasses.replace(options, vllm_image=image_for(profile, options.vllm_image))
     # The served name is what the session's clients ask for: it stays, so they keep working.
     new = plan_config(new_model_id, record.gpu_type, settings=settings, max_model_len=max_model_len,
-                      served_model_name=old.served_model_name)
+                      served_model_name=old.served_model_name, profile=profile)
     if new == old:
         raise SwitchRefused(f"{name} already serves {new_model_id} with these settings")
     if provider is not None and record.instance_id is not None and await provider.get(record.instance_id) is None:
@@ -133,7 +141,7 @@ def _session_options(stored: dict[str, Any], settings: Any | None) -> ComposeOpt
 
 
 def plan_config(model_id: str, gpu_type: str, *, settings: Any | None = None, max_model_len: int | None = None,
-                served_model_name: str | None = None) -> VllmConfig:
+                served_model_name: str | None = None, profile: Any | None = None) -> VllmConfig:
     """The vLLM config `model_id` gets on `gpu_type` (fit-planned); SwitchRefused when it cannot fit.
 
     From `settings` (when given) the user's standing flags carry over as provisioning applies them:
@@ -149,11 +157,13 @@ def plan_config(model_id: str, gpu_type: str, *, settings: Any | None = None, ma
         raise SwitchRefused(f"cannot plan {model_id} on {gpu_type or 'this GPU type'}: {exc}") from None
     if not report.fits:
         raise SwitchRefused(f"{model_id} does not fit {report.gpu_type.short_name}: {report.reason}")
+    from ..profiles import apply_profile
+
     config = report.to_vllm_config(served_model_name=served_model_name)
-    if vllm is None:
-        return config
-    return config.model_copy(update={"max_num_seqs": vllm.max_num_seqs, "extra_args": tuple(vllm.extra_args),
-                                     "env": dict(vllm.env)})
+    if vllm is not None:
+        config = config.model_copy(update={"max_num_seqs": vllm.max_num_seqs,
+                                           "extra_args": tuple(vllm.extra_args), "env": dict(vllm.env)})
+    return apply_profile(config, profile) if profile is not None else config
 
 
 async def _roll_back(name: str, old: VllmConfig, new: VllmConfig, cause: Exception, *, ssh: SshSession,

@@ -317,6 +317,10 @@ class DockerEngine:
         c.real_port = await c.server.start("127.0.0.1", 0)
         c.health = "healthy"
         vm.gpus.utilization = c.server.utilization
+        vm.gpus.faults = vm.faults  # validation's broken-GPU faults apply to a serving vLLM
+        if vm.faults.nccl_warning_in_logs:
+            c.logs.append("localhost:1:412 [1] transport/p2p.cc:275 NCCL WARN Cuda failure 'peer access is "
+                          "not supported between these two devices'")
         vm.gpus.busy_gpus = min(vm.gpus.count, config.tensor_parallel_size * config.pipeline_parallel_size)
         crash_after = vm.faults.vllm_crash_after_s
         if crash_after is not None:

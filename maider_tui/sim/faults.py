@@ -43,6 +43,13 @@ class SimFaults:
     """Models the catalog marks trust_remote_code fail without `--trust-remote-code`."""
     vllm_crash_after_s: float | None = None
     """Sim seconds after ready when the vLLM server dies."""
+    # GPUs of a running vLLM misbehaving (what validation must catch)
+    idle_gpus: set[int] = field(default_factory=set)
+    """GPU indexes that show no memory and no utilisation while vLLM runs, as if TP were broken."""
+    unbalanced_gpu: int | None = None
+    """A GPU holding 30% less memory than the others (the seed's "unbalanced GPU memory")."""
+    nccl_warning_in_logs: bool = False
+    """The running vLLM container's log carries an NCCL WARN line."""
 
     def take_api_fault(self) -> int | None:
         """The status the next API request should fail with, if a burst is under way."""

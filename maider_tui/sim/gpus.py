@@ -11,6 +11,7 @@ import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from maider_tui.models import GpuFamily
 
@@ -60,6 +61,7 @@ class SimGpus:
         self._temp = [_TEMP_IDLE + self._noise(i, 0, "t0") * 2 for i in range(self.count)]
         self._power = [idle_w] * self.count
         self._last = 0.0
+        self.faults: Any = None  # the VM's SimFaults, attached once a vLLM runs (idle or unbalanced GPUs)
 
     def _noise(self, index: int, second: int, kind: str) -> float:
         """Deterministic jitter in [-1, 1] for this GPU and second."""
@@ -98,9 +100,14 @@ class SimGpus:
         memory = self.memory_used(now)
         util_all = max(0.0, min(100.0, self.utilization()))
         readings = []
+        idle_gpus, unbalanced = self._faulty()
         for i in range(self.count):
-            busy = i < self.busy_gpus
+            busy = i < self.busy_gpus and i not in idle_gpus
             util = util_all if busy else 0.0
+            if i in idle_gpus and self.busy_gpus:
+                memory[i] = _IDLE_MIB
+            elif i == unbalanced and self.busy_gpus:
+                memory[i] *= 0.7
             if util > 0:
                 util = max(0.0, min(100.0, util + self._noise(i, second, "u") * 3))
             loaded = memory[i] > 64  # a resident model keeps clocks up even when idle
@@ -119,6 +126,12 @@ class SimGpus:
                 fan_pct=max(30, min(100, round(30 + (temp - 45) * 1.6))), persistence=self.persistence,
             ))
         return readings
+
+    def _faulty(self) -> tuple[set[int], int | None]:
+        """The injected faults that change what nvidia-smi reports (none before a vLLM runs)."""
+        if self.faults is None:
+            return set(), None
+        return set(self.faults.idle_gpus), self.faults.unbalanced_gpu
 
     def _uuid(self, index: int) -> str:
         h = hashlib.blake2b(f"{self._seed}:{index}:uuid".encode(), digest_size=16).hexdigest()

@@ -152,7 +152,12 @@ class ReviewForm(VerticalScroll):
             self.show_errors({"gpu-mem": "The plan no longer fits with this memory use."},
                              f"Not launched: {replanned.reason}.")
             return None
-        return build_plan(settings, region_id, replanned, edits)
+        from ...profiles import profile_for
+
+        profile, problems = profile_for(report.model.id, self.app.context.paths)
+        for problem in problems:
+            self.notify(f"Model profile skipped: {problem}", severity="warning", timeout=20)
+        return build_plan(settings, region_id, replanned, edits, profile)
 
     def show_errors(self, errors: dict[str, str], message: str = "") -> None:
         """Each problem next to its field; `message` for one that concerns the whole plan."""
@@ -187,8 +192,12 @@ def plan_summary(region: Region, report: FitReport) -> Text:
     return text
 
 
-def build_plan(settings: Any, region_id: str, report: FitReport, edits: ReviewEdits) -> LaunchPlan:
-    """The launch plan: the settings' plan for this type and model, with the review's edits on top."""
+def build_plan(settings: Any, region_id: str, report: FitReport, edits: ReviewEdits,
+               profile: Any | None = None) -> LaunchPlan:
+    """The launch plan: the settings' plan for this type and model, the model's profile, and the
+    review's edits on top."""
+    from ...profiles import apply_profile, image_for
+
     vllm = settings.vllm
     config = report.to_vllm_config(served_model_name=vllm.served_model_name).model_copy(update={
         "extra_args": edits.extra_args, "env": dict(vllm.env), "max_num_seqs": edits.max_num_seqs})
@@ -202,6 +211,9 @@ def build_plan(settings: Any, region_id: str, report: FitReport, edits: ReviewEd
                           image=settings.provider.image, firewall_id=settings.provider.firewall_id,
                           tags=tuple(t for t in settings.provider.tags if t != SESSION_TAG),
                           options={"watchdog_minutes": settings.watchdog.timeout_minutes})
-    return dataclasses.replace(
-        base, config=config, compose=dataclasses.replace(base.compose, enable_openwebui=edits.openwebui),
-        options={**base.options, "watchdog_minutes": edits.watchdog_minutes})
+    options = dataclasses.replace(base.compose, enable_openwebui=edits.openwebui)
+    if profile is not None:
+        config = apply_profile(config, profile)
+        options = dataclasses.replace(options, vllm_image=image_for(profile, options.vllm_image))
+    return dataclasses.replace(base, config=config, compose=options,
+                               options={**base.options, "watchdog_minutes": edits.watchdog_minutes})
