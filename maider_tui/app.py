@@ -17,7 +17,9 @@ from .paths import styles_dir
 from .ui.commands import MaiderCommands, PaletteCommand
 from .ui.dialogs.confirm import ConfirmDialog
 from .ui.screens.home import HomeScreen
+from .ui.bench_actions import BenchActions
 from .ui.session_actions import SessionActions
+from .ui.validate_actions import ValidateActions
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ STYLES = styles_dir()
 CSS_FILES = [STYLES / "app.tcss", *sorted(p for p in STYLES.glob("*.tcss") if p.name != "app.tcss")]
 
 
-class MaiderApp(SessionActions, App[None]):
+class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
     """maider-tui: sessions, dashboards, benchmarks; the data and the clock are injected."""
 
     TITLE = "maider-tui"

@@ -20,7 +20,6 @@ from maider_tui.ops.validate_report import Advice, Finding, Throughput, Validati
 from maider_tui.ops.watchdog import Watchdog, metrics_from_tunnel
 from maider_tui.settings import WatchdogSettings
 from maider_tui.ui.screens.validation import ValidationScreen
-from maider_tui.ui.validate_actions import ValidateActions
 
 TYPE_ID = "g2-gpu-rtx4000a2-s"
 MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
@@ -28,8 +27,7 @@ FAST = {"quick": {"max_tokens": 16, "sample_s": 0.05},
         "full": {"max_tokens": 16, "prompt_sizes": (64,), "duration_scale": 0.01}}
 
 
-class ValidatingApp(ValidateActions, MaiderApp):
-    """MaiderApp with the validation mixin, as the lead wires it."""
+ValidatingApp = MaiderApp  # the app carries the validation actions (ui/validate_actions.py)
 
 
 async def until(predicate, timeout: float = 15.0) -> None:

@@ -34,7 +34,7 @@ class DashboardKeys:
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """None greys a key out: not built yet, or no connected VM to act on."""
-        if action in ("benchmark", "validate"):
+        if action in ("benchmark", "validate") and not self.connected:
             return None
         if action in NEEDS_CONNECTION and not self.connected:
             return None
@@ -53,10 +53,10 @@ class DashboardKeys:
         self.app.pop_screen()
 
     def action_benchmark(self) -> None:
-        self.notify("Benchmarks are not built yet.", title="Benchmark")
+        self.app.run_benchmark_on(self.session)
 
     def action_validate(self) -> None:
-        self.notify("Validation is not built yet.", title="Validate")
+        self.app.open_validation(self.session)
 
     def action_extend(self) -> None:
         watchdog = self.watchdog

@@ -74,8 +74,10 @@ class HomeScreen(Screen[None]):
                 tooltip="Record an orphan VM as a session, so it is watched and billed"),
         Binding("c", "clean_up", "Clean up", id="home.clean",
                 tooltip="Check every VM against the sessions: orphans, VMs gone, interrupted launches"),
-        Binding("b", "benchmarks", "Benchmarks", id="home.bench", tooltip="Benchmark results (not built yet)"),
-        Binding("R", "recommend", "Recommend", id="home.recommend", tooltip="Recommend a GPU and model (not built yet)"),
+        Binding("b", "benchmarks", "Benchmarks", id="home.bench",
+                tooltip="Compare benchmark runs: tokens/s, TTFT, cost per 1K tokens, efficiency"),
+        Binding("R", "recommend", "Recommend", id="home.recommend",
+                tooltip="Recommend a GPU and model for a task, budget and size"),
         Binding("q", "app.quit", "Quit", id="app.quit", tooltip="Quit maider-tui (asks first when VMs run)"),
     ]
 
@@ -141,8 +143,6 @@ class HomeScreen(Screen[None]):
         return next((o for o in self.orphans if f"orphan:{o.id}" == key), None)
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action in {"benchmarks", "recommend"}:
-            return None  # greyed: the screens are not built yet
         if action in {"open", "destroy"}:
             return True if self._composed and self._selected() is not None else None
         if action == "adopt":
@@ -175,6 +175,12 @@ class HomeScreen(Screen[None]):
         orphan = self._selected_orphan()
         if orphan is not None:
             self.app.adopt_orphan(orphan)
+
+    def action_benchmarks(self) -> None:
+        self.app.open_benchmarks()
+
+    def action_recommend(self) -> None:
+        self.app.open_recommend()
 
     def action_clean_up(self) -> None:
         self.app.run_recovery(interactive=True)

@@ -1,0 +1,313 @@
+"""The comparison screen on hand-made runs (rows, colours, filters, sort, export, import) and a run from the app.
+
+The hand-made runs here (`sample_runs`, `add_runs`) serve the recommend and snapshot tests too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+
+import pytest
+
+from maider_tui.app import MaiderApp
+from maider_tui.bench.dbjson import export_database
+from maider_tui.store import BenchRunRecord
+from maider_tui.ui.bench_actions import BenchActions
+from maider_tui.ui.dialogs.export_path import PathDialog
+from maider_tui.ui.screens.benchmarks import BenchmarksScreen
+
+DAY = 86_400.0
+
+
+# MaiderApp mixes BenchActions in; until it does, these tests mix it in themselves.
+if issubclass(MaiderApp, BenchActions):
+    BenchApp = MaiderApp
+else:
+    class BenchApp(BenchActions, MaiderApp):  # type: ignore[no-redef]
+        """MaiderApp with the benchmark actions mixed in, as the lead wires it."""
+
+
+def run(run_id: str, gpu_type: str, gpu_count: int, vram: float, hourly: float, model_id: str, category: str,
+        tok_s: float, ttft: float, ts: float, *, coding: float | None = None) -> BenchRunRecord:
+    """One run: overall `tok_s`; per category the same figure except `coding` when given."""
+    by_cat = {cat: {"avg_tokens_per_sec": tok_s, "p50_ttft_s": ttft, "tests_passed": 4, "tests_total": 4}
+              for cat in ("coding", "context_heavy", "reasoning")}
+    if coding is not None:
+        by_cat["coding"]["avg_tokens_per_sec"] = coding
+    summary = {"avg_tokens_per_sec": tok_s, "p50_ttft_s": ttft, "tests_passed": 12, "tests_total": 12}
+    return BenchRunRecord(id=run_id, timestamp=ts, gpu_type=gpu_type, gpu_count=gpu_count,
+                          vram_per_gpu=vram / gpu_count, total_vram=vram, hourly_usd=hourly, model_id=model_id,
+                          model_category=category, results_by_category=by_cat, summary=summary)
+
+
+def sample_runs(now: float) -> list[BenchRunRecord]:
+    """Three configurations: High (3 runs), Medium (2), Low (1, stale)."""
+    a = ("g2-gpu-rtx4000a2-s", 2, 40.0, 1.04, "Qwen/Qwen2.5-Coder-32B-Instruct-AWQ", "30b")
+    b = ("g1-gpu-rtx6000-4", 4, 96.0, 6.00, "Qwen/Qwen2.5-72B-Instruct-AWQ", "70b")
+    c = ("g2-gpu-rtx4000a1-s", 1, 20.0, 0.52, "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ", "7b")
+    return [
+        run("a1", *a, 37.0, 0.40, now - 2 * DAY), run("a2", *a, 38.0, 0.42, now - DAY),
+        run("a3", *a, 39.3, 0.44, now - 3 * DAY, coding=20.0),
+        run("b1", *b, 45.0, 0.60, now - DAY), run("b2", *b, 45.6, 0.62, now - 2 * DAY),
+        run("c1", *c, 80.0, 0.20, now - 45 * DAY),
+    ]
+
+
+def add_runs(store, now: float) -> None:
+    """Store the sample runs (imported figures only: no per-prompt results)."""
+    for r in sample_runs(now):
+        store.add_bench_run(r, [])
+
+
+@pytest.fixture
+def app(make_context, clock):
+    context = make_context()
+    add_runs(context.store, clock.now())
+    return BenchApp(context)
+
+
+async def open_screen(app, pilot) -> BenchmarksScreen:
+    app.open_benchmarks()
+    await pilot.pause()
+    assert isinstance(app.screen, BenchmarksScreen)
+    return app.screen
+
+
+def order(screen: BenchmarksScreen) -> list[str]:
+    return [r.gpu_type for r in screen.rows]
+
+
+async def answer(pilot, path: str) -> None:
+    """Type `path` into the open path dialog and press enter."""
+    dialog = pilot.app.screen
+    assert isinstance(dialog, PathDialog)
+    dialog.query_one("Input").value = path
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+async def wait_files(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_rows_and_confidence_colours(app):
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        table = screen.query_one("#bench-table")
+        assert table.row_count == 3
+        colours = app.get_css_variables()
+        confidence = {r.gpu_type: r.confidence for r in screen.rows}
+        assert confidence == {"g2-gpu-rtx4000a2-s": "High", "g1-gpu-rtx6000-4": "Medium",
+                              "g2-gpu-rtx4000a1-s": "Low"}
+        wanted = {"High": colours["success"], "Medium": colours["warning"], "Low": colours["error"]}
+        for i, row in enumerate(screen.rows):
+            cell = table.get_row_at(i)[-1]
+            assert cell.plain == row.confidence and wanted[row.confidence] in str(cell.style)
+        assert "3/7 GPU types" in str(screen.query_one("#bench-coverage").render())
+        assert "stale" in str(screen.query_one("#bench-coverage").render())
+
+
+async def test_coverage_takes_the_table_place_when_narrow(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_screen(app, pilot)
+        cover, main = screen.query_one("#bench-coverage-box"), screen.query_one("#bench-main")
+        assert not cover.display and main.display
+        await pilot.press("v")
+        assert cover.display and not main.display
+        await pilot.press("v")
+        assert not cover.display and main.display
+
+
+async def test_filters_narrow(app):
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        await pilot.press("g")  # first GPU type in sorted order
+        assert order(screen) == ["g1-gpu-rtx6000-4"]
+        await pilot.press("g", "g", "g")  # through the other two and back to all
+        assert len(screen.rows) == 3
+        await pilot.press("m")  # 30b
+        assert order(screen) == ["g2-gpu-rtx4000a2-s"]
+        await pilot.press("m", "m", "m")  # 70b, 7b, all
+        assert len(screen.rows) == 3
+        await pilot.press("t")  # coding: the RTX 4000 x2 figures drop to its coding mean
+        assert screen.task_filter == "coding"
+        row = next(r for r in screen.rows if r.gpu_type == "g2-gpu-rtx4000a2-s")
+        assert row.tokens_per_sec == pytest.approx((37.0 + 38.0 + 20.0) / 3)
+        assert "Task [coding]" in str(screen.query_one("#bench-filters").render())
+
+
+async def test_sort_and_reverse(app):
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        assert screen.sort_by == "cost_efficiency"
+        assert order(screen) == ["g2-gpu-rtx4000a1-s", "g2-gpu-rtx4000a2-s", "g1-gpu-rtx6000-4"]
+        await pilot.press("s")  # tokens/s, fastest first
+        assert screen.sort_by == "tokens_per_sec"
+        assert order(screen) == ["g2-gpu-rtx4000a1-s", "g1-gpu-rtx6000-4", "g2-gpu-rtx4000a2-s"]
+        await pilot.press("S")
+        assert order(screen) == ["g2-gpu-rtx4000a2-s", "g1-gpu-rtx6000-4", "g2-gpu-rtx4000a1-s"]
+        screen.sort_by_column("hourly_usd")  # what a click on the $/H header does
+        await pilot.pause()
+        assert order(screen) == ["g2-gpu-rtx4000a1-s", "g2-gpu-rtx4000a2-s", "g1-gpu-rtx6000-4"]
+        await pilot.click("#bench-table", offset=(2, 0))  # the GPU header: sorted by name
+        await pilot.pause()
+        assert screen.sort_by == "gpu_type"
+        assert order(screen) == sorted(order(screen))
+
+
+@pytest.mark.parametrize("name,check", [
+    ("out.csv", lambda text: list(csv.DictReader(text.splitlines()))[0]["gpu_type"] == "g2-gpu-rtx4000a1-s"),
+    ("out.json", lambda text: len(json.loads(text)) == 3 and json.loads(text)[0]["runs"] == 1),
+    ("out.md", lambda text: text.startswith("| GPU type |") and text.count("\n") == 5),
+])
+async def test_export_formats(app, tmp_path, name, check):
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_screen(app, pilot)
+        await pilot.press("x")
+        await pilot.pause()
+        await answer(pilot, str(tmp_path / name))
+        await wait_files(pilot)
+        assert check((tmp_path / name).read_text())
+
+
+async def test_bad_export_path_writes_nothing(app, tmp_path):
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        await pilot.press("x")
+        await pilot.pause()
+        await answer(pilot, str(tmp_path / "table.txt"))  # an ending we cannot write: refused in place
+        dialog = app.screen
+        assert isinstance(dialog, PathDialog)
+        assert ".csv, .json or .md" in str(dialog.query_one("#path-error").render())
+        await answer(pilot, str(tmp_path / "no-such-dir" / "t.csv"))
+        await wait_files(pilot)
+        assert "does not exist" in screen.last_file_message and "Choose another path" in screen.last_file_message
+        assert not (tmp_path / "no-such-dir").exists() and not (tmp_path / "table.txt").exists()
+
+
+async def test_import_malformed_imports_nothing(app, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": "1.0", "benchmarks": [{"id": "x", "gpu_count": "two"}]}')
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        await pilot.press("i")
+        await pilot.pause()
+        await answer(pilot, str(bad))
+        await wait_files(pilot)
+        assert "Nothing imported" in screen.last_file_message
+        assert "benchmarks[0]" in screen.last_file_message
+        assert len(app.context.store.bench_runs()) == 6
+
+
+async def test_import_good_file_adds_runs(make_context, clock, tmp_path):
+    source = make_context()  # fill one store, export it, import into an empty one
+    add_runs(source.store, clock.now())
+    export_database(source.store, tmp_path / "db.json")
+    source.store.close()
+    app = BenchApp(make_context())
+    for r in app.context.store.bench_runs():  # same home: start from an empty database
+        app.context.store.delete_bench_run(r.id)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        assert screen.query_one("#bench-empty").display
+        await pilot.press("i")
+        await pilot.pause()
+        await answer(pilot, str(tmp_path / "db.json"))
+        await wait_files(pilot)
+        assert "Imported 6 runs" in screen.last_file_message
+        assert len(screen.rows) == 3 and not screen.query_one("#bench-empty").display
+        await pilot.press("E")
+        await pilot.pause()
+        await answer(pilot, str(tmp_path / "again.json"))
+        await wait_files(pilot)
+        assert json.loads((tmp_path / "again.json").read_text()) == json.loads((tmp_path / "db.json").read_text())
+
+
+# --- a benchmark run from the app on a real simulated session ---------------------------------------
+
+@pytest.fixture
+def live_app(paths, sim_cloud):
+    """The app on the sim with a moving clock (the sim runs in real time, sped up), as the dashboard tests."""
+    from maider_tui.clock import SystemClock
+    from maider_tui.context import build_context
+
+    context = build_context(paths, clock=SystemClock(), environ={})
+    context.provider = sim_cloud.provider(store=context.store)
+    context.cloud_speed = 1000.0
+    return BenchApp(context)
+
+
+async def test_run_benchmark_on_a_live_session(live_app, sim_cloud, monkeypatch):
+    from maider_tui.ui.screens import bench_run
+    from maider_tui.ui.screens.bench_run import BenchRunScreen
+
+    from .test_dashboard import cleanup, launch, until
+
+    app = live_app
+    held: list[list[str]] = []  # the watchdog's holds each time a prompt finished, as it finished
+    original = bench_run.run_benchmark
+
+    async def spying(target, *, emit, **options):
+        def spy(event) -> None:
+            held.append(list(app.live.get(event.session).watchdog.holds))
+            emit(event)
+
+        return await original(target, emit=spy, **options)
+
+    monkeypatch.setattr(bench_run, "run_benchmark", spying)
+    async with app.run_test(size=(120, 40)) as pilot:
+        name, _ = await launch(app, pilot)
+        try:
+            app.run_benchmark_on(name, max_tokens_scale=0.05)
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, BenchRunScreen)
+            screen.query_one("#benchrun-category").query("RadioButton")[1].value = True  # coding
+            await pilot.pause()
+            assert screen.category == "coding"
+            await pilot.press("enter")
+            await until(lambda: screen.outcome is not None or "failed" in " ".join(screen.lines), timeout=30)
+            assert screen.outcome is not None, screen.lines
+            prompt_lines = [line for line in screen.lines if "tok/s" in line and "/4 " in line]
+            assert len(prompt_lines) == 4 and "TTFT" in prompt_lines[0]
+            stored = app.context.store.bench_runs()
+            assert [r.id for r in stored] == [screen.outcome.run.id]
+            assert stored[0].summary["category"] == "coding" and stored[0].session == name
+            assert held and all(h == ["benchmark"] for h in held)
+            assert app.live.get(name).watchdog.holds == []
+            assert "tests passed" in str(screen.query_one("#benchrun-summary").render())
+            await pilot.press("escape")
+            await pilot.pause()
+            app.open_benchmarks()
+            await pilot.pause()
+            assert [r.gpu_type for r in app.screen.rows] == [stored[0].gpu_type]
+        finally:
+            await cleanup(app, name, sim_cloud)
+
+
+async def test_cancel_a_benchmark_stores_nothing(live_app, sim_cloud):
+    from maider_tui.ui.screens.bench_run import BenchRunScreen
+
+    from .test_dashboard import cleanup, launch, until
+
+    app = live_app
+    async with app.run_test(size=(120, 40)) as pilot:
+        name, _ = await launch(app, pilot)
+        try:
+            app.run_benchmark_on(name, max_tokens_scale=0.5)
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, BenchRunScreen)
+            await pilot.press("enter")
+            await until(lambda: len(screen.lines) >= 2, timeout=20)  # the warm-up or a prompt is done
+            assert screen.outcome is None and app.live.get(name).watchdog.holds == ["benchmark"]
+            await pilot.press("escape")
+            await until(lambda: app.live.get(name).watchdog.holds == [])  # released by the cancelled worker
+            assert not isinstance(app.screen, BenchRunScreen)
+            await asyncio.sleep(0.3)  # had the run gone on, its next prompts would finish by now
+            assert app.context.store.bench_runs() == []
+        finally:
+            await cleanup(app, name, sim_cloud)
