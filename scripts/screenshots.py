@@ -27,6 +27,17 @@ FROM_SNAPSHOTS = {
     "wizard-review.svg": "test_wizard_snapshots/test_wizard_review[120x40].svg",
     "provisioning-heal.svg": "test_wizard_snapshots/test_provisioning_after_a_heal.svg",
     "token-dialog.svg": "test_wizard_snapshots/test_token_dialog.svg",
+    "wizard-capability.svg": "test_wizard_snapshots/test_wizard_capability.svg",
+    "wizard-region.svg": "test_wizard_snapshots/test_wizard_region.svg",
+    "wizard-model.svg": "test_wizard_snapshots/test_wizard_model.svg",
+    "wizard-custom-model.svg": "test_wizard_snapshots/test_wizard_custom_model.svg",
+    "provisioning.svg": "test_wizard_snapshots/test_provisioning_mid_way[120x40].svg",
+    "provisioning-failed.svg": "test_wizard_snapshots/test_provisioning_failed.svg",
+    "benchmarks.svg": "test_bench_snapshots/test_comparison[120x40].svg",
+    "benchmarks-empty.svg": "test_bench_snapshots/test_comparison_empty[120x40].svg",
+    "recommend.svg": "test_bench_snapshots/test_recommend_form[120x40].svg",
+    "validation.svg": "test_validation_screen/test_validation_snapshot[size0].svg",
+    "broken-database.svg": "test_snapshots/test_confirm_dialog_for_a_broken_database.svg",
 }
 
 
