@@ -364,9 +364,22 @@ class WizardScreen(Screen[None]):
         if key == self._review_key:
             return  # back and forth again: keep what the user typed
         self._review_key = key
+        import dataclasses
+
+        from ...models import VllmConfig
+        from ...profiles import apply_profile, describe, profile_for
+
         name = session_name(self.report.model.id, self.context.clock.now(), self.taken_names())
-        self.query_one(ReviewForm).fill(plan_summary(self.picked_region, self.report),
-                                        ReviewEdits.from_settings(self.settings, name))
+        edits = ReviewEdits.from_settings(self.settings, name)
+        # The model's profile flags appear in the editable args, so the user sees and can change them.
+        profile, _ = profile_for(self.report.model.id, self.context.paths)
+        merged = apply_profile(VllmConfig(model=self.report.model.id, extra_args=edits.extra_args), profile)
+        edits = dataclasses.replace(edits, extra_args=tuple(merged.extra_args))
+        summary = plan_summary(self.picked_region, self.report)
+        settings_of_profile = describe(profile)[1:]  # the first line only names the profile
+        summary.append(f"\nProfile ({profile.source}): " + ("; ".join(settings_of_profile) or "nothing extra"),
+                       style="dim")
+        self.query_one(ReviewForm).fill(summary, edits)
 
     def launch(self) -> None:
         """Check the edits, re-plan with them, and hand the plan to the provisioning screen."""
