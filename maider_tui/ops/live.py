@@ -215,8 +215,9 @@ class LiveSessions:
         return dog
 
     def start_watchdog(self, name: str, notify: Callable[[str, str], Any]):
-        """Watch `name` from this process: take its lock (from a background watcher if one holds it),
-        then run its Watchdog. None when the watchdog is off or another app holds the session."""
+        """Watch `name` from this process: take its lock, then run its Watchdog. A background
+        `maider-tui watch` holding the lock is asked to stop, and the lock taken once it lets go.
+        None when the watchdog is off or another app holds the session."""
         from .owner import stop_owner, try_acquire
 
         if not self.settings.watchdog.enabled:
@@ -225,13 +226,34 @@ class LiveSessions:
         if live.watchdog_task is not None and not live.watchdog_task.done():
             return live.watchdog
         lock = live.lock or try_acquire(self.paths, name, store=self.store)
-        if lock is None and stop_owner(self.paths, name):
-            lock = try_acquire(self.paths, name, store=self.store)  # the background watcher let go
         if lock is None:
+            if stop_owner(self.paths, name):  # a background watcher: it releases on SIGTERM
+                live.watchdog_task = asyncio.ensure_future(self._take_over(name, notify))
+                return None
             self.emit(LogEvent(name, "Another maider-tui process watches this session; not watched here."))
             return None
+        return self._run_watchdog(live, lock, notify)
+
+    async def _take_over(self, name: str, notify: Callable[[str, str], Any], wait_s: float = 10.0) -> None:
+        """Wait (real time: another process is exiting) for the watcher's lock, then watch here."""
+        from .owner import try_acquire
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while loop.time() < deadline:
+            lock = try_acquire(self.paths, name, store=self.store)
+            if lock is not None:
+                live = self._sessions.setdefault(name, LiveSession(name))
+                live.watchdog_task = None
+                self._run_watchdog(live, lock, notify)
+                self.emit(LogEvent(name, "Took over the watchdog from the background watcher."))
+                return
+            await asyncio.sleep(0.2)
+        self.emit(LogEvent(name, "The background watcher did not let go; it keeps watching this session."))
+
+    def _run_watchdog(self, live: LiveSession, lock: Any, notify: Callable[[str, str], Any]):
         live.lock = lock
-        dog = live.watchdog if live.watchdog is not None else self.new_watchdog(name, notify)
+        dog = live.watchdog if live.watchdog is not None else self.new_watchdog(live.name, notify)
         live.watchdog_task = asyncio.ensure_future(dog.run())
         return dog
 

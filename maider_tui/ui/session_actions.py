@@ -98,6 +98,25 @@ class SessionActions:
                 home.set_orphans([o for o in home.orphans if o.id != orphan.id])
             self.notify(f"Orphan VM {orphan.id} destroyed.", title="Clean up")
 
+    def resume_launch(self, record) -> None:
+        """Carry on an interrupted or failed launch from its stage, on the provisioning screen."""
+        from ..ops.provision import LaunchPlan
+        from .screens.provisioning import ProvisioningScreen
+
+        where = f" from stage {record.stage}" if record.stage else ""
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            screen = ProvisioningScreen(self.context, self.live, LaunchPlan.from_record(record), autostart=False)
+            self.push_screen(screen, wait_for_dismiss=False)
+            screen.call_after_refresh(screen.run_launch, record)
+
+        self.push_screen(ConfirmDialog(
+            f"Resume {record.name}?",
+            f"Its launch stopped{where} ({record.state}). Resume it? (To stop paying for it instead, "
+            "press d on its row.)", yes="Resume", no="Cancel"), answered)
+
     # adopt and clean up
     @work(group="recover", exit_on_error=False, description="Adopt an orphan VM")
     async def adopt_orphan(self, orphan) -> None:
@@ -126,6 +145,11 @@ class SessionActions:
         home = self._home()
         if home is not None:
             home.set_orphans(report.orphans)
+        # Every serving VM is watched from the moment the app knows of it, dashboard open or not.
+        for name in report.healthy:
+            record = self.context.store.get_session(name)
+            if record is not None and record.state == "ready" and self.live.notify is not None:
+                self.live.start_watchdog(name, self.live.notify)
         parts = []
         if report.orphans:
             rate = sum(o.hourly_usd or 0 for o in report.orphans)
@@ -133,7 +157,8 @@ class SessionActions:
         if report.gone:
             parts.append(f"VM gone, session ended: {', '.join(report.gone)}")
         if report.resumable:
-            parts.append("interrupted launches: " + ", ".join(f"{r.name} (at {r.stage})" for r in report.resumable))
+            parts.append("interrupted launches (enter resumes): "
+                         + ", ".join(f"{r.name} (at {r.stage})" for r in report.resumable))
         if parts:
             self.notify(";\n".join(parts), title="Sessions and VMs", severity="warning", timeout=30)
         elif interactive:

@@ -203,3 +203,32 @@ async def test_c_finds_orphans_and_destroys_them_after_a_confirm(sim_context, si
         await pilot.pause()
         assert not app.screen.orphans
     assert all(v.id != vm.id for v in sim_cloud.world.list())
+
+
+async def test_ready_sessions_are_watched_from_start_up(sim_context, sim_cloud, clock):
+    context, app = await _home_app(sim_context, sim_cloud, clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        live = app.live.get("qwen32b-20261122-093012")
+        assert live is not None and live.watchdog is not None and live.lock is not None
+        # The interrupted launch is not watched: it is offered for resume instead.
+        assert app.live.get("qwen14b-20261122-101544") is None or \
+            app.live.get("qwen14b-20261122-101544").watchdog is None
+
+
+async def test_enter_on_an_interrupted_launch_offers_to_resume(sim_context, sim_cloud, clock):
+    from maider_tui.ui.dialogs.confirm import ConfirmDialog
+
+    context, app = await _home_app(sim_context, sim_cloud, clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("qwen14b-20261122-101544"))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        assert "Resume qwen14b-20261122-101544?" in str(app.screen.query_one("#title").render())
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, HomeScreen)

@@ -162,6 +162,8 @@ class HomeScreen(Screen[None]):
             return
         if record.state in {"ready", "unreachable"}:
             self.app.open_dashboard(key)
+        elif record.state in {"creating", "booting", "healing", "failed"} and self.app.live is not None:
+            self.app.resume_launch(record)
         else:
             self.notify(f"{key} is {record.state}" + (f" (stopped at {record.stage})" if record.stage else "")
                         + ": nothing to open yet.")
