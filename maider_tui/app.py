@@ -77,6 +77,15 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
         if self.context.store_error is not None:
             self._offer_store_recovery()
         self.check_account()
+        if self.live is not None:
+            self.live.subscribe(self._on_live_event)
+
+    def _on_live_event(self, event) -> None:
+        """Session changes the sessions table shows (state, idle time left) redraw it at once."""
+        from .ops.events import DestroyedEvent, FailedEvent, ReadyEvent, WatchdogEvent
+
+        if isinstance(event, (WatchdogEvent, DestroyedEvent, ReadyEvent, FailedEvent)):
+            self._refresh_home()
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
@@ -164,6 +173,8 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
             self.context.store = open_store(self.context.paths.database, clock=self.context.clock)
             self.context.store_error = None
             self.live = self._make_live()
+            if self.live is not None:
+                self.live.subscribe(self._on_live_event)
         except StoreError as exc:
             self.context.store_error = exc
             self.notify(str(exc), title="Database", severity="error", timeout=30)

@@ -85,15 +85,10 @@ def run_ls(args: argparse.Namespace, context: Any) -> int:
 
 
 def cost_so_far(record: Any, now: float) -> float:
-    """What a session has cost: the stored total once ended, else hours so far at its price."""
-    from .ops.receipt import make_receipt
+    """What a session has cost so far (see ops.receipt.session_cost_so_far)."""
+    from .ops.receipt import session_cost_so_far
 
-    if record.ended and record.cost_usd is not None:
-        return record.cost_usd
-    started = record.created_at if record.created_at is not None else now
-    ended = record.ended_at if record.ended_at is not None else now
-    return make_receipt(record.name, started_at=started, ended_at=max(started, ended),
-                        hourly_usd=record.hourly_usd).cost_usd
+    return session_cost_so_far(record, now)
 
 
 # --- down -----------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ that straddles two calendar months.
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 from dataclasses import dataclass
 
@@ -88,3 +90,12 @@ def make_receipt(session: str, *, started_at: float, ended_at: float, hourly_usd
         tokens=tokens,
         usd_per_1k_tokens=usd_per_1k_tokens(cost, tokens),
     )
+
+
+def session_cost_so_far(record: Any, now: float) -> float:
+    """What a session has cost: the stored receipt once ended, else elapsed hours at its price."""
+    if record.ended and record.cost_usd is not None:
+        return record.cost_usd
+    started = record.created_at if record.created_at is not None else now
+    ended = record.ended_at if record.ended_at is not None else now
+    return cost_usd(elapsed_hours(started, max(started, ended)), record.hourly_usd)

@@ -21,11 +21,10 @@ COLUMNS = ("NAME", "STATE", "GPU", "MODEL", "REGION", "$/H", "SO FAR", "IDLE LEF
 
 
 def cost_so_far(rec: "SessionRecord", now: float) -> float:
-    """Dollars spent on a session: its final receipt once ended, else hourly rate x time alive."""
-    if rec.cost_usd is not None:
-        return rec.cost_usd
-    end = rec.ended_at or now
-    return max(0.0, end - rec.created_at) / 3600.0 * rec.hourly_usd
+    """Dollars spent on a session so far (the same sum as `maider-tui ls` and the receipts)."""
+    from ...ops.receipt import session_cost_so_far
+
+    return session_cost_so_far(rec, now)
 
 
 def gpu_label(rec: "SessionRecord") -> str:
