@@ -97,13 +97,9 @@ class LiveSessions:
 
         provider = await self.provider()
         hf_token = await asyncio.to_thread(self._hf_token)
-        name = plan.name
-        live = None
 
         def emit(event: OpsEvent) -> None:
-            nonlocal live
-            if live is None:
-                live = self._sessions.setdefault(event.session, LiveSession(event.session))
+            self._sessions.setdefault(event.session, LiveSession(event.session))
             self.emit(event)
 
         handle = await provision(plan, provider=provider, store=self.store, paths=self.paths,
@@ -111,7 +107,7 @@ class LiveSessions:
                                  limits=self.limits)
         live = self._sessions.setdefault(handle.name, LiveSession(handle.name))
         live.handle = handle
-        log.info("session %s ready at %s (plan name %s)", handle.name, handle.endpoint, name)
+        log.info("session %s ready at %s", handle.name, handle.endpoint)
         self._auto_watch(handle.name)
         return live
 

@@ -17,8 +17,6 @@ from .dialogs.quit import QuitDialog
 
 log = logging.getLogger(__name__)
 
-LIVE_STATES = {"creating", "booting", "healing", "ready", "unreachable", "orphan", "failed"}
-
 
 class SessionActions:
     """Needs `self.context` (AppContext) and `self.live` (LiveSessions or None)."""
@@ -41,9 +39,12 @@ class SessionActions:
         if record is None or record.ended:
             self.notify(f"{name} has no VM to destroy.")
             return
-        hours = max(0.0, self.context.clock.now() - (record.created_at or self.context.clock.now())) / 3600
+        from ..ops.receipt import session_cost_so_far
+
+        now = self.context.clock.now()
+        hours = max(0.0, now - (record.created_at or now)) / 3600
         message = (f"{record.gpu_type} in {record.region}, running {hours:.1f} h, "
-                   f"about ${hours * record.hourly_usd:.2f} so far (${record.hourly_usd:.2f}/h).\n\n"
+                   f"about ${session_cost_so_far(record, now):.2f} so far (${record.hourly_usd:.2f}/h).\n\n"
                    "The VM and everything on it are deleted.")
 
         def answered(yes: bool | None) -> None:
@@ -182,8 +183,9 @@ class SessionActions:
         store = self.context.store
         if store is None:
             return []
+        # Not ended and holding a VM: failed and orphan sessions cost money too.
         return [(r.name, r.hourly_usd) for r in store.list_sessions(include_ended=False)
-                if r.state in LIVE_STATES and r.instance_id is not None]
+                if r.instance_id is not None]
 
     async def action_quit(self) -> None:
         running = self._running_sessions()

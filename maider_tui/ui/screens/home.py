@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from ...context import AppContext
     from ...store import SessionRecord
 
-LIVE_STATES = {"creating", "booting", "healing", "ready", "unreachable", "orphan"}
 COLUMNS = ("NAME", "STATE", "GPU", "MODEL", "REGION", "$/H", "SO FAR", "IDLE LEFT")
 
 
@@ -119,7 +118,7 @@ class HomeScreen(Screen[None]):
         live = getattr(self.app, "live", None)
         session = live.get(rec.name) if live is not None else None
         watchdog = session.watchdog if session is not None else None
-        if watchdog is None or rec.state not in LIVE_STATES:
+        if watchdog is None or rec.ended:
             return "—"
         remaining = max(0, int(watchdog.remaining_s))
         return f"{remaining // 60:02d}:{remaining % 60:02d}"
@@ -202,7 +201,7 @@ class HomeScreen(Screen[None]):
         live = 0
         for rec in records:
             so_far = cost_so_far(rec, now)
-            if rec.state in LIVE_STATES:
+            if not rec.ended:  # a VM that may exist costs money, whatever state its session is in
                 live += 1
                 live_rate += rec.hourly_usd
             table.add_row(
