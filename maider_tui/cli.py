@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run against the built-in simulated cloud: no account, no GPU, no cost")
     parser.add_argument("--sim-speed", type=float, default=20.0, metavar="X",
                         help="with --demo: how much faster than real time the simulated VMs boot (default 20)")
+    parser.add_argument("--sim-url", metavar="URL",
+                        help="with --demo: use a simulated cloud already running in another process "
+                             "(`maider-tui sim`) at this API address, with its token in MAIDER_SIM_TOKEN")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     token = sub.add_parser("token", help="store, check or remove the Linode and Hugging Face tokens")
@@ -90,6 +93,8 @@ def run_app(args: argparse.Namespace) -> int:
     from .context import build_context
     from .log import setup_logging
 
+    if args.sim_url:
+        args.demo = True  # another process's sim is still the demo: its own home, no keyring
     paths = _paths(args.demo)
     setup_logging(paths.log_file)
     if not args.demo:
@@ -98,6 +103,8 @@ def run_app(args: argparse.Namespace) -> int:
     if args.sim_speed <= 0:
         print("--sim-speed must be positive.", file=sys.stderr)
         return 2
+    if args.sim_url:
+        return _run_against_remote_sim(args, paths)
     from .sim import SimCloud
 
     # The demo is the real app with another base URL: the same provider, SSH and vLLM code.
@@ -107,6 +114,36 @@ def run_app(args: argparse.Namespace) -> int:
         context.provider = sim.provider(store=context.store)
         context.cloud_speed = args.sim_speed
         MaiderApp(context).run()
+    return 0
+
+
+def _run_against_remote_sim(args: argparse.Namespace, paths) -> int:
+    """The demo against `maider-tui sim` in another process: the cloud outlives this app."""
+    import os
+
+    from .app import MaiderApp
+    from .context import build_context
+    from .sim.remote import RemoteSim, RemoteSimError
+
+    token = os.environ.get("MAIDER_SIM_TOKEN", "")
+    if not token:
+        print("--sim-url needs the simulated cloud's token in MAIDER_SIM_TOKEN "
+              "(`maider-tui sim` prints it).", file=sys.stderr)
+        return 2
+    try:
+        sim = RemoteSim(args.sim_url, token)
+        speed = float(sim.check()["speed"])
+    except (RemoteSimError, LookupError) as exc:
+        print(f"No simulated cloud at {args.sim_url}: {exc}", file=sys.stderr)
+        return 2
+    context = build_context(paths, config_path=args.config, demo=True,
+                            environ={"MAIDER_LINODE_TOKEN": token}, use_keyring=False)
+    context.provider = sim.provider(store=context.store)
+    context.cloud_speed = speed
+    try:
+        MaiderApp(context).run()
+    finally:
+        sim.close()
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 from collections.abc import Sequence
 
@@ -20,7 +21,11 @@ def main(argv: Sequence[str] | None = None, *, stop: threading.Event | None = No
     args = parser.parse_args(argv)
     if args.speed <= 0:
         parser.error("--speed must be positive")
-    with SimCloud(speed=args.speed, seed=args.seed, api_port=args.port) as sim:
+    sim = SimCloud(speed=args.speed, seed=args.seed, api_port=args.port)
+    if os.environ.get("MAIDER_SIM_TOKEN"):
+        # A token chosen by whoever starts the app against this cloud (`maider-tui --demo --sim-url`).
+        sim.world.token = os.environ["MAIDER_SIM_TOKEN"]
+    with sim:
         print(f"Simulated Linode API: {sim.linode_base_url}")
         print(f"Token: {sim.token}")
         print(f"Try: curl -H 'Authorization: Bearer {sim.token}' {sim.linode_base_url}/linode/types")

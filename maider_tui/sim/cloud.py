@@ -139,8 +139,9 @@ class SimCloud:
         return self
 
     async def _setup(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._runner, self.linode_base_url = await run_linode_api(self.world, self.host, self.api_port)
         self._manager = VmManager(self.world, loop, host=self.host)
+        self._runner, self.linode_base_url = await run_linode_api(
+            self.world, self.host, self.api_port, ssh_info=self._ssh_info)
 
     def close(self) -> None:
         """Stop every VM and server, then the loop; leaves no task pending."""
@@ -198,6 +199,13 @@ class SimCloud:
         """(host, port) of the VM's SSH server, stable from create to delete."""
         sshd = self._lookup(instance_id)[1]
         return sshd.host, sshd.port
+
+    def _ssh_info(self, instance_id: int) -> dict[str, Any]:
+        """The control plane's view of a VM's SSH server (called on the sim loop)."""
+        if self._manager is None or instance_id not in self._manager.sshds:
+            raise LookupError(f"no simulated VM with id {instance_id} (never created, or deleted)")
+        sshd = self._manager.sshds[instance_id]
+        return {"ssh_host": sshd.host, "ssh_port": sshd.port, "ssh_handshakes": sshd.handshakes}
 
     def vm(self, instance_id: int) -> SimVm:
         """The VM itself, for tests: files, containers, GPUs, the vLLM server."""

@@ -201,6 +201,11 @@ def paginate(request: web.Request, items: list[dict[str, Any]]) -> web.Response:
 @web.middleware
 async def _middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     world = request.app[WORLD_KEY]
+    if request.path.startswith("/sim/"):
+        # The control plane (sim/control.py): never Linode traffic, never faulted; same token.
+        if request.headers.get("Authorization", "") != f"Bearer {world.token}":
+            return errors(401, "Invalid Token")
+        return await handler(request)
     world.api_requests += 1
     world.requests[f"{request.method} {request.path.removeprefix('/v4')}"] += 1
     faults = world.faults
@@ -360,9 +365,20 @@ def create_linode_api_app(world: World) -> web.Application:
     return app
 
 
-async def run_linode_api(world: World, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
-    """Start the fake API on the running loop; returns the runner (call `cleanup()`) and the base URL."""
-    runner = web.AppRunner(create_linode_api_app(world), access_log=None)
+async def run_linode_api(
+    world: World, host: str = "127.0.0.1", port: int = 0, *, ssh_info: Any = None
+) -> tuple[web.AppRunner, str]:
+    """Start the fake API on the running loop; returns the runner (call `cleanup()`) and the base URL.
+
+    ssh_info: the cloud's lookup of a VM's SSH address, served on the control plane (/sim).
+    """
+    from maider_tui.sim.control import add_control_routes
+
+    app = create_linode_api_app(world)
+    holder = add_control_routes(app, world)
+    if ssh_info is not None:
+        holder.append(ssh_info)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
