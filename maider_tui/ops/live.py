@@ -57,6 +57,7 @@ class LiveSessions:
         self._provider_factory, self._hf_token = provider, hf_token
         self.limits = limits or ReadinessLimits()
         self._sessions: dict[str, LiveSession] = {}
+        self._closing: set[asyncio.Task] = set()  # connections of sessions found gone, closing
         self._listeners: list[EventSink] = []
         # With a notifier, every session that becomes ready or is attached is watched from here
         # (the app); without one (the headless `watch`), the caller starts the watchdogs itself.
@@ -198,7 +199,9 @@ class LiveSessions:
         live = self._sessions.pop(name, None)
         self._stop_watchdog(live)
         if live is not None and live.handle is not None:
-            asyncio.ensure_future(live.handle.close())
+            task = asyncio.ensure_future(live.handle.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def destroy(self, name: str):
         """Destroy the session's VM (token checked first); the connection closes only once it is gone.
