@@ -113,6 +113,30 @@ async def test_a_launch_through_429s_503s_and_a_lost_reply_on_create_makes_one_v
         await fast_provider(sim).destroy(store.get_session(session.name).instance_id)
 
 
+async def test_a_launch_whose_create_timed_out_makes_one_vm(sim, store, paths):
+    """The POST gets no answer in time (the sim drops it unread): the label is looked up before it is sent again."""
+    before = set(ours(sim))
+
+    class Settles(InstantClock):
+        async def sleep(self, seconds: float) -> None:
+            sim.faults.api_delay_s = 0.0
+
+    provider = LinodeProvider(sim.token, base_url=sim.linode_base_url, store=store, clock=Settles(),
+                              ssh_resolver=sim.ssh_address, timeout=0.3, retry_delays=(0.01, 0.01))
+    live = live_sessions(sim, store, paths, provider)
+    events = on_stage(live, "create", lambda: setattr(sim.faults, "api_delay_s", 0.6))
+    posts, looks = sim.world.requests["POST /linode/instances"], sim.world.requests["GET /linode/instances"]
+    try:
+        session = await live.launch(_plan())
+        assert set(ours(sim)) - before == {store.get_session(session.name).instance_id}
+        assert sim.world.requests["POST /linode/instances"] == posts + 2
+        assert sim.world.requests["GET /linode/instances"] > looks  # looked for the label in between
+        assert not [e for e in events if isinstance(e, FailedEvent)]
+    finally:
+        await live.close_all()
+        await fast_provider(sim).destroy(store.get_session(session.name).instance_id)
+
+
 async def test_create_giving_up_says_so_and_the_vm_it_made_is_not_lost(sim, store, paths):
     live = live_sessions(sim, store, paths)
     before = set(ours(sim))
