@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 from ..clock import Clock
 from ..paths import AppPaths
 from ..store import SessionRecord, Store
-from .events import EventSink, FailedEvent, LogEvent, OpsEvent
+from .events import EventSink, FailedEvent, LogEvent, OpsEvent, WarningEvent
 from .readiness import ReadinessLimits
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class LiveSessions:
         self._provider_factory, self._hf_token = provider, hf_token
         self.limits = limits or ReadinessLimits()
         self._sessions: dict[str, LiveSession] = {}
+        self._closing: set[asyncio.Task] = set()  # connections of sessions found gone, closing
         self._listeners: list[EventSink] = []
         # With a notifier, every session that becomes ready or is attached is watched from here
         # (the app); without one (the headless `watch`), the caller starts the watchdogs itself.
@@ -143,7 +144,9 @@ class LiveSessions:
         provider = await self.provider()
         vm = await provider.get(record.instance_id)
         if vm is None:
-            raise LookupError(f"The VM of {name} no longer exists.")
+            self._gone(name)
+            raise LookupError(f"The VM of {name} no longer exists (deleted outside the app); the session "
+                              "is marked gone and its cost stopped counting.")
         host, port = provider.ssh_endpoint(vm)
         key = await asyncio.to_thread(client_key_path(self.paths, name).read_text)
         ssh = await connect_ssh(host, port, key, record.host_key, self.limits, self.clock)
@@ -166,6 +169,39 @@ class LiveSessions:
         self.emit(LogEvent(name, f"Reconnected: {endpoint}"))
         self._auto_watch(name)
         return live
+
+    async def vm_gone(self, name: str) -> bool:
+        """Whether the session's VM was deleted behind our back (it is then marked gone); False when
+        it exists or the API cannot say."""
+        record = self.store.get_session(name)
+        if record is None or record.ended or record.instance_id is None:
+            return False
+        try:
+            provider = await self.provider()
+            if await provider.get(record.instance_id) is not None:
+                return False
+        except Exception as exc:  # noqa: BLE001 - an API failure proves nothing: keep the session
+            log.info("could not look up the VM of %s: %s", name, exc)
+            return False
+        self._gone(name)
+        return True
+
+    def _gone(self, name: str) -> None:
+        """Mark the session ended (its VM is gone), stop watching it and drop its connection."""
+        from .recover import mark_gone
+
+        record = self.store.get_session(name)
+        if record is None or record.ended:
+            return
+        mark_gone(self.store, record, self.clock.now())
+        self.emit(WarningEvent(name, f"{name}'s VM {record.instance_id} no longer exists (deleted outside the "
+                                     "app): the session is marked gone and its cost stopped counting."))
+        live = self._sessions.pop(name, None)
+        self._stop_watchdog(live)
+        if live is not None and live.handle is not None:
+            task = asyncio.ensure_future(live.handle.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def destroy(self, name: str):
         """Destroy the session's VM (token checked first); the connection closes only once it is gone.
@@ -197,6 +233,10 @@ class LiveSessions:
         tunnel = metrics_from_tunnel(port)
 
         async def metrics():
+            current = self._sessions.get(name)
+            ssh = current.ssh if current is not None else None
+            if ssh is not None and ssh.state != "connected" and await self.vm_gone(name):
+                return None  # deleted outside the app: marked gone, nothing left to watch
             if port() is None:  # not connected: try again, once per poll (it counts as idle meanwhile)
                 try:
                     await asyncio.wait_for(self.attach(name), ATTACH_TIMEOUT_S)

@@ -31,10 +31,11 @@ from maider_tui.ops.readiness import (
 )
 from maider_tui.ops.session_files import client_key_path, write_aider_files, write_private
 from maider_tui.paths import AppPaths
-from maider_tui.remote.ssh import SshError, SshSession, generate_keypair
+from maider_tui.remote.ssh import SshDropped, SshError, SshSession, generate_keypair
 from maider_tui.store import SessionRecord, Store
 
 DEFAULT_IMAGE = "linode/ubuntu24.04"
+UPLOAD_TRIES = 3  # an upload cut by an SSH drop is sent again once reconnected
 
 
 @dataclass(frozen=True)
@@ -318,12 +319,25 @@ class _Launch:
                 env_text = compose.env_file_text(self.hf_token)
             except ValueError as exc:  # a mangled paste; the message never quotes the token
                 raise StageFailed("upload", str(exc)) from None
-            await ssh.put(compose.ENV_PATH, env_text.encode(), 0o600)
+            await self._put(ssh, compose.ENV_PATH, env_text.encode(), 0o600)
             self.store.update_session(self.name, extra={**record.extra, "env_uploaded": True})
         await self._put_compose(ssh)
 
     async def _put_compose(self, ssh: SshSession) -> None:
-        await ssh.put(compose.COMPOSE_PATH, compose.render(self.config, self.plan.compose).encode(), 0o644)
+        await self._put(ssh, compose.COMPOSE_PATH, compose.render(self.config, self.plan.compose).encode(), 0o644)
+
+    async def _put(self, ssh: SshSession, path: str, data: bytes, mode: int) -> None:
+        """`ssh.put` writes a temporary name and renames it, so an upload the connection dropped under
+        left nothing at `path`: send it again once the session has reconnected."""
+        for attempt in range(1, UPLOAD_TRIES + 1):
+            try:
+                await ssh.put(path, data, mode)
+                return
+            except SshDropped as exc:
+                if attempt == UPLOAD_TRIES:
+                    raise
+                self.log(f"Upload of {path} cut ({exc}); sending it again")
+                await self.clock.sleep(self.limits.poll_s)
 
     async def _compose_up(self, ssh: SshSession) -> None:
         # `up` pulls the image on a real VM, which takes minutes: bounded by the vLLM limit.

@@ -99,7 +99,7 @@ async def recover(*, provider: Provider, store: Store, clock: Clock, emit: Event
     gone_names = {r.name for r in missing}
     for record in live:
         if record.name in gone_names:
-            _mark_gone(store, record, now)
+            mark_gone(store, record, now)
             report.gone.append(record.name)
             _say(emit, record.name, f"{record.name}'s VM {record.instance_id} no longer exists; "
                                     "the session is marked ended and its cost stopped counting.")
@@ -129,7 +129,8 @@ def _interrupted(record: SessionRecord) -> bool:
     return record.ready_at is None and record.state not in SETTLED_STATES
 
 
-def _mark_gone(store: Store, record: SessionRecord, now: float) -> None:
+def mark_gone(store: Store, record: SessionRecord, now: float) -> None:
+    """End a session whose VM no longer exists (deleted outside the app): its cost stops counting."""
     # We cannot know when it vanished; counting to now is the upper bound of what it cost.
     receipt = make_receipt(record.name, started_at=record.created_at or now, ended_at=now,
                            hourly_usd=record.hourly_usd, tokens=record.tokens_generated)

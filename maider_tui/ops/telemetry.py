@@ -98,17 +98,25 @@ class VllmReading:
 class MetricsPoller:
     """One scrape per `poll()`; the caller re-arms its timer only after a poll returned."""
 
-    def __init__(self, fetch: Callable[[], Awaitable[VllmMetrics]], clock: Clock) -> None:
-        self._fetch, self._clock = fetch, clock
+    def __init__(self, fetch: Callable[[], Awaitable[VllmMetrics]], clock: Clock,
+                 health: Callable[[], Awaitable[bool]] | None = None) -> None:
+        self._fetch, self._clock, self._health = fetch, clock, health
         self._rate = TokenRate()
         self.last_tok_s: float | None = None
 
     async def poll(self) -> VllmReading:
-        """Scrape now; a failed scrape is a reading with an error, never an exception."""
+        """Scrape now; a failed scrape is a reading with an error, never an exception.
+
+        With `health`, a server whose /metrics still answers but whose /health does not (its engine
+        died) is a reading with an error too: the numbers of a dead server are not load.
+        """
         try:
             metrics = await self._fetch()
+            healthy = await self._health() if self._health is not None else True
         except Exception as exc:  # noqa: BLE001 - a gauge must survive any failure of its source
             return VllmReading(self._clock.monotonic(), error=str(exc) or type(exc).__name__)
+        if not healthy:
+            return VllmReading(self._clock.monotonic(), error="/health fails: the server is not serving")
         at = self._clock.monotonic()
         rate = self._rate.update(metrics.generation_tokens_total, at)
         # Keep showing the last rate when this scrape had nothing to compare with (first one, or

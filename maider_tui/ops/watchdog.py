@@ -194,16 +194,15 @@ class Watchdog:
         """One poll: read the metrics, count activity, warn or destroy when due."""
         if self.state == "destroyed" or self._stopped.is_set():
             return
-        record = self.store.get_session(self.name)
-        if record is None or record.ended:  # destroyed elsewhere (the app, `maider-tui down`)
-            self._set_state("destroyed", "The session has ended.")
-            self._stopped.set()
+        if self._ended():
             return
         try:
             metrics = await self._metrics()
         except Exception as exc:  # noqa: BLE001 - the source's failure is just "unreachable"
             log.info("metrics for %s failed: %s", self.name, exc)
             metrics = None
+        if self._ended():  # found gone while reading (its VM deleted outside the app)
+            return
         now = self.clock.now()
         self.unreachable = metrics is None
         if metrics is not None:
@@ -216,6 +215,14 @@ class Watchdog:
             return
         self._resume(now)
         await self._judge(metrics)
+
+    def _ended(self) -> bool:
+        record = self.store.get_session(self.name)
+        if record is None or record.ended:  # destroyed elsewhere (the app, `maider-tui down`), or gone
+            self._set_state("destroyed", "The session has ended.")
+            self._stopped.set()
+            return True
+        return False
 
     def _is_activity(self, metrics: VllmMetrics | None) -> bool:
         if metrics is None:

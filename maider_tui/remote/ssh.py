@@ -86,8 +86,9 @@ def generate_keypair(comment: str = "maider-tui") -> KeyPair:
                    key.export_public_key("openssh").decode().strip())
 
 
-_HOST_KEY_CHANGED = ("the VM's host key changed: this may be a different machine or a man-in-the-middle; "
-                     "refusing to connect")
+HOST_KEY_CHANGED = ("the VM's host key changed: someone may be impersonating the VM (a man-in-the-middle) "
+                    "or the address now belongs to another machine; refusing to connect")
+_HOST_KEY_CHANGED = HOST_KEY_CHANGED
 
 
 class SshSession:

@@ -146,3 +146,17 @@ def test_destroy_dialog(snap_compare, make_context, clock):
     context = make_context()
     screen = build(context, clock, 2)
     assert snap_compare(MaiderApp(context), terminal_size=(120, 40), run_before=run_with(screen, 2, "d"))
+
+
+def test_dashboard_vllm_down(snap_compare, make_context, clock):
+    """vLLM died after it was ready: the panel says so and which keys help."""
+    context = make_context()
+    screen = build(context, clock, 2)
+    before = run_with(screen, 2)
+
+    async def run_before(pilot) -> None:
+        await before(pilot)
+        screen.show_metrics(VllmReading(12.0, error="/health fails: the server is not serving"))
+        await pilot.pause()
+
+    assert snap_compare(MaiderApp(context), terminal_size=(120, 40), run_before=run_before)

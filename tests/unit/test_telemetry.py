@@ -111,3 +111,19 @@ async def test_poller_rates_and_errors():
     assert second.generation_tok_s == pytest.approx(100.0)
     third = await poller.poll()
     assert third.metrics is None and "tunnel down" in third.error and third.tokens_generated is None
+
+
+async def test_a_server_whose_health_fails_reads_as_down_even_with_metrics():
+    """A vLLM whose engine died still serves /metrics: its numbers are not load."""
+    healthy = [True, False]
+
+    async def fetch():
+        return VllmMetrics(generation_tokens_total=10.0, reported=True)
+
+    async def health():
+        return healthy.pop(0)
+
+    poller = MetricsPoller(fetch, ManualClock(), health=health)
+    assert (await poller.poll()).metrics is not None
+    down = await poller.poll()
+    assert down.metrics is None and "/health fails" in down.error

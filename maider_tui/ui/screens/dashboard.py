@@ -200,7 +200,13 @@ class DashboardScreen(DashboardKeys, Screen[None]):
         self.post_message(Attached())
 
     def on_attached(self, message: Attached) -> None:
-        if message.error is not None:
+        from ...remote.ssh import HOST_KEY_CHANGED
+
+        if message.error is not None and HOST_KEY_CHANGED in message.error:
+            # Retrying cannot help, and must not be offered as if it could: say what the risk is.
+            self._say_problem(f"Cannot connect: {message.error}. Do not reconnect until you know why; "
+                              "d destroys the VM.")
+        elif message.error is not None:
             self._say_problem(f"Cannot connect: {message.error}. Press r to try again, or d to destroy.")
         else:
             self.problem = None
@@ -219,7 +225,7 @@ class DashboardScreen(DashboardKeys, Screen[None]):
             self._unsubscribe_ssh()
         self._unsubscribe_ssh = handle.ssh.on_state(self._on_ssh_state)
         self._vllm_client = VllmClient(handle.endpoint, timeout=5.0)
-        self._poller = MetricsPoller(self._vllm_client.metrics, self.context.clock)
+        self._poller = MetricsPoller(self._vllm_client.metrics, self.context.clock, health=self._vllm_client.health)
         self._set(tunnel="ok" if handle.ssh.state == "connected" else handle.ssh.state, model=handle.config.model)
         self.stream_telemetry()
         self.poll_metrics()
@@ -249,6 +255,10 @@ class DashboardScreen(DashboardKeys, Screen[None]):
 
     def _on_ssh_state(self, state: str) -> None:
         self.post_message(TelemetryStatus("ok" if state == "connected" else state))
+        handle = self.handle
+        if state == "refused" and handle is not None and handle.ssh.error is not None:
+            # A reconnect after a drop met another host key (or our key refused): never retried, so say why.
+            self.post_message(Attached(str(handle.ssh.error)))
 
     @work(exclusive=True, exit_on_error=False, group="telemetry", description="GPU telemetry")
     async def stream_telemetry(self) -> None:
@@ -346,13 +356,13 @@ class DashboardScreen(DashboardKeys, Screen[None]):
         return EndpointView(endpoint, tunnel, webui, aider.replace(str(self.context.paths.sessions_dir), home))
 
     def _update_top_bar(self, record: "SessionRecord | None", state: DashboardState) -> None:
-        from .home import gpu_label, model_label
+        from .home import gpu_label, model_label, state_label
 
         bar = self.query_one(TopBar)
         if record is None:
             bar.title = f"{self.session} · unknown session"
         else:
-            status = "reconnecting" if state.tunnel == "reconnecting" else record.state
+            status = "reconnecting" if state.tunnel == "reconnecting" else state_label(record)
             bar.title = " · ".join([self.session, status, model_label(state.model or record.model),
                                     gpu_label(record), record.region])
         bar.badge = "demo" if self.context.demo else ""

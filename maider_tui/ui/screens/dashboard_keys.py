@@ -167,14 +167,49 @@ class DashboardKeys:
             self._say(f"could not read the vLLM log: {exc}")
             return
         found = heal.diagnose(result.stdout + result.stderr)
+        remedied = heal.remedy(handle.config, found, handle.heals + 1, handle.record.gpu_count) if found else None
+        if remedied is None and self._vllm_down():
+            # A server that died after it was ready (a GPU fault) needs no new flags, only a restart.
+            self.offer_restart(f"{found.summary}; no flag to change" if found else "its log names no cause")
+            return
         if found is None:
             self._say("vLLM's log shows no failure: nothing to heal.")
             return
-        remedied = heal.remedy(handle.config, found, handle.heals + 1, handle.record.gpu_count)
         if remedied is None:
             self._say(f"diagnosis: {found.summary}; no remedy is left to try.")
             return
         self.post_message(HealOffer(found, remedied, heal.describe_change(handle.config, remedied)))
+
+    def _vllm_down(self) -> bool:
+        """The last scrape failed: /metrics unreachable or /health not answering 200."""
+        reading = self.state.vllm
+        return reading is not None and reading.metrics is None
+
+    def offer_restart(self, why: str) -> None:
+        text = (f"vLLM is down ({why}).\n\nRestart its container with the same flags? "
+                "Requests in flight are lost; the model loads again.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.restart_vllm()
+
+        self.app.push_screen(ConfirmDialog("Restart vLLM?", text, yes="Restart", no="Cancel"), answered)
+
+    @work(exclusive=True, exit_on_error=False, group="heal", description="Restart vLLM")
+    async def restart_vllm(self) -> None:
+        handle = self.handle
+        if handle is None:
+            return
+        try:
+            result = await handle.ssh.run(f"{COMPOSE_CMD} restart vllm", timeout=120)
+        except SshError as exc:
+            self._say(f"restart failed: {exc}")
+            return
+        if not result.ok:
+            self._say(f"restart failed: {(result.stderr or result.stdout).strip()[-200:]}")
+            return
+        self.context.store.add_event(self.session, "restart", "vLLM restarted from the dashboard")
+        self._say("vLLM is restarting with the same flags")
 
     def on_heal_offer(self, message: HealOffer) -> None:
         text = (f"Diagnosis: {message.diagnosis.summary}\nEvidence: {message.diagnosis.evidence[:160]}\n\n"

@@ -26,6 +26,11 @@ def cost_so_far(rec: "SessionRecord", now: float) -> float:
     return session_cost_so_far(rec, now)
 
 
+def state_label(rec: "SessionRecord") -> str:
+    """The session's state as shown: "gone" for one whose VM was deleted outside the app."""
+    return "gone" if rec.ended and rec.extra.get("gone") else rec.state
+
+
 def gpu_label(rec: "SessionRecord") -> str:
     """"2x RTX 4000 Ada" for plans the catalog knows, else the count and the Linode type id."""
     from ... import catalog
@@ -206,7 +211,7 @@ class HomeScreen(Screen[None]):
                 live_rate += rec.hourly_usd
             table.add_row(
                 rec.name,
-                rec.state,
+                state_label(rec),
                 gpu_label(rec),
                 model_label(rec.model),
                 rec.region,

@@ -8,12 +8,12 @@ from ...ops.telemetry import VllmReading
 
 
 def vllm_lines(model: str, reading: VllmReading | None) -> list[str]:
-    """The model line and the load line."""
+    """The model line and the load line; when vLLM is down, why, and what to press."""
     if reading is None:
         return [model, "waiting for /metrics …"]
     metrics = reading.metrics
     if metrics is None:
-        return [model, f"/metrics unavailable: {reading.error}"]
+        return [model, f"vLLM down: {reading.error}", "h diagnoses and heals or restarts it · r reconnects"]
     rate = "— tok/s" if reading.generation_tok_s is None else f"{reading.generation_tok_s:.1f} tok/s"
     kv = "—" if metrics.kv_cache_usage is None else f"{metrics.kv_cache_usage * 100:.0f}%"
     load = (f"running {metrics.requests_running:.0f} · waiting {metrics.requests_waiting:.0f} · "
