@@ -137,7 +137,10 @@ async def test_requests_above_max_num_seqs_wait():
                 return [e async for e in client.stream_chat("coder", MESSAGES, max_tokens=40)][-1]
 
             tasks = [asyncio.create_task(one()) for _ in range(4)]
-            await asyncio.sleep(0.06)
+            for _ in range(200):  # until all four reached the server (slow on a loaded machine)
+                if server.requests_running + server.requests_waiting == 4:
+                    break
+                await asyncio.sleep(0.01)
             assert (server.requests_running, server.requests_waiting) == (2, 2)
             seen = await client.metrics()
             assert (seen.requests_running, seen.requests_waiting) == (2, 2)
