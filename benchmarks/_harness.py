@@ -139,6 +139,12 @@ class PtyProgram:
                 self._text = strip_escapes(self._raw.decode("utf-8", "replace"))
                 self._seen.notify_all()
 
+    @property
+    def bytes_read(self) -> int:
+        """Bytes the program wrote to its terminal so far."""
+        with self._lock:
+            return len(self._raw)
+
     def text(self) -> str:
         with self._lock:
             return self._text

@@ -15,6 +15,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from ...remote.gpu import GpuSample, GpuSnapshot
+from .patch import patch
 
 WARN_PCT = 85.0  # vLLM preallocates ~90%: above 85 is normal under load, worth a glance
 ERROR_PCT = 95.0  # above 95 the next long prompt may not find room for its KV cache
@@ -75,6 +76,8 @@ class MemoryBar(Widget):
         self.pct: float | None = None
 
     def set_pct(self, pct: float | None) -> None:
+        if pct == self.pct:
+            return
         self.pct = pct
         level = memory_level(pct)
         self.set_class(level == "warning", "-warning")
@@ -98,7 +101,10 @@ class UtilSpark(Widget):
         self.values: tuple[float | None, ...] = ()
 
     def set_values(self, values: Sequence[float | None]) -> None:
-        self.values = tuple(values)
+        values = tuple(values)
+        if values == self.values:
+            return
+        self.values = values
         self.refresh()
 
     def render(self) -> Text:
@@ -147,13 +153,13 @@ class GpuRow(Vertical):
         if sample is None:
             return
         name = sample.name.replace("NVIDIA ", "").replace("Generation", "").strip()
-        self.query_one(".gpu-name", Static).update(f"{sample.index} {name}"[:18])
+        patch(self.query_one(".gpu-name", Static), f"{sample.index} {name}"[:18])
         self.query_one(MemoryBar).set_pct(sample.memory_pct)
-        self.query_one(".gpu-mem", Static).update(memory_text(sample))
-        self.query_one(".gpu-util", Static).update(f"util {_num(sample.utilization_pct, '3.0f', '%')}")
+        patch(self.query_one(".gpu-mem", Static), memory_text(sample))
+        patch(self.query_one(".gpu-util", Static), f"util {_num(sample.utilization_pct, '3.0f', '%')}")
         self.query_one(UtilSpark).set_values(self._history)
         heat = f"{_num(sample.temperature_c, '.0f', '°C')}  {_num(sample.power_w, '.0f', ' W')}"
-        self.query_one(".gpu-heat", Static).update(heat)
+        patch(self.query_one(".gpu-heat", Static), heat)
 
 
 class GpuBars(Vertical):
@@ -175,7 +181,9 @@ class GpuBars(Vertical):
 
     def show(self, snapshot: GpuSnapshot, histories: Sequence[Sequence[float | None]]) -> None:
         """Patch every row from one snapshot; histories[i] is GPU i's utilisation history."""
-        self.query_one("#gpu-waiting").display = False
+        waiting = self.query_one("#gpu-waiting")
+        if waiting.display:
+            waiting.display = False
         rows = {row.index: row for row in self.query(GpuRow)}
         for position, sample in enumerate(snapshot.gpus):
             row = rows.get(sample.index)
