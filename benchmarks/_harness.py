@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import os
 import pty
@@ -298,7 +299,8 @@ async def launch_sessions(sim: SimProcess, home: Path, count: int = 1, *, gpu_ty
     live = LiveSessions(store=context.store, paths=paths, settings=settings, clock=SystemClock(),
                         provider=lambda: context.provider, hf_token=lambda: None, limits=limits)
     try:
-        done = await asyncio.gather(*(live.launch(default_plan(gpu, model_id)) for _ in range(count)))
+        plans = [dataclasses.replace(default_plan(gpu, model_id), name=f"bench-{i + 1}") for i in range(count)]
+        done = await asyncio.gather(*(live.launch(plan) for plan in plans))
         return [session.name for session in done]
     finally:
         await live.close_all()
