@@ -50,7 +50,7 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
         if self.context.store is None:
             return None
         from .ops.live import LiveSessions
-        from .ops.readiness import ReadinessLimits
+        from .ops.limits import ReadinessLimits
 
         limits = ReadinessLimits.from_settings(self.context.settings.settings.readiness)
         if self.context.cloud_speed != 1.0:
@@ -106,8 +106,6 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
     @work(exclusive=True, exit_on_error=False, group="account", description="Check the Linode account")
     async def check_account(self) -> None:
         """Find a token, check it with the API and count what the account can rent."""
-        from .cloud.errors import ProviderError
-
         # The keyring may talk to a desktop service (D-Bus), and op:// runs a program: not on the UI loop.
         present = self.context.provider is not None or await asyncio.to_thread(
             self.context.secrets.has, "linode_token")
@@ -116,6 +114,8 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
             home.set_has_token(present)
         if not present:
             return
+        from .cloud.errors import ProviderError  # the cloud client: not before there is a token
+
         try:
             provider = await asyncio.to_thread(self.context.get_provider)
             if provider is None:

@@ -12,7 +12,9 @@ from . import __version__
 SECRET_NAMES = {"linode": "linode_token", "hf": "hf_token"}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, commands: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; with `commands=False` only the options of the app itself (no command:
+    the modules behind the commands, the catalog and YAML among them, are not imported)."""
     parser = argparse.ArgumentParser(
         prog="maider-tui",
         description=(
@@ -29,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sim-url", metavar="URL",
                         help="with --demo: use a simulated cloud already running in another process "
                              "(`maider-tui sim`) at this API address, with its token in MAIDER_SIM_TOKEN")
+    if not commands:
+        parser.set_defaults(command=None)
+        return parser
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     token = sub.add_parser("token", help="store, check or remove the Linode and Hugging Face tokens")
@@ -62,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .sim.__main__ import main as sim_main
 
         return sim_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     if args.command == "token":
         return run_token(args)
     if args.command == "types":
@@ -78,6 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"warning: {problem}", file=sys.stderr)
         return run_plan(args, settings=loaded.settings)
     return run_app(args)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """Parse the line; opening the app (no command, the common case) skips building the commands'
+    parsers, which import what the home screen does not need."""
+    if not {"-h", "--help"} & set(argv):
+        args, rest = build_parser(commands=False).parse_known_args(argv)
+        if not rest:
+            return args
+    return build_parser().parse_args(argv)
 
 
 def _paths(demo: bool):

@@ -16,7 +16,7 @@ from ..clock import Clock
 from ..paths import AppPaths
 from ..store import SessionRecord, Store
 from .events import EventSink, FailedEvent, LogEvent, OpsEvent, WarningEvent
-from .readiness import ReadinessLimits
+from .limits import ReadinessLimits
 
 log = logging.getLogger(__name__)
 

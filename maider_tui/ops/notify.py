@@ -11,11 +11,12 @@ import inspect
 import logging
 import shutil
 import sys
-from typing import Any, Callable
-
-import httpx
+from typing import TYPE_CHECKING, Any, Callable
 
 from maider_tui.settings import NotificationSettings
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class Notifier:
 
     def __init__(self, settings: NotificationSettings, *, in_app: Callable[[str, str], Any] | None = None,
                  run: Callable[..., Any] = asyncio.create_subprocess_exec,
-                 http: Callable[..., httpx.AsyncClient] = httpx.AsyncClient,
+                 http: Callable[..., httpx.AsyncClient] | None = None,
                  which: Callable[[str], str | None] = shutil.which, platform: str = sys.platform,
                  timeout: float = TIMEOUT_S) -> None:
         self.settings, self.in_app = settings, in_app
@@ -94,10 +95,12 @@ class Notifier:
         url = self.settings.ntfy_url
         if not url:
             return False
+        import httpx  # only when there is somewhere to send to: not at the app's start-up
+
         # HTTP headers travel as latin-1; the title is decoration, the body carries the full text.
         headers = {"Title": title.encode("ascii", "replace").decode("ascii"), "Tags": "warning"}
         try:
-            async with self._http(timeout=self.timeout) as client:
+            async with (self._http or httpx.AsyncClient)(timeout=self.timeout) as client:
                 response = await client.post(url, content=message.encode("utf-8"), headers=headers)
         except (httpx.HTTPError, OSError) as exc:
             log.warning("ntfy notification to %s failed: %s", url, exc)

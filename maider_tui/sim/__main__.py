@@ -18,10 +18,15 @@ def main(argv: Sequence[str] | None = None, *, stop: threading.Event | None = No
     parser.add_argument("--port", type=int, default=0,
                         help="port of the fake Linode API (default: a free one)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the simulated hardware's behaviour")
+    parser.add_argument("--big-plan", type=int, default=None, metavar="GPUS",
+                        help="also offer a sim-only plan with this many RTX 4000 Ada GPUs "
+                             "(Linode sells at most 4), e.g. 8 for the dashboard benchmark")
     args = parser.parse_args(argv)
     if args.speed <= 0:
         parser.error("--speed must be positive")
-    sim = SimCloud(speed=args.speed, seed=args.seed, api_port=args.port)
+    if args.big_plan is not None and args.big_plan < 1:
+        parser.error("--big-plan must be at least 1")
+    sim = SimCloud(speed=args.speed, seed=args.seed, api_port=args.port, big_plan_gpus=args.big_plan)
     if os.environ.get("MAIDER_SIM_TOKEN"):
         # A token chosen by whoever starts the app against this cloud (`maider-tui --demo --sim-url`).
         sim.world.token = os.environ["MAIDER_SIM_TOKEN"]

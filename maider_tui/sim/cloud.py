@@ -78,12 +78,13 @@ class SimCloud:
     """The simulated cloud: `with SimCloud(speed=500) as sim: provider = sim.provider()`.
 
     speed: sim seconds per real second (1 = realistic minutes; tests use 500-2000). faults: a
-    `SimFaults` shared with the world, editable while the cloud runs.
+    `SimFaults` shared with the world, editable while the cloud runs. big_plan_gpus: also offer a
+    sim-only plan with that many GPUs (`world.big_plan`), for measuring the dashboard with 8.
     """
 
     def __init__(self, speed: float = 1.0, seed: int = 0, faults: SimFaults | None = None, *,
-                 host: str = "127.0.0.1", api_port: int = 0) -> None:
-        self.world = World(speed, seed, faults)
+                 host: str = "127.0.0.1", api_port: int = 0, big_plan_gpus: int | None = None) -> None:
+        self.world = World(speed, seed, faults, big_plan_gpus=big_plan_gpus)
         self.host, self.api_port = host, api_port
         self.linode_base_url = ""
         self._loop: asyncio.AbstractEventLoop | None = None

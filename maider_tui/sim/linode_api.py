@@ -80,9 +80,9 @@ def type_json(
     }
 
 
-def all_types() -> list[dict[str, Any]]:
+def all_types(world: World | None = None) -> list[dict[str, Any]]:
     out = [type_json(*plain[:3], 0, *plain[3:]) for plain in PLAIN_TYPES]
-    for t in catalog.gpu_types():
+    for t in world.gpu_types() if world is not None else catalog.gpu_types():
         # A few catalog plans lack disk/vCPU figures; the real API always has them.
         out.append(type_json(
             t.id, t.label, "gpu", t.gpus, t.memory_mb or 16384 * t.gpus, t.vcpus or 4 * t.gpus,
@@ -97,12 +97,12 @@ def availability(world: World) -> list[dict[str, Any]]:
     return [
         {"region": region, "plan": t.id, "available": world.offered(t.id, region)}
         for region in regions
-        for t in catalog.gpu_types()
+        for t in world.gpu_types()
     ]
 
 
 def instance_json(world: World, i: Any) -> dict[str, Any]:
-    specs = next((t for t in all_types() if t["id"] == i.type), None) or {}
+    specs = next((t for t in all_types(world) if t["id"] == i.type), None) or {}
     return {
         "id": i.id,
         "label": i.label,
@@ -251,11 +251,12 @@ async def _availability(request: web.Request) -> web.Response:
 
 
 async def _types(request: web.Request) -> web.Response:
-    return paginate(request, all_types())
+    return paginate(request, all_types(request.app[WORLD_KEY]))
 
 
 async def _type(request: web.Request) -> web.Response:
-    found = next((t for t in all_types() if t["id"] == request.match_info["type_id"]), None)
+    found = next((t for t in all_types(request.app[WORLD_KEY]) if t["id"] == request.match_info["type_id"]),
+                 None)
     return web.json_response(found) if found else errors(404, "Not found")
 
 

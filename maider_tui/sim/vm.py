@@ -19,8 +19,6 @@ from typing import Any
 import asyncssh
 import yaml
 
-from maider_tui import catalog
-from maider_tui.catalog.errors import UnknownCatalogIdError
 from maider_tui.sim.docker import DockerEngine
 from maider_tui.sim.faults import SimFaults
 from maider_tui.sim.gpus import SimGpus
@@ -178,10 +176,7 @@ class SimVm:
         self.files = MemFs()
         self.cloud_config = parse_user_data(instance.user_data)
         self.host_key = host_key_from(self.cloud_config)
-        try:
-            self.gpu_type = catalog.gpu_type(instance.type)
-        except UnknownCatalogIdError:
-            self.gpu_type = None
+        self.gpu_type = world.gpu_type(instance.type)
         family = self.gpu_type.family if self.gpu_type else None
         self.gpus = SimGpus(family, self.gpu_type.gpus if self.gpu_type else 0, seed=seed,
                             instance_id=instance.id)

@@ -103,6 +103,7 @@ class World:
         faults: SimFaults | None = None,
         *,
         now: Callable[[], float] = time.time,
+        big_plan_gpus: int | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be positive, got {speed}")
@@ -122,6 +123,9 @@ class World:
         self.vanished = 0
         self.requests: Counter[str] = Counter()
         """Requests per "METHOD /path" (path after /v4, ids kept), for tests to count."""
+        self.extra_gpu_types: tuple[catalog.GpuType, ...] = (
+            (big_plan(big_plan_gpus),) if big_plan_gpus else ())
+        """Sim-only plans offered beside the catalog's (Linode sells at most 4 GPUs a VM)."""
         self._now = now
         self._next_id = FIRST_ID
         self._subscribers: list[Callback] = []
@@ -183,8 +187,15 @@ class World:
 
     # --- catalog ----------------------------------------------------------------------------------
 
+    def gpu_types(self) -> tuple[catalog.GpuType, ...]:
+        """The GPU plans on offer: the catalog's, then any sim-only one."""
+        return (*catalog.gpu_types(), *self.extra_gpu_types)
+
+    def gpu_type(self, type_id: str) -> catalog.GpuType | None:
+        return next((t for t in self.gpu_types() if t.id == type_id), None)
+
     def type_ids(self) -> set[str]:
-        return {t.id for t in catalog.gpu_types()} | {t[0] for t in PLAIN_TYPES}
+        return {t.id for t in self.gpu_types()} | {t[0] for t in PLAIN_TYPES}
 
     def region_ids(self) -> set[str]:
         return {r.id for r in catalog.regions()} | {r[0] for r in PLAIN_REGIONS}
@@ -195,7 +206,7 @@ class World:
             return False
         if any(t[0] == type_id for t in PLAIN_TYPES):
             return region in self.region_ids()
-        gpu = next((t for t in catalog.gpu_types() if t.id == type_id), None)
+        gpu = self.gpu_type(type_id)
         return gpu is not None and region in gpu.regions
 
     # --- instances --------------------------------------------------------------------------------
@@ -297,6 +308,19 @@ class World:
         instance.rebooted_at = instance.updated = self._now()
         self._emit("rebooted", instance)
         return True
+
+
+def big_plan(gpus: int) -> catalog.GpuType:
+    """A sim-only plan of `gpus` RTX 4000 Ada, priced like `gpus` x1 plans, in the x1 plan's regions.
+
+    Linode sells at most 4 GPUs a VM; this one exists so the dashboard can be measured with 8
+    (`maider-tui sim --big-plan 8`). The app sees it as any plan the API lists and its catalog lacks.
+    """
+    one = catalog.gpu_type("g2-gpu-rtx4000a1-s")
+    return catalog.GpuType(f"g2-gpu-rtx4000a{gpus}-sim", f"RTX4000 Ada x{gpus} (sim only)", gpus, one.family,
+                           round(one.hourly_usd * gpus, 2), round(one.monthly_usd * gpus, 2), one.regions,
+                           memory_mb=(one.memory_mb or 16384) * gpus, vcpus=(one.vcpus or 4) * gpus,
+                           disk_mb=one.disk_mb)
 
 
 def check_label(label: str) -> None:

@@ -79,7 +79,9 @@ class DashboardScreen(DashboardKeys, Screen[None]):
         Binding("escape", "back", "Back", id="session.back", tooltip="Back to the sessions list"),
     ]
 
-    state: reactive[DashboardState] = reactive(DashboardState(0.0), init=False)
+    # repaint=False: watch_state patches the panels; repainting the whole screen each tick would cost
+    # a full redraw of every widget once or twice a second.
+    state: reactive[DashboardState] = reactive(DashboardState(0.0), init=False, repaint=False)
 
     def __init__(self, context: "AppContext", live: Any, name: str, *, stream: bool = True) -> None:
         super().__init__()
@@ -313,7 +315,10 @@ class DashboardScreen(DashboardKeys, Screen[None]):
                 self._tokens_saved = tokens
 
     def _tick(self) -> None:
-        self._set()
+        # The clock, cost and countdown move once a second; the 1 Hz telemetry already redraws them
+        # with each sample, so the tick draws only when no sample came for a second.
+        if self.context.clock.now() - self.state.now >= 1.0:
+            self._set()
 
     def _set(self, **changes: Any) -> None:
         """Assign one new frozen state (time and watchdog read now) inside one batch update."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
@@ -33,12 +34,19 @@ def state_label(rec: "SessionRecord") -> str:
 
 def gpu_label(rec: "SessionRecord") -> str:
     """"2x RTX 4000 Ada" for plans the catalog knows, else the count and the Linode type id."""
+    return _gpu_label(rec.gpu_type, rec.gpu_count)
+
+
+@lru_cache(maxsize=64)
+def _gpu_label(gpu_type: str, gpu_count: int) -> str:
+    # Cached: the table and the dashboard ask every second, and an unknown plan's error looks for
+    # close matches among the catalog's ids.
     from ... import catalog
 
     try:
-        return catalog.gpu_type(rec.gpu_type).short_name
+        return catalog.gpu_type(gpu_type).short_name
     except catalog.UnknownGpuTypeError:
-        return f"{rec.gpu_count}x {rec.gpu_type}" if rec.gpu_count else rec.gpu_type
+        return f"{gpu_count}x {gpu_type}" if gpu_count else gpu_type
 
 
 def model_label(model_id: str) -> str:
@@ -91,6 +99,7 @@ class HomeScreen(Screen[None]):
         self.account_line = ""
         self._composed = False
         self.orphans: list = []  # ops.recover.Orphan, from the last recovery check
+        self._bindings_for: str | None = None  # the selection the footer's keys were last checked for
 
     def compose(self) -> ComposeResult:
         yield TopBar()
@@ -101,13 +110,22 @@ class HomeScreen(Screen[None]):
 
     def on_mount(self) -> None:
         # Cost so far and idle time left tick; a second is as fine as a money figure needs.
-        self.set_interval(1.0, self.refresh_sessions)
+        self.set_interval(1.0, self._tick)
         table = self.query_one("#sessions", DataTable)
         table.add_columns(*COLUMNS)
         self.query_one("#sessions-box").border_title = "Sessions"
         bar = self.query_one(TopBar)
         bar.badge = "demo" if self.context.demo else ""
         self._composed = True
+        self.refresh_sessions()
+
+    def _tick(self) -> None:
+        # Under the dashboard (or any other screen) nobody sees the table: it is redrawn on return.
+        # (Not `is_current`: Textual counts the screen just below the top one as visible.)
+        if self.app.screen is self:
+            self.refresh_sessions()
+
+    def on_screen_resume(self) -> None:
         self.refresh_sessions()
 
     def set_has_token(self, has_token: bool) -> None:
@@ -153,7 +171,11 @@ class HomeScreen(Screen[None]):
         return True
 
     def on_data_table_row_highlighted(self) -> None:
-        self.refresh_bindings()
+        # The table is rebuilt every second: the keys (and the footer) change only with the selection.
+        key = self._selected()
+        if key != self._bindings_for:
+            self._bindings_for = key
+            self.refresh_bindings()
 
     def action_open(self) -> None:
         key = self._selected()

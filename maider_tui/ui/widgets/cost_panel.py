@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
+from .patch import patch
 from ...ops.receipt import SECONDS_PER_HOUR, cost_usd, elapsed_hours, usd_per_1k_tokens
 
 
@@ -96,4 +97,4 @@ class CostPanel(Static):
 
     def show(self, view: CostView) -> None:
         first, second, third = cost_lines(view)
-        self.update(Text("\n").join([Text(first), Text(second), Text(third, style="dim" if not view.tokens else "")]))
+        patch(self, Text("\n").join([Text(first), Text(second), Text(third, style="dim" if not view.tokens else "")]))

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
+from .patch import patch
+
 
 @dataclass(frozen=True)
 class EndpointView:
@@ -44,7 +46,7 @@ class EndpointPanel(Static):
             text.append("\n")
             text.append(view.aider, style="dim")
         self.set_class(view.tunnel == "reconnecting", "-reconnecting")
-        self.update(text)
+        patch(self, text)
 
 
 # --- reaching the VM with the system's ssh (pure: the dashboard writes the files) ------------------

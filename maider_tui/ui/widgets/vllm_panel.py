@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
+from .patch import patch
 from ...ops.telemetry import VllmReading
 
 
@@ -31,4 +32,4 @@ class VllmPanel(Static):
 
     def show(self, model: str, reading: VllmReading | None) -> None:
         self.set_class(reading is not None and reading.metrics is None, "-down")
-        self.update("\n".join(vllm_lines(model, reading)))
+        patch(self, "\n".join(vllm_lines(model, reading)))

@@ -7,6 +7,8 @@ from typing import Any
 
 from textual.widgets import Static
 
+from .patch import patch
+
 from .cost_panel import format_countdown
 
 
@@ -67,4 +69,4 @@ class WatchdogPanel(Static):
         self.set_class(view.state == "warning", "-warning")
         self.set_class(view.state in ("destroying", "destroyed"), "-destroying")
         self.set_class(view.off, "-off")
-        self.update("\n".join(watchdog_lines(view)))
+        patch(self, "\n".join(watchdog_lines(view)))

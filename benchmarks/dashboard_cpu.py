@@ -1,0 +1,118 @@
+"""Dashboard CPU: what the app costs while it shows the dashboard of an 8-GPU VM, against a minimal
+Textual app redrawing a clock at 1 Hz.
+
+The simulated cloud runs in another process (`maider-tui sim --big-plan 8`, a sim-only plan with 8
+RTX 4000 Ada: Linode sells at most 4). A session on it (Qwen2.5-Coder-32B, tensor parallel 8) is
+launched beforehand with the app's own ops code; then `maider-tui --sim-url` starts under a
+pseudo-terminal, attaches to the session at start-up (its watchdog polling at the default period),
+and Enter opens the dashboard: one `nvidia-smi -lms 1000` stream of 8 GPUs, the /metrics poll, the
+1 Hz clock. Once all 8 GPU rows are drawn, and after WARMUP_S more, the CPU seconds (utime + stime
+from /proc) of the app process and of the baseline (`_baseline_app.py clock`, started at the same
+time, same terminal size) are read over the same WINDOW_S window.
+
+Prints `name=value` lines; the headlines `cpu_pct_of_core` (app CPU seconds / window, in percent)
+and `cpu_ratio` (app / baseline) are last. Exits 1 only when it could not measure. About 1.5 minutes.
+
+    .venv/bin/python benchmarks/dashboard_cpu.py [--window 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._harness import (  # noqa: E402
+    BASELINE_MARKER,
+    HOME_MARKER,
+    MeasureError,
+    PtyProgram,
+    SimProcess,
+    app_argv,
+    app_env,
+    baseline_argv,
+    cpu_seconds,
+    emit,
+    launch_sessions,
+    rss_mib,
+    temp_home,
+)
+
+SPEED = 200.0
+GPUS = 8
+PLAN = f"g2-gpu-rtx4000a{GPUS}-sim"
+MODEL = "Qwen/Qwen2.5-Coder-32B-Instruct"
+WINDOW_S = 60.0
+WARMUP_S = 5.0
+LAST_GPU_ROW = f"{GPUS - 1} RTX 4000 Ada"  # drawn once the stream's first 8-GPU snapshot arrived
+
+
+def open_dashboard(sim: SimProcess, home: Path, name: str) -> PtyProgram:
+    app = PtyProgram(app_argv("--sim-url", sim.url), env=app_env(home))
+    try:
+        app.wait_for(HOME_MARKER, timeout=60)
+        app.wait_for(name, timeout=30)
+        mark = len(app.text())
+        app.send("\r")  # Enter on the (only) session row: its dashboard
+        app.wait_for(LAST_GPU_ROW, timeout=60, after=mark)
+    except MeasureError:
+        app.stop()
+        raise
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--window", type=float, default=WINDOW_S, help="seconds measured (default 60)")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    base = app = None
+    try:
+        with temp_home() as home, SimProcess(speed=SPEED, big_plan=GPUS) as sim:
+            t0 = time.monotonic()
+            [name] = asyncio.run(launch_sessions(sim, home, 1, gpu_type_id=PLAN, model_id=MODEL))
+            emit("launch_s", time.monotonic() - t0)
+            base = PtyProgram(baseline_argv("clock"))
+            base.wait_for(BASELINE_MARKER, timeout=60)
+            app = open_dashboard(sim, home, name)
+            time.sleep(WARMUP_S)
+            app_before, base_before, sim_before = cpu_seconds(app.pid), cpu_seconds(base.pid), cpu_seconds(sim.pid)
+            out_before, base_out_before = app.bytes_read, base.bytes_read
+            t1 = time.monotonic()
+            time.sleep(args.window)
+            app_cpu, base_cpu = cpu_seconds(app.pid) - app_before, cpu_seconds(base.pid) - base_before
+            sim_cpu = cpu_seconds(sim.pid) - sim_before
+            app_out, base_out = app.bytes_read - out_before, base.bytes_read - base_out_before
+            window = time.monotonic() - t1
+            app_rss, base_rss = rss_mib(app.pid), rss_mib(base.pid)
+            if app.process.poll() is not None or base.process.poll() is not None:
+                raise MeasureError("the app or the baseline ended during the window")
+    except MeasureError as exc:
+        print(f"error={exc}", file=sys.stderr)
+        return 1
+    finally:
+        for program in (app, base):
+            if program is not None:
+                program.stop()
+    emit("gpus", GPUS)
+    emit("window_s", window)
+    emit("app_cpu_s", app_cpu)
+    emit("baseline_cpu_s", base_cpu)
+    emit("baseline_cpu_pct_of_core", 100 * base_cpu / window)
+    emit("sim_cpu_s", sim_cpu)
+    emit("app_terminal_bytes_per_s", app_out / window)
+    emit("baseline_terminal_bytes_per_s", base_out / window)
+    emit("app_rss_mib", app_rss)
+    emit("baseline_rss_mib", base_rss)
+    emit("elapsed_s", time.monotonic() - started)
+    emit("cpu_pct_of_core", 100 * app_cpu / window)
+    emit("cpu_ratio", app_cpu / base_cpu if base_cpu > 0 else float("inf"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

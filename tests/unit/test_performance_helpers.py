@@ -1,0 +1,130 @@
+"""The benchmarks' pure helpers and the pieces the performance work added; no timing is asserted here."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.screen import Screen
+from textual.widgets import Static
+
+from maider_tui.app import MaiderApp
+from maider_tui.remote.gpu import GpuSample
+from maider_tui.sim.linode_api import all_types
+from maider_tui.sim.world import World
+from maider_tui.ui.screens.home import HomeScreen
+from maider_tui.ui.widgets.gpu_bars import GpuRow
+from maider_tui.ui.widgets.patch import patch, size_may_change
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+SCRIPTS = ("startup", "dashboard_cpu", "memory", "ssh_economy", "bench_accuracy", "orchestration")
+HEADLINES = {"startup": "startup_ratio", "dashboard_cpu": "cpu_ratio", "memory": "rss_ratio",
+             "ssh_economy": "ssh_handshakes", "bench_accuracy": "ttft_error_ms", "orchestration": "overhead_s"}
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_figures_are_read_from_name_value_lines():
+    harness = load("_harness")
+    out = "launch_s=2.5\nnoise without equals\nerror: x = 3\nstartup_ratio=1.2\nstartup_ratio=1.1\n"
+    assert harness.parse_figures(out) == {"launch_s": "2.5", "startup_ratio": "1.1"}
+
+
+def test_escape_sequences_are_stripped_from_terminal_output():
+    harness = load("_harness")
+    drawn = "\x1b[?1049h\x1b[1;1H\x1b[38;2;1;2;3mSess\x1b[0mions\x1b]0;title\x07 ok"
+    assert harness.strip_escapes(drawn) == "Sessions ok"
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_benchmark_has_a_main_and_documents_its_headline(name):
+    module = load(name)
+    assert callable(module.main)
+    assert HEADLINES[name] in module.__doc__ or HEADLINES[name] in (BENCHMARKS / f"{name}.py").read_text()
+
+
+def test_the_sim_offers_a_big_plan_only_when_asked():
+    assert World().gpu_type("g2-gpu-rtx4000a8-sim") is None
+    world = World(big_plan_gpus=8)
+    plan = world.gpu_type("g2-gpu-rtx4000a8-sim")
+    assert plan is not None and plan.gpus == 8 and plan.family is not None
+    assert world.offered(plan.id, plan.regions[0])
+    listed = {t["id"]: t for t in all_types(world)}
+    assert listed[plan.id]["gpus"] == 8
+    assert plan.id not in {t["id"] for t in all_types(World())}
+
+
+class _Statics(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Static("12.0 GB", id="fixed")
+        yield Static("58°C", id="auto")
+        yield GpuRow(0, id="row")
+
+    def on_mount(self) -> None:
+        self.query_one("#fixed").styles.width = 30
+        self.query_one("#auto").styles.width = "auto"
+
+
+async def test_patch_lays_out_only_when_the_size_can_change():
+    app = _Statics()
+    async with app.run_test(size=(60, 8)) as pilot:
+        fixed, auto = app.query_one("#fixed", Static), app.query_one("#auto", Static)
+        assert not size_may_change(fixed, "12.0 GB", "13.5 GB  90%")  # one line within a fixed width
+        assert size_may_change(fixed, "12.0 GB", "12.0 GB\n90%")  # another line: another height
+        assert not size_may_change(auto, "58°C", "61°C")  # as wide as before
+        assert size_may_change(auto, "58°C", "101°C")  # wider: the auto width changes
+        patch(fixed, "13.5 GB")
+        await pilot.pause()
+        assert str(fixed.render()) == "13.5 GB"
+
+
+async def test_a_gpu_row_draws_both_lines_and_skips_equal_samples():
+    app = _Statics()
+    async with app.run_test(size=(60, 8)) as pilot:
+        row = app.query_one(GpuRow)
+        sample = GpuSample(0, "NVIDIA RTX 4000 Ada Generation", 10240, 20475, 13, 58, 110)
+        row.show(sample, (10.0, 20.0))
+        await pilot.pause()
+        lines = ["".join(s.text for s in row.render_line(y)) for y in range(2)]
+        assert lines[0].startswith("0 RTX 4000 Ada") and lines[0].rstrip().endswith("GB  50%")
+        assert lines[1].startswith("  util  13% ") and lines[1].rstrip().endswith("58°C  110 W")
+        drawn = row._drawn
+        row.show(sample, (10.0, 20.0))
+        assert row._drawn is drawn  # nothing changed: no repaint asked
+
+
+async def test_the_sessions_table_does_not_tick_under_another_screen(make_context, monkeypatch):
+    app = MaiderApp(make_context())
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        home = app.screen
+        assert isinstance(home, HomeScreen)
+        calls = []
+        monkeypatch.setattr(home, "refresh_sessions", lambda: calls.append(1))
+        home._tick()
+        assert calls == [1]
+        await app.push_screen(Screen())
+        await pilot.pause()
+        home._tick()
+        assert calls == [1]  # hidden: not redrawn
+        app.pop_screen()
+        await pilot.pause()
+        assert len(calls) == 2  # redrawn on return
+
+
+def test_starting_the_app_imports_neither_ssh_nor_the_cloud_client_nor_the_commands():
+    import subprocess
+
+    script = ("import sys; from maider_tui import cli; cli._parse([]); import maider_tui.app, maider_tui.context; "
+              "print(sorted(m for m in ('asyncssh', 'linode_api4', 'aiohttp', 'yaml') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
