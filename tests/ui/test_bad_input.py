@@ -85,7 +85,9 @@ REVIEW_CASES = [  # (field, typed, message next to the field)
     ("gpu-mem", "95", "at most 0.99"),
     ("max-seqs", "-1", "From 1 to"), ("max-seqs", "1.5", "A whole number"), ("max-seqs", "999999999", "65536"),
     ("kv-dtype", "fp4", "One of auto"), ("extra-args", "'--unclosed", "Cannot split"),
-    ("extra-args", "--x " * 600, "At most 2000"),
+    ("extra-args", "--x " * 600, "At most 2000"), ("extra-args", "--port 9000", "Remove --port: the tunnel"),
+    ("extra-args", "--enforce-eager --host=0.0.0.0", "Remove --host"), ("extra-args", "--api-key s3cret", "compose file"),
+    ("extra-args", "--max-model-len 131072", "context is set on the model step"),
     ("watchdog", "", "A whole number of minutes"), ("watchdog", "0", "From 1 to 1440"),
     ("watchdog", "-5", "From 1 to 1440"), ("watchdog", "9" * 20, "From 1 to 1440"),
 ]

@@ -25,6 +25,21 @@ KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
 MAX_NUM_SEQS = 65_536  # far above what any GPU batches; a bigger number is a slip
 MAX_WATCHDOG_MINUTES = 24 * 60  # the watchdog is there so an idle GPU is not paid for: a day at most
 MAX_EXTRA_ARGS_CHARS = 2_000
+# Flags the plan or the tunnel own: typed again here, vLLM would take the later one and undo the plan.
+OWN_FLAGS = {
+    "--model": "the model step chooses the model",
+    "--port": "the tunnel depends on vLLM's port",
+    "--host": "the tunnel depends on where vLLM listens",
+    "--api-key": "a key here would be written into the compose file on the VM",
+    "--served-model-name": "set vllm.served_model_name in the settings instead",
+    "--max-model-len": "the context is set on the model step",
+    "--tensor-parallel-size": "the plan sets the GPU layout",
+    "-tp": "the plan sets the GPU layout",
+    "--pipeline-parallel-size": "the plan sets the GPU layout",
+    "-pp": "the plan sets the GPU layout",
+    "--gpu-memory-utilization": "use the GPU memory use field",
+    "--kv-cache-dtype": "use the KV-cache dtype field",
+}
 
 
 @dataclass(frozen=True)
@@ -91,6 +106,9 @@ def parse_edits(values: dict[str, str], openwebui: bool, taken: set[str]) -> tup
         extra = tuple(shlex.split(values["extra-args"]))
     except ValueError as exc:
         errors["extra-args"] = f"Cannot split these arguments: {exc}."
+    owned = next((a.split("=", 1)[0] for a in extra if a.split("=", 1)[0] in OWN_FLAGS), None)
+    if owned:
+        errors["extra-args"] = f"Remove {owned}: {OWN_FLAGS[owned]}."
     if len(values["extra-args"]) > MAX_EXTRA_ARGS_CHARS:
         errors["extra-args"] = f"At most {MAX_EXTRA_ARGS_CHARS} characters of flags."
     watchdog = 0
