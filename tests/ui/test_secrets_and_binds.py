@@ -127,7 +127,7 @@ async def test_a_demo_flow_writes_no_token_and_listens_on_loopback_only(make_con
         holding_hf = sorted(path for path, node in files.items() if HF_CANARY.encode() in bytes(node.data))
         assert holding_hf == [ENV_PATH]
         assert files[ENV_PATH].mode & 0o777 == 0o600
-        assert vm.files.is_dir(LLM_DIR)
+        assert vm.files.is_dir(LLM_DIR) and f"install -d -m 0700 -o root -g root {LLM_DIR} " in user_data
         assert not [path for path, node in files.items() if LINODE_CANARY.encode() in bytes(node.data)]
 
         ports = ports_of(compose_text)
