@@ -166,7 +166,7 @@ def run_headless(args: argparse.Namespace) -> int:
 def run_token(args: argparse.Namespace) -> int:
     from .context import build_context
     from .log import setup_logging
-    from .secrets import SecretError
+    from .secrets import SecretError, token_shape_problem
 
     paths = _paths(False)
     setup_logging(paths.log_file)
@@ -190,8 +190,9 @@ def run_token(args: argparse.Namespace) -> int:
             print(f"Removed the {args.which} token from the keyring.")
             return 0
         value = getpass.getpass(f"{args.which} token (input hidden): ").strip()
-        if not value:
-            print("No token given; nothing stored.", file=sys.stderr)
+        problem = token_shape_problem(value)
+        if problem:
+            print(f"{problem}; nothing stored.", file=sys.stderr)
             return 1
         secrets.set(name, value)
         print(f"Stored the {args.which} token in the keyring.")

@@ -176,6 +176,7 @@ TOKEN_CASES = [  # (typed, message, whether the API may be asked)
     ("", "Paste the token first", False), ("  \t ", "Paste the token first", False),
     ("two words", "That is not a token", False), ("tök€n-with-accents", "That is not a token", False),
     ("a" * 1000, "That is not a token", False), ("line\nbreak", "That is not a token", False),
+    ("op://Private/Linode Token/credential", "keep an op:// reference", False),
     ("sim-not-the-right-token", "read/write. Nothing was saved.", True),
 ]
 
@@ -294,3 +295,22 @@ async def test_the_validation_export_refuses_bad_paths(make_context, clock, tmp_
             await press(app, pilot, "escape")
         assert app.screen is screen and len(app.screen_stack) == 3
         assert tree(isolated_home, tmp_path / "out") == before and not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("which", ["linode", "hf"])
+def test_token_set_on_the_command_line_refuses_what_cannot_be_a_token(which, monkeypatch, capsys, memory_keyring,
+                                                                       isolated_home):
+    from maider_tui.cli import main
+
+    key = {"linode": "linode_token", "hf": "hf_token"}[which]
+    for typed, expected in [("", "No token given"), ("  ", "No token given"), ("two words", "That is not a token"),
+                            ("tök€n", "That is not a token"), ("a" * 1000, "That is not a token")]:
+        monkeypatch.setattr("getpass.getpass", lambda prompt="", typed=typed: typed)
+        assert main(["token", "set", which]) == 1
+        err = capsys.readouterr().err
+        assert expected in err and "nothing stored" in err and (not typed.strip() or typed not in err)
+        assert memory_keyring.get_password("maider-tui", key) is None
+    reference = "op://Private/Linode Token/credential"  # read with the 1Password CLI when needed: kept as typed
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": reference)
+    assert main(["token", "set", which]) == 0
+    assert memory_keyring.get_password("maider-tui", key) == reference

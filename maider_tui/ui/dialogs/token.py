@@ -21,16 +21,18 @@ if TYPE_CHECKING:
     from ...secrets import Secrets
 
 
-MAX_TOKEN_CHARS = 256  # Linode's are 64; anything far longer is a paste of something else
-
-
 def token_problem(token: str) -> str | None:
-    """Why `token` (already stripped) cannot be a token, before it is sent anywhere; None when it may be."""
+    """Why `token` (already stripped) cannot be checked, before it is sent anywhere; None when it may be."""
+    from ...secrets import OP_PREFIX, token_shape_problem
+
     if not token:
         return "Paste the token first."
-    if len(token) > MAX_TOKEN_CHARS or not all(33 <= ord(c) < 127 for c in token):
-        return ("That is not a token: a Linode token is one word of letters and digits, without spaces. "
-                "Copy it again from Linode's Cloud Manager. Nothing was saved.")
+    if token.startswith(OP_PREFIX):
+        return ("This dialog takes the token itself; keep an op:// reference with "
+                "`maider-tui token set linode` instead. Nothing was saved.")
+    problem = token_shape_problem(token)
+    if problem:
+        return f"{problem}. Copy it again from Linode's Cloud Manager. Nothing was saved."
     return None
 
 
