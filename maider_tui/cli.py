@@ -100,8 +100,8 @@ def run_app(args: argparse.Namespace) -> int:
     if not args.demo:
         MaiderApp(build_context(paths, config_path=args.config)).run()
         return 0
-    if args.sim_speed <= 0:
-        print("--sim-speed must be positive.", file=sys.stderr)
+    if not 0 < args.sim_speed < float("inf"):  # also refuses nan
+        print("--sim-speed must be a positive number, like 20.", file=sys.stderr)
         return 2
     if args.sim_url:
         return _run_against_remote_sim(args, paths)
