@@ -182,7 +182,7 @@ TOKEN_CASES = [  # (typed, message, whether the API may be asked)
 
 
 async def test_the_token_dialog_refuses_bad_tokens_and_stores_nothing(make_context, sim_cloud, isolated_home,
-                                                                       memory_keyring):
+                                                                       memory_keyring, tmp_path):
     asked: list[str] = []
 
     def factory(token: str):
@@ -205,6 +205,12 @@ async def test_the_token_dialog_refuses_bad_tokens_and_stores_nothing(make_conte
             assert not typed.strip() or typed.strip() not in said  # the token is never shown back
             assert memory_keyring.get_password("maider-tui", "linode_token") is None
         assert tree(isolated_home) == before
+        # A screenshot with a token typed in shows dots, not the token.
+        typed = "sim-CANARY-typed-0123456789abcdef"
+        dialog.query_one("#token-input", Input).value = typed
+        await pilot.pause()
+        shot = Path(app.save_screenshot(path=str(tmp_path)))
+        assert typed not in shot.read_text() and "•" in shot.read_text()
     assert not app.context.secrets.has("linode_token")
     assert nothing_rented(sim_cloud)
 
