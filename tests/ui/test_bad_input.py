@@ -230,7 +230,8 @@ async def test_path_dialogs_refuse_bad_paths_and_write_nothing(bench_app, tmp_pa
     cases = {  # key -> [(typed, message in the dialog)]
         "x": [("", "Type a file name"), ("   ", "Type a file name"), (str(exports / "table.txt"), ".csv, .json or .md"),
               (str(exports / "folder.csv"), "is a folder"), (str(exports / "missing" / "t.csv"), "does not exist"),
-              (str(exports / "a-file" / "t.csv"), "is a file, not a folder")],
+              (str(exports / "a-file" / "t.csv"), "is a file, not a folder"), ("t\x00.csv", "control characters"),
+              ("~nobody-here/t.csv", "whose home folder ~nobody-here"), ("n" * 300 + ".csv", "File name too long")],
         "E": [("", "Type a file name"), (str(exports), "is a folder"),
               (str(exports / "missing" / "db.json"), "does not exist")],
     }
@@ -264,7 +265,7 @@ async def test_path_dialogs_refuse_bad_paths_and_write_nothing(bench_app, tmp_pa
         await wait_files(pilot)
         assert "Permission denied. Choose another path." in screen.last_file_message
         # Import: a file that is not there, and a folder.
-        for typed in (str(exports / "nothing-here.json"), str(exports)):
+        for typed in (str(exports / "nothing-here.json"), str(exports), "~nobody-here/db.json", "db\x00.json"):
             await pilot.press("i")
             await pilot.pause()
             await answer(pilot, typed)
@@ -288,7 +289,8 @@ async def test_the_validation_export_refuses_bad_paths(make_context, clock, tmp_
         (tmp_path / "out").mkdir()
         before = tree(isolated_home, tmp_path / "out")
         for typed, expected in [("", "Type a path"), ("  ", "Type a path"), (str(tmp_path / "out"), "it is a folder"),
-                                (str(tmp_path / "missing" / "r.md"), "its folder does not exist")]:
+                                (str(tmp_path / "missing" / "r.md"), "its folder does not exist"),
+                                ("~nobody-here/r.md", "Nothing written"), ("r\x00.md", "Nothing written")]:
             screen.query_one("#val-path", Input).value = typed
             await press(app, pilot, "enter")
             assert expected in screen.message_text, (typed, screen.message_text)

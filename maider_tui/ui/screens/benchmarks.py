@@ -289,16 +289,17 @@ class BenchmarksScreen(Screen[None]):
     def import_db(self, path: str) -> None:
         from ...bench.dbjson import DatabaseFormatError, import_database
 
-        target = Path(path).expanduser()
+        target = Path(path)
         try:
+            target = target.expanduser()
             report = import_database(target, self.context.store)
         except DatabaseFormatError as exc:
             self.post_message(FileDone(f"Nothing imported: {target.name} breaks at {exc.where}: {exc.problem}.",
                                        ok=False))
             return
-        except OSError as exc:
-            self.post_message(FileDone(f"Nothing imported: cannot read {target} ({exc.strerror or exc}).",
-                                       ok=False))
+        except (OSError, ValueError, RuntimeError) as exc:  # also a NUL in the name, an unknown ~user
+            reason = getattr(exc, "strerror", None) or exc
+            self.post_message(FileDone(f"Nothing imported: cannot read {target} ({reason}).", ok=False))
             return
         skipped = f"; {report.skipped} already here" if report.skipped else ""
         self.post_message(FileDone(f"Imported {report.imported} runs from {target.name}{skipped}.", ok=True,
