@@ -88,6 +88,7 @@ REVIEW_CASES = [  # (field, typed, message next to the field)
     ("extra-args", "--x " * 600, "At most 2000"), ("extra-args", "--port 9000", "Remove --port: the tunnel"),
     ("extra-args", "--enforce-eager --host=0.0.0.0", "Remove --host"), ("extra-args", "--api-key s3cret", "compose file"),
     ("extra-args", "--max-model-len 131072", "context is set on the model step"),
+    ("extra-args", "--enforce-eager\x00--x", "control characters"),
     ("watchdog", "", "A whole number of minutes"), ("watchdog", "0", "From 1 to 1440"),
     ("watchdog", "-5", "From 1 to 1440"), ("watchdog", "9" * 20, "From 1 to 1440"),
 ]

@@ -109,6 +109,8 @@ def parse_edits(values: dict[str, str], openwebui: bool, taken: set[str]) -> tup
     owned = next((a.split("=", 1)[0] for a in extra if a.split("=", 1)[0] in OWN_FLAGS), None)
     if owned:
         errors["extra-args"] = f"Remove {owned}: {OWN_FLAGS[owned]}."
+    if any(ord(c) < 32 and c != "\t" for c in values["extra-args"]):
+        errors["extra-args"] = "Flags cannot hold control characters: type them again."
     if len(values["extra-args"]) > MAX_EXTRA_ARGS_CHARS:
         errors["extra-args"] = f"At most {MAX_EXTRA_ARGS_CHARS} characters of flags."
     watchdog = 0
