@@ -139,6 +139,9 @@ async def test_a_demo_flow_writes_no_token_and_listens_on_loopback_only(make_con
         listed = await live.handle.ssh.run(f"docker compose -f {COMPOSE_PATH} ps --format json")
         publishers = [p for line in listed.stdout.splitlines() for p in json.loads(line)["Publishers"]]
         assert publishers and {p["URL"] for p in publishers} == LOOPBACK
+        # The firewall lets in SSH only (published ports bypass it, hence loopback above).
+        allowed = [line.strip() for line in user_data.splitlines() if "ufw allow" in line]
+        assert "ufw default deny incoming" in user_data and [a.split("ufw allow", 1)[1] for a in allowed] == [" 22/tcp"]
         # The local tunnels: vLLM and Open WebUI, each on this machine's loopback only.
         assert set(live.handle.ssh._forwards) == {8000, 3000}
         assert tunnel_addresses(live.handle.ssh) == LOOPBACK
