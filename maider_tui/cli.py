@@ -115,8 +115,8 @@ def run_app(args: argparse.Namespace) -> int:
     if not args.demo:
         MaiderApp(build_context(paths, config_path=args.config)).run()
         return 0
-    if args.sim_speed <= 0:
-        print("--sim-speed must be positive.", file=sys.stderr)
+    if not 0 < args.sim_speed < float("inf"):  # also refuses nan
+        print("--sim-speed must be a positive number, like 20.", file=sys.stderr)
         return 2
     if args.sim_url:
         return _run_against_remote_sim(args, paths)
@@ -181,7 +181,7 @@ def run_headless(args: argparse.Namespace) -> int:
 def run_token(args: argparse.Namespace) -> int:
     from .context import build_context
     from .log import setup_logging
-    from .secrets import SecretError
+    from .secrets import SecretError, token_shape_problem
 
     paths = _paths(False)
     setup_logging(paths.log_file)
@@ -205,8 +205,9 @@ def run_token(args: argparse.Namespace) -> int:
             print(f"Removed the {args.which} token from the keyring.")
             return 0
         value = getpass.getpass(f"{args.which} token (input hidden): ").strip()
-        if not value:
-            print("No token given; nothing stored.", file=sys.stderr)
+        problem = token_shape_problem(value)
+        if problem:
+            print(f"{problem}; nothing stored.", file=sys.stderr)
             return 1
         secrets.set(name, value)
         print(f"Stored the {args.which} token in the keyring.")

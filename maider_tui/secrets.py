@@ -38,6 +38,21 @@ OP_PREFIX = "op://"
 log = logging.getLogger(__name__)
 
 
+MAX_TOKEN_CHARS = 256  # Linode's are 64 characters, Hugging Face's about 37: far longer is another paste
+
+
+def token_shape_problem(value: str) -> str | None:
+    """Why `value` (already stripped) cannot be a token, in one sentence without the value; None when
+    it may be one. An op:// reference passes: it is read when the token is needed."""
+    if not value:
+        return "No token given"
+    if value.startswith(OP_PREFIX):
+        return None
+    if len(value) > MAX_TOKEN_CHARS or not all(33 <= ord(c) < 127 for c in value):
+        return "That is not a token: a token is one word of letters and digits, without spaces"
+    return None
+
+
 class SecretError(Exception):
     """A token could not be read or stored; the message is one sentence for the user, without the token."""
 

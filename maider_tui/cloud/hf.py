@@ -8,6 +8,7 @@ message.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 import httpx
@@ -32,15 +33,24 @@ def config_url(model_id: str, base_url: str = HF_BASE_URL) -> str:
     return f"{base_url.rstrip('/')}/{model_id.strip('/')}/resolve/main/config.json"
 
 
+# The hub's own rule for each half of "owner/name": letters, digits, '-', '_', '.', starting and ending
+# with a letter, digit or '_', at most 96 characters, and no '--' or '..'.
+_REPO_PART = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?")
+
+
 def check_model_id(model_id: str) -> str | None:
     """What is wrong with a typed model id ("owner/name"), or None when it looks usable."""
     model_id = model_id.strip()
     if not model_id:
         return "Type a Hugging Face model id, like Qwen/Qwen2.5-Coder-7B-Instruct."
     parts = model_id.split("/")
+    shown = model_id if len(model_id) <= 60 else model_id[:57] + "..."
     if len(parts) != 2 or not all(parts) or any(c.isspace() for c in model_id):
-        return (f"{model_id!r} is not a model id: it should read owner/name, "
+        return (f"{shown!r} is not a model id: it should read owner/name, "
                 "like Qwen/Qwen2.5-Coder-7B-Instruct.")
+    if not all(_REPO_PART.fullmatch(part) for part in parts) or "--" in model_id or ".." in model_id:
+        return (f"{shown!r} is not a model id: owner and name hold letters, digits, '-', '_' and '.' "
+                "(up to 96 each, no '--' or '..').")
     return None
 
 

@@ -53,6 +53,12 @@ class Service:
     restart: str
     gpus: int | None  # None: all of the VM's GPUs; 0: none
     spec: dict[str, Any]  # the service as written, to tell whether `up` must recreate it
+    # Published port -> the VM address it listens on; Docker's default (no address) is every one.
+    hosts: dict[int, str] = field(default_factory=dict)
+
+    def exposed_ports(self) -> list[int]:
+        """Published ports reachable from outside the VM (not on loopback): Docker bypasses ufw."""
+        return [port for port, _ in self.ports if self.hosts.get(port, "0.0.0.0") not in LOOPBACK]
 
     @property
     def kind(self) -> str:
@@ -158,7 +164,27 @@ def _service(project: str, name: str, spec: dict[str, Any], files: dict[str, byt
     argv = shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
     return Service(name, str(spec.get("container_name") or f"{project}-{name}-1"), str(spec["image"]), argv,
                    env, _ports(spec.get("ports") or []), str(spec.get("restart") or "no"),
-                   _gpu_count(spec, env), spec)
+                   _gpu_count(spec, env), spec, _port_hosts(spec.get("ports") or []))
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _port_hosts(entries: list[Any]) -> dict[int, str]:
+    """Published port -> host address, from the short ("127.0.0.1:8000:8000") or long form."""
+    hosts = {}
+    for entry in entries:
+        if isinstance(entry, dict):
+            target = int(entry.get("target", 0))
+            hosts[int(entry.get("published", target))] = str(entry.get("host_ip") or "0.0.0.0")
+            continue
+        parts = str(entry).split("/")[0].rsplit(":", 2)
+        try:
+            hosts[int(parts[-2]) if len(parts) >= 2 else int(parts[-1])] = (
+                parts[0].strip("[]") if len(parts) == 3 else "0.0.0.0")
+        except ValueError:
+            continue
+    return hosts
 
 
 def _ports(entries: list[Any]) -> list[tuple[int, int]]:

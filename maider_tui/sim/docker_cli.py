@@ -52,7 +52,9 @@ def _row(vm: SimVm, c: Container) -> dict[str, Any]:
     """A container as `docker compose ps --format json` describes it."""
     entry = ["vllm", "serve"] if c.service.kind == "vllm" else []  # the image's ENTRYPOINT
     command = " ".join([*entry, *c.service.command])
-    ports = ", ".join(f"127.0.0.1:{p}->{t}/tcp" for p, t in c.service.ports) if c.state == "running" else ""
+    hosts = c.service.hosts
+    ports = (", ".join(f"{hosts.get(p, '0.0.0.0')}:{p}->{t}/tcp" for p, t in c.service.ports)
+             if c.state == "running" else "")
     created = time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC",
                             time.gmtime(vm.instance.created + c.created_s / vm.world.speed))
     return {
@@ -61,7 +63,7 @@ def _row(vm: SimVm, c: Container) -> dict[str, Any]:
         "Image": c.service.image, "Labels": f"com.docker.compose.project={c.project}", "LocalVolumes": "0",
         "Mounts": "", "Name": c.name, "Names": c.name, "Networks": f"{c.project}_default", "Ports": ports,
         "Project": c.project,
-        "Publishers": [{"URL": "127.0.0.1", "TargetPort": t, "PublishedPort": p, "Protocol": "tcp"}
+        "Publishers": [{"URL": hosts.get(p, "0.0.0.0"), "TargetPort": t, "PublishedPort": p, "Protocol": "tcp"}
                        for p, t in c.service.ports],
         "RunningFor": f"{human_duration(vm.now() - c.created_s)} ago", "Service": c.service.name,
         "Size": "0B", "State": c.state, "Status": _status(vm, c),

@@ -47,9 +47,10 @@ def test_sim_subcommand_hands_its_options_to_the_simulator(capsys):
     assert "--speed" in capsys.readouterr().out
 
 
-def test_demo_refuses_a_non_positive_speed(capsys):
-    assert main(["--demo", "--sim-speed", "0"]) == 2
-    assert "--sim-speed must be positive" in capsys.readouterr().err
+@pytest.mark.parametrize("speed", ["0", "-5", "nan", "inf"])
+def test_demo_refuses_a_speed_that_is_not_a_positive_number(capsys, speed):
+    assert main(["--demo", "--sim-speed", speed]) == 2
+    assert "--sim-speed must be a positive number" in capsys.readouterr().err
 
 
 def test_plan_is_wired_and_creates_nothing(capsys, isolated_home):

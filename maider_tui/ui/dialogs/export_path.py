@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
@@ -21,13 +23,38 @@ def export_format(path: str) -> str | None:
     return next((fmt for suffix, fmt in FORMATS_BY_SUFFIX.items() if lower.endswith(suffix)), None)
 
 
+def check_file_path(path: str) -> str | None:
+    """Why a file cannot be written at `path` (a message), or None when it may be: the dialog stays
+    open on a folder, a folder that does not exist or one we may not write in."""
+    if not path.strip():
+        return "Type a file name, e.g. benchmarks.json."
+    if any(ord(c) < 32 for c in path):
+        return "A file name cannot hold control characters: type it again."
+    try:
+        target = Path(path.strip()).expanduser()
+        folder = target.parent
+        if target.is_dir():
+            return f"{target} is a folder: add a file name, like {target / 'benchmarks.csv'}."
+        if folder.exists() and not folder.is_dir():
+            return f"{folder} is a file, not a folder: choose another path."
+        if not folder.is_dir():
+            return f"The folder {folder} does not exist: create it first, or choose another path."
+    except RuntimeError:  # "~someone" for a user this machine does not know
+        return f"Cannot tell whose home folder {path.strip().split('/')[0]} is: type the whole path."
+    except OSError as exc:  # a name too long for the file system, a folder we may not look into
+        return f"Cannot use this path: {exc.strerror or exc}. Choose another."
+    if not os.access(folder, os.W_OK):
+        return f"Cannot write in {folder}: choose a folder you can write to."
+    return None
+
+
 def check_export_path(path: str) -> str | None:
     """Why `path` cannot be an export target (a message), or None when it can."""
     if not path.strip():
         return "Type a file name, e.g. benchmarks.csv."
     if export_format(path) is None:
         return "End the name with .csv, .json or .md to choose the format."
-    return None
+    return check_file_path(path)
 
 
 class PathDialog(ModalScreen[str | None]):

@@ -21,6 +21,21 @@ if TYPE_CHECKING:
     from ...secrets import Secrets
 
 
+def token_problem(token: str) -> str | None:
+    """Why `token` (already stripped) cannot be checked, before it is sent anywhere; None when it may be."""
+    from ...secrets import OP_PREFIX, token_shape_problem
+
+    if not token:
+        return "Paste the token first."
+    if token.startswith(OP_PREFIX):
+        return ("This dialog takes the token itself; keep an op:// reference with "
+                "`maider-tui token set linode` instead. Nothing was saved.")
+    problem = token_shape_problem(token)
+    if problem:
+        return f"{problem}. Copy it again from Linode's Cloud Manager. Nothing was saved."
+    return None
+
+
 def _linode_provider(token: str) -> "Provider":
     from ...cloud.linode import LinodeProvider  # lazy: linode_api4 is slow to import
 
@@ -121,8 +136,9 @@ class TokenDialog(ModalScreen["Provider | None"]):
         from ...secrets import SecretError
 
         token = token.strip()
-        if not token:
-            self.say("Paste the token first.")
+        problem = token_problem(token)
+        if problem:
+            self.say(problem)
             return
         register_secret(token)  # before any request: even a refused token must never reach the log
         self.say("Checking the token with the API…", ok=True)
@@ -130,7 +146,7 @@ class TokenDialog(ModalScreen["Provider | None"]):
             provider: Any = await asyncio.to_thread(self.provider_factory, token)
             account = await provider.whoami()
         except ProviderError as exc:
-            self.say(f"{exc.message} Nothing was saved.")
+            self.say(f"{exc.message.rstrip('.')}. Nothing was saved.")
             return
         try:
             await asyncio.to_thread(self.secrets.set, "linode_token", token)

@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Footer, Static
 from ...bench.aggregate import SORT_KEYS, ComparisonRow, comparison_rows
 from ...bench.coverage import coverage_report
 from ..commands import PaletteCommand
-from ..dialogs.export_path import PathDialog, check_export_path, export_format
+from ..dialogs.export_path import PathDialog, check_export_path, check_file_path, export_format
 from ..widgets.bar_chart import BarChart
 from ..widgets.top_bar import TopBar
 from .benchmarks_panes import (
@@ -249,7 +249,7 @@ class BenchmarksScreen(Screen[None]):
         self.app.push_screen(PathDialog(
             "Export every run (benchmark-database.json)",
             "The old tool's format: it can import this file, and so can maider-tui.",
-            "benchmark-database.json", lambda p: None if p.strip() else "Type a file name."), chosen)
+            "benchmark-database.json", check_file_path), chosen)
 
     def action_import_db(self) -> None:
         def chosen(path: str | None) -> None:
@@ -289,16 +289,17 @@ class BenchmarksScreen(Screen[None]):
     def import_db(self, path: str) -> None:
         from ...bench.dbjson import DatabaseFormatError, import_database
 
-        target = Path(path).expanduser()
+        target = Path(path)
         try:
+            target = target.expanduser()
             report = import_database(target, self.context.store)
         except DatabaseFormatError as exc:
             self.post_message(FileDone(f"Nothing imported: {target.name} breaks at {exc.where}: {exc.problem}.",
                                        ok=False))
             return
-        except OSError as exc:
-            self.post_message(FileDone(f"Nothing imported: cannot read {target} ({exc.strerror or exc}).",
-                                       ok=False))
+        except (OSError, ValueError, RuntimeError) as exc:  # also a NUL in the name, an unknown ~user
+            reason = getattr(exc, "strerror", None) or exc
+            self.post_message(FileDone(f"Nothing imported: cannot read {target} ({reason}).", ok=False))
             return
         skipped = f"; {report.skipped} already here" if report.skipped else ""
         self.post_message(FileDone(f"Imported {report.imported} runs from {target.name}{skipped}.", ok=True,

@@ -245,12 +245,13 @@ class ValidationScreen(Screen[None]):
         if not raw:
             self._say("Type a path for the Markdown file, then press enter.", error=True)
             return
-        path = Path(raw).expanduser()
+        path = Path(raw)
         try:
+            path = path.expanduser()
             await asyncio.to_thread(_write_new, path, text)
-        except OSError as exc:
-            self._say(f"Nothing written: {path} cannot be written ({exc.strerror or exc}). Choose another path.",
-                      error=True)
+        except (OSError, ValueError, RuntimeError) as exc:  # also a NUL in the name, an unknown ~user
+            reason = getattr(exc, "strerror", None) or exc
+            self._say(f"Nothing written: {path} cannot be written ({reason}). Choose another path.", error=True)
             return
         self.query_one("#val-export").display = False
         self._say(f"Report written to {path}.")

@@ -141,7 +141,7 @@ class WizardScreen(Screen[None]):
             regions = await provider.regions(refresh=refresh)
             types = await provider.gpu_types(refresh=refresh)
         except ProviderError as exc:
-            self.loading_note = f"{exc.message} Press ctrl+r to try again."
+            self.loading_note = f"{exc.message.rstrip('.')}. Press ctrl+r to try again."
             self._redraw_lists()
             return
         self.regions_data, self.types_data = regions, types

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Callable
 
 from textual import work
@@ -12,6 +13,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, Static
 
 from ... import catalog
+from ...cloud import hf
 from ...models import ModelSpec
 
 # A vocabulary the size of Llama 3's: only the embeddings depend on it, and params B is given anyway.
@@ -27,10 +29,16 @@ MANUAL_FIELDS = (
     ("m-params", "Params (B)", ""),
     ("m-positions", "Max positions", "max_position_embeddings"),
 )
+# The largest value each field may take: far above any model there is, so only a slip is refused.
+MANUAL_LIMITS = {"m-layers": 1_000, "m-heads": 1_024, "m-kv-heads": 1_024, "m-head-dim": 4_096,
+                 "m-hidden": 131_072, "m-params": 10_000, "m-positions": 16_777_216}
 
 
 def manual_model(model_id: str, values: dict[str, str]) -> tuple[ModelSpec | None, str]:
     """A ModelSpec from typed numbers; (spec, "") or (None, what is wrong)."""
+    problem = hf.check_model_id(model_id) if model_id else None
+    if problem:
+        return None, problem
     config: dict[str, object] = {"vocab_size": MANUAL_VOCAB}
     params_b = 0.0
     for field_id, label, key in MANUAL_FIELDS:
@@ -38,13 +46,17 @@ def manual_model(model_id: str, values: dict[str, str]) -> tuple[ModelSpec | Non
         try:
             number = float(text) if not key else int(text)
         except ValueError:
-            return None, f"{label}: type a number."
-        if number <= 0:
-            return None, f"{label}: must be above zero."
+            return None, f"{label}: type a {'number' if not key else 'whole number'}."
+        if not math.isfinite(number) or number <= 0:
+            return None, f"{label}: must be a number above zero."
+        if number > MANUAL_LIMITS[field_id]:
+            return None, f"{label}: {text} is far more than any model has (at most {MANUAL_LIMITS[field_id]:,})."
         if key:
             config[key] = number
         else:
             params_b = float(number)
+    if config["num_key_value_heads"] > config["num_attention_heads"]:  # type: ignore[operator]
+        return None, "KV heads: cannot be more than the attention heads."
     try:
         return catalog.custom_model(config, model_id=model_id or "custom/model", params_b=params_b), ""
     except ValueError as exc:
@@ -118,7 +130,11 @@ class CustomModelPane(Vertical):
             value = float(text.rstrip("bB"))
         except ValueError:
             return None, "Params (B): type the parameter count in billions, like 30.5."
-        return (value, "") if value > 0 else (None, "Params (B): must be above zero.")
+        if not math.isfinite(value) or value <= 0:
+            return None, "Params (B): must be a number above zero."
+        if value > MANUAL_LIMITS["m-params"]:
+            return None, f"Params (B): {text} is far more than any model has (at most {MANUAL_LIMITS['m-params']:,})."
+        return value, ""
 
     def manual_values(self) -> dict[str, str]:
         return {field_id: self.query_one(f"#{field_id}", Input).value for field_id, _, _ in MANUAL_FIELDS}

@@ -22,6 +22,24 @@ from ...ops.provision import LaunchPlan
 from .wizard_steps import minutes_to_ready
 
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
+MAX_NUM_SEQS = 65_536  # far above what any GPU batches; a bigger number is a slip
+MAX_WATCHDOG_MINUTES = 24 * 60  # the watchdog is there so an idle GPU is not paid for: a day at most
+MAX_EXTRA_ARGS_CHARS = 2_000
+# Flags the plan or the tunnel own: typed again here, vLLM would take the later one and undo the plan.
+OWN_FLAGS = {
+    "--model": "the model step chooses the model",
+    "--port": "the tunnel depends on vLLM's port",
+    "--host": "the tunnel depends on where vLLM listens",
+    "--api-key": "a key here would be written into the compose file on the VM",
+    "--served-model-name": "set vllm.served_model_name in the settings instead",
+    "--max-model-len": "the context is set on the model step",
+    "--tensor-parallel-size": "the plan sets the GPU layout",
+    "-tp": "the plan sets the GPU layout",
+    "--pipeline-parallel-size": "the plan sets the GPU layout",
+    "-pp": "the plan sets the GPU layout",
+    "--gpu-memory-utilization": "use the GPU memory use field",
+    "--kv-cache-dtype": "use the KV-cache dtype field",
+}
 
 
 @dataclass(frozen=True)
@@ -76,8 +94,8 @@ def parse_edits(values: dict[str, str], openwebui: bool, taken: set[str]) -> tup
     if values["max-seqs"].strip():
         try:
             seqs = int(values["max-seqs"])
-            if seqs < 1:
-                errors["max-seqs"] = "At least 1 (or empty for vLLM's default)."
+            if not 1 <= seqs <= MAX_NUM_SEQS:
+                errors["max-seqs"] = f"From 1 to {MAX_NUM_SEQS} (or empty for vLLM's default)."
         except ValueError:
             errors["max-seqs"] = "A whole number, or empty for vLLM's default."
     kv = values["kv-dtype"].strip() or "auto"
@@ -88,11 +106,18 @@ def parse_edits(values: dict[str, str], openwebui: bool, taken: set[str]) -> tup
         extra = tuple(shlex.split(values["extra-args"]))
     except ValueError as exc:
         errors["extra-args"] = f"Cannot split these arguments: {exc}."
+    owned = next((a.split("=", 1)[0] for a in extra if a.split("=", 1)[0] in OWN_FLAGS), None)
+    if owned:
+        errors["extra-args"] = f"Remove {owned}: {OWN_FLAGS[owned]}."
+    if any(ord(c) < 32 and c != "\t" for c in values["extra-args"]):
+        errors["extra-args"] = "Flags cannot hold control characters: type them again."
+    if len(values["extra-args"]) > MAX_EXTRA_ARGS_CHARS:
+        errors["extra-args"] = f"At most {MAX_EXTRA_ARGS_CHARS} characters of flags."
     watchdog = 0
     try:
         watchdog = int(values["watchdog"])
-        if watchdog < 1:
-            errors["watchdog"] = "At least 1 minute."
+        if not 1 <= watchdog <= MAX_WATCHDOG_MINUTES:
+            errors["watchdog"] = f"From 1 to {MAX_WATCHDOG_MINUTES} minutes (a day)."
     except ValueError:
         errors["watchdog"] = "A whole number of minutes, like 30."
     if errors:
