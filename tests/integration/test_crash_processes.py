@@ -1,0 +1,216 @@
+"""The real app killed with SIGKILL at each stage of a launch, then started again on the same home and
+the same simulated cloud (which outlives it): every VM is a session's or an orphan row, no session is lost.
+
+The cloud runs in this process, so the test holds it still at the stage wanted (`SimGates`): the
+launch cannot get past it, the store's record says the stage reached, and the kill lands there.
+record and keys cannot be held (provisioning goes from record through keys to the create call
+without waiting on anything), and tunnel, aider and ready follow one another the same way: those
+kills are covered in-process by test_destroy_recover's crash-at-every-stage test, and "ready" here
+stands for the last three.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from maider_tui.ops.owner import owner_of
+from maider_tui.paths import AppPaths
+from maider_tui.sim import SimCloud
+from maider_tui.sim import coreutils, docker, linode_api, shell, vm, world
+from maider_tui.store import SessionRecord, open_store
+from tests.integration.test_destroy_recover import bare_vm
+from tests.proc import AppProcess, launch_defaults, sim_app
+
+# Each kill, in the order the chain makes them. "token" first: its held API call ends on its own a
+# few seconds later (the sim cannot stop while a request is in flight).
+CHAIN = ("token", "create", "running", "ssh", "cloud_init", "upload", "compose_up", "vllm", "ready")
+# Waits scaled by the sim's speed (1000) must outlast a loaded machine's slowest poll.
+SLOW_LIMITS = "[readiness]\nrunning_minutes = 600\nssh_minutes = 600\ncloud_init_minutes = 600\nvllm_minutes = 600\n"
+
+
+class SimGates:
+    """Hold the simulated cloud (of this process) at one point of a launch until released."""
+
+    def __init__(self, sim: SimCloud, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sim, self.world = sim, sim.world
+        self.closed: set[str] = set()
+        self.reached: set[str] = set()  # gates something was held at
+        gates = self
+
+        def held(where: str, of_world: world.World) -> bool:
+            if where in gates.closed and of_world is gates.world:
+                gates.reached.add(where)
+                return True
+            return False
+
+        async def wait(where: str, of_world: world.World) -> None:
+            while held(where, of_world):
+                await asyncio.sleep(0.01)
+
+        status, sshd_ready, progress = world.World.status, vm.SimVm.sshd_ready, vm.SimVm.cloud_init_progress
+        body, mkdir = linode_api._body, coreutils.COMMANDS["mkdir"]
+        cmd_docker, run_vllm = shell.Shell.cmd_docker, docker.DockerEngine._run_vllm
+
+        def held_status(self, instance):
+            found = status(self, instance)
+            return "booting" if found == "running" and held("running", self) else found
+
+        def held_sshd(self):
+            return sshd_ready(self) and not held("ssh", self.world)
+
+        def held_progress(self):
+            return min(progress(self), 0.5) if held("cloud_init", self.world) else progress(self)
+
+        async def held_body(request):
+            data = await body(request)  # read first: the caller may be dead when the gate opens
+            if request.method == "POST" and request.path == "/v4/linode/instances":
+                await wait("create", request.app[linode_api.WORLD_KEY])
+            return data
+
+        async def held_mkdir(machine, argv, io, cwd):
+            if "/opt/llm" in argv:
+                await wait("upload", machine.world)
+            return await mkdir(machine, argv, io, cwd)
+
+        async def held_docker(self, argv, io):
+            if "compose" in argv and "up" in argv:
+                await wait("compose_up", self.vm.world)
+            return await cmd_docker(self, argv, io)
+
+        async def held_vllm(self, container):
+            await wait("vllm", self.vm.world)
+            return await run_vllm(self, container)
+
+        monkeypatch.setattr(world.World, "status", held_status)
+        monkeypatch.setattr(vm.SimVm, "sshd_ready", held_sshd)
+        monkeypatch.setattr(vm.SimVm, "cloud_init_progress", held_progress)
+        monkeypatch.setattr(linode_api, "_body", held_body)
+        monkeypatch.setitem(coreutils.COMMANDS, "mkdir", held_mkdir)
+        monkeypatch.setattr(shell.Shell, "cmd_docker", held_docker)
+        monkeypatch.setattr(docker.DockerEngine, "_run_vllm", held_vllm)
+
+    def hold(self, stage: str) -> None:
+        if stage == "token":  # the token check is the first API call of a launch: every call waits
+            self.sim.faults.api_delay_s = 5.0
+        self.closed.add(stage)
+
+    def release(self) -> None:
+        self.closed.clear()
+        self.reached.clear()
+        self.sim.faults.api_delay_s = 0.0
+
+
+def sessions(db: Path) -> dict[str, SessionRecord]:
+    """The store's sessions, read the way a second process reads them (WAL: never blocks the app)."""
+    with open_store(db) as store:
+        return {r.name: r for r in store.list_sessions()}
+
+
+def wait_until(check, timeout: float = 20.0, what: str = "a condition"):
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+    return found
+
+
+@contextmanager
+def running(app: AppProcess) -> Iterator[AppProcess]:
+    with app:
+        app.wait_for("Sessions")
+        yield app
+
+
+def kill_at(stage: str, app: AppProcess, gates: SimGates, db: Path, known: set[str]) -> str | None:
+    """Launch the wizard's defaults, hold the sim at `stage`, SIGKILL the app there; the session's name."""
+    profiles = gates.world.requests["GET /profile"]
+    launch_defaults(app, before_launch=lambda: gates.hold(stage))
+    if stage == "token":
+        wait_until(lambda: gates.world.requests["GET /profile"] > profiles, what="the launch's token check")
+        app.wait_for("Checking the Linode token")
+        app.kill()
+        assert set(sessions(db)) == known, "a session was recorded before the token was checked"
+        gates.release()
+        return None
+
+    def reached():
+        new = [r for name, r in sessions(db).items() if name not in known]
+        if stage == "ready":  # the stage is recorded a moment before the state
+            return new[0] if new and new[0].state == "ready" else None
+        return new[0] if new and new[0].stage == stage else None
+
+    wait_until(reached, what=f"the launch to reach {stage}")
+    if stage != "ready":  # and the cloud holds it there (the create call, say, is on its way)
+        wait_until(lambda: stage in gates.reached, what=f"the sim to hold the launch at {stage}")
+    app.kill()
+    record = next(r for name, r in sessions(db).items() if name not in known)
+    # What the dead process left: the stage it was held at, nothing later.
+    assert record.stage == stage
+    assert record.state == ("ready" if stage == "ready" else "creating")
+    creates = gates.world.creates
+    gates.release()
+    if stage == "create":  # the held create lands after its caller died: a VM with no id recorded
+        assert record.instance_id is None
+        wait_until(lambda: gates.world.creates > creates, what="the held create")
+    return record.name
+
+
+def check_accounted_for(app: AppProcess, sim: SimCloud, db: Path, before: dict[str, str]) -> dict[str, SessionRecord]:
+    """Every live VM of the sim is a live session's or an orphan row on screen; no session is lost."""
+    now = sessions(db)
+    assert set(before) <= set(now), "a session record disappeared"
+    claimed = {r.instance_id for r in now.values() if not r.ended and r.instance_id is not None}
+    screen = app.screen()
+    for instance in sim.world.list():
+        assert instance.id in claimed or f"(orphan) {instance.label}" in screen, \
+            f"VM {instance.id} ({instance.label}) is neither a session's nor shown as an orphan:\n{screen}"
+    for name, stage in before.items():  # each interrupted launch is still offered, at its stage
+        record = now[name]
+        row = next((line for line in screen.splitlines() if name in line), "")
+        assert record.state in row, f"{name} is not listed as {record.state}:\n{screen}"
+        if stage != "ready":
+            assert record.stage == stage and record.ready_at is None
+    return now
+
+
+def test_sigkill_at_each_stage_then_a_restart_accounts_for_every_vm(tmp_path: Path, monkeypatch):
+    home = tmp_path / "home"
+    config = tmp_path / "config.toml"
+    config.write_text(SLOW_LIMITS)
+    db = AppPaths.under(home / "data" / "demo").database
+    with SimCloud(speed=1000, seed=9) as sim:
+        gates = SimGates(sim, monkeypatch)
+        crashed: dict[str, str] = {}  # session name -> the stage it was killed at
+        for stage in CHAIN:
+            with running(sim_app(sim, home, "--config", str(config))) as app:
+                if crashed:  # this start follows a crash: recovery has run once the toast says so
+                    app.wait_for("Sessions and VMs", what="the start-up check of VMs against sessions")
+                    check_accounted_for(app, sim, db, crashed)
+                name = kill_at(stage, app, gates, db, set(crashed))
+                if name is not None:
+                    crashed[name] = stage
+
+        create_crash = next(n for n, s in crashed.items() if s == "create")
+        # A VM with our tag that no session claims: it must show as an orphan row.
+        stray_vm = asyncio.run(sim.provider().create(bare_vm("stray-vm")))
+        with running(sim_app(sim, home, "--config", str(config))) as app:
+            app.wait_for("(orphan) stray-vm", what="the orphan row")
+            final = check_accounted_for(app, sim, db, crashed)
+            # The create that landed after the crash was found by its label and its id recorded.
+            assert final[create_crash].instance_id is not None
+            ready = next(n for n, s in crashed.items() if s == "ready")
+            app.wait_for(lambda: owner_of(AppPaths.under(home / "data" / "demo"), ready), what="the watch lock")
+            assert owner_of(AppPaths.under(home / "data" / "demo"), ready).endswith(f":{app.pid}")
+            app.press("q")
+            app.wait_for("Destroy all")
+            app.press("D")
+            assert app.wait_exit(30) == 0
+        after = sessions(db)
+        assert all(after[n].ended for n, r in final.items() if r.instance_id is not None)
+        assert {i.id for i in sim.world.list()} == {stray_vm.id}
