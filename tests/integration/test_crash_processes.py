@@ -24,18 +24,22 @@ from maider_tui.paths import AppPaths
 from maider_tui.sim import SimCloud
 from maider_tui.sim import coreutils, docker, linode_api, shell, vm, world
 from maider_tui.store import SessionRecord, open_store
-from tests.integration.test_destroy_recover import bare_vm
+from maider_tui.ops.session_files import client_key_path, write_private
+from tests.integration.test_destroy_recover import CLIENT, bare_vm, launch, make_provider
 from tests.proc import AppProcess, launch_defaults, sim_app
 
-# Each kill, in the order the chain makes them. "token" first: its held API call ends on its own a
-# few seconds later (the sim cannot stop while a request is in flight).
+# Each kill, in the order the chain makes them ("token" first: nothing is recorded, so the restart
+# after it has nothing to report).
 CHAIN = ("token", "create", "running", "ssh", "cloud_init", "upload", "compose_up", "vllm", "ready")
 # Waits scaled by the sim's speed (1000) must outlast a loaded machine's slowest poll.
 SLOW_LIMITS = "[readiness]\nrunning_minutes = 600\nssh_minutes = 600\ncloud_init_minutes = 600\nvllm_minutes = 600\n"
 
 
 class SimGates:
-    """Hold the simulated cloud (of this process) at one point of a launch until released."""
+    """Hold the simulated cloud (of this process) at one point of a launch, or a delete, until released.
+
+    Made before the cloud starts: its API routes take the handlers as they are then.
+    """
 
     def __init__(self, sim: SimCloud, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sim, self.world = sim, sim.world
@@ -54,8 +58,8 @@ class SimGates:
                 await asyncio.sleep(0.01)
 
         status, sshd_ready, progress = world.World.status, vm.SimVm.sshd_ready, vm.SimVm.cloud_init_progress
-        body, mkdir = linode_api._body, coreutils.COMMANDS["mkdir"]
-        cmd_docker, run_vllm = shell.Shell.cmd_docker, docker.DockerEngine._run_vllm
+        profile, body, delete = linode_api._profile, linode_api._body, linode_api._delete
+        mkdir, cmd_docker, run_vllm = coreutils.COMMANDS["mkdir"], shell.Shell.cmd_docker, docker.DockerEngine._run_vllm
 
         def held_status(self, instance):
             found = status(self, instance)
@@ -67,11 +71,19 @@ class SimGates:
         def held_progress(self):
             return min(progress(self), 0.5) if held("cloud_init", self.world) else progress(self)
 
+        async def held_profile(request):  # the token check
+            await wait("token", request.app[linode_api.WORLD_KEY])
+            return await profile(request)
+
         async def held_body(request):
             data = await body(request)  # read first: the caller may be dead when the gate opens
             if request.method == "POST" and request.path == "/v4/linode/instances":
                 await wait("create", request.app[linode_api.WORLD_KEY])
             return data
+
+        async def held_delete(request):
+            await wait("delete", request.app[linode_api.WORLD_KEY])
+            return await delete(request)
 
         async def held_mkdir(machine, argv, io, cwd):
             if "/opt/llm" in argv:
@@ -90,20 +102,19 @@ class SimGates:
         monkeypatch.setattr(world.World, "status", held_status)
         monkeypatch.setattr(vm.SimVm, "sshd_ready", held_sshd)
         monkeypatch.setattr(vm.SimVm, "cloud_init_progress", held_progress)
+        monkeypatch.setattr(linode_api, "_profile", held_profile)
         monkeypatch.setattr(linode_api, "_body", held_body)
+        monkeypatch.setattr(linode_api, "_delete", held_delete)
         monkeypatch.setitem(coreutils.COMMANDS, "mkdir", held_mkdir)
         monkeypatch.setattr(shell.Shell, "cmd_docker", held_docker)
         monkeypatch.setattr(docker.DockerEngine, "_run_vllm", held_vllm)
 
-    def hold(self, stage: str) -> None:
-        if stage == "token":  # the token check is the first API call of a launch: every call waits
-            self.sim.faults.api_delay_s = 5.0
-        self.closed.add(stage)
+    def hold(self, where: str) -> None:
+        self.closed.add(where)
 
     def release(self) -> None:
         self.closed.clear()
         self.reached.clear()
-        self.sim.faults.api_delay_s = 0.0
 
 
 def sessions(db: Path) -> dict[str, SessionRecord]:
@@ -129,10 +140,9 @@ def running(app: AppProcess) -> Iterator[AppProcess]:
 
 def kill_at(stage: str, app: AppProcess, gates: SimGates, db: Path, known: set[str]) -> str | None:
     """Launch the wizard's defaults, hold the sim at `stage`, SIGKILL the app there; the session's name."""
-    profiles = gates.world.requests["GET /profile"]
     launch_defaults(app, before_launch=lambda: gates.hold(stage))
     if stage == "token":
-        wait_until(lambda: gates.world.requests["GET /profile"] > profiles, what="the launch's token check")
+        wait_until(lambda: "token" in gates.reached, what="the launch's token check")
         app.wait_for("Checking the Linode token")
         app.kill()
         assert set(sessions(db)) == known, "a session was recorded before the token was checked"
@@ -184,8 +194,9 @@ def test_sigkill_at_each_stage_then_a_restart_accounts_for_every_vm(tmp_path: Pa
     config = tmp_path / "config.toml"
     config.write_text(SLOW_LIMITS)
     db = AppPaths.under(home / "data" / "demo").database
-    with SimCloud(speed=1000, seed=9) as sim:
-        gates = SimGates(sim, monkeypatch)
+    sim = SimCloud(speed=1000, seed=9)
+    gates = SimGates(sim, monkeypatch)
+    with sim:
         crashed: dict[str, str] = {}  # session name -> the stage it was killed at
         for stage in CHAIN:
             with running(sim_app(sim, home, "--config", str(config))) as app:
@@ -214,3 +225,50 @@ def test_sigkill_at_each_stage_then_a_restart_accounts_for_every_vm(tmp_path: Pa
         after = sessions(db)
         assert all(after[n].ended for n, r in final.items() if r.instance_id is not None)
         assert {i.id for i in sim.world.list()} == {stray_vm.id}
+
+
+# The first app's watchdog destroys the session at its first look: idle for hours, no warning.
+QUICK_WATCHDOG = "[watchdog]\ntimeout_minutes = 1\nwarning_minutes = 0\npoll_seconds = 1\n"
+
+
+async def ready_session(sim: SimCloud, paths: AppPaths, name: str) -> SessionRecord:
+    """A ready session in the demo's store, idle for two hours, with its key where the app looks."""
+    with open_store(paths.database) as store:
+        record, ssh = await launch(sim, make_provider(sim, store), store, name)
+        await ssh.close()
+        write_private(client_key_path(paths, name), CLIENT.private_pem)
+        hours_ago = time.time() - 7200
+        return store.update_session(name, created_at=hours_ago, ready_at=hours_ago, last_activity=hours_ago)
+
+
+def test_two_apps_at_once_one_watches_and_the_vm_is_deleted_once(tmp_path: Path, monkeypatch):
+    home = tmp_path / "home"
+    paths = AppPaths.under(home / "data" / "demo")
+    config = tmp_path / "config.toml"
+    config.write_text(QUICK_WATCHDOG)
+    sim = SimCloud(speed=1000, seed=5)
+    gates = SimGates(sim, monkeypatch)
+    with sim:
+        record = asyncio.run(ready_session(sim, paths, "shared"))
+        gates.hold("delete")
+        with running(sim_app(sim, home, "--config", str(config))) as first:
+            # The first app watches the session, finds it idle and destroys it: the cloud holds the delete.
+            wait_until(lambda: "delete" in gates.reached, what="the first app's watchdog to destroy")
+            assert owner_of(paths, "shared").endswith(f":{first.pid}")
+            with running(sim_app(sim, home, "--config", str(config))) as second:
+                second.wait_for("elsewhere", what="the session shown as watched by another process")
+                # The second window neither stopped the first nor took the session from it.
+                assert first.proc.poll() is None
+                assert owner_of(paths, "shared").endswith(f":{first.pid}")
+                assert sessions(paths.database)["shared"].owner.endswith(f":{first.pid}")
+                second.press("d")
+                second.wait_for("Destroy shared?")
+                second.press("y")
+                second.wait_for("Another maider-tui process is destroying shared", what="the second destroy to wait")
+                gates.release()
+                second.wait_for("shared destroyed", what="the second app's receipt")
+                assert first.proc.poll() is None
+        after = sessions(paths.database)["shared"]
+        assert after.state == "destroyed" and after.ended_at is not None
+        assert sim.world.requests[f"DELETE /linode/instances/{record.instance_id}"] == 1
+        assert sim.world.get(record.instance_id) is None
