@@ -74,6 +74,8 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
             self.set_keymap(keymap)
         for problem in self.context.problems:
             self.notify(problem, title="Settings", severity="warning", timeout=20)
+        for problem in self.context.profile_problems():
+            self.notify(f"Model profile skipped: {problem}", title="Model profiles", severity="warning", timeout=20)
         if self.context.store_error is not None:
             self._offer_store_recovery()
         self.check_account()
