@@ -140,6 +140,16 @@ class AppProcess:
         with self._lock:
             return self.term.text()
 
+    def toasts(self) -> str:
+        """The text of the notifications on screen, their wrapped lines joined with spaces."""
+        parts = []
+        for line in self.screen().splitlines():
+            if "▌" in line:
+                text = line.rsplit("▌", 1)[1].rstrip(" │╮╯─")
+                if text.strip():
+                    parts.append(text.strip())
+        return " ".join(parts)
+
     def shown(self) -> str:
         """Everything the app ever wrote, as plain text (toasts that timed out included)."""
         with self._lock:
