@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from maider_tui.paths import AppPaths
+from maider_tui.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,12 @@ def try_acquire(paths: AppPaths, name: str, *, store: Any | None = None,
     owner = this_process()
     os.ftruncate(fd, 0)
     os.pwrite(fd, (owner + (f"\n{BACKGROUND}" if background else "")).encode(), 0)
-    if store is not None and store.get_session(name) is not None:
-        store.update_session(name, owner=owner)
+    if store is not None:
+        try:
+            if store.get_session(name) is not None:
+                store.update_session(name, owner=owner)
+        except StoreError as exc:  # the lock is what counts; a database locked elsewhere must not stop the watch
+            log.warning("could not record %s as the watcher of %s: %s", owner, name, exc)
     return SessionLock(name, path, fd, owner, store)
 
 

@@ -106,3 +106,26 @@ def test_stop_owner_makes_the_watcher_let_go(tmp_path: Path):
     lock.release()
     with try_acquire(paths, "own") as mine:
         assert mine is not None and stop_owner(paths, "own") is False, "never signals itself"
+
+
+def test_a_database_locked_elsewhere_does_not_stop_the_watch(tmp_path: Path):
+    """The owner field is for display: when the database cannot be written, the lock is still taken
+    (and given back), never left held by nobody watching."""
+    import sqlite3
+
+    paths = AppPaths.under(tmp_path)
+    with open_store(paths.database, busy_timeout_s=0.05) as store:
+        store.add_session(SessionRecord("s1", state="ready"))
+        other = sqlite3.connect(paths.database, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            lock = try_acquire(paths, "s1", store=store)
+            assert lock is not None and lock.held and owner_of(paths, "s1") == lock.owner
+            lock.release()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert owner_of(paths, "s1") is None and store.get_session("s1").owner is None
+        again = try_acquire(paths, "s1", store=store)
+        assert again is not None and store.get_session("s1").owner == again.owner
+        again.release()
