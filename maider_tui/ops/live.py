@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 VLLM_PORT = 8000
 ATTACH_TIMEOUT_S = 60.0  # a VM that won't answer SSH must not stall its countdown
+TAKE_OVER_POLL_S = 2.0  # how often a session another window watches is checked for being let go
 
 
 @dataclass
@@ -238,7 +239,8 @@ class LiveSessions:
                 return None
             self.emit(LogEvent(name, "Another maider-tui process watches this session; not watched here."))
             # Another app window: watch from here once it lets go (quit or crashed), never both at once.
-            live.watchdog_task = asyncio.ensure_future(self._take_over(name, notify, wait_s=None, poll_s=2.0))
+            live.watchdog_task = asyncio.ensure_future(self._take_over(name, notify, wait_s=None,
+                                                                       poll_s=TAKE_OVER_POLL_S))
             return None
         return self._run_watchdog(live, lock, notify)
 
