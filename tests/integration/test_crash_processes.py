@@ -288,3 +288,33 @@ def test_two_apps_at_once_one_watches_and_the_vm_is_deleted_once(tmp_path: Path,
         assert after.state == "destroyed" and after.ended_at is not None
         assert sim.world.requests[f"DELETE /linode/instances/{record.instance_id}"] == 1
         assert sim.world.get(record.instance_id) is None
+
+
+def test_sigkill_during_a_destroy_then_a_restart_ends_the_session(tmp_path: Path, monkeypatch):
+    """The watchdog's delete reaches the cloud, the app dies before it can record it: the next start
+    finds the VM gone and ends the session, so its cost stops counting; nothing is deleted twice."""
+    home = tmp_path / "home"
+    paths = AppPaths.under(home / "data" / "demo")
+    config = tmp_path / "config.toml"
+    config.write_text(QUICK_WATCHDOG)
+    sim = SimCloud(speed=1000, seed=6)
+    gates = SimGates(sim, monkeypatch)
+    with sim:
+        record = asyncio.run(ready_session(sim, paths, "dying"))
+        gates.hold("delete")
+        with running(sim_app(sim, home, "--config", str(config))) as app:
+            wait_until(lambda: "delete" in gates.reached, what="the watchdog's delete")
+            app.kill()
+        assert sessions(paths.database)["dying"].state == "ready"  # the dead app recorded nothing
+        gates.release()
+        wait_until(lambda: sim.world.get(record.instance_id) is None, what="the delete to land")
+        with running(sim_app(sim, home, "--config", str(config))) as app:
+            app.wait_for("Sessions and VMs", what="the start-up check")
+            assert "VM gone, session ended: dying" in app.toasts()
+            after = sessions(paths.database)["dying"]
+            assert after.state == "ended" and after.ended_at is not None and after.extra["gone"] is True
+            assert after.cost_usd == pytest.approx(2 * record.hourly_usd, rel=0.05)  # two idle hours, then it stopped
+            assert "ended" in next(line for line in app.screen().splitlines() if "dying" in line)
+            app.press("q")
+            assert app.wait_exit() == 0
+        assert sim.world.requests[f"DELETE /linode/instances/{record.instance_id}"] == 1
