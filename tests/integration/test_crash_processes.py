@@ -22,11 +22,10 @@ from pathlib import Path
 import pytest
 
 from maider_tui.ops.owner import owner_of
-from maider_tui.paths import AppPaths
-from maider_tui.sim import SimCloud
-from maider_tui.sim import coreutils, docker, linode_api, shell, vm, world
-from maider_tui.store import SessionRecord, open_store
 from maider_tui.ops.session_files import client_key_path, write_private
+from maider_tui.paths import AppPaths
+from maider_tui.sim import SimCloud, coreutils, docker, linode_api, shell, vm, world
+from maider_tui.store import SessionRecord, open_store
 from tests.integration.test_destroy_recover import CLIENT, bare_vm, launch, make_provider
 from tests.proc import AppProcess, launch_defaults, sim_app
 
