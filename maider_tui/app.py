@@ -74,8 +74,12 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
             self.set_keymap(keymap)
         for problem in self.context.problems:
             self.notify(problem, title="Settings", severity="warning", timeout=20)
+        for problem in self.context.profile_problems():
+            self.notify(f"Model profile skipped: {problem}", title="Model profiles", severity="warning", timeout=20)
         if self.context.store_error is not None:
             self._offer_store_recovery()
+        self._said_locked = False
+        self.set_interval(1.0, self._say_if_store_locked)
         self.check_account()
         if self.live is not None:
             self.live.subscribe(self._on_live_event)
@@ -137,6 +141,19 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
         if home is not None:
             home.set_account_line(line)
         self.run_recovery()
+
+    def _say_if_store_locked(self) -> None:
+        """Once per episode: writes fail while another program holds the database (the store then
+        stops waiting the full busy timeout on each, so the app stays responsive)."""
+        store = self.context.store
+        locked = store is not None and not store.closed and store.locked
+        if locked and not self._said_locked:
+            from .paths import display_path
+
+            self.notify(f"{display_path(store.path)} is locked by another program: changes are not saved "
+                        "until it lets go. Close it (another maider-tui, a sqlite3 shell).",
+                        title="Database", severity="error", timeout=30)
+        self._said_locked = locked
 
     def _offer_store_recovery(self) -> None:
         from .store import StoreCorruptError, move_aside

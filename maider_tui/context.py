@@ -56,6 +56,12 @@ class AppContext:
         """Everything wrong with the user's files, one sentence each, for the screen."""
         return [str(p) for p in self.settings.problems]
 
+    def profile_problems(self) -> list[str]:
+        """What is wrong with the user's model profile files (each such file is skipped at launch)."""
+        from .profiles import load_profiles
+
+        return load_profiles(self.paths.profiles_dir)[1]
+
 
 def build_context(
     paths: AppPaths,

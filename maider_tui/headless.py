@@ -116,9 +116,16 @@ async def down_session(context: Any, name: str, *, out: Out = print) -> int:
     provider = await _provider(context)
     if provider is None:
         return 1
+    from .ops.owner import destroying
+
     try:
-        receipt = await destroy_session(name, provider=provider, store=store, clock=context.clock,
-                                        emit=_printer(out, quiet=True), paths=context.paths)
+        async with destroying(context.paths, name,
+                              on_wait=lambda: out(f"Another maider-tui process is destroying {name}; waiting.")):
+            receipt = await destroy_session(name, provider=provider, store=store, clock=context.clock,
+                                            emit=_printer(out, quiet=True), paths=context.paths)
+    except RuntimeError as err:  # the other destroy never finished
+        print(f"{name} was not destroyed: {err}", file=sys.stderr)
+        return 1
     except ProviderError as err:
         print(f"{name} was not destroyed: {err.message} The session is kept; try again.", file=sys.stderr)
         return 1
@@ -175,7 +182,7 @@ async def watch_sessions(context: Any, names: list[str], *, out: Out = print,
     locks, dogs, tasks = [], [], []
     try:
         for name in candidates:
-            lock = try_acquire(context.paths, name, store=store)
+            lock = try_acquire(context.paths, name, store=store, background=True)
             if lock is None:
                 holder = owner_of(context.paths, name) or "another process"
                 out(f"{name} is already watched by {holder}; skipped.")

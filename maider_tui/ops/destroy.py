@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_VLLM_PORT = 8000
 METRICS_TIMEOUT_S = 5.0  # a hung tunnel must not hold up stopping the meter
+# Said by the callers that hold ops.owner.destroying() while another process destroys the session.
+WAIT_MESSAGE = "Another maider-tui process is destroying this session; waiting for it to finish."
 
 
 class SessionNotFound(LookupError):

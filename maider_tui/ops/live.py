@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 VLLM_PORT = 8000
 ATTACH_TIMEOUT_S = 60.0  # a VM that won't answer SSH must not stall its countdown
+TAKE_OVER_POLL_S = 2.0  # how often a session another window watches is checked for being let go
 
 
 @dataclass
@@ -203,20 +204,30 @@ class LiveSessions:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
-    async def destroy(self, name: str):
+    async def destroy(self, name: str, *, on_wait: Callable[[], Any] | None = None):
         """Destroy the session's VM (token checked first); the connection closes only once it is gone.
 
-        When the destroy fails the session is as it was, its watchdog included.
+        When the destroy fails the session is as it was, its watchdog included. A destroy of the
+        same session under way in another process (another window, another app's watchdog) is
+        waited for (`on_wait()` says so), then this one finds the session ended: the VM is deleted once.
         """
-        from .destroy import destroy_session
+        from .destroy import WAIT_MESSAGE, destroy_session
+        from .owner import destroying
 
         provider = await self.provider()
         live = self._sessions.get(name)
         if live is not None and live.task is not None and not live.task.done() \
                 and live.task is not asyncio.current_task():
             live.task.cancel()
-        receipt = await destroy_session(name, provider=provider, store=self.store, clock=self.clock,
-                                        emit=self.emit, ssh=live.ssh if live else None, paths=self.paths)
+
+        def waiting() -> None:
+            self.emit(LogEvent(name, WAIT_MESSAGE))
+            if on_wait is not None:
+                on_wait()
+
+        async with destroying(self.paths, name, on_wait=waiting):
+            receipt = await destroy_session(name, provider=provider, store=self.store, clock=self.clock,
+                                            emit=self.emit, ssh=live.ssh if live else None, paths=self.paths)
         self._stop_watchdog(live)
         self._sessions.pop(name, None)
         return receipt
@@ -267,24 +278,32 @@ class LiveSessions:
                 live.watchdog_task = asyncio.ensure_future(self._take_over(name, notify))
                 return None
             self.emit(LogEvent(name, "Another maider-tui process watches this session; not watched here."))
+            # Another app window: watch from here once it lets go (quit or crashed), never both at once.
+            live.watchdog_task = asyncio.ensure_future(self._take_over(name, notify, wait_s=None,
+                                                                       poll_s=TAKE_OVER_POLL_S))
             return None
         return self._run_watchdog(live, lock, notify)
 
-    async def _take_over(self, name: str, notify: Callable[[str, str], Any], wait_s: float = 10.0) -> None:
-        """Wait (real time: another process is exiting) for the watcher's lock, then watch here."""
+    async def _take_over(self, name: str, notify: Callable[[str, str], Any], wait_s: float | None = 10.0,
+                         poll_s: float = 0.2) -> None:
+        """Wait (real time: another process is exiting) for the watcher's lock, then watch here.
+        `wait_s` None: for as long as the session lives."""
         from .owner import try_acquire
 
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_s
-        while loop.time() < deadline:
+        deadline = None if wait_s is None else loop.time() + wait_s
+        while deadline is None or loop.time() < deadline:
+            record = self.store.get_session(name)
+            if record is None or record.ended:
+                return  # destroyed by the other process: nothing left to watch
             lock = try_acquire(self.paths, name, store=self.store)
             if lock is not None:
                 live = self._sessions.setdefault(name, LiveSession(name))
                 live.watchdog_task = None
                 self._run_watchdog(live, lock, notify)
-                self.emit(LogEvent(name, "Took over the watchdog from the background watcher."))
+                self.emit(LogEvent(name, "Took over the watchdog from the other maider-tui process."))
                 return
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(poll_s)
         self.emit(LogEvent(name, "The background watcher did not let go; it keeps watching this session."))
 
     def _run_watchdog(self, live: LiveSession, lock: Any, notify: Callable[[str, str], Any]):

@@ -11,7 +11,11 @@ from types import TracebackType
 
 from maider_tui.clock import Clock
 
-from .errors import StoreError, translate
+from .errors import StoreError, is_busy, translate
+
+# Once a write waited out the whole busy timeout, the file is held elsewhere for long: later writes
+# wait this long instead, so each one does not freeze its caller for seconds, until one gets through.
+QUICK_BUSY_TIMEOUT_S = 0.1
 
 
 class StoreBase:
@@ -27,6 +31,8 @@ class StoreBase:
         self.clock = clock
         self.busy_timeout_s = busy_timeout_s
         self.schema_version = version
+        self.locked = False
+        """True from a write that found the file locked by another program until a write succeeds."""
 
     def close(self) -> None:
         """Close the connection; safe to call twice. The last closer folds the WAL back into the file."""
@@ -72,10 +78,19 @@ class StoreBase:
         """
         with self._lock:
             conn = self._connection()
+            quick = self.locked
+            waited = min(QUICK_BUSY_TIMEOUT_S, self.busy_timeout_s) if quick else self.busy_timeout_s
             try:
+                if quick:
+                    conn.execute(f"PRAGMA busy_timeout = {int(waited * 1000)}")
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise translate(exc, self.path, self.busy_timeout_s) from exc
+                self.locked = quick or is_busy(exc)
+                raise translate(exc, self.path, waited) from exc
+            finally:
+                if quick:
+                    conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+            self.locked = False
             try:
                 yield conn
                 conn.execute("COMMIT")

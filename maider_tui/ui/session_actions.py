@@ -62,7 +62,8 @@ class SessionActions:
             return
         self.notify(f"Destroying {name}…", title="Destroy")
         try:
-            receipt = await self.live.destroy(name)
+            receipt = await self.live.destroy(name, on_wait=lambda: self.notify(
+                f"Another maider-tui process is destroying {name}; waiting for it to finish.", title="Destroy"))
         except (ProviderError, RuntimeError, LookupError) as exc:
             self.notify(f"{name} was not destroyed: {exc}", title="Destroy", severity="error", timeout=30)
             return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from maider_tui import catalog
 from maider_tui.clock import SystemClock
 from maider_tui.deploy.compose import ComposeOptions
@@ -55,4 +57,51 @@ async def test_without_a_notifier_nothing_is_watched_automatically(sim_cloud, pa
         assert try_acquire(paths, session.name) is not None
     finally:
         await live.close_all()
+        store.close()
+
+
+async def test_a_session_another_window_watches_is_taken_over_once_it_lets_go(sim_cloud, paths, monkeypatch):
+    import maider_tui.ops.live as live_module
+
+    monkeypatch.setattr(live_module, "TAKE_OVER_POLL_S", 0.02)
+    store = open_store(paths.database)
+    live = LiveSessions(store=store, paths=paths, settings=Settings(), clock=SystemClock(),
+                        provider=lambda: sim_cloud.provider(store=store), hf_token=lambda: None, limits=LIMITS)
+    try:
+        session = await live.launch(_plan())
+        other_window = try_acquire(paths, session.name, store=store)
+        assert live.start_watchdog(session.name, lambda title, message: None) is None
+        assert session.watchdog is None and store.get_session(session.name).owner == other_window.owner
+        other_window.release()  # the other window quits
+        for _ in range(200):
+            if session.watchdog is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert session.watchdog is not None and session.lock is not None and session.lock.held
+        assert owner_of(paths, session.name) == session.lock.owner == store.get_session(session.name).owner
+    finally:
+        await live.close_all()
+        store.close()
+
+
+async def test_two_destroys_of_one_session_at_once_delete_its_vm_once(sim_cloud, paths):
+    """As two processes would (flock locks of two open files conflict within one process too)."""
+    store = open_store(paths.database)
+    make = lambda: LiveSessions(store=store, paths=paths, settings=Settings(), clock=SystemClock(),  # noqa: E731
+                                provider=lambda: sim_cloud.provider(store=store), hf_token=lambda: None,
+                                limits=LIMITS)
+    first, second = make(), make()
+    waited = []
+    try:
+        session = await first.launch(_plan())
+        instance_id = store.get_session(session.name).instance_id
+        receipts = await asyncio.gather(first.destroy(session.name, on_wait=lambda: waited.append("first")),
+                                        second.destroy(session.name, on_wait=lambda: waited.append("second")))
+        assert len(waited) == 1  # whichever came second waited for the other
+        assert receipts[0].cost_usd == receipts[1].cost_usd
+        assert sim_cloud.world.requests[f"DELETE /linode/instances/{instance_id}"] == 1
+        assert [e.kind for e in store.events(session.name)].count("destroyed") == 1
+    finally:
+        await first.close_all()
+        await second.close_all()
         store.close()

@@ -376,11 +376,31 @@ def test_write_while_locked_raises_after_timeout(db_path: Path, clock: ManualClo
             with pytest.raises(StoreLockedError, match="still locked") as info:
                 store.add_session(SessionRecord("s"))
             assert display_path(db_path) in str(info.value)
+            assert store.locked
         finally:
             other.execute("ROLLBACK")
             other.close()
         store.add_session(SessionRecord("s"))
-        assert store.session_names() == {"s"}
+        assert store.session_names() == {"s"} and not store.locked
+
+
+def test_once_a_write_timed_out_the_next_ones_fail_fast_until_one_gets_through(db_path: Path, clock) -> None:
+    """Another program holding the file for long must not freeze every write for the full timeout."""
+    with open_store(db_path, clock=clock, busy_timeout_s=2.0) as store:
+        other = sqlite3.connect(db_path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            store.locked = True  # as after a first write that waited the whole 2 s
+            with pytest.raises(StoreLockedError, match="after waiting 0.1 s"):
+                store.add_session(SessionRecord("s"))
+            assert store.locked
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        store.add_session(SessionRecord("s"))
+        assert not store.locked and store.session_names() == {"s"}
+        # The full timeout is back for the writes that follow.
+        assert store._connection().execute("PRAGMA busy_timeout").fetchone()[0] == 2000
 
 
 def test_open_while_locked_raises_after_timeout(db_path: Path, clock: ManualClock) -> None:

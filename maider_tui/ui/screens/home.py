@@ -141,8 +141,13 @@ class HomeScreen(Screen[None]):
         live = getattr(self.app, "live", None)
         session = live.get(rec.name) if live is not None else None
         watchdog = session.watchdog if session is not None else None
-        if watchdog is None or rec.ended:
+        if rec.ended:
             return "—"
+        if watchdog is None:
+            # Another window or `maider-tui watch` holds the session's watch lock: its countdown is there.
+            from ...ops.owner import owner_of
+
+            return "elsewhere" if rec.owner and owner_of(self.context.paths, rec.name) else "—"
         remaining = max(0, int(watchdog.remaining_s))
         return f"{remaining // 60:02d}:{remaining % 60:02d}"
 

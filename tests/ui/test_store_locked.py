@@ -1,0 +1,39 @@
+"""A database another program holds for long: the app says so once and does not freeze on every write."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+from maider_tui.app import MaiderApp
+from maider_tui.store import SessionRecord, open_store
+
+LOCKED = "is locked by another program"
+
+
+async def test_a_locked_database_is_said_once_and_writes_stop_waiting(make_context, sim_cloud, paths):
+    context = make_context()
+    context.store.close()
+    context.store = open_store(paths.database, busy_timeout_s=0.2)
+    context.provider = sim_cloud.provider(store=context.store)  # it caches the API's answers in the store
+    other = sqlite3.connect(paths.database, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    app = MaiderApp(context)
+    try:
+        async with app.run_test() as pilot:
+            await app.workers.wait_for_complete()  # the account check's cache writes found the file locked
+            assert context.store.locked
+            for _ in range(100):  # the check runs once a second
+                if any(LOCKED in n.message for n in app._notifications):
+                    break
+                await asyncio.sleep(0.05)
+            said = [n for n in app._notifications if LOCKED in n.message]
+            assert len(said) == 1 and said[0].severity == "error"
+            app._say_if_store_locked()  # the same episode: not said again
+            assert len([n for n in app._notifications if LOCKED in n.message]) == 1
+            other.execute("ROLLBACK")
+            context.store.add_session(SessionRecord("after-the-lock"))
+            assert not context.store.locked
+            await pilot.pause()
+    finally:
+        other.close()
