@@ -134,7 +134,8 @@ async def test_requests_above_max_num_seqs_wait():
     try:
         async with VllmClient(url) as client:
             async def one() -> StreamResult:
-                return [e async for e in client.stream_chat("coder", MESSAGES, max_tokens=40)][-1]
+                # 0.3 s a stream: room for all four to arrive on a loaded machine before two finish
+                return [e async for e in client.stream_chat("coder", MESSAGES, max_tokens=120)][-1]
 
             tasks = [asyncio.create_task(one()) for _ in range(4)]
             for _ in range(200):  # until all four reached the server (slow on a loaded machine)
@@ -146,7 +147,7 @@ async def test_requests_above_max_num_seqs_wait():
             assert (seen.requests_running, seen.requests_waiting) == (2, 2)
             assert 85 <= server.utilization() <= 99 and 0 < seen.kv_cache_usage < 1
             results = await asyncio.gather(*tasks)
-        assert all(r.output_tokens == 40 for r in results)
+        assert all(r.output_tokens == 120 for r in results)
         first, last = sorted(r.ttft_s for r in results)[0], sorted(r.ttft_s for r in results)[-1]
         assert last > first + 0.05  # the queued ones waited for a slot
         assert (server.requests_running, server.requests_waiting) == (0, 0)
