@@ -182,6 +182,14 @@ class PtyProgram:
         self._reader.join(2)
 
 
+def compile_sources() -> None:
+    """Byte-compile the package as `pip install` does, so no run pays for compiling a module that
+    changed since the last one (with PYTHONDONTWRITEBYTECODE set, every run would)."""
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "maider_tui"), quiet=1)
+
+
 def app_argv(*extra: str) -> list[str]:
     return [sys.executable, "-m", "maider_tui", *extra]
 

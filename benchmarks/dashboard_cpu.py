@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._harness import (  # noqa: E402
+    compile_sources,
     BASELINE_MARKER,
     HOME_MARKER,
     MeasureError,
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=WINDOW_S, help="seconds measured (default 60)")
     args = parser.parse_args(argv)
     started = time.monotonic()
+    compile_sources()
     base = app = None
     try:
         with temp_home() as home, SimProcess(speed=SPEED, big_plan=GPUS) as sim:

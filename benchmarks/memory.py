@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._harness import (  # noqa: E402
+    compile_sources,
     BASELINE_MARKER,
     HOME_MARKER,
     MeasureError,
@@ -59,6 +60,7 @@ def wait_attached(sim: SimProcess, logins_before: dict[int, int], timeout: float
 
 def main() -> int:
     started = time.monotonic()
+    compile_sources()
     app = base = None
     try:
         with temp_home() as home, SimProcess(speed=SPEED) as sim:

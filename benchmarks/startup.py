@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._harness import (  # noqa: E402
+    compile_sources,
     BASELINE_MARKER,
     HOME_MARKER,
     MeasureError,
@@ -49,6 +50,7 @@ def first_frame(argv: list[str], marker: str, env: dict[str, str] | None = None)
 
 def main() -> int:
     started = time.monotonic()
+    compile_sources()
     app_times, base_times, sim_times = [], [], []
     try:
         first_frame(baseline_argv("static"), BASELINE_MARKER)  # warm the disk cache for both

@@ -24,8 +24,9 @@ from .ui.validate_actions import ValidateActions
 log = logging.getLogger(__name__)
 
 STYLES = styles_dir()
-# app.tcss first (layout and shared tokens), then one file per screen, each nested under its screen type.
-CSS_FILES = [STYLES / "app.tcss", *sorted(p for p in STYLES.glob("*.tcss") if p.name != "app.tcss")]
+# app.tcss (shared classes) and the home screen's file; every other screen brings its own file
+# (its CSS_PATH), read the first time it opens, so start-up parses only what the first frame shows.
+CSS_FILES = [STYLES / "app.tcss", STYLES / "home.tcss"]
 
 
 class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
@@ -43,7 +44,21 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
     def __init__(self, context: AppContext) -> None:
         super().__init__()
         self.context = context
-        self.live = self._make_live()
+        self._live: object | None = None
+        self._live_made = False
+
+    @property
+    def live(self):
+        """The app-level LiveSessions (ops.live), made on first use: not before the first frame."""
+        if not self._live_made:
+            self._live, self._live_made = self._make_live(), True
+            if self._live is not None:
+                self._live.subscribe(self._on_live_event)
+        return self._live
+
+    @live.setter
+    def live(self, value) -> None:
+        self._live, self._live_made = value, True
 
     def _make_live(self):
         """The app-level live sessions (None while the database cannot be used: nothing to record to)."""
@@ -67,8 +82,20 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
                             hf_token=self.context.hf_token, limits=limits,
                             notify=Notifier(settings.notifications, in_app=in_app))
 
+    def get_default_screen(self) -> HomeScreen:
+        # The sessions screen is the bottom of the stack: no blank screen is drawn before it.
+        return HomeScreen(self.context)
+
     def on_mount(self) -> None:
-        self.push_screen(HomeScreen(self.context))
+        # The sessions table is drawn from the database alone; settings, the keyring and the account
+        # check (pydantic, keyring backends, the cloud client) wait until it is on screen.
+        self._first_frame = asyncio.Event()
+        self.call_after_refresh(self._first_frame.set)
+        self._start_up()
+
+    @work(exit_on_error=False, group="start-up", description="Start up")
+    async def _start_up(self) -> None:
+        await self._first_frame.wait()
         keymap = self.context.settings.settings.keymap
         if keymap:
             self.set_keymap(keymap)
@@ -80,9 +107,8 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
             self._offer_store_recovery()
         self._said_locked = False
         self.set_interval(1.0, self._say_if_store_locked)
-        self.check_account()
-        if self.live is not None:
-            self.live.subscribe(self._on_live_event)
+        self.live  # noqa: B018 - made now, so session events reach the sessions table from the start
+        await self._check_account()
 
     def _on_live_event(self, event) -> None:
         """Session changes the sessions table shows (state, idle time left) redraw it at once."""
@@ -109,6 +135,10 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
 
     @work(exclusive=True, exit_on_error=False, group="account", description="Check the Linode account")
     async def check_account(self) -> None:
+        """Check the account again (after a token was entered)."""
+        await self._check_account()
+
+    async def _check_account(self) -> None:
         """Find a token, check it with the API and count what the account can rent."""
         # The keyring may talk to a desktop service (D-Bus), and op:// runs a program: not on the UI loop.
         present = self.context.provider is not None or await asyncio.to_thread(
@@ -189,9 +219,7 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
         try:
             self.context.store = open_store(self.context.paths.database, clock=self.context.clock)
             self.context.store_error = None
-            self.live = self._make_live()
-            if self.live is not None:
-                self.live.subscribe(self._on_live_event)
+            self._live_made = False  # made again, on the store just opened
         except StoreError as exc:
             self.context.store_error = exc
             self.notify(str(exc), title="Database", severity="error", timeout=30)
@@ -216,7 +244,7 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
         """Show the dashboard of session `name`, on top of the sessions screen."""
         from .ui.screens.dashboard import DashboardScreen
 
-        while len(self.screen_stack) > 2 and not isinstance(self.screen, HomeScreen):
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, HomeScreen):
             self.pop_screen()
         self.push_screen(DashboardScreen(self.context, self.live, name))
 

@@ -6,6 +6,8 @@ cloud); `cli.main` builds the real one.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,9 +23,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class AppContext:
+    """Settings and secrets load on first use, so the first frame is not kept waiting for pydantic
+    and the keyring; whoever reads them first (the app after its first frame, a command) pays."""
+
     paths: AppPaths
-    settings: "LoadedSettings"
-    secrets: "Secrets"
+    load: "Callable[[], tuple[LoadedSettings, Secrets]]"
     store: "Store | None" = None
     store_error: "StoreError | None" = None
     clock: Clock = field(default_factory=SystemClock)
@@ -31,6 +35,23 @@ class AppContext:
     provider: "Provider | None" = None
     cloud_speed: float = 1.0
     """How much faster than real time the cloud is (the demo's sim speed): readiness limits shrink by it."""
+    _loaded: "tuple[LoadedSettings, Secrets] | None" = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _settings_and_secrets(self) -> "tuple[LoadedSettings, Secrets]":
+        if self._loaded is None:
+            with self._lock:  # the UI thread and a worker may ask at once
+                if self._loaded is None:
+                    self._loaded = self.load()
+        return self._loaded
+
+    @property
+    def settings(self) -> "LoadedSettings":
+        return self._settings_and_secrets()[0]
+
+    @property
+    def secrets(self) -> "Secrets":
+        return self._settings_and_secrets()[1]
 
     def hf_token(self) -> str | None:
         """The Hugging Face token's value, or None. Blocking (keyring, op read): call from a thread."""
@@ -72,27 +93,30 @@ def build_context(
     environ: dict[str, str] | None = None,
     use_keyring: bool = True,
 ) -> AppContext:
-    """Load settings, open the store and set up secrets; broken files become messages, not crashes."""
+    """Open the store, and say how to load settings and secrets; broken files become messages, not crashes."""
     import os
 
-    from .secrets import Secrets
-    from .settings import load_settings
     from .store import StoreError, open_store
 
     env = dict(os.environ) if environ is None else environ
     clock = clock or SystemClock()
-    loaded = load_settings(config_path, environ=env, paths=paths)
+
+    def load() -> "tuple[LoadedSettings, Secrets]":
+        from .secrets import Secrets
+        from .settings import load_settings
+
+        loaded = load_settings(config_path, environ=env, paths=paths)
+        return loaded, Secrets(environ=env, dotenv_values=loaded.dotenv_values, use_keyring=use_keyring)
+
     store = None
     store_error = None
     try:
         store = open_store(paths.database, clock=clock)
     except StoreError as exc:
         store_error = exc
-    secrets = Secrets(environ=env, dotenv_values=loaded.dotenv_values, use_keyring=use_keyring)
     return AppContext(
         paths=paths,
-        settings=loaded,
-        secrets=secrets,
+        load=load,
         store=store,
         store_error=store_error,
         clock=clock,

@@ -310,7 +310,7 @@ async def test_the_validation_export_refuses_bad_paths(make_context, clock, tmp_
         await press(app, pilot, "enter")
         if isinstance(app.screen, CommandPalette):
             await press(app, pilot, "escape")
-        assert app.screen is screen and len(app.screen_stack) == 3
+        assert app.screen is screen and len(app.screen_stack) == 2
         assert tree(isolated_home, tmp_path / "out") == before and not (tmp_path / "missing").exists()
 
 

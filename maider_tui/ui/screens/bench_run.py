@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Footer, Log, ProgressBar, RadioButton, RadioSet, Static
 
+from ...paths import styles_dir
 from ...ops.bench_run import BenchError, BenchOutcome, BenchProgressEvent, BenchTarget, run_benchmark
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ def summary_text(outcome: BenchOutcome) -> str:
 
 class BenchRunScreen(ModalScreen[None]):
     """Run the suite on session `live` (an ops.live.LiveSession); `max_tokens_scale` shortens it (tests)."""
+
+    CSS_PATH = styles_dir() / "bench_run.tcss"
 
     BINDING_GROUP_TITLE = "Benchmark"
     BINDINGS = [

@@ -17,6 +17,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from ...paths import styles_dir
 from ...bench.aggregate import SORT_KEYS, ComparisonRow, comparison_rows
 from ...bench.coverage import coverage_report
 from ..commands import PaletteCommand
@@ -53,6 +54,8 @@ class FileDone(Message):
 
 class BenchmarksScreen(Screen[None]):
     """Every configuration measured, compared by cost; filters, sort, chart, coverage, export, import."""
+
+    CSS_PATH = styles_dir() / "benchmarks.tcss"
 
     BINDING_GROUP_TITLE = "Benchmarks"
     BINDINGS = [

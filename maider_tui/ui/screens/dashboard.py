@@ -20,6 +20,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from ...paths import styles_dir
 from ...ops.events import LogEvent
 from ...ops.telemetry import MetricsPoller, VllmReading, gpu_snapshots
 from ...remote.gpu import GpuSnapshot
@@ -56,6 +57,8 @@ class DashboardState:
 
 class DashboardScreen(DashboardKeys, Screen[None]):
     """One session, live. `stream=False` shows only what is posted to it (snapshot tests)."""
+
+    CSS_PATH = styles_dir() / "dashboard.tcss"
 
     BINDING_GROUP_TITLE = "Session"
     BINDINGS = [

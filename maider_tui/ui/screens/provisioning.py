@@ -20,6 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, RichLog, Static
 
+from ...paths import styles_dir
 from ...ops.events import FailedEvent, HealEvent, LogEvent, ReadyEvent, StageEvent, WarningEvent
 from ...ops.naming import session_name
 from ...ops.readiness import STAGES
@@ -45,6 +46,8 @@ def eta_text(seconds: float | None) -> str:
 
 class ProvisioningScreen(Screen[None]):
     """Follows one launch to ready (then the dashboard) or to a failure with retry/destroy/keep."""
+
+    CSS_PATH = styles_dir() / "provisioning.tcss"
 
     BINDING_GROUP_TITLE = "Provisioning"
     BINDINGS = [

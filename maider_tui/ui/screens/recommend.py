@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, RadioButton, RadioSet, Static
 from textual.widgets.option_list import Option
 
+from ...paths import styles_dir
 from ...bench.recommend import Recommendation, recommend
 from ..widgets.top_bar import TopBar
 from .benchmarks_panes import CONFIDENCE_VARS, colour, gpu_label, model_label
@@ -93,6 +94,8 @@ def recommendation_text(rec: Recommendation, colours: dict[str, str]) -> Text:
 
 class RecommendScreen(Screen[None]):
     """Pick task, budget and size; the top three follow every change; `enter` launches one."""
+
+    CSS_PATH = styles_dir() / "recommend.tcss"
 
     BINDING_GROUP_TITLE = "Recommend"
     BINDINGS = [

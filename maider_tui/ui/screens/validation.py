@@ -21,6 +21,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, ProgressBar, Sparkline, Static
 
+from ...paths import styles_dir
 from ...ops.validate import FULL_SECTIONS, QUICK_SECTIONS, ValidationProgress, full_validation, quick_check
 from ...ops.validate_report import ValidationReport, utilisation_table
 
@@ -58,6 +59,8 @@ def findings_markup(report: ValidationReport) -> str:
 
 class ValidationScreen(Screen[None]):
     """Quick check or full validation of session `name`. With `report`, shows it and runs nothing."""
+
+    CSS_PATH = styles_dir() / "validation.tcss"
 
     BINDING_GROUP_TITLE = "Validation"
     BINDINGS = [

@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Button, ContentSwitcher, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from ...paths import styles_dir
 from ...ops.naming import session_name
 from ..commands import PaletteCommand
 from ..widgets.steps_header import StepsHeader
@@ -38,6 +39,8 @@ COLUMNS = {CAPABILITY: steps.CAPABILITY_COLUMNS, REGION: steps.REGION_COLUMNS,
 
 class WizardScreen(Screen[None]):
     """Five steps to a launch plan; `escape` goes back one step and keeps every choice made."""
+
+    CSS_PATH = styles_dir() / "wizard.tcss"
 
     BINDING_GROUP_TITLE = "New session"
     BINDINGS = [
