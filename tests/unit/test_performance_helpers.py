@@ -128,3 +128,36 @@ def test_starting_the_app_imports_neither_ssh_nor_the_cloud_client_nor_the_comma
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_first_frame_is_drawn_before_settings_and_the_keyring_load(tmp_path):
+    """Settings (pydantic) and the keyring load only once the sessions screen has been drawn."""
+    import subprocess
+
+    script = """
+import asyncio, sys
+from maider_tui.app import MaiderApp
+from maider_tui.context import build_context
+from maider_tui.paths import AppPaths
+
+async def main():
+    context = build_context(AppPaths.under(sys.argv[1]), environ={})
+    app = MaiderApp(context)
+    load, seen = context.load, []
+    def watched_load():
+        seen.append((app._first_frame.is_set(), type(app.screen).__name__,
+                     sorted(m for m in ("pydantic_settings", "keyring") if m in sys.modules)))
+        return load()
+    context.load = watched_load
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        stack = len(app.screen_stack)
+    print(seen, stack, "pydantic_settings" in sys.modules)
+
+asyncio.run(main())
+"""
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    # Loaded once, after the first frame, over the sessions screen (the bottom of the stack).
+    assert out.stdout.strip().splitlines()[-1] == "[(True, 'HomeScreen', [])] 1 True"
