@@ -291,6 +291,7 @@ class SshSession:
         folder, name = posixpath.split(path)
         tmp = posixpath.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
         try:
+            await self._remove_leftovers(sftp, folder, name)
             async with sftp.open(tmp, "wb", asyncssh.SFTPAttrs(permissions=mode)) as handle:
                 await handle.write(data)
             await sftp.chmod(tmp, mode)  # the server's umask may have narrowed or widened it
@@ -306,6 +307,19 @@ class SshSession:
             raise RemoteFileError(f"upload of {path} failed: {exc.reason}") from None
         except (asyncssh.Error, OSError) as exc:
             raise SshDropped(f"the SSH connection dropped while uploading {path}: {exc}") from None
+
+    @staticmethod
+    async def _remove_leftovers(sftp: Any, folder: str, name: str) -> None:
+        """Temporary files of earlier uploads of `name` that a dropped connection left behind."""
+        try:
+            entries = await sftp.listdir(folder or ".")
+        except asyncssh.SFTPNoSuchFile:
+            return
+        for entry in entries:
+            entry = entry.decode() if isinstance(entry, bytes) else entry
+            if entry.startswith(f".{name}.") and entry.endswith(".tmp"):
+                with contextlib.suppress(asyncssh.SFTPError):
+                    await sftp.remove(posixpath.join(folder, entry))
 
     async def get(self, path: str) -> bytes:
         """Download a file's bytes."""

@@ -253,6 +253,7 @@ async def test_an_upload_cut_midway_leaves_no_half_file_and_the_launch_carries_o
         assert files[compose.COMPOSE_PATH].data == compose.render(session.handle.config, _plan().compose).encode()
         assert files[compose.ENV_PATH].data == compose.env_file_text(None).encode()
         assert files[compose.ENV_PATH].mode == 0o600
+        assert not [f for f in files if f.endswith(".tmp")]  # the cut halves were removed by the retry
         assert sum("cut" in e.text for e in events if isinstance(e, LogEvent)) == 2
         assert store.get_session(session.name).state == "ready"
     finally:
