@@ -267,4 +267,6 @@ def _write_new(path: Path, text: str) -> None:
         raise IsADirectoryError(21, "it is a folder", str(path))
     if not path.parent.is_dir():
         raise FileNotFoundError(2, "its folder does not exist", str(path.parent))
-    path.write_text(text, encoding="utf-8")
+    from ...ops.session_files import write_private
+
+    write_private(path, text)  # a temporary name, then a rename: never half a report
