@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ...context import AppContext
     from ...store import SessionRecord
 
-METRICS_S = 2.0  # /metrics scrape period; re-armed only after the previous scrape returned
+METRICS_S = 5.0  # /metrics + /health scrape period (each costs two requests through the tunnel); re-armed only after the previous scrape returned
 NARROW = 100  # below this many columns the panels stack
 
 
