@@ -351,6 +351,11 @@ class SshSession:
             self._tunnels.add(task)  # so close() can end tunnels still open
             try:
                 await self._tunnel(remote_port, reader, writer)
+            except asyncio.CancelledError:
+                # close() ended it. Returning (not re-raising) keeps asyncio's stream server from
+                # logging a traceback for a connection handler that was cancelled.
+                if self.state not in ("closed", "refused"):
+                    raise
             finally:
                 self._tunnels.discard(task)
 

@@ -142,3 +142,20 @@ async def test_reconnects_after_a_drop_and_the_forward_works_again(sim, vm_id):
     assert (await ssh.run("echo again")).stdout == "again\n"
     assert await get_status(f"http://127.0.0.1:{port}/health") == 200  # same local port as before
     await ssh.close()
+
+
+async def test_closing_with_a_tunnel_open_logs_no_error(sim, vm_id, caplog):
+    """A client still connected through a forward when the session closes: its tunnel just ends."""
+    ssh = await connect(sim, vm_id)
+    port = await ssh.forward(8000)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")  # keep-alive: the tunnel stays open
+    await writer.drain()
+    assert b"200" in await reader.readline()
+    with caplog.at_level("ERROR", logger="asyncio"):
+        await ssh.close()
+        await asyncio.sleep(0.05)  # a logged "Exception in callback" would come now
+    assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text
+    await asyncio.wait_for(reader.read(), 5)  # the rest of the answer, then the end: no hang
+    assert reader.at_eof()
+    writer.close()
