@@ -94,6 +94,7 @@ async def test_vllm_dying_after_ready_shows_down_and_h_offers_a_restart(app, sim
             await until(lambda: "vLLM down" in vllm_text(screen))
             assert "h diagnoses and heals or restarts it" in vllm_text(screen)
             assert screen.query_one("#vllm").has_class("-down")
+            assert " · ready · vLLM down · " in screen.query_one(TopBar).title
             sim_cloud.faults.vllm_crash_after_s = None  # the restart will hold
             await pilot.press("h")
             await until(lambda: isinstance(app.screen, ConfirmDialog))

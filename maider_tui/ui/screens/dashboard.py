@@ -371,6 +371,8 @@ class DashboardScreen(DashboardKeys, Screen[None]):
             bar.title = f"{self.session} · unknown session"
         else:
             status = "reconnecting" if state.tunnel == "reconnecting" else state_label(record)
+            if status == "ready" and state.vllm is not None and state.vllm.error is not None:
+                status = "ready · vLLM down"  # the VM is there and paid for; its server is not serving
             bar.title = " · ".join([self.session, status, model_label(state.model or record.model),
                                     gpu_label(record), record.region])
         bar.badge = "demo" if self.context.demo else ""
