@@ -22,6 +22,7 @@ FROM_SNAPSHOTS = {
     "dashboard.svg": "test_dashboard_snapshots/test_dashboard_gpus[2].svg",
     "dashboard-4-gpus.svg": "test_dashboard_snapshots/test_dashboard_gpus[4].svg",
     "destroy-dialog.svg": "test_dashboard_snapshots/test_destroy_dialog.svg",
+    "dashboard-vllm-down.svg": "test_dashboard_snapshots/test_dashboard_vllm_down.svg",
     "quit-dialog.svg": "test_snapshots/test_quit_dialog_with_live_sessions.svg",
     "wizard-gpu-type.svg": "test_wizard_snapshots/test_wizard_gpu_type[120x40].svg",
     "wizard-review.svg": "test_wizard_snapshots/test_wizard_review[120x40].svg",
