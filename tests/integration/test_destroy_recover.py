@@ -8,7 +8,6 @@ crash-at-every-stage test runs the real provision() and cancels it.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from pathlib import Path
 
@@ -29,8 +28,10 @@ from maider_tui.ops.session_files import client_key_path, session_dir, write_pri
 from maider_tui.ops.switch_model import deploy_compose, plan_config
 from maider_tui.remote.ssh import SshSession, SshUnreachable, generate_keypair
 from maider_tui.settings import Settings
-from maider_tui.sim import SimCloud, SimFaults
+from maider_tui.sim import SimCloud
 from maider_tui.store import SessionRecord, Store, open_store
+
+from tests.integration.simfix import module_sim, reset_faults
 
 REGION = "us-ord"
 ONE_GPU = "g2-gpu-rtx4000a1-s"
@@ -40,24 +41,7 @@ CLIENT = generate_keypair("client")
 LIMITS = ReadinessLimits(running_s=20, ssh_s=20, cloud_init_s=20, vllm_s=20, poll_s=0.02, time_scale=1000)
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with SimCloud(speed=1000, seed=4) as cloud:
-        yield cloud
-
-
-@pytest.fixture(autouse=True)
-def clean_faults(sim: SimCloud):
-    """Faults are shared with the running sim's VMs: reset them in place, before and after each test."""
-    reset_faults(sim.faults)
-    yield
-    reset_faults(sim.faults)
-
-
-def reset_faults(faults: SimFaults) -> None:
-    for f in dataclasses.fields(SimFaults):
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        setattr(faults, f.name, default)
+sim, clean_faults = module_sim(seed=4)  # the module's cloud; faults reset around each test
 
 
 @pytest.fixture

@@ -27,22 +27,13 @@ from maider_tui.sim import SimCloud
 from maider_tui.sim.ssh_server import MemSftp
 from maider_tui.store import Store, open_store
 
-from .test_destroy_recover import reset_faults
+from tests.integration.simfix import module_sim, reset_faults
+
 from .test_live_sessions import LIMITS, _plan
 from .test_provider import InstantClock
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with SimCloud(speed=1000, seed=9) as cloud:
-        yield cloud
-
-
-@pytest.fixture(autouse=True)
-def clean_faults(sim: SimCloud):
-    reset_faults(sim.faults)
-    yield
-    reset_faults(sim.faults)
+sim, clean_faults = module_sim(seed=9)  # the module's cloud; faults reset around each test
 
 
 @pytest.fixture

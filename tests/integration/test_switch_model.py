@@ -17,7 +17,9 @@ from maider_tui.remote.vllm import VllmClient
 from maider_tui.settings import Settings
 from maider_tui.sim import SimCloud
 from maider_tui.store import SessionRecord, Store, open_store
-from tests.integration.test_destroy_recover import LIMITS, launch, make_provider, reset_faults
+
+from tests.integration.simfix import module_sim
+from tests.integration.test_destroy_recover import LIMITS, launch, make_provider
 
 TWO_GPUS = "g2-gpu-rtx4000a2-s"
 BIG = "Qwen/Qwen2.5-Coder-32B-Instruct-AWQ"
@@ -25,17 +27,7 @@ SMALLER = "Qwen/Qwen2.5-Coder-14B-Instruct-AWQ"
 FAST = dict(limits=LIMITS)
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with SimCloud(speed=1000, seed=7) as cloud:
-        yield cloud
-
-
-@pytest.fixture(autouse=True)
-def clean_faults(sim: SimCloud):
-    reset_faults(sim.faults)
-    yield
-    reset_faults(sim.faults)
+sim, clean_faults = module_sim(seed=7)  # the module's cloud; faults reset around each test
 
 
 @pytest.fixture

@@ -1,0 +1,34 @@
+"""A simulated cloud shared by one test module, with its faults reset around every test."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from maider_tui.sim import SimCloud, SimFaults
+
+
+def reset_faults(faults: SimFaults) -> None:
+    """Every fault back to its default, in place (the running VMs share the object)."""
+    for f in dataclasses.fields(SimFaults):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        setattr(faults, f.name, default)
+
+
+def module_sim(seed: int):
+    """Fixtures `sim` (one SimCloud at speed 1000 for the module) and `clean_faults` (autouse):
+    `sim, clean_faults = module_sim(seed=4)` at a test module's top level."""
+
+    @pytest.fixture(scope="module")
+    def sim():
+        with SimCloud(speed=1000, seed=seed) as cloud:
+            yield cloud
+
+    @pytest.fixture(autouse=True)
+    def clean_faults(sim: SimCloud):
+        reset_faults(sim.faults)
+        yield
+        reset_faults(sim.faults)
+
+    return sim, clean_faults
