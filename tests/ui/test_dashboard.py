@@ -27,6 +27,13 @@ TYPE_ID = "g2-gpu-rtx4000a2-s"
 MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
 
 
+
+@pytest.fixture(autouse=True)
+def fast_scrape(monkeypatch):
+    """The vLLM panel scrapes every 5 s; the sim's servers answer at once, so tests need not wait."""
+    monkeypatch.setattr("maider_tui.ui.screens.dashboard.METRICS_S", 0.3)
+
+
 @pytest.fixture
 def clock():
     # The sim runs in real time (sped up 1000x): the app needs a clock that moves.

@@ -20,7 +20,7 @@ from maider_tui.ui.screens.home import HomeScreen
 from maider_tui.ui.widgets.top_bar import TopBar
 
 from ..integration.test_faults import rekey
-from .test_dashboard import cleanup, launch, log_text, until
+from .test_dashboard import cleanup, fast_scrape, launch, log_text, until  # noqa: F401 - fast_scrape is autouse
 
 
 @pytest.fixture
