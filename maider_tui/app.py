@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Iterable
 
 from textual import on, work
@@ -248,8 +249,19 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
             self.pop_screen()
         self.push_screen(DashboardScreen(self.context, self.live, name))
 
-    def action_save_screenshot(self) -> None:
-        path = self.save_screenshot()
+    @work(exit_on_error=False, group="screenshot", description="Save a screenshot")
+    async def action_save_screenshot(self) -> None:
+        """The screen as SVG in the current directory; drawn here, written from a thread."""
+        from datetime import datetime
+
+        svg = self.export_screenshot()
+        stamp = datetime.fromtimestamp(self.context.clock.now()).strftime("%Y-%m-%dT%H_%M_%S")
+        path = Path.cwd() / f"maider-tui_{stamp}.svg"
+        try:
+            await asyncio.to_thread(path.write_text, svg, encoding="utf-8")
+        except OSError as exc:
+            self.notify(f"Could not save {path}: {exc.strerror or exc}.", title="Screenshot", severity="error")
+            return
         self.notify(f"Saved {path}", title="Screenshot")
 
     def get_system_commands(self, screen):

@@ -232,3 +232,23 @@ async def test_enter_on_an_interrupted_launch_offers_to_resume(sim_context, sim_
         await pilot.press("n")
         await pilot.pause()
         assert isinstance(app.screen, HomeScreen)
+
+
+async def test_f12_saves_a_screenshot_or_says_why_not(make_context, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = MaiderApp(make_context())
+    async with app.run_test() as pilot:
+        await pilot.press("f12")
+        await app.workers.wait_for_complete()
+        [shot] = tmp_path.glob("maider-tui_*.svg")
+        assert "Sessions" in shot.read_text(encoding="utf-8")
+
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr("pathlib.Path.write_text", refuse)
+        await pilot.press("f12")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert any("Could not save" in str(n.message) and "Permission denied" in str(n.message)
+                   for n in app._notifications)
