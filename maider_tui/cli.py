@@ -29,7 +29,7 @@ def build_parser(*, commands: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--sim-speed", type=float, default=20.0, metavar="X",
                         help="with --demo: how much faster than real time the simulated VMs boot (default 20)")
     parser.add_argument("--sim-url", metavar="URL",
-                        help="with --demo: use a simulated cloud already running in another process "
+                        help="run the demo against a simulated cloud already running in another process "
                              "(`maider-tui sim`) at this API address, with its token in MAIDER_SIM_TOKEN")
     if not commands:
         parser.set_defaults(command=None)
@@ -122,22 +122,30 @@ def run_app(args: argparse.Namespace) -> int:
         return _run_against_remote_sim(args, paths)
     from .sim import SimCloud
 
-    # The demo is the real app with another base URL: the same provider, SSH and vLLM code.
     with SimCloud(speed=args.sim_speed) as sim:
-        context = build_context(paths, config_path=args.config, demo=True,
-                                environ={"MAIDER_LINODE_TOKEN": sim.token}, use_keyring=False)
-        context.provider = sim.provider(store=context.store)
-        context.cloud_speed = args.sim_speed
-        MaiderApp(context).run()
+        _run_demo(args, paths, sim, args.sim_speed)
     return 0
+
+
+def _run_demo(args: argparse.Namespace, paths, sim, speed: float) -> None:
+    """The demo is the real app with another base URL: the same provider, SSH and vLLM code.
+
+    sim: a SimCloud in this process or a RemoteSim of one in another (both give `token` and `provider`).
+    """
+    from .app import MaiderApp
+    from .context import build_context
+
+    context = build_context(paths, config_path=args.config, demo=True,
+                            environ={"MAIDER_LINODE_TOKEN": sim.token}, use_keyring=False)
+    context.provider = sim.provider(store=context.store)
+    context.cloud_speed = speed
+    MaiderApp(context).run()
 
 
 def _run_against_remote_sim(args: argparse.Namespace, paths) -> int:
     """The demo against `maider-tui sim` in another process: the cloud outlives this app."""
     import os
 
-    from .app import MaiderApp
-    from .context import build_context
     from .sim.remote import RemoteSim, RemoteSimError
 
     token = os.environ.get("MAIDER_SIM_TOKEN", "")
@@ -147,16 +155,12 @@ def _run_against_remote_sim(args: argparse.Namespace, paths) -> int:
         return 2
     try:
         sim = RemoteSim(args.sim_url, token)
-        speed = float(sim.check()["speed"])
+        speed = float(sim.stats()["speed"])
     except (RemoteSimError, LookupError) as exc:
         print(f"No simulated cloud at {args.sim_url}: {exc}", file=sys.stderr)
         return 2
-    context = build_context(paths, config_path=args.config, demo=True,
-                            environ={"MAIDER_LINODE_TOKEN": token}, use_keyring=False)
-    context.provider = sim.provider(store=context.store)
-    context.cloud_speed = speed
     try:
-        MaiderApp(context).run()
+        _run_demo(args, paths, sim, speed)
     finally:
         sim.close()
     return 0

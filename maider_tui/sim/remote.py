@@ -56,10 +56,6 @@ class RemoteSim:
         except (ValueError, KeyError, TypeError, AttributeError):
             return f"HTTP {response.status_code}"
 
-    def check(self) -> dict[str, Any]:
-        """The sim's counters; raises RemoteSimError when it is not there or the token is wrong."""
-        return self.stats()
-
     def ssh_address(self, instance_id: int) -> tuple[str, int]:
         """(host, port) of the VM's SSH server; asked once per VM (stable from create to delete)."""
         if instance_id not in self._ssh:
@@ -79,6 +75,7 @@ class RemoteSim:
         return self._request("PATCH", "/sim/faults", json=changes)
 
     def stats(self) -> dict[str, Any]:
+        """The sim's counters and speed; RemoteSimError when it is not there or the token is wrong."""
         return self._request("GET", "/sim/stats")
 
     def provider(self, store: Any | None = None) -> LinodeProvider:
