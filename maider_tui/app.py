@@ -97,12 +97,13 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
     @work(exit_on_error=False, group="start-up", description="Start up")
     async def _start_up(self) -> None:
         await self._first_frame.wait()
+        await asyncio.to_thread(self.context.load_now)  # pydantic, the files, the keyring: off the UI loop
         keymap = self.context.settings.settings.keymap
         if keymap:
             self.set_keymap(keymap)
         for problem in self.context.problems:
             self.notify(problem, title="Settings", severity="warning", timeout=20)
-        for problem in self.context.profile_problems():
+        for problem in await asyncio.to_thread(self.context.profile_problems):
             self.notify(f"Model profile skipped: {problem}", title="Model profiles", severity="warning", timeout=20)
         if self.context.store_error is not None:
             self._offer_store_recovery()

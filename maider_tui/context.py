@@ -39,6 +39,7 @@ class AppContext:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _settings_and_secrets(self) -> "tuple[LoadedSettings, Secrets]":
+        """Load both once (blocking: pydantic's import, the files, the keyring's backends)."""
         if self._loaded is None:
             with self._lock:  # the UI thread and a worker may ask at once
                 if self._loaded is None:
@@ -77,8 +78,13 @@ class AppContext:
         """Everything wrong with the user's files, one sentence each, for the screen."""
         return [str(p) for p in self.settings.problems]
 
+    def load_now(self) -> None:
+        """Load settings and secrets now (from a worker thread, so the UI loop does not wait)."""
+        self._settings_and_secrets()
+
     def profile_problems(self) -> list[str]:
-        """What is wrong with the user's model profile files (each such file is skipped at launch)."""
+        """What is wrong with the user's model profile files (each such file is skipped at launch).
+        Reads the files: call it from a thread."""
         from .profiles import load_profiles
 
         return load_profiles(self.paths.profiles_dir)[1]

@@ -38,7 +38,9 @@ if TYPE_CHECKING:
     from ...context import AppContext
     from ...store import SessionRecord
 
-METRICS_S = 5.0  # /metrics + /health scrape period (each costs two requests through the tunnel); re-armed only after the previous scrape returned
+# /metrics + /health scrape period: two requests through the tunnel each time, so not too often.
+# Re-armed only after the previous scrape returned: scrapes never overlap.
+METRICS_S = 5.0
 NARROW = 100  # below this many columns the panels stack
 
 
