@@ -20,7 +20,7 @@ from maider_tui.settings import WatchdogSettings
 from maider_tui.ui.dialogs.confirm import ConfirmDialog
 from maider_tui.ui.dialogs.model_picker import ModelPickerDialog
 from maider_tui.ui.screens.dashboard import DashboardScreen
-from maider_tui.ui.widgets.gpu_bars import GpuRow
+from maider_tui.ui.widgets.gpu_bars import GpuBars
 from maider_tui.ui.widgets.log_pane import LogPane
 
 TYPE_ID = "g2-gpu-rtx4000a2-s"
@@ -88,8 +88,7 @@ async def test_live_panels_and_keys(app, sim_cloud):
     async with app.run_test(size=(120, 40)) as pilot:
         name, screen = await launch(app, pilot)
         try:
-            rows = list(screen.query(GpuRow))
-            assert len(rows) == 2  # the plan's GPU count
+            assert list(screen.query_one(GpuBars).rows) == [0, 1]  # the plan's GPU count
             assert all("RTX 4000 Ada" in s.name for s in screen.state.gpu.gpus)  # names from the sim's nvidia-smi
             assert "running" in str(screen.query_one("#vllm").render())
             assert MODEL in str(screen.query_one("#vllm").render())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
@@ -12,11 +13,11 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from maider_tui.app import MaiderApp
-from maider_tui.remote.gpu import GpuSample
+from maider_tui.remote.gpu import GpuSample, GpuSnapshot
 from maider_tui.sim.linode_api import all_types
 from maider_tui.sim.world import World
 from maider_tui.ui.screens.home import HomeScreen
-from maider_tui.ui.widgets.gpu_bars import GpuRow
+from maider_tui.ui.widgets.gpu_bars import GpuBars
 from maider_tui.ui.widgets.patch import patch, size_may_change
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -66,7 +67,7 @@ class _Statics(App[None]):
     def compose(self) -> ComposeResult:
         yield Static("12.0 GB", id="fixed")
         yield Static("58°C", id="auto")
-        yield GpuRow(0, id="row")
+        yield GpuBars(2, id="gpus")
 
     def on_mount(self) -> None:
         self.query_one("#fixed").styles.width = 30
@@ -86,19 +87,31 @@ async def test_patch_lays_out_only_when_the_size_can_change():
         assert str(fixed.render()) == "13.5 GB"
 
 
-async def test_a_gpu_row_draws_both_lines_and_skips_equal_samples():
+async def test_the_gpu_panel_draws_two_lines_a_gpu_and_redraws_only_what_changed():
     app = _Statics()
     async with app.run_test(size=(60, 8)) as pilot:
-        row = app.query_one(GpuRow)
-        sample = GpuSample(0, "NVIDIA RTX 4000 Ada Generation", 10240, 20475, 13, 58, 110)
-        row.show(sample, (10.0, 20.0))
+        bars = app.query_one(GpuBars)
         await pilot.pause()
-        lines = ["".join(s.text for s in row.render_line(y)) for y in range(2)]
+        assert bars.waiting and bars.size.height == 1 + 2 * 2  # the waiting line, then a row per GPU
+        gpus = [GpuSample(i, "NVIDIA RTX 4000 Ada Generation", 10240, 20475, 13, 58, 110) for i in range(2)]
+        bars.show(GpuSnapshot(0.0, tuple(gpus)), [(10.0, 20.0)] * 2)
+        await pilot.pause()
+        assert not bars.waiting and bars.size.height == 4
+        lines = ["".join(s.text for s in bars.render_line(y)) for y in range(4)]
         assert lines[0].startswith("0 RTX 4000 Ada") and lines[0].rstrip().endswith("GB  50%")
         assert lines[1].startswith("  util  13% ") and lines[1].rstrip().endswith("58°C  110 W")
-        drawn = row._drawn
-        row.show(sample, (10.0, 20.0))
-        assert row._drawn is drawn  # nothing changed: no repaint asked
+        assert lines[2].startswith("1 RTX 4000 Ada")
+        drawn = dict(bars._lines)
+        # GPU 1 warms up; GPU 0 is unchanged: its lines are not drawn again.
+        warmer = dataclasses.replace(gpus[1], temperature_c=61)
+        bars.show(GpuSnapshot(1.0, (gpus[0], warmer)), [(10.0, 20.0)] * 2)
+        assert bars._lines[0] is drawn[0] and bars._lines[1] is drawn[1]
+        assert 3 not in bars._lines  # GPU 1's second line waits to be drawn anew
+        await pilot.pause()
+        assert "61°C" in "".join(s.text for s in bars.render_line(3))
+        before = dict(bars._lines)
+        bars.show(GpuSnapshot(2.0, (gpus[0], warmer)), [(10.0, 20.0)] * 2)
+        assert bars._lines == before  # an equal snapshot redraws nothing
 
 
 async def test_the_sessions_table_does_not_tick_under_another_screen(make_context, monkeypatch):

@@ -1,7 +1,7 @@
 """The GPUs panel: per GPU a memory bar, utilisation with a sparkline, temperature and power.
 
 Rows are made once per GPU and then patched in place for every sample: nothing is mounted or
-removed per tick, and a row repaints only when what it shows changed.
+removed per tick, and only the lines whose text changed repaint.
 """
 
 from __future__ import annotations
@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.cells import cell_len
+from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.geometry import Region, Size
+from textual.strip import Strip
 from textual.widget import Widget
-from textual.widgets import Static
 
 from ...remote.gpu import GpuSample, GpuSnapshot
 
@@ -22,6 +21,7 @@ WARN_PCT = 85.0  # vLLM preallocates ~90%: above 85 is normal under load, worth 
 ERROR_PCT = 95.0  # above 95 the next long prompt may not find room for its KV cache
 HISTORY = 60  # samples in the sparkline: one minute at 1 Hz
 SPARK = "▁▂▃▄▅▆▇█"
+DIM = Style(dim=True)
 
 
 def memory_level(pct: float | None) -> str:
@@ -63,104 +63,129 @@ def memory_text(sample: GpuSample) -> str:
     return f"{_num(used, '.1f')}/{_num(total, '.1f')} GB {_num(pct, '3.0f', '%')}"
 
 
-class GpuRow(Widget):
-    """Two lines for one GPU: name, memory bar and numbers; utilisation, sparkline, temperature, power.
+# (name, memory %, memory text, utilisation text, utilisation history, heat text) as one row draws them
+RowTexts = tuple[str, float | None, str, str, tuple[float | None, ...], str]
 
-    One widget drawing both lines (not a Static per number): a 1 Hz stream of 8 GPUs then repaints
-    8 widgets a second, not 40 and their containers.
+
+def placeholder(index: int) -> RowTexts:
+    """What a GPU's row shows before its first sample."""
+    return f"{index} …", None, "", "util —", (), ""
+
+
+def row_texts(sample: GpuSample, history: Sequence[float | None]) -> RowTexts:
+    """What a GPU's row shows for `sample`; equal texts draw the same lines."""
+    name = sample.name.replace("NVIDIA ", "").replace("Generation", "").strip()
+    heat = f"{_num(sample.temperature_c, '.0f', '°C')}  {_num(sample.power_w, '.0f', ' W')}"
+    return (f"{sample.index} {name}"[:18], sample.memory_pct, memory_text(sample),
+            f"util {_num(sample.utilization_pct, '3.0f', '%')}", tuple(history), heat)
+
+
+class GpuBars(Widget):
+    """The GPUs panel's content: two lines per GPU, drawn through Textual's line API.
+
+    One widget for every GPU, with no markup to parse: a sample builds each changed line from plain
+    segments, and only the lines that changed are repainted. A 1 Hz stream of 8 GPUs then costs about
+    what one small label redrawn each second costs, where a widget per row cost several times that.
+    Rows are made once per GPU; a snapshot with more GPUs than the plan said adds rows.
     """
 
-    COMPONENT_CLASSES = {"gpu-row--ok", "gpu-row--warning", "gpu-row--error", "gpu-row--spark"}
+    COMPONENT_CLASSES = {"gpu-bars--waiting", "gpu-bars--ok", "gpu-bars--warning", "gpu-bars--error",
+                         "gpu-bars--spark"}
     DEFAULT_CSS = """
-    GpuRow { height: 2; }
-    GpuRow > .gpu-row--ok { color: $success; }
-    GpuRow > .gpu-row--warning { color: $warning; }
-    GpuRow > .gpu-row--error { color: $error; }
-    GpuRow > .gpu-row--spark { color: $accent; }
+    GpuBars { height: auto; }
+    GpuBars > .gpu-bars--waiting { color: $text-muted; }
+    GpuBars > .gpu-bars--ok { color: $success; }
+    GpuBars > .gpu-bars--warning { color: $warning; }
+    GpuBars > .gpu-bars--error { color: $error; }
+    GpuBars > .gpu-bars--spark { color: $accent; }
     """
+    WAITING = "waiting for nvidia-smi …"
     NAME_WIDTH = 18  # the name column; the utilisation column is as wide (2 of padding, then 10)
     UTIL_WIDTH = 12
     MIN_BAR, MIN_SPARK = 6, 4
 
-    def __init__(self, index: int, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.index = index
-        self._sample: GpuSample | None = None
-        self._history: tuple[float | None, ...] = ()
-        self._drawn: tuple | None = None  # what the last repaint showed, so equal samples cost nothing
-        self._styles: dict[tuple[str, str], Style] = {}
-
-    def show(self, sample: GpuSample, history: Sequence[float | None]) -> None:
-        """Patch this row with the newest sample and the utilisation history."""
-        self._sample, self._history = sample, tuple(history)
-        shown = self._texts()
-        if shown != self._drawn:
-            self._drawn = shown
-            self.refresh()
-
-    def _texts(self) -> tuple[str, float | None, str, str, tuple[float | None, ...], str]:
-        """(name, memory %, memory text, utilisation text, history, heat text) as drawn."""
-        sample = self._sample
-        if sample is None:
-            return f"{self.index} …", None, "", "util —", (), ""
-        name = sample.name.replace("NVIDIA ", "").replace("Generation", "").strip()
-        heat = f"{_num(sample.temperature_c, '.0f', '°C')}  {_num(sample.power_w, '.0f', ' W')}"
-        return (f"{sample.index} {name}"[:18], sample.memory_pct, memory_text(sample),
-                f"util {_num(sample.utilization_pct, '3.0f', '%')}", self._history, heat)
-
-    def _style(self, component: str) -> Style:
-        # Textual forgets component styles at every repaint: keep them until the theme changes.
-        key = (component, self.app.theme)
-        if key not in self._styles:
-            self._styles[key] = self.get_component_rich_style(component, partial=True)
-        return self._styles[key]
-
-    def render(self) -> Text:
-        name, pct, mem, util, history, heat = self._texts()
-        width = self.size.width
-        mem, heat = f" {mem}", f" {heat}"  # each column keeps one cell of padding on its left
-        bar = max(self.MIN_BAR, width - self.NAME_WIDTH - cell_len(mem))
-        filled, empty = bar_cells(pct, bar)
-        bar_style = self._style(f"gpu-row--{memory_level(pct)}")
-        spark_width = max(self.MIN_SPARK, width - self.UTIL_WIDTH - cell_len(heat))
-        first = Text.assemble(name.ljust(self.NAME_WIDTH)[:self.NAME_WIDTH], ("█" * filled, bar_style),
-                              ("░" * empty, bar_style + Style(dim=True)), mem)
-        second = Text.assemble(f"  {util}".ljust(self.UTIL_WIDTH)[:self.UTIL_WIDTH],
-                               (spark(history, spark_width).ljust(spark_width),
-                                self._style("gpu-row--spark")), heat)
-        for line in (first, second):
-            line.truncate(width)
-        return Text("\n").join([first, second])
-
-
-class GpuBars(Vertical):
-    """One GpuRow per GPU; rows are added only when a snapshot shows more GPUs than before."""
-
-    DEFAULT_CSS = """
-    GpuBars { height: auto; }
-    GpuBars > #gpu-waiting { color: $text-muted; }
-    """
-
     def __init__(self, gpu_count: int = 1, **kwargs) -> None:
         super().__init__(**kwargs)
         self.gpu_count = max(1, gpu_count)
+        self.waiting = True
+        # What each row shows, by GPU index, in the order drawn; a row waiting for its first sample
+        # shows only its index.
+        self.rows: dict[int, RowTexts] = {index: placeholder(index) for index in range(self.gpu_count)}
+        self._lines: dict[int, Strip] = {}  # drawn lines by y, for this width and theme
+        self._drawn_for: tuple[int, str] | None = None
+        self._styles: dict[str, Style] = {}
 
-    def compose(self) -> ComposeResult:
-        yield Static("waiting for nvidia-smi …", id="gpu-waiting", markup=False)
-        for index in range(self.gpu_count):
-            yield GpuRow(index, id=f"gpu-{index}")
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return int(self.waiting) + 2 * len(self.rows)
 
     def show(self, snapshot: GpuSnapshot, histories: Sequence[Sequence[float | None]]) -> None:
-        """Patch every row from one snapshot; histories[i] is GPU i's utilisation history."""
-        waiting = self.query_one("#gpu-waiting")
-        if waiting.display:
-            waiting.display = False
-        rows = {row.index: row for row in self.query(GpuRow)}
+        """Patch the rows from one snapshot; histories[i] is GPU i's utilisation history."""
+        layout = self.waiting
+        self.waiting = False
+        changed: list[int] = []
         for position, sample in enumerate(snapshot.gpus):
-            row = rows.get(sample.index)
-            if row is None:  # more GPUs than the plan said: add a row once, then patch it like the rest
-                row = GpuRow(sample.index, id=f"gpu-{sample.index}")
-                rows[sample.index] = row
-                self.mount(row)
             history = histories[position] if position < len(histories) else ()
-            row.show(sample, history)
+            texts = row_texts(sample, history)
+            layout = layout or sample.index not in self.rows
+            if self.rows.get(sample.index) != texts:
+                self.rows[sample.index] = texts
+                changed.append(sample.index)
+        if layout:  # another number of lines: lay out again and draw everything anew
+            self._lines.clear()
+            self.refresh(layout=True)
+            return
+        order = list(self.rows)
+        width = self.size.width
+        for index in changed:
+            top = 2 * order.index(index)
+            self._lines.pop(top, None)
+            self._lines.pop(top + 1, None)
+            self.refresh(Region(0, top, width, 2))
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if self._drawn_for != (width, self.app.theme):
+            self._drawn_for = (width, self.app.theme)
+            self._lines.clear()
+            self._styles.clear()
+        strip = self._lines.get(y)
+        if strip is None:
+            strip = self._lines[y] = self._draw(y, width)
+        return strip
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._drawn_for = None  # the colours may have changed: every line is drawn anew
+
+    def _style(self, component: str = "") -> Style:
+        """The widget's style, with `component`'s on top; looked up once per width, theme and CSS."""
+        if component not in self._styles:
+            base = self.rich_style
+            self._styles[component] = base + self.get_component_rich_style(component, partial=True) if component else base
+        return self._styles[component]
+
+    def _draw(self, y: int, width: int) -> Strip:
+        base = self._style()
+        if self.waiting:
+            if y == 0:
+                waiting = Segment(self.WAITING, self._style("gpu-bars--waiting"))
+                return Strip([waiting]).crop_extend(0, width, base)
+            y -= 1
+        rows = list(self.rows.values())
+        if y // 2 >= len(rows):
+            return Strip.blank(width, base)
+        name, pct, mem, util, history, heat = rows[y // 2]
+        if y % 2 == 0:
+            mem = f" {mem}"  # each column keeps one cell of padding on its left
+            bar = max(self.MIN_BAR, width - self.NAME_WIDTH - cell_len(mem))
+            filled, empty = bar_cells(pct, bar)
+            bar_style = self._style(f"gpu-bars--{memory_level(pct)}")
+            segments = [Segment(name.ljust(self.NAME_WIDTH)[:self.NAME_WIDTH], base),
+                        Segment("█" * filled, bar_style), Segment("░" * empty, bar_style + DIM), Segment(mem, base)]
+        else:
+            heat = f" {heat}"
+            spark_width = max(self.MIN_SPARK, width - self.UTIL_WIDTH - cell_len(heat))
+            segments = [Segment(f"  {util}".ljust(self.UTIL_WIDTH)[:self.UTIL_WIDTH], base),
+                        Segment(spark(history, spark_width).ljust(spark_width), self._style("gpu-bars--spark")),
+                        Segment(heat, base)]
+        return Strip(segments).crop_extend(0, width, base)
