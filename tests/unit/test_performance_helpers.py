@@ -174,3 +174,34 @@ asyncio.run(main())
     assert out.returncode == 0, out.stderr
     # Loaded once, after the first frame, over the sessions screen (the bottom of the stack).
     assert out.stdout.strip().splitlines()[-1] == "[(True, 'HomeScreen', [])] 1 True"
+
+
+async def test_a_vllm_reading_is_drawn_with_the_next_gpu_sample_not_in_a_frame_of_its_own(make_context, clock):
+    from maider_tui.ops.telemetry import VllmReading
+    from maider_tui.remote.vllm import VllmMetrics
+    from tests.ui.test_dashboard_snapshots import PLANS, build, snapshot_of
+
+    context = make_context()
+    screen = build(context, clock, 2)
+    app = MaiderApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        app.push_screen(screen)
+        await pilot.pause()
+        screen.stream = True  # as when live, without a VM: only what is posted here is shown
+        _, _, _, gpu_name, total = PLANS[2]
+        screen.show_telemetry(snapshot_of(2, 0, gpu_name, total))
+        states = []
+        screen.watch(screen, "state", lambda new: states.append(new), init=False)
+        reading = VllmReading(10.0, VllmMetrics(requests_running=3, reported=True), 38.2)
+        screen.show_metrics(reading)  # a sample came just now: the reading waits for the next one
+        assert states == [] and screen.state.vllm is None
+        clock.advance(1.0)
+        screen.show_telemetry(snapshot_of(2, 1, gpu_name, total))
+        assert len(states) == 1 and states[0].vllm is reading and states[0].gpu is not None
+        # With no sample to ride, the clock's tick draws it.
+        later = VllmReading(15.0, VllmMetrics(requests_running=1, reported=True), 12.0)
+        screen.show_metrics(later)
+        assert screen.state.vllm is reading
+        screen._tick()
+        assert screen.state.vllm is later

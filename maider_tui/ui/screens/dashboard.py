@@ -259,6 +259,8 @@ class DashboardScreen(DashboardKeys, Screen[None]):
     _unsubscribe_ssh: Any = None
     webui_url: str | None = None
     _tokens_saved: int | None = None
+    _sampled_at = float("-inf")  # the clock's time of the last GPU sample
+    _pending_vllm: VllmReading | None = None  # a reading that rides the next sample's frame
 
     def _on_ssh_state(self, state: str) -> None:
         self.post_message(TelemetryStatus("ok" if state == "connected" else state))
@@ -307,10 +309,16 @@ class DashboardScreen(DashboardKeys, Screen[None]):
         for sample in snapshot.gpus:
             self._util.setdefault(sample.index, deque(maxlen=HISTORY)).append(sample.utilization_pct)
         history = tuple(tuple(self._util.get(s.index, ())) for s in snapshot.gpus)
-        self._set(gpu=snapshot, history=history, tunnel="ok")
+        self._sampled_at = self.context.clock.now()
+        self._set(gpu=snapshot, history=history, tunnel="ok", **self._take_pending())
 
     def show_metrics(self, reading: VllmReading) -> None:
-        self._set(vllm=reading)
+        if self.stream and self.context.clock.now() - self._sampled_at < 1.5:
+            # A GPU sample is due within the second: the reading is drawn in that frame rather than
+            # in one of its own (each frame redraws every panel it crosses).
+            self._pending_vllm = reading
+        else:
+            self._set(vllm=reading)
         tokens = reading.tokens_generated
         if tokens and tokens != self._tokens_saved and self.context.store is not None:
             record = self.record
@@ -319,11 +327,17 @@ class DashboardScreen(DashboardKeys, Screen[None]):
                 self.context.store.update_session(self.session, tokens_generated=tokens)
                 self._tokens_saved = tokens
 
+    def _take_pending(self) -> dict[str, Any]:
+        """The vLLM reading waiting for the next frame, as a state change (or none)."""
+        reading, self._pending_vllm = self._pending_vllm, None
+        return {} if reading is None else {"vllm": reading}
+
     def _tick(self) -> None:
         # The clock, cost and countdown move once a second; the 1 Hz telemetry already redraws them
-        # with each sample, so the tick draws only when no sample came for a second.
-        if self.context.clock.now() - self.state.now >= 1.0:
-            self._set()
+        # with each sample, so the tick draws only when no sample came for a second (or a vLLM reading
+        # still waits for one).
+        if self._pending_vllm is not None or self.context.clock.now() - self.state.now >= 1.0:
+            self._set(**self._take_pending())
 
     def _set(self, **changes: Any) -> None:
         """Assign one new frozen state (time and watchdog read now) inside one batch update."""
