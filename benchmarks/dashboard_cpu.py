@@ -8,7 +8,11 @@ pseudo-terminal, attaches to the session at start-up (its watchdog polling at th
 and Enter opens the dashboard: one `nvidia-smi -lms 1000` stream of 8 GPUs, the /metrics poll, the
 1 Hz clock. Once all 8 GPU rows are drawn, and after WARMUP_S more, the CPU seconds (utime + stime
 from /proc) of the app process and of the baseline (`_baseline_app.py clock`, started at the same
-time, same terminal size) are read over the same WINDOW_S window.
+time, same terminal size) are read over the same WINDOW_S window, and those of the same dashboard
+fed canned data (`_canned_dashboard.py`: the app's own screen given a new 8-GPU snapshot and
+countdown each second and a vLLM reading every 5 s, with no SSH, HTTP, watchdog or cloud behind it).
+`canned_ratio` is what drawing the dashboard costs against the clock; `app_over_canned` what
+getting the data costs on top.
 
 Prints `name=value` lines; the headlines `cpu_pct_of_core` (app CPU seconds / window, in percent)
 and `cpu_ratio` (app / baseline) are last. Exits 1 only when it could not measure. About 1.5 minutes.
@@ -50,6 +54,7 @@ MODEL = "Qwen/Qwen2.5-Coder-32B-Instruct"
 WINDOW_S = 60.0
 WARMUP_S = 5.0
 LAST_GPU_ROW = f"{GPUS - 1} RTX 4000 Ada"  # drawn once the stream's first 8-GPU snapshot arrived
+CANNED_APP = Path(__file__).with_name("_canned_dashboard.py")
 
 
 def open_dashboard(sim: SimProcess, home: Path, name: str) -> PtyProgram:
@@ -72,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     compile_sources()
-    base = app = None
+    base = app = canned = None
     try:
         with temp_home() as home, SimProcess(speed=SPEED, big_plan=GPUS) as sim:
             t0 = time.monotonic()
@@ -80,24 +85,28 @@ def main(argv: list[str] | None = None) -> int:
             emit("launch_s", time.monotonic() - t0)
             base = PtyProgram(baseline_argv("clock"))
             base.wait_for(BASELINE_MARKER, timeout=60)
+            canned = PtyProgram([sys.executable, str(CANNED_APP), str(home / "canned")])
+            canned.wait_for(LAST_GPU_ROW, timeout=60)
             app = open_dashboard(sim, home, name)
             time.sleep(WARMUP_S)
             app_before, base_before, sim_before = cpu_seconds(app.pid), cpu_seconds(base.pid), cpu_seconds(sim.pid)
+            canned_before = cpu_seconds(canned.pid)
             out_before, base_out_before = app.bytes_read, base.bytes_read
             t1 = time.monotonic()
             time.sleep(args.window)
             app_cpu, base_cpu = cpu_seconds(app.pid) - app_before, cpu_seconds(base.pid) - base_before
             sim_cpu = cpu_seconds(sim.pid) - sim_before
+            canned_cpu = cpu_seconds(canned.pid) - canned_before
             app_out, base_out = app.bytes_read - out_before, base.bytes_read - base_out_before
             window = time.monotonic() - t1
             app_rss, base_rss = rss_mib(app.pid), rss_mib(base.pid)
-            if app.process.poll() is not None or base.process.poll() is not None:
-                raise MeasureError("the app or the baseline ended during the window")
+            if any(program.process.poll() is not None for program in (app, base, canned)):
+                raise MeasureError("the app, the baseline or the canned dashboard ended during the window")
     except MeasureError as exc:
         print(f"error={exc}", file=sys.stderr)
         return 1
     finally:
-        for program in (app, base):
+        for program in (app, base, canned):
             if program is not None:
                 program.stop()
     emit("gpus", GPUS)
@@ -106,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     emit("baseline_cpu_s", base_cpu)
     emit("baseline_cpu_pct_of_core", 100 * base_cpu / window)
     emit("sim_cpu_s", sim_cpu)
+    emit("canned_cpu_s", canned_cpu)
+    emit("canned_ratio", canned_cpu / base_cpu if base_cpu > 0 else float("inf"))
+    emit("app_over_canned", app_cpu / canned_cpu if canned_cpu > 0 else float("inf"))
     emit("app_terminal_bytes_per_s", app_out / window)
     emit("baseline_terminal_bytes_per_s", base_out / window)
     emit("app_rss_mib", app_rss)
