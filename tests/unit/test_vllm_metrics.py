@@ -170,3 +170,17 @@ def test_missing_metrics_are_none_or_zero():
 def test_non_vllm_metrics_are_not_counted():
     m = parse_metrics('process_open_fds 45.0\npython_gc_objects_collected_total{generation="0"} 7522.0\n')
     assert m == VllmMetrics()
+
+
+async def test_clients_share_one_tls_context():
+    """Each client would load the CA bundle into a context of its own (about 0.8 MiB, and a session
+    opens a client per metrics poll): they share one."""
+    from maider_tui.remote.vllm import VllmClient
+
+    first, second = VllmClient("http://127.0.0.1:8001"), VllmClient("https://example.invalid/v1")
+    try:
+        contexts = [client._http._transport._pool._ssl_context for client in (first, second)]
+        assert contexts[0] is contexts[1] is not None
+    finally:
+        await first.aclose()
+        await second.aclose()
