@@ -14,11 +14,6 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import keyring
-import keyring.backend
-import keyring.errors
-from keyring.backends import chainer, fail, null
-from keyring.compat import properties
 from pydantic import SecretStr
 
 from maider_tui.log import redact, register_secret
@@ -82,28 +77,53 @@ class KeyringStatus:
     message: str
 
 
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """A keyring in a dict, for tests and the demo: install it with `keyring.set_keyring(MemoryKeyring())`."""
+def _keyring():
+    """The keyring package, imported on first use: the demo (no keyring) never loads it or its
+    dependencies (about 2 MiB)."""
+    import keyring
+    import keyring.errors
 
-    @properties.classproperty
-    def priority(cls) -> float:
-        # keyring registers every backend class; refusing a priority keeps auto-detection from ever
-        # choosing this one over a real keyring (or over saying that there is none).
-        raise RuntimeError("MemoryKeyring is only used when installed explicitly")
+    return keyring
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.passwords: dict[tuple[str, str], str] = {}
 
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.passwords.get((service, username))
+def _memory_keyring_class() -> type:
+    import keyring.backend
+    import keyring.errors
+    from keyring.compat import properties
 
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.passwords[(service, username)] = password
+    class MemoryKeyring(keyring.backend.KeyringBackend):
+        """A keyring in a dict, for tests and the demo: install it with `keyring.set_keyring(MemoryKeyring())`."""
 
-    def delete_password(self, service: str, username: str) -> None:
-        if self.passwords.pop((service, username), None) is None:
-            raise keyring.errors.PasswordDeleteError(f"no {username} stored for {service}")
+        @properties.classproperty
+        def priority(cls) -> float:
+            # keyring registers every backend class; refusing a priority keeps auto-detection from ever
+            # choosing this one over a real keyring (or over saying that there is none).
+            raise RuntimeError("MemoryKeyring is only used when installed explicitly")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.passwords: dict[tuple[str, str], str] = {}
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return self.passwords.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            self.passwords[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            if self.passwords.pop((service, username), None) is None:
+                raise keyring.errors.PasswordDeleteError(f"no {username} stored for {service}")
+
+    MemoryKeyring.__qualname__ = "MemoryKeyring"
+    return MemoryKeyring
+
+
+def __getattr__(name: str):
+    # MemoryKeyring subclasses keyring's backend class: made (and keyring imported) when first asked for.
+    if name == "MemoryKeyring":
+        cls = globals()["MemoryKeyring"] = _memory_keyring_class()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _no_keyring_message(backend: str, why: str) -> str:
@@ -165,6 +185,7 @@ class Secrets:
         status = self.keyring_status()
         if not status.available:
             raise SecretError(status.message)
+        keyring = _keyring()
         try:
             keyring.set_password(SERVICE, name, value)
         except Exception as exc:  # noqa: BLE001 - backends raise anything from D-Bus to OS errors
@@ -179,6 +200,7 @@ class Secrets:
         status = self.keyring_status()
         if not status.available:
             raise SecretError(status.message)
+        keyring = _keyring()
         try:
             keyring.delete_password(SERVICE, name)
         except keyring.errors.PasswordDeleteError:
@@ -191,7 +213,7 @@ class Secrets:
     def keyring_status(self) -> KeyringStatus:
         """Whether `set()` can work, checked with a harmless read."""
         try:
-            backend = keyring.get_keyring()
+            backend = _keyring().get_keyring()
         except Exception as exc:  # noqa: BLE001
             return KeyringStatus(False, "unknown", _no_keyring_message("unknown", _why(exc)))
         name = getattr(backend, "name", type(backend).__name__)
@@ -209,6 +231,7 @@ class Secrets:
         if not self._use_keyring:
             value = self._memory.get(name)
             return (value, "this run only") if value else None
+        keyring = _keyring()
         try:
             if _no_store(keyring.get_keyring()):
                 return None  # the usual state on a headless Linux box, not worth a warning each time
@@ -266,6 +289,8 @@ class Secrets:
 
 def _no_store(backend: object) -> bool:
     """True for keyring's stand-ins when it found no secret store: the fail, null and empty chain backends."""
+    from keyring.backends import chainer, fail, null
+
     empty_chain = isinstance(backend, chainer.ChainerBackend) and not backend.backends
     return isinstance(backend, (fail.Keyring, null.Keyring)) or empty_chain
 

@@ -252,3 +252,17 @@ def test_without_keyring_tokens_live_in_memory_only(memory_keyring):
     assert memory_keyring.get_password("maider-tui", "hf_token") is None
     assert demo.delete("hf_token") is True
     assert demo.get("hf_token") is None
+
+
+def test_without_keyring_the_keyring_package_is_never_imported():
+    """The demo reads and stores its tokens without keyring and its dependencies (about 2 MiB)."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from maider_tui.secrets import Secrets\n"
+              "s = Secrets(environ={'MAIDER_LINODE_TOKEN': 'sim-abcdef'}, use_keyring=False)\n"
+              "s.get('linode_token'); s.has('hf_token'); s.set('hf_token', 'hf_demo0000000000'); s.delete('hf_token')\n"
+              "print(sorted(m for m in ('keyring', 'importlib_metadata', 'jaraco') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
