@@ -19,9 +19,8 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
-
-import yaml
 
 # Why cloud-init's `drivers: nvidia` module rather than NVIDIA's CUDA repo: it runs
 # `ubuntu-drivers install --gpgpu nvidia:<branch>`, Canonical's signed, precompiled kernel modules
@@ -129,7 +128,9 @@ def render(
         "# Written by maider-tui. Holds no token; the SSH host key below belongs to this VM alone.\n"
         f"# NVIDIA driver: {DRIVER_CHOICE}, branch {driver_branch}.\n"
     )
-    body = yaml.dump(config, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, width=4096)
+    import yaml  # only a launch writes YAML: a session attached after a restart never loads it
+
+    body = yaml.dump(config, Dumper=_block_dumper(), sort_keys=False, default_flow_style=False, width=4096)
     return header + body
 
 
@@ -187,13 +188,17 @@ def _check_host_key(private: str, public: str) -> None:
         raise ValueError("the host key's public half is not an ssh-ed25519 public key line")
 
 
-class _BlockDumper(yaml.SafeDumper):
+@cache
+def _block_dumper() -> type:
     """SafeDumper that writes multi-line strings (keys, config files) as `|` blocks, as a person would."""
+    import yaml
 
+    class _BlockDumper(yaml.SafeDumper):
+        pass
 
-def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+    def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
-
-_BlockDumper.add_representer(str, _str_representer)
+    _BlockDumper.add_representer(str, _str_representer)
+    return _BlockDumper

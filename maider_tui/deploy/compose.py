@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from maider_tui.models import VllmConfig
 
 LLM_DIR = "/opt/llm"
@@ -101,6 +99,8 @@ def render(config: VllmConfig, options: ComposeOptions | None = None) -> str:
         "# Written by maider-tui; re-rendered on every heal or model switch, so edits here are lost.\n"
         "# The Hugging Face token is in .env (mode 0600) beside this file, never here.\n"
     )
+    import yaml  # only a launch or a model switch writes the file: an attached session never loads it
+
     return header + yaml.safe_dump({"services": services}, sort_keys=False, width=120)
 
 

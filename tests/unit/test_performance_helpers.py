@@ -205,3 +205,16 @@ async def test_a_vllm_reading_is_drawn_with_the_next_gpu_sample_not_in_a_frame_o
         assert screen.state.vllm is reading
         screen._tick()
         assert screen.state.vllm is later
+
+
+def test_an_attached_session_does_not_import_yaml():
+    """Attaching to a running session and watching it (SSH, tunnel, watchdog, dashboard telemetry) loads
+    the launch modules it borrows from, but not YAML: only a launch or a model switch writes YAML."""
+    import subprocess
+
+    script = ("import sys; import maider_tui.ops.live, maider_tui.ops.provision, maider_tui.ops.readiness, "
+              "maider_tui.ops.watchdog, maider_tui.ops.telemetry, maider_tui.ops.session_files, "
+              "maider_tui.deploy.compose, maider_tui.deploy.cloud_init; print('yaml' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
