@@ -6,11 +6,9 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import re
-import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -18,6 +16,7 @@ from typing import Any, NamedTuple
 import httpx
 
 from maider_tui.clock import Clock, SystemClock
+from maider_tui.tls import shared_context
 
 # name{label="value",...} value [timestamp]; label values may hold commas, braces, spaces, \" escapes.
 _SAMPLE = re.compile(
@@ -238,13 +237,6 @@ def _json(response: httpx.Response, what: str) -> dict[str, Any]:
     return payload
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """The TLS settings every VllmClient shares: httpx would otherwise build a context per client,
-    loading the CA bundle each time (about 0.8 MiB each, and a session opens one per metrics poll)."""
-    return httpx.create_ssl_context()
-
-
 class VllmClient:
     """Async client for one vLLM server; use as `async with VllmClient(url) as vllm: ...`.
 
@@ -258,7 +250,7 @@ class VllmClient:
         self.base_url = root[:-3] if root.endswith("/v1") else root
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, transport=transport,
-                                       verify=_tls_context(),
+                                       verify=shared_context(),
                                        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
         self._clock = clock or SystemClock()
 

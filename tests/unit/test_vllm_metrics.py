@@ -174,13 +174,16 @@ def test_non_vllm_metrics_are_not_counted():
 
 async def test_clients_share_one_tls_context():
     """Each client would load the CA bundle into a context of its own (about 0.8 MiB, and a session
-    opens a client per metrics poll): they share one."""
+    opens a client per metrics poll): the vLLM clients and the remote sim's client share one."""
     from maider_tui.remote.vllm import VllmClient
+    from maider_tui.sim.remote import RemoteSim
 
     first, second = VllmClient("http://127.0.0.1:8001"), VllmClient("https://example.invalid/v1")
+    sim = RemoteSim("http://127.0.0.1:9/v4", "sim-token")
     try:
-        contexts = [client._http._transport._pool._ssl_context for client in (first, second)]
-        assert contexts[0] is contexts[1] is not None
+        contexts = [client._http._transport._pool._ssl_context for client in (first, second, sim)]
+        assert contexts[0] is contexts[1] is contexts[2] is not None
     finally:
         await first.aclose()
         await second.aclose()
+        sim.close()
