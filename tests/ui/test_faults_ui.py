@@ -75,7 +75,7 @@ async def test_a_destroy_the_api_keeps_refusing_says_so_and_keeps_the_session(ap
             await pilot.pause()
             await pilot.press("y")
             await until(lambda: f"{name} was not destroyed" in notes(app))
-            assert table.get_row(name)[1] == "ready"
+            assert str(table.get_row(name)[1]) == "ready"
             assert not app.context.store.get_session(name).ended
         finally:
             sim_cloud.faults.api_error_burst = 0
@@ -123,7 +123,7 @@ async def test_a_vm_deleted_outside_the_app_shows_gone(app, sim_cloud):
         assert screen.check_action("destroy", ()) is None  # nothing left to destroy
         await pilot.press("escape")
         await pilot.pause()
-        assert app.screen.query_one(DataTable).get_row(name)[1] == "gone"
+        assert str(app.screen.query_one(DataTable).get_row(name)[1]) == "gone"
 
 
 async def test_a_changed_host_key_on_reconnect_is_refused_naming_the_risk(app, sim_cloud):

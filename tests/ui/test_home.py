@@ -53,9 +53,9 @@ async def test_sessions_are_listed_with_cost_and_live_total(make_context, clock)
         await pilot.pause()
         table = app.screen.query_one(DataTable)
         assert table.row_count == 3
-        assert table.get_row("qwen32b-20261122-093012")[1] == "ready"
+        assert str(table.get_row("qwen32b-20261122-093012")[1]) == "ready"
         # 3 hours at $1.04/h
-        assert table.get_row("qwen32b-20261122-093012")[6] == "3.12"
+        assert str(table.get_row("qwen32b-20261122-093012")[6]) == "3.12"
         assert "2 live · $4.04/h" in app.screen.query_one("TopBar").status
 
 
@@ -121,7 +121,7 @@ async def test_d_then_n_keeps_and_d_then_y_destroys(sim_context, sim_cloud, cloc
         await pilot.pause()
         record = context.store.get_session("qwen32b-20261122-093012")
         assert record.state == "destroyed" and record.cost_usd is not None
-        assert app.screen.query_one(DataTable).get_row("qwen32b-20261122-093012")[1] == "destroyed"
+        assert str(app.screen.query_one(DataTable).get_row("qwen32b-20261122-093012")[1]) == "destroyed"
     assert all(vm.label != "qwen32b-20261122-093012" for vm in sim_cloud.world.list())
 
 
@@ -137,7 +137,7 @@ async def test_orphans_are_listed_and_can_be_adopted(sim_context, sim_cloud):
         await app.workers.wait_for_complete()
         await pilot.pause()
         table = app.screen.query_one(DataTable)
-        assert table.get_row(f"orphan:{vm.id}")[5] == "1.50"
+        assert str(table.get_row(f"orphan:{vm.id}")[5]) == "1.50"
         assert "1 orphan" in app.screen.query_one("TopBar").status
         table.move_cursor(row=table.get_row_index(f"orphan:{vm.id}"))
         await pilot.press("a")
@@ -252,3 +252,38 @@ async def test_f12_saves_a_screenshot_or_says_why_not(make_context, tmp_path, mo
         await pilot.pause()
         assert any("Could not save" in str(n.message) and "Permission denied" in str(n.message)
                    for n in app._notifications)
+
+
+def test_the_sessions_table_does_not_load_richs_emoji_table(tmp_path):
+    """Cells and headers are plain Text: a string cell would be parsed as markup, which loads Rich's
+    table of emoji codes (about 1 MiB) for names that never hold one."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = """
+import asyncio, sys, time
+from maider_tui.app import MaiderApp
+from maider_tui.context import build_context
+from maider_tui.paths import AppPaths
+from textual.widgets import DataTable
+from tests.ui.sessions import add_sample_sessions
+
+async def main():
+    context = build_context(AppPaths.under(sys.argv[1]), environ={}, use_keyring=False)
+    add_sample_sessions(context.store, time.time())
+    app = MaiderApp(context)
+    async with app.run_test() as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        rows = app.screen.query_one(DataTable).row_count
+    print(rows, "rich._emoji_codes" in sys.modules)
+
+asyncio.run(main())
+"""
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                         timeout=60, cwd=root)
+    assert out.returncode == 0, out.stderr
+    rows, emoji_loaded = out.stdout.strip().splitlines()[-1].split()
+    assert int(rows) > 0 and emoji_loaded == "False"

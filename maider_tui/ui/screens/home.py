@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -18,6 +19,13 @@ if TYPE_CHECKING:
     from ...store import SessionRecord
 
 COLUMNS = ("NAME", "STATE", "GPU", "MODEL", "REGION", "$/H", "SO FAR", "IDLE LEFT")
+
+
+def _cells(*values: str) -> list[Text]:
+    """The table's cells as plain Text, as DataTable makes a one-line cell from a string, minus the
+    markup parse: names and labels show as they are, and Rich's emoji table (about 1 MiB) is never
+    loaded for them."""
+    return [Text(value, no_wrap=True, end="") for value in values]
 
 
 def cost_so_far(rec: "SessionRecord", now: float) -> float:
@@ -112,7 +120,7 @@ class HomeScreen(Screen[None]):
         # Cost so far and idle time left tick; a second is as fine as a money figure needs.
         self.set_interval(1.0, self._tick)
         table = self.query_one("#sessions", DataTable)
-        table.add_columns(*COLUMNS)
+        table.add_columns(*(Text(label) for label in COLUMNS))
         self.query_one("#sessions-box").border_title = "Sessions"
         bar = self.query_one(TopBar)
         bar.badge = "demo" if self.context.demo else ""
@@ -236,7 +244,7 @@ class HomeScreen(Screen[None]):
             if not rec.ended:  # a VM that may exist costs money, whatever state its session is in
                 live += 1
                 live_rate += rec.hourly_usd
-            table.add_row(
+            table.add_row(*_cells(
                 rec.name,
                 state_label(rec),
                 gpu_label(rec),
@@ -245,14 +253,13 @@ class HomeScreen(Screen[None]):
                 f"{rec.hourly_usd:.2f}",
                 f"{so_far:.2f}",
                 self._idle_left(rec),
-                key=rec.name,
-            )
+            ), key=rec.name)
         for orphan in self.orphans:
             rate = orphan.hourly_usd or 0.0
             live += 1
             live_rate += rate
-            table.add_row(f"(orphan) {orphan.label}", "orphan", orphan.vm.type, "?", orphan.vm.region,
-                          f"{rate:.2f}", "?", "d / a", key=f"orphan:{orphan.id}")
+            table.add_row(*_cells(f"(orphan) {orphan.label}", "orphan", orphan.vm.type, "?", orphan.vm.region,
+                                  f"{rate:.2f}", "?", "d / a"), key=f"orphan:{orphan.id}")
         table.display = bool(records or self.orphans)
         message = self.query_one("#first-run", Static)
         message.display = not table.display
