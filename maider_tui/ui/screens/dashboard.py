@@ -240,9 +240,9 @@ class DashboardScreen(DashboardKeys, Screen[None]):
             self.forward_webui()
         self.refresh_bindings()
 
-    def _webui_port(self) -> int | None:
+    def _webui_port(self, record: "SessionRecord | None" = None) -> int | None:
         """The VM's Open WebUI port when the session was launched with it, else None."""
-        record = self.record
+        record = record or self.record
         compose = (record.options.get("compose") or {}) if record is not None else {}
         return int(compose.get("webui_port", 3000)) if compose.get("enable_openwebui") else None
 
@@ -261,6 +261,7 @@ class DashboardScreen(DashboardKeys, Screen[None]):
     _tokens_saved: int | None = None
     _sampled_at = float("-inf")  # the clock's time of the last GPU sample
     _pending_vllm: VllmReading | None = None  # a reading that rides the next sample's frame
+    _aider_shown: str | None = None  # the aider command as the Endpoint panel shows it
 
     def _on_ssh_state(self, state: str) -> None:
         self.post_message(TelemetryStatus("ok" if state == "connected" else state))
@@ -374,10 +375,12 @@ class DashboardScreen(DashboardKeys, Screen[None]):
         if endpoint is None and record is not None:
             endpoint = record.extra.get("endpoint")
         tunnel = state.tunnel if handle is not None else "not connected"
-        webui = self.webui_url if self._webui_port() is not None and handle is not None else None
-        aider = aider_command(self.context.paths, self.session)
-        home = display_path(self.context.paths.sessions_dir)
-        return EndpointView(endpoint, tunnel, webui, aider.replace(str(self.context.paths.sessions_dir), home))
+        webui = self.webui_url if self._webui_port(record) is not None and handle is not None else None
+        if self._aider_shown is None:  # depends only on the paths and the name: made once, not every tick
+            aider = aider_command(self.context.paths, self.session)
+            home = display_path(self.context.paths.sessions_dir)
+            self._aider_shown = aider.replace(str(self.context.paths.sessions_dir), home)
+        return EndpointView(endpoint, tunnel, webui, self._aider_shown)
 
     def _update_top_bar(self, record: "SessionRecord | None", state: DashboardState) -> None:
         from .home import gpu_label, model_label, state_label
