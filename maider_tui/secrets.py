@@ -86,46 +86,6 @@ def _keyring():
     return keyring
 
 
-def _memory_keyring_class() -> type:
-    import keyring.backend
-    import keyring.errors
-    from keyring.compat import properties
-
-    class MemoryKeyring(keyring.backend.KeyringBackend):
-        """A keyring in a dict, for tests and the demo: install it with `keyring.set_keyring(MemoryKeyring())`."""
-
-        @properties.classproperty
-        def priority(cls) -> float:
-            # keyring registers every backend class; refusing a priority keeps auto-detection from ever
-            # choosing this one over a real keyring (or over saying that there is none).
-            raise RuntimeError("MemoryKeyring is only used when installed explicitly")
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.passwords: dict[tuple[str, str], str] = {}
-
-        def get_password(self, service: str, username: str) -> str | None:
-            return self.passwords.get((service, username))
-
-        def set_password(self, service: str, username: str, password: str) -> None:
-            self.passwords[(service, username)] = password
-
-        def delete_password(self, service: str, username: str) -> None:
-            if self.passwords.pop((service, username), None) is None:
-                raise keyring.errors.PasswordDeleteError(f"no {username} stored for {service}")
-
-    MemoryKeyring.__qualname__ = "MemoryKeyring"
-    return MemoryKeyring
-
-
-def __getattr__(name: str):
-    # MemoryKeyring subclasses keyring's backend class: made (and keyring imported) when first asked for.
-    if name == "MemoryKeyring":
-        cls = globals()["MemoryKeyring"] = _memory_keyring_class()
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def _no_keyring_message(backend: str, why: str) -> str:
     names = " and ".join(f"{ENV_NAMES[name][0]}/{ENV_NAMES[name][1]}" for name in (LINODE_TOKEN, HF_TOKEN))
     return (

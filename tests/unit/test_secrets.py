@@ -11,11 +11,11 @@ import pytest
 from keyring.backends import fail, null
 
 from maider_tui.log import redact
+from tests.keyrings import MemoryKeyring
 from maider_tui.secrets import (
     HF_TOKEN,
     LINODE_TOKEN,
     SERVICE,
-    MemoryKeyring,
     ResolvedSecret,
     SecretError,
     Secrets,
