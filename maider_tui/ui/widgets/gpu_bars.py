@@ -106,11 +106,10 @@ class GpuBars(Widget):
 
     def __init__(self, gpu_count: int = 1, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.gpu_count = max(1, gpu_count)
         self.waiting = True
         # What each row shows, by GPU index, in the order drawn; a row waiting for its first sample
         # shows only its index.
-        self.rows: dict[int, RowTexts] = {index: placeholder(index) for index in range(self.gpu_count)}
+        self.rows: dict[int, RowTexts] = {index: placeholder(index) for index in range(max(1, gpu_count))}
         self._lines: dict[int, Strip] = {}  # drawn lines by y, for this width and theme
         self._drawn_for: tuple[int, str] | None = None
         self._styles: dict[str, Style] = {}
