@@ -89,7 +89,7 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
 
     def on_mount(self) -> None:
         # The sessions table is drawn from the database alone; settings, the keyring and the account
-        # check (pydantic, keyring backends, the cloud client) wait until it is on screen.
+        # check (the files, keyring backends, the cloud client) wait until it is on screen.
         self._first_frame = asyncio.Event()
         self.call_after_refresh(self._first_frame.set)
         self._start_up()
@@ -97,7 +97,7 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
     @work(exit_on_error=False, group="start-up", description="Start up")
     async def _start_up(self) -> None:
         await self._first_frame.wait()
-        await asyncio.to_thread(self.context.load_now)  # pydantic, the files, the keyring: off the UI loop
+        await asyncio.to_thread(self.context.load_now)  # the files, the keyring: off the UI loop
         keymap = self.context.settings.settings.keymap
         if keymap:
             self.set_keymap(keymap)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class AppContext:
-    """Settings and secrets load on first use, so the first frame is not kept waiting for pydantic
+    """Settings and secrets load on first use, so the first frame is not kept waiting for the files
     and the keyring; whoever reads them first (the app after its first frame, a command) pays."""
 
     paths: AppPaths
@@ -39,7 +39,7 @@ class AppContext:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _settings_and_secrets(self) -> "tuple[LoadedSettings, Secrets]":
-        """Load both once (blocking: pydantic's import, the files, the keyring's backends)."""
+        """Load both once (blocking: the files, the keyring's backends)."""
         if self._loaded is None:
             with self._lock:  # the UI thread and a worker may ask at once
                 if self._loaded is None:

@@ -4,30 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field
+from maider_tui.typed import Record, setting
 
 
-class VllmConfig(BaseModel):
-    """The vLLM settings of one deployment; compose rendering, healing and model switching all speak it."""
+@dataclass(frozen=True)
+class VllmConfig(Record):
+    """The vLLM settings of one deployment; compose rendering, healing and model switching all speak it.
 
-    model_config = ConfigDict(frozen=True)
+    Checked when made (`VllmConfig.from_dict` for a stored one, `.replace()` for a changed one);
+    `.to_dict()` is what the session record stores.
+    """
 
     model: str
     served_model_name: str | None = None
-    tensor_parallel_size: int = Field(1, ge=1)
-    pipeline_parallel_size: int = Field(1, ge=1)
-    max_model_len: int | None = Field(None, ge=256)
-    gpu_memory_utilization: float = Field(0.90, gt=0.1, le=0.99)
-    max_num_seqs: int | None = Field(None, ge=1)
+    tensor_parallel_size: int = setting(1, ge=1)
+    pipeline_parallel_size: int = setting(1, ge=1)
+    max_model_len: int | None = setting(None, ge=256)
+    gpu_memory_utilization: float = setting(0.90, gt=0.1, le=0.99)
+    max_num_seqs: int | None = setting(None, ge=1)
     dtype: str = "auto"
     kv_cache_dtype: str = "auto"
     trust_remote_code: bool = False
     extra_args: tuple[str, ...] = ()
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str] = setting(factory=dict)
 
 
 # --- Catalog types: GPUs, regions, models and the fit planner's verdict --------------------------
-# Plain frozen dataclasses rather than pydantic: they are built from trusted built-in data or from
+# Plain frozen dataclasses, unchecked: they are built from trusted built-in data or from
 # values the catalog has already checked, and they must be cheap to create in tight loops.
 #
 # "GB" in this app means GiB (bytes / 2**30), as nvidia-smi users read memory: a 20475 MiB card

@@ -168,9 +168,9 @@ def apply_profile(config: VllmConfig, profile: Profile) -> VllmConfig:
     limit = profile.max_model_len
     max_len = config.max_model_len if limit is None else min(limit, config.max_model_len or limit)
     trust = config.trust_remote_code if profile.trust_remote_code is None else profile.trust_remote_code
-    return config.model_copy(update={
-        "env": {**profile.env, **config.env}, "extra_args": (*args, *config.extra_args),
-        "max_model_len": max_len, "trust_remote_code": trust})
+    return config.replace(
+        env={**profile.env, **config.env}, extra_args=(*args, *config.extra_args),
+        max_model_len=max_len, trust_remote_code=trust)
 
 
 def image_for(profile: Profile, default: str) -> str:

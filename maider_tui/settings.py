@@ -1,8 +1,10 @@
 """Settings: defaults < TOML file < `.env` < process environment (last wins), never fatal.
 
-`load_settings()` reads each source itself instead of letting pydantic-settings merge them, so that
-a bad value can be traced to the file (and key) that gave it, dropped from that source alone, and
-reported as a `SettingsProblem` while the app starts on the value below it. The loader only reads.
+Each group is a frozen `Record` (maider_tui.typed): its fields carry their limits and the old
+tool's flat `.env` key, and the docstring under each field becomes the docs. `load_settings()` reads
+each source itself and merges them, so that a bad value can be traced to the file (and key) that
+gave it, dropped from that source alone, and reported as a `SettingsProblem` while the app starts on
+the value below it. The loader only reads.
 Tokens are not settings: they live in `maider_tui.secrets`.
 """
 
@@ -15,179 +17,161 @@ import re
 import shlex
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_origin
 
 from dotenv.parser import parse_stream
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from maider_tui.paths import AppPaths, config_file_path
+from maider_tui.typed import InvalidRecord, Record, default_of, field_docs, fields_of, setting
 
 ENV_PREFIX = "MAIDER_"
 NESTED_DELIMITER = "__"
 ENVIRONMENT = "environment"
 
-def _old(key: str) -> dict[str, Any]:
-    """Field metadata naming the old tool's flat `.env` key for this setting."""
-    return {"json_schema_extra": {"old_key": key}}
+
+def _split_tags(value: str) -> list[str]:
+    return [tag.strip() for tag in value.split(",") if tag.strip()]
 
 
-class _Group(BaseModel):
-    # Field docstrings become descriptions, and so the docs; unknown keys are ignored, not fatal.
-    model_config = ConfigDict(use_attribute_docstrings=True, extra="ignore")
+def _split_args(value: str) -> list[str]:
+    try:
+        return shlex.split(value)
+    except ValueError as exc:
+        raise ValueError(f"it is not a valid shell-style argument list ({exc})") from exc
 
 
-class ProviderSettings(_Group):
+@dataclass(frozen=True)
+class ProviderSettings(Record):
     """Where the GPU VM is rented."""
 
-    region: str = Field("us-ord", **_old("REGION"))
+    region: str = setting("us-ord", old="REGION")
     """Linode region for new VMs; GPU plans exist only in some regions."""
-    type: str = Field("g2-gpu-rtx4000a2-s", **_old("TYPE"))
+    type: str = setting("g2-gpu-rtx4000a2-s", old="TYPE")
     """Linode plan (instance type) for new VMs."""
     image: str = "linode/ubuntu22.04"
     """Linode OS image the VM boots."""
-    firewall_id: int | None = Field(None, ge=1, **_old("FIREWALL_ID"))
+    firewall_id: int | None = setting(None, ge=1, old="FIREWALL_ID")
     """Cloud Firewall to attach to new VMs; unset attaches none."""
-    tags: list[str] = Field(default_factory=lambda: ["maider"])
+    tags: list[str] = setting(factory=lambda: ["maider"], before=_split_tags)
     """Tags put on every VM the app creates (a string is split on commas)."""
 
-    @field_validator("tags", mode="before")
-    @classmethod
-    def _split_tags(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [tag.strip() for tag in value.split(",") if tag.strip()]
-        return value
 
-
-class VllmSettings(_Group):
+@dataclass(frozen=True)
+class VllmSettings(Record):
     """The vLLM server on the VM."""
 
     # Env values written as TOML numbers (NCCL_P2P_DISABLE = 1) are meant as strings.
-    model_config = ConfigDict(coerce_numbers_to_str=True)
+    NUMBERS_AS_TEXT = True
 
-    model: str = Field("Qwen/Qwen2.5-Coder-32B-Instruct-AWQ", min_length=1, **_old("MODEL_ID"))
+    model: str = setting("Qwen/Qwen2.5-Coder-32B-Instruct-AWQ", min_length=1, old="MODEL_ID")
     """Hugging Face model id vLLM serves."""
-    served_model_name: str | None = Field(None, **_old("SERVED_MODEL_NAME"))
+    served_model_name: str | None = setting(None, old="SERVED_MODEL_NAME")
     """Name clients use for the model; unset uses the model id."""
-    image: str = Field("vllm/vllm-openai:v0.11.0", **_old("VLLM_IMAGE"))
+    image: str = setting("vllm/vllm-openai:v0.11.0", old="VLLM_IMAGE")
     """vLLM container image, pinned so a deployment is reproducible."""
-    port: int = Field(8000, ge=1, le=65535, **_old("VLLM_PORT"))
+    port: int = setting(8000, ge=1, le=65535, old="VLLM_PORT")
     """Port of vLLM's OpenAI-compatible API (on the VM's loopback, reached through the tunnel)."""
-    gpu_memory_utilization: float = Field(0.90, ge=0.1, le=0.99, **_old("VLLM_GPU_MEMORY_UTILIZATION"))
+    gpu_memory_utilization: float = setting(0.90, ge=0.1, le=0.99, old="VLLM_GPU_MEMORY_UTILIZATION")
     """Share of each GPU's memory vLLM may take, 0.1 to 0.99."""
-    max_model_len: int | None = Field(None, ge=256, **_old("VLLM_MAX_MODEL_LEN"))
+    max_model_len: int | None = setting(None, ge=256, old="VLLM_MAX_MODEL_LEN")
     """Context length in tokens; unset lets vLLM take the model's own."""
-    max_num_seqs: int | None = Field(None, ge=1, **_old("VLLM_MAX_NUM_SEQS"))
+    max_num_seqs: int | None = setting(None, ge=1, old="VLLM_MAX_NUM_SEQS")
     """Most sequences served at once; unset keeps vLLM's default."""
-    tensor_parallel_size: int | None = Field(None, ge=1, **_old("VLLM_TENSOR_PARALLEL_SIZE"))
+    tensor_parallel_size: int | None = setting(None, ge=1, old="VLLM_TENSOR_PARALLEL_SIZE")
     """GPUs to split the model across; unset uses the VM's GPU count."""
-    kv_cache_dtype: str = Field("auto", **_old("VLLM_KV_CACHE_DTYPE"))
+    kv_cache_dtype: str = setting("auto", old="VLLM_KV_CACHE_DTYPE")
     """Data type of the KV cache (`auto`, `fp8`, ...)."""
-    dtype: str = Field("auto", **_old("VLLM_DTYPE"))
+    dtype: str = setting("auto", old="VLLM_DTYPE")
     """Data type of the weights and activations (`auto`, `half`, `bfloat16`, ...)."""
-    extra_args: list[str] = Field(default_factory=list, **_old("VLLM_EXTRA_ARGS"))
+    extra_args: list[str] = setting(factory=list, old="VLLM_EXTRA_ARGS", before=_split_args)
     """More `vllm serve` arguments; a string is split shell-style."""
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str] = setting(factory=dict)
     """Extra environment variables for the vLLM container."""
 
-    @field_validator("extra_args", mode="before")
-    @classmethod
-    def _split_args(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                return shlex.split(value)
-            except ValueError as exc:
-                raise ValueError(f"it is not a valid shell-style argument list ({exc})") from exc
-        return value
 
-
-class ComposeSettings(_Group):
+@dataclass(frozen=True)
+class ComposeSettings(Record):
     """What the generated docker-compose file on the VM contains."""
 
-    enable_openwebui: bool = Field(False, **_old("ENABLE_OPENWEBUI"))
+    enable_openwebui: bool = setting(False, old="ENABLE_OPENWEBUI")
     """Run Open WebUI beside vLLM."""
-    enable_hf_cache: bool = Field(True, **_old("ENABLE_HF_CACHE"))
+    enable_hf_cache: bool = setting(True, old="ENABLE_HF_CACHE")
     """Keep the Hugging Face download cache on the VM's disk across container restarts."""
-    enable_healthchecks: bool = Field(True, **_old("ENABLE_HEALTHCHECKS"))
+    enable_healthchecks: bool = setting(True, old="ENABLE_HEALTHCHECKS")
     """Give the containers health checks."""
-    enable_nccl_env: bool = Field(True, **_old("ENABLE_NCCL_ENV"))
+    enable_nccl_env: bool = setting(True, old="ENABLE_NCCL_ENV")
     """Set NCCL environment variables that make multi-GPU runs reliable."""
-    openwebui_image: str = Field("ghcr.io/open-webui/open-webui:main", **_old("OPENWEBUI_IMAGE"))
+    openwebui_image: str = setting("ghcr.io/open-webui/open-webui:main", old="OPENWEBUI_IMAGE")
     """Open WebUI container image."""
-    webui_port: int = Field(3000, ge=1, le=65535, **_old("WEBUI_PORT"))
+    webui_port: int = setting(3000, ge=1, le=65535, old="WEBUI_PORT")
     """Port of Open WebUI (on the VM's loopback, reached through the tunnel)."""
 
 
-class WatchdogSettings(_Group):
+@dataclass(frozen=True)
+class WatchdogSettings(Record):
     """The client-side watchdog that destroys an idle VM."""
 
-    enabled: bool = Field(True, **_old("WATCHDOG_ENABLED"))
+    enabled: bool = setting(True, old="WATCHDOG_ENABLED")
     """Destroy a VM after it has been idle for `timeout_minutes`."""
-    timeout_minutes: int = Field(30, ge=1, **_old("WATCHDOG_TIMEOUT_MINUTES"))
+    timeout_minutes: int = setting(30, ge=1, old="WATCHDOG_TIMEOUT_MINUTES")
     """Idle minutes before the VM is destroyed."""
-    warning_minutes: int = Field(5, ge=0, **_old("WATCHDOG_WARNING_MINUTES"))
+    warning_minutes: int = setting(5, ge=0, old="WATCHDOG_WARNING_MINUTES")
     """Minutes of warning before the destroy."""
-    poll_seconds: int = Field(60, ge=1, **_old("WATCHDOG_POLL_SECONDS"))
+    poll_seconds: int = setting(60, ge=1, old="WATCHDOG_POLL_SECONDS")
     """Seconds between activity checks."""
     unreachable_is_idle: bool = True
     """Count time the VM cannot be reached as idle time."""
 
 
-class NotificationSettings(_Group):
+@dataclass(frozen=True)
+class NotificationSettings(Record):
     """How warnings reach the user when the app is not in front."""
 
     desktop: bool = True
     """Send desktop notifications (notify-send or osascript)."""
-    ntfy_url: str | None = Field(None, **_old("NTFY_URL"))
+    ntfy_url: str | None = setting(None, old="NTFY_URL")
     """ntfy.sh topic URL to post warnings to; unset sends none."""
 
 
-class ReadinessSettings(_Group):
+@dataclass(frozen=True)
+class ReadinessSettings(Record):
     """How long a launch may wait at each stage before it stops and says why (the VM is kept)."""
 
-    running_minutes: float = Field(10, gt=0)
+    running_minutes: float = setting(10, gt=0)
     """From create until Linode reports the VM running."""
-    ssh_minutes: float = Field(20, gt=0)
+    ssh_minutes: float = setting(20, gt=0)
     """Until SSH answers with the pinned host key."""
-    cloud_init_minutes: float = Field(30, gt=0)
+    cloud_init_minutes: float = setting(30, gt=0)
     """Until cloud-init has installed the driver, docker and the container toolkit."""
-    vllm_minutes: float = Field(40, gt=0)
+    vllm_minutes: float = setting(40, gt=0)
     """Per start attempt: image pull, model download and load, until vLLM serves."""
 
 
-class Settings(BaseSettings):
+@dataclass(frozen=True)
+class Settings(Record):
     """Every setting of the app; tokens are never here."""
 
-    model_config = SettingsConfigDict(use_attribute_docstrings=True, extra="ignore")
-
-    provider: ProviderSettings = Field(default_factory=ProviderSettings)
-    vllm: VllmSettings = Field(default_factory=VllmSettings)
-    compose: ComposeSettings = Field(default_factory=ComposeSettings)
-    watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
-    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
-    readiness: ReadinessSettings = Field(default_factory=ReadinessSettings)
-    keymap: dict[str, str] = Field(default_factory=dict)
+    provider: ProviderSettings = setting(factory=ProviderSettings)
+    vllm: VllmSettings = setting(factory=VllmSettings)
+    compose: ComposeSettings = setting(factory=ComposeSettings)
+    watchdog: WatchdogSettings = setting(factory=WatchdogSettings)
+    notifications: NotificationSettings = setting(factory=NotificationSettings)
+    readiness: ReadinessSettings = setting(factory=ReadinessSettings)
+    keymap: dict[str, str] = setting(factory=dict)
     """Key overrides, binding id -> keys (for example `quit = "ctrl+q"`), given to Textual's keymap."""
-
-    @classmethod
-    def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, **_: Any) -> tuple[Any, ...]:
-        # load_settings() gathers the sources; Settings() alone must not read the environment behind it.
-        return (init_settings,)
 
 
 # The groups of Settings by name; `keymap` is a plain table, not a group.
-_GROUPS: dict[str, type[BaseModel]] = {
-    name: info.annotation for name, info in Settings.model_fields.items() if name != "keymap"
-}
+_GROUPS: dict[str, type[Record]] = {spec.name: hint for spec, hint in fields_of(Settings) if spec.name != "keymap"}
 
 # The old tool's flat `.env` keys, so an existing user's `.env` keeps working.
 LEGACY_KEYS: dict[str, tuple[str, str]] = {
-    info.json_schema_extra["old_key"]: (group, name)  # type: ignore[index]
+    spec.metadata["old"]: (group, spec.name)
     for group, model in _GROUPS.items()
-    for name, info in model.model_fields.items()
-    if isinstance(info.json_schema_extra, dict) and "old_key" in info.json_schema_extra
+    for spec in fields(model)
+    if spec.metadata.get("old")
 }
 
 Leaf = tuple[str, ...]
@@ -196,7 +180,7 @@ Leaf = tuple[str, ...]
 _ENV_PATHS: dict[str, Leaf] = {
     f"{ENV_PREFIX}{group}{NESTED_DELIMITER}{name}".upper(): (group, name)
     for group, model in _GROUPS.items()
-    for name in model.model_fields
+    for name in (spec.name for spec in fields(model))
 } | {f"{ENV_PREFIX}KEYMAP": ("keymap",)}
 
 
@@ -295,8 +279,12 @@ def _flatten(data: Mapping[str, Any], prefix: Leaf = ()) -> Iterator[tuple[Leaf,
 def _is_table(path: Leaf) -> bool:
     """True for `keymap` and `vllm.env`: free-form tables whose keys are the user's own."""
     model = _GROUPS.get(path[0]) if len(path) == 2 else None
-    info = model.model_fields.get(path[1]) if model else None
-    return path == ("keymap",) or (info is not None and get_origin(info.annotation) is dict)
+    hint = dict(_hints(model)).get(path[1]) if model else None
+    return path == ("keymap",) or get_origin(hint) is dict
+
+
+def _hints(model: type[Record]) -> list[tuple[str, Any]]:
+    return [(spec.name, hint) for spec, hint in fields_of(model)]
 
 
 def _env_path(key: str) -> Leaf | None:
@@ -313,7 +301,7 @@ def _env_sources(name: str, mapping: Mapping[str, str]) -> list[_Source]:
     """The old flat keys, then the MAIDER_ keys (which beat them), of one `.env` file or environment."""
     legacy, modern = _Source(name, {}), _Source(name, {})
     for key, value in mapping.items():
-        # An empty value means unset, as pydantic-settings' env_ignore_empty would have it.
+        # An empty value means unset (`KEY=` in a `.env` file does not blank a setting).
         if not isinstance(value, str) or value == "":
             continue
         if key.upper() in LEGACY_KEYS:
@@ -354,12 +342,12 @@ def _validate(sources: list[_Source], problems: list[SettingsProblem]) -> Settin
     while True:
         data, owners = _merge(sources)
         try:
-            return Settings.model_validate(data)
-        except ValidationError as exc:
-            errors = exc.errors()
+            return Settings.from_dict(data)
+        except InvalidRecord as exc:
+            errors = exc.problems
         dropped = False
         for error in errors:
-            loc = tuple(str(part) for part in error["loc"])
+            loc = error.loc
             hits = [path for path in owners if _overlaps(path, loc)]
             # The highest source among the overlapping leaves is the one whose value won.
             source = max((owners[path] for path in hits), key=sources.index, default=None)
@@ -369,7 +357,7 @@ def _validate(sources: list[_Source], problems: list[SettingsProblem]) -> Settin
                 for path in bad:
                     del source.values[path]
                 shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-                reason = error["msg"].removeprefix("Value error, ")
+                reason = error.message
                 message = f"= {shown} was ignored because {reason[:1].lower()}{reason[1:]}; {_FALLBACK}"
                 problems.append(SettingsProblem(source.name, key, message))
                 dropped = True
@@ -384,17 +372,18 @@ def settings_reference_markdown() -> str:
         "| TOML key | Environment variable | Old `.env` key | Default | Description |",
         "| --- | --- | --- | --- | --- |",
     ]
-    group_fields = ((group, model.model_fields) for group, model in _GROUPS.items())
-    fields = [((group, name), info) for group, infos in group_fields for name, info in infos.items()]
-    fields.append((("keymap", "<binding id>"), Settings.model_fields["keymap"]))
-    for path, info in fields:
+    rows_of = [((group, spec.name), spec, field_docs(model)) for group, model in _GROUPS.items()
+               for spec in fields(model)]
+    keymap = next(spec for spec in fields(Settings) if spec.name == "keymap")
+    rows_of.append((("keymap", "<binding id>"), keymap, field_docs(Settings)))
+    for path, spec, docs in rows_of:
         # Binding ids keep their spelling in the variable name; group and field names are upper-cased.
         env = ENV_PREFIX + NESTED_DELIMITER.join(part if part[0] == "<" else part.upper() for part in path)
         env += f"{NESTED_DELIMITER}<NAME>" if _is_table(path) else ""
         old = f"`{legacy[path]}`" if path in legacy else ""
-        default = info.get_default(call_default_factory=True)
+        default = default_of(spec)
         # JSON spells these defaults (strings, numbers, booleans, lists, empty tables) as TOML does.
         shown = "unset" if default is None else f"`{json.dumps(default)}`"
-        desc = " ".join((info.description or "").split()).replace("|", "\\|")
+        desc = " ".join(docs.get(spec.name, "").split()).replace("|", "\\|")
         rows.append(f"| `{'.'.join(path)}` | `{env}` | {old} | {shown} | {desc} |")
     return "\n".join(rows) + "\n"

@@ -220,7 +220,7 @@ def _config(record: Any) -> Any:
 
     try:
         if record.vllm_config:
-            return VllmConfig.model_validate(record.vllm_config)
+            return VllmConfig.from_dict(record.vllm_config)
         return VllmConfig(model=record.model)
     except Exception:  # noqa: BLE001 - an old record: file the run under the session's model
         return None

@@ -116,7 +116,7 @@ def plan_config(report: FitReport, settings: Any) -> VllmConfig:
         changes["extra_args"] = tuple(vllm.extra_args)
     if vllm.env:
         changes["env"] = dict(vllm.env)
-    return VllmConfig.model_validate({**config.model_dump(), **changes}) if changes else config
+    return config.replace(**changes) if changes else config
 
 
 def summary(report: FitReport, config: VllmConfig, region: str | None = None) -> str:

@@ -64,7 +64,7 @@ class BenchTarget:
                    hourly_usd=record.hourly_usd, model_id=model_id, session=record.name,
                    served_model=getattr(config, "served_model_name", None), model_category=category,
                    vram_per_gpu=round(vram, 1), total_vram=round(total, 1),
-                   vllm_config=(config.model_dump(mode="json") if config is not None
+                   vllm_config=(config.to_dict() if config is not None
                                 else dict(record.vllm_config)))
 
     @classmethod

@@ -232,7 +232,7 @@ def remedy(config: VllmConfig, diagnosis: Diagnosis, attempt: int, gpu_count: in
     changes = handler(config, diagnosis, max(1, attempt), max(1, gpu_count), dict(container_env or {}))
     if not changes:
         return None
-    new = VllmConfig.model_validate({**config.model_dump(), **changes})
+    new = config.replace(**changes)
     return None if new == config else new
 
 

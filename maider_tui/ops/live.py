@@ -160,7 +160,7 @@ class LiveSessions:
                 max_len = models[0].max_model_len if models else None
             except Exception as exc:  # noqa: BLE001 - vLLM down: the dashboard will show it
                 self.emit(LogEvent(name, f"vLLM not answering yet: {exc}"))
-        config = VllmConfig.model_validate(record.vllm_config) if record.vllm_config else VllmConfig(
+        config = VllmConfig.from_dict(record.vllm_config) if record.vllm_config else VllmConfig(
             model=record.model)
         handle = SessionHandle(name, record, vm, ssh, local_port, endpoint, config,
                                max_len or config.max_model_len or 0)

@@ -74,8 +74,8 @@ class LaunchPlan:
         limit = max_model_len or vllm.max_model_len or (profile.max_model_len if profile else None)
         report = catalog.fit(model or vllm.model, gpu, max_model_len=limit,
                              gpu_memory_utilization=vllm.gpu_memory_utilization)
-        config = report.to_vllm_config(served_model_name=vllm.served_model_name).model_copy(update={
-            "extra_args": tuple(vllm.extra_args), "env": dict(vllm.env), "max_num_seqs": vllm.max_num_seqs})
+        config = report.to_vllm_config(served_model_name=vllm.served_model_name).replace(
+            extra_args=tuple(vllm.extra_args), env=dict(vllm.env), max_num_seqs=vllm.max_num_seqs)
         options = compose.ComposeOptions.from_settings(settings)
         if profile is not None:
             config = apply_profile(config, profile)
@@ -103,7 +103,7 @@ class LaunchPlan:
         known = {f.name for f in dataclasses.fields(compose.ComposeOptions)}
         options = compose.ComposeOptions(**{k: v for k, v in (opts.pop("compose", None) or {}).items()
                                             if k in known})
-        return cls(region=record.region, gpu_type=gpu, config=VllmConfig.model_validate(record.vllm_config),
+        return cls(region=record.region, gpu_type=gpu, config=VllmConfig.from_dict(record.vllm_config),
                    compose=options, name=record.name, image=opts.pop("image", DEFAULT_IMAGE),
                    firewall_id=opts.pop("firewall_id", None), tags=tuple(opts.pop("tags", ())), options=opts)
 
@@ -248,7 +248,7 @@ class _Launch:
     def _record(self) -> None:
         if self.resume is not None:
             record = self.store.get_session(self.name) or self.store.add_session(self.resume)
-            self.config = VllmConfig.model_validate(record.vllm_config) if record.vllm_config else self.config
+            self.config = VllmConfig.from_dict(record.vllm_config) if record.vllm_config else self.config
             self.recorded = True
             self.store.update_session(self.name, state="creating")
             self.stage("record", f"Resuming {self.name} from stage {record.stage or 'record'}")
@@ -257,7 +257,7 @@ class _Launch:
         self.store.add_session(SessionRecord(
             name=self.name, state="creating", stage="record", region=plan.region, gpu_type=plan.gpu_type.id,
             gpu_count=plan.gpu_type.gpus, model=plan.model, hourly_usd=plan.gpu_type.hourly_usd,
-            created_at=self.clock.now(), vllm_config=self.config.model_dump(mode="json"),
+            created_at=self.clock.now(), vllm_config=self.config.to_dict(),
             options=plan.stored_options()))
         self.recorded = True
         self.stage("record")
@@ -360,7 +360,7 @@ class _Launch:
                                  {"attempt": attempt, "kind": found.kind, "evidence": found.evidence,
                                   "change": change})
             self.config = new
-            self.store.update_session(self.name, vllm_config=new.model_dump(mode="json"))
+            self.store.update_session(self.name, vllm_config=new.to_dict())
             await self._put_compose(ssh)
             await self._compose_up(ssh)
 
@@ -380,7 +380,7 @@ class _Launch:
                           max_model_len=max_len)
         self.stage("ready", f"Ready: {served.served_name} at {endpoint}")
         record = self.store.update_session(self.name, state="ready", ready_at=self.clock.now(),
-                                           vllm_config=self.config.model_dump(mode="json"))
+                                           vllm_config=self.config.to_dict())
         elapsed = self.clock.monotonic() - self.started
         self.store.add_event(self.name, "ready", f"ready at {endpoint} after {elapsed:.0f} s",
                              {"endpoint": endpoint, "max_model_len": max_len, "heals": self.heals})

@@ -73,7 +73,7 @@ async def switch_model(name: str, new_model_id: str, *, ssh: SshSession, store: 
         raise SwitchRefused(f"{name} is {record.state}, not ready: only a serving session can switch models")
     if not record.vllm_config:
         raise SwitchRefused(f"{name} has no recorded vLLM config to roll back to; relaunch instead")
-    old = VllmConfig.model_validate(record.vllm_config)
+    old = VllmConfig.from_dict(record.vllm_config)
     options = options or _session_options(record.options, settings)
     profile = None
     if paths is not None:
@@ -119,7 +119,7 @@ async def switch_model(name: str, new_model_id: str, *, ssh: SshSession, store: 
         raise await _roll_back(name, old, current, exc, ssh=ssh, store=store, clock=clock, emit=emit,
                                options=options, limits=limits) from exc
 
-    store.update_session(name, model=current.model, vllm_config=current.model_dump(mode="json"))
+    store.update_session(name, model=current.model, vllm_config=current.to_dict())
     store.add_event(name, "switched", f"Now serving {current.model}" + (f" after {heals} heal(s)" if heals else ""),
                     {"model": current.model, "heals": heals, "change": heal.describe_change(old, current)})
     endpoint = f"http://127.0.0.1:{local_port}/v1"
@@ -161,8 +161,8 @@ def plan_config(model_id: str, gpu_type: str, *, settings: Any | None = None, ma
 
     config = report.to_vllm_config(served_model_name=served_model_name)
     if vllm is not None:
-        config = config.model_copy(update={"max_num_seqs": vllm.max_num_seqs,
-                                           "extra_args": tuple(vllm.extra_args), "env": dict(vllm.env)})
+        config = config.replace(max_num_seqs=vllm.max_num_seqs, extra_args=tuple(vllm.extra_args),
+                                env=dict(vllm.env))
     return apply_profile(config, profile) if profile is not None else config
 
 

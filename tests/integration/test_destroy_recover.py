@@ -68,7 +68,7 @@ async def launch(sim: SimCloud, provider: LinodeProvider, store: Store, name: st
     record = store.add_session(SessionRecord(
         name=name, state="creating", stage="record", region=REGION, gpu_type=gpu_type,
         gpu_count=catalog.gpu_type(gpu_type).gpus, model=model,
-        host_key=host.public_line, vllm_config=config.model_dump(mode="json")))
+        host_key=host.public_line, vllm_config=config.to_dict()))
     if until == "record":
         return record, None
     store.update_session(name, stage="create")

@@ -71,7 +71,7 @@ async def env(sim, paths):
 
 def plan_for(model: str, type_id: str, *, compose: ComposeOptions | None = None, **changes) -> LaunchPlan:
     gpu = catalog.gpu_type(type_id)
-    config = catalog.fit(model, gpu).to_vllm_config().model_copy(update=changes)
+    config = catalog.fit(model, gpu).to_vllm_config().replace(**changes)
     return LaunchPlan(region=gpu.regions[0], gpu_type=gpu, config=config, compose=compose or ComposeOptions())
 
 
@@ -155,7 +155,7 @@ async def test_heals_each_fault_class(sim, env, kind):
     ready = events.of(ReadyEvent)[0]
     assert ready.heals == len(heals) and ready.max_model_len == handle.max_model_len
     record = env.store.get_session(handle.name)
-    assert record.state == "ready" and record.vllm_config == handle.config.model_dump(mode="json")
+    assert record.state == "ready" and record.vllm_config == handle.config.to_dict()
     assert [e.kind for e in env.store.events(handle.name)].count("heal") == len(heals)
     async with VllmClient(handle.endpoint) as vllm:
         served = await vllm.models()
@@ -282,7 +282,7 @@ def test_plan_from_settings_and_back_from_the_record():
     assert plan.config.tensor_parallel_size == 2 and plan.config.max_model_len == 32768
     assert plan.options["watchdog_minutes"] == 30
     record = SessionRecord(name="my-box", region=plan.region, gpu_type=plan.gpu_type.id, gpu_count=2,
-                           model=plan.model, vllm_config=plan.config.model_dump(mode="json"),
+                           model=plan.model, vllm_config=plan.config.to_dict(),
                            options=json.loads(json.dumps(plan.stored_options())))
     again = LaunchPlan.from_record(record)
     assert again == plan

@@ -52,7 +52,7 @@ async def test_switch_to_a_smaller_model(sim: SimCloud, store: Store, paths):
     assert config.model == SMALLER and config.tensor_parallel_size == 2
     assert await served_models(ssh) == {SMALLER}
     after = store.get_session(record.name)
-    assert after.model == SMALLER and VllmConfig.model_validate(after.vllm_config) == config
+    assert after.model == SMALLER and VllmConfig.from_dict(after.vllm_config) == config
     assert after.state == "ready"
     [ready] = events.of(ReadyEvent)
     assert ready.max_model_len == config.max_model_len and ready.endpoint.endswith("/v1")
@@ -73,7 +73,7 @@ async def test_a_switch_heals_like_provisioning(sim: SimCloud, store: Store):
     assert heal.kind == "nccl" and "NCCL_IB_DISABLE" in heal.change
     assert config.env.get("NCCL_IB_DISABLE") == "1"
     assert events.of(ReadyEvent)[0].heals == 1
-    assert VllmConfig.model_validate(store.get_session(record.name).vllm_config) == config
+    assert VllmConfig.from_dict(store.get_session(record.name).vllm_config) == config
     await destroy_session(record.name, provider=provider, store=store, clock=SystemClock(), emit=events, ssh=ssh)
 
 
@@ -128,7 +128,7 @@ async def test_a_model_that_does_not_fit_is_refused_before_touching_the_vm(store
     config = VllmConfig(model=BIG, tensor_parallel_size=2, max_model_len=32768)
     store.add_session(SessionRecord(name="switch-refused", state="ready", stage="ready", instance_id=1,
                                     gpu_type=TWO_GPUS, gpu_count=2, model=BIG, hourly_usd=1.04,
-                                    vllm_config=config.model_dump(mode="json")))
+                                    vllm_config=config.to_dict()))
     before = store.get_session("switch-refused")
     events = EventRecorder()
     with pytest.raises(SwitchRefused, match=says):

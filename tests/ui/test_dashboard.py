@@ -244,7 +244,7 @@ async def test_heal_now_offers_the_remedy_and_applies_it(make_context, clock):
     context = make_context()
     screen = build(context, clock, 2)
     handle = screen.live.get(screen.session).handle
-    handle.config = handle.config.model_copy(update={"max_model_len": 32768})
+    handle.config = handle.config.replace(**{"max_model_len": 32768})
     calls: list[str] = []
 
     async def run(cmd, timeout=None):

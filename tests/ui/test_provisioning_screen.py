@@ -20,7 +20,7 @@ CODER_7B_AWQ = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
 
 def plan_for(model: str, type_id: str, name: str, **changes) -> LaunchPlan:
     gpu = catalog.gpu_type(type_id)
-    config = catalog.fit(model, gpu).to_vllm_config().model_copy(update=changes)
+    config = catalog.fit(model, gpu).to_vllm_config().replace(**changes)
     return LaunchPlan(region=gpu.regions[0], gpu_type=gpu, config=config, name=name)
 
 

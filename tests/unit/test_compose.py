@@ -108,7 +108,7 @@ def test_round_trip_through_the_sims_parser(config):
     parsed = parse(vllm["command"], vllm.get("environment", {}))
     # --port is passed explicitly, so the parser keeps it among the flags it does not model.
     assert parsed.extra_args[:2] == ("--port", "8000")
-    assert parsed.model_copy(update={"extra_args": parsed.extra_args[2:]}) == config
+    assert parsed.replace(**{"extra_args": parsed.extra_args[2:]}) == config
     # What the parser gives back renders to the very same file.
     assert render(parsed, NO_NCCL) == render(config, NO_NCCL)
 
@@ -157,7 +157,7 @@ def test_options_switch_off_cache_and_healthcheck():
 
 
 def test_options_from_settings():
-    settings = Settings.model_validate({
+    settings = Settings.from_dict({
         "vllm": {"image": "vllm/vllm-openai:v0.11.2", "port": 8123},
         "compose": {"enable_openwebui": True, "webui_port": 3123, "enable_nccl_env": False,
                     "enable_hf_cache": False, "enable_healthchecks": False,

@@ -89,7 +89,7 @@ def test_compose_with_the_token_as_a_placeholder(capsys, nothing_written):
 
 
 def test_the_users_settings_shape_the_plan(capsys):
-    settings = Settings.model_validate({
+    settings = Settings.from_dict({
         "vllm": {"served_model_name": "coder", "image": "vllm/vllm-openai:v0.11.2", "max_num_seqs": 4,
                  "extra_args": "--enable-prefix-caching", "env": {"VLLM_SLEEP_WHEN_IDLE": "1"}},
         "compose": {"enable_openwebui": True},
@@ -146,6 +146,6 @@ def test_suggestions_stay_in_the_chosen_region(capsys):
 
 
 def test_the_settings_default_context_is_used_without_context(capsys):
-    settings = Settings.model_validate({"vllm": {"max_model_len": 8192}})
+    settings = Settings.from_dict({"vllm": {"max_model_len": 8192}})
     assert plan("--type", "g2-gpu-rtx4000a2-s", "--model", "32B-AWQ", settings=settings) == 0
     assert "8K (8192 tokens" in capsys.readouterr().out

@@ -91,7 +91,7 @@ def test_apply_profile_trusts_remote_code_where_the_model_needs_it():
     spec = catalog.model("deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct")
     config = VllmConfig(model=spec.id)
     assert apply_profile(config, BUILTIN[spec.id]).trust_remote_code is True
-    assert apply_profile(config, Profile(spec.id)) == config.model_copy(update={"env": {}, "extra_args": ()})
+    assert apply_profile(config, Profile(spec.id)) == config.replace(**{"env": {}, "extra_args": ()})
 
 
 def test_launch_plans_and_switches_use_the_profile(paths):
@@ -115,7 +115,7 @@ def test_launch_plans_and_switches_use_the_profile(paths):
                            profile=profile)
     assert switched.env["MY_FLAG"] == "1"
     # The user's own settings win over the profile's.
-    settings = Settings.model_validate({"vllm": {"env": {"MY_FLAG": "0"}}})
+    settings = Settings.from_dict({"vllm": {"env": {"MY_FLAG": "0"}}})
     mine = LaunchPlan.from_settings(settings, gpu_type="g2-gpu-rtx4000a2-s",
                                     model="Qwen/Qwen2.5-Coder-14B-Instruct-AWQ", profile=profile)
     assert mine.config.env["MY_FLAG"] == "0"

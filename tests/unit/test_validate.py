@@ -117,7 +117,7 @@ def test_advice_chosen_by_what_was_measured():
     healthy_pcie = advise(Measured(gpu_count=2, interconnect="pcie", tok_s=80, expected_tok_s=90), config)
     assert [a.setting for a in healthy_pcie] == ["VLLM_ALLREDUCE_USE_SYMM_MEM=0", "--max-num-seqs 16"]
     assert advice_finding(healthy_pcie).status == "pass"  # tuning options, not problems
-    tuned = config.model_copy(update={"env": {"VLLM_ALLREDUCE_USE_SYMM_MEM": "0"}, "max_num_seqs": 16})
+    tuned = config.replace(**{"env": {"VLLM_ALLREDUCE_USE_SYMM_MEM": "0"}, "max_num_seqs": 16})
     assert advise(Measured(gpu_count=2, interconnect="pcie"), tuned) == []
     assert advise(Measured(gpu_count=2, interconnect="nvlink"), config) == []
     idle = advise(Measured(gpu_count=4, interconnect="nvlink", idle_gpus=(1, 2, 3)), config)

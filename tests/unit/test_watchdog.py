@@ -207,7 +207,7 @@ async def test_unreachable_counts_as_idle_by_default(env):
 
 
 async def test_unreachable_pauses_when_the_setting_is_off(env):
-    dog = env.make(SETTINGS.model_copy(update={"unreachable_is_idle": False}))
+    dog = env.make(SETTINGS.replace(**{"unreachable_is_idle": False}))
     task = await start(dog)
     await minutes(env.clock, 10)
     env.metrics.value = None
@@ -288,7 +288,7 @@ async def test_session_ended_elsewhere_stops_the_watchdog(env):
 
 
 async def test_disabled_watchdog_does_nothing(env):
-    dog = env.make(SETTINGS.model_copy(update={"enabled": False}))
+    dog = env.make(SETTINGS.replace(**{"enabled": False}))
     await asyncio.wait_for(dog.run(), 1)
     assert dog.state == "stopped" and env.metrics.calls == 0
 

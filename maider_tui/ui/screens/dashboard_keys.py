@@ -239,7 +239,7 @@ class DashboardKeys:
             self._say(f"heal failed: {exc}")
             return
         handle.config, handle.heals = config, handle.heals + 1
-        self.context.store.update_session(self.session, vllm_config=config.model_dump(mode="json"))
+        self.context.store.update_session(self.session, vllm_config=config.to_dict())
         self.context.store.add_event(self.session, "heal", f"heal now: {change}", {"change": change})
         self._say(f"applied {change}; vLLM is restarting")
 

@@ -224,8 +224,8 @@ def build_plan(settings: Any, region_id: str, report: FitReport, edits: ReviewEd
     from ...profiles import apply_profile, image_for
 
     vllm = settings.vllm
-    config = report.to_vllm_config(served_model_name=vllm.served_model_name).model_copy(update={
-        "extra_args": edits.extra_args, "env": dict(vllm.env), "max_num_seqs": edits.max_num_seqs})
+    config = report.to_vllm_config(served_model_name=vllm.served_model_name).replace(
+        extra_args=edits.extra_args, env=dict(vllm.env), max_num_seqs=edits.max_num_seqs)
     try:
         base = LaunchPlan.from_settings(settings, gpu_type=report.gpu_type, model=report.model.id,
                                         region=region_id, max_model_len=report.max_model_len, name=edits.name)
