@@ -59,6 +59,35 @@ async def test_sessions_are_listed_with_cost_and_live_total(make_context, clock)
         assert "2 live · $4.04/h" in app.screen.query_one("TopBar").status
 
 
+async def test_a_tick_updates_only_the_cells_that_changed_and_keeps_the_rows(make_context, clock):
+    """The cost and countdown move every second; the table is not rebuilt (nor laid out) for that."""
+    context = make_context()
+    add_sample_sessions(context.store, clock.now())
+    app = MaiderApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=1)
+        rows_before = dict(table.rows)
+        updated: list[tuple[str, int]] = []
+        original = table.update_cell
+
+        def spy(row_key, column_key, value, **kwargs):
+            updated.append((row_key, table.get_column_index(column_key)))
+            return original(row_key, column_key, value, **kwargs)
+
+        table.update_cell = spy
+        clock.advance(3600)  # an hour on: every live session's cost so far changed
+        app.screen.refresh_sessions()
+        await pilot.pause()
+        assert dict(table.rows) == rows_before and table.cursor_row == 1
+        assert sorted(updated) == [("qwen14b-20261122-101544", 6), ("qwen32b-20261122-093012", 6)]
+        assert str(table.get_row("qwen32b-20261122-093012")[6]) == "4.16"
+        updated.clear()
+        app.screen.refresh_sessions()
+        assert updated == []  # nothing moved: nothing touched
+
+
 async def test_q_quits(make_context):
     app = MaiderApp(make_context())
     async with app.run_test() as pilot:

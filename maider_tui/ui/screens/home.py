@@ -12,6 +12,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from ..widgets.patch import patch
 from ..widgets.top_bar import TopBar
 
 if TYPE_CHECKING:
@@ -108,6 +109,8 @@ class HomeScreen(Screen[None]):
         self._composed = False
         self.orphans: list = []  # ops.recover.Orphan, from the last recovery check
         self._bindings_for: str | None = None  # the selection the footer's keys were last checked for
+        self._columns: list = []  # the table's column keys
+        self._shown: dict[str, list[Text]] = {}  # row key -> its cells, as the table shows them now
 
     def compose(self) -> ComposeResult:
         yield TopBar()
@@ -120,7 +123,7 @@ class HomeScreen(Screen[None]):
         # Cost so far and idle time left tick; a second is as fine as a money figure needs.
         self.set_interval(1.0, self._tick)
         table = self.query_one("#sessions", DataTable)
-        table.add_columns(*(Text(label) for label in COLUMNS))
+        self._columns = table.add_columns(*(Text(label) for label in COLUMNS))
         self.query_one("#sessions-box").border_title = "Sessions"
         bar = self.query_one(TopBar)
         bar.badge = "demo" if self.context.demo else ""
@@ -235,8 +238,7 @@ class HomeScreen(Screen[None]):
         now = self.context.clock.now()
         records = self.sessions()
         table = self.query_one("#sessions", DataTable)
-        selected = self._selected() if table.row_count else None
-        table.clear()
+        rows: dict[str, list[Text]] = {}
         live_rate = 0.0
         live = 0
         for rec in records:
@@ -244,7 +246,7 @@ class HomeScreen(Screen[None]):
             if not rec.ended:  # a VM that may exist costs money, whatever state its session is in
                 live += 1
                 live_rate += rec.hourly_usd
-            table.add_row(*_cells(
+            rows[rec.name] = _cells(
                 rec.name,
                 state_label(rec),
                 gpu_label(rec),
@@ -253,24 +255,37 @@ class HomeScreen(Screen[None]):
                 f"{rec.hourly_usd:.2f}",
                 f"{so_far:.2f}",
                 self._idle_left(rec),
-            ), key=rec.name)
+            )
         for orphan in self.orphans:
             rate = orphan.hourly_usd or 0.0
             live += 1
             live_rate += rate
-            table.add_row(*_cells(f"(orphan) {orphan.label}", "orphan", orphan.vm.type, "?", orphan.vm.region,
-                                  f"{rate:.2f}", "?", "d / a"), key=f"orphan:{orphan.id}")
+            rows[f"orphan:{orphan.id}"] = _cells(f"(orphan) {orphan.label}", "orphan", orphan.vm.type, "?",
+                                                 orphan.vm.region, f"{rate:.2f}", "?", "d / a")
+        self._show_rows(table, rows)
         table.display = bool(records or self.orphans)
         message = self.query_one("#first-run", Static)
         message.display = not table.display
         text = first_run_message(self.has_token, self.context.demo)
-        message.update(f"{text}\n\n{self.account_line}" if self.account_line else text)
-        if selected is not None:
-            try:
-                table.move_cursor(row=table.get_row_index(selected))
-            except Exception:  # noqa: BLE001 - the row is gone (destroyed, cleaned up)
-                pass
+        patch(message, f"{text}\n\n{self.account_line}" if self.account_line else text)
         bar = self.query_one(TopBar)
         orphans = f" · {len(self.orphans)} orphan" if self.orphans else ""
         bar.status = f"{live} live · ${live_rate:.2f}/h{orphans}"
         bar.set_time(now)
+
+    def _show_rows(self, table: DataTable, rows: dict[str, list[Text]]) -> None:
+        """The same rows as shown: only the cells that changed (the cost, the countdown) are updated.
+        Rows added, removed or reordered: the table is rebuilt and keeps its selection."""
+        if list(rows) == list(self._shown) and table.row_count == len(rows):
+            for key, cells in rows.items():
+                for column, new, old in zip(self._columns, cells, self._shown[key]):
+                    if new != old:
+                        table.update_cell(key, column, new, update_width=new.cell_len > old.cell_len)
+        else:
+            selected = self._selected() if table.row_count else None
+            table.clear()
+            for key, cells in rows.items():
+                table.add_row(*cells, key=key)
+            if selected is not None and selected in rows:
+                table.move_cursor(row=table.get_row_index(selected))
+        self._shown = rows
