@@ -316,10 +316,15 @@ class VllmClient:
                 if response.status_code >= 400:
                     await response.aread()
                     raise _http_error(response)
+                done = False
                 async for line in response.aiter_lines():
                     data = line[5:].strip() if line.startswith("data:") else ""  # SSE: only data lines matter
-                    if data == "[DONE]":
-                        break
+                    if done or data == "[DONE]":
+                        # Read on to the body's end rather than leave: an unfinished response closes
+                        # its connection, and the next request would pay for a new one (a new channel
+                        # through the tunnel) inside its time to first token.
+                        done = True
+                        continue
                     try:
                         chunk = json.loads(data) if data else None
                     except ValueError:

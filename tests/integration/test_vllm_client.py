@@ -33,6 +33,7 @@ class FakeVllm:
 
     healthy: bool = True
     requests: list[dict[str, Any]] = field(default_factory=list)
+    peers: list[Any] = field(default_factory=list)  # the client's address of each request's connection
 
 
 def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, usage: dict | None = None) -> bytes:
@@ -63,6 +64,7 @@ def build_app(state: FakeVllm) -> web.Application:
     async def chat(request: web.Request) -> web.StreamResponse:
         body = await request.json()
         state.requests.append(body)
+        state.peers.append(request.transport.get_extra_info("peername") if request.transport else None)
         if body["model"] == "missing":  # the older flat error shape
             message = f"The model `{body['model']}` does not exist."
             return web.json_response({"object": "error", "message": message, "type": "NotFoundError",
@@ -145,6 +147,17 @@ async def test_stream_chat_tokens_usage_and_timing(server):
     sent = state.requests[-1]
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
     assert (sent["model"], sent["max_tokens"], sent["temperature"], sent["seed"]) == ("coder", 8, 0.0, 1)
+
+
+async def test_streams_one_after_another_share_one_connection(server):
+    """A stream read to its end leaves its connection for the next request: a benchmark's prompts
+    then do not each pay a new connection (through the tunnel, a new SSH channel) in their TTFT."""
+    state, url = server
+    async with VllmClient(url, api_key=API_KEY) as client:
+        for _ in range(3):
+            events = [e async for e in client.stream_chat("coder", MESSAGES, max_tokens=8)]
+            assert events[-1].text == "Hello, world"
+    assert len(state.peers) == 3 and len(set(state.peers)) == 1
 
 
 async def test_stream_chat_counts_chunks_without_a_usage_chunk(server):
