@@ -114,6 +114,31 @@ async def test_the_gpu_panel_draws_two_lines_a_gpu_and_redraws_only_what_changed
         assert bars._lines == before  # an equal snapshot redraws nothing
 
 
+async def test_a_gpu_sample_repaints_only_the_gpu_lines_whose_text_changed(monkeypatch):
+    app = _Statics()
+    async with app.run_test(size=(60, 8)) as pilot:
+        bars = app.query_one(GpuBars)
+        gpus = [GpuSample(i, "NVIDIA RTX 4000 Ada Generation", 10240, 20475, 13, 58, 110) for i in range(2)]
+        bars.show(GpuSnapshot(0.0, tuple(gpus)), [(10.0,)] * 2)
+        await pilot.pause()
+        drawn: list[int] = []
+        draw = bars._draw
+        monkeypatch.setattr(bars, "_draw", lambda y, width: drawn.append(y) or draw(y, width))
+        # Both GPUs' utilisation moves (its line: 1 and 3); only GPU 1's memory moves (its line: 2).
+        busier = [dataclasses.replace(gpus[0], utilization_pct=40),
+                  dataclasses.replace(gpus[1], utilization_pct=41, memory_used_mib=15000)]
+        bars.show(GpuSnapshot(1.0, tuple(busier)), [(10.0, 40.0), (10.0, 41.0)])
+        await pilot.pause()
+        assert sorted(drawn) == [1, 2, 3]
+        assert "util  40%" in "".join(s.text for s in bars.render_line(1))
+        assert "14.6/20.0 GB" in "".join(s.text for s in bars.render_line(2))
+        drawn.clear()
+        hotter = [busier[0], dataclasses.replace(busier[1], temperature_c=70)]
+        bars.show(GpuSnapshot(2.0, tuple(hotter)), [(10.0, 40.0), (10.0, 41.0)])
+        await pilot.pause()
+        assert drawn == [3]  # only GPU 1's heat changed: its memory line is not drawn again
+
+
 async def test_the_sessions_table_does_not_tick_under_another_screen(make_context, monkeypatch):
     app = MaiderApp(make_context())
     async with app.run_test() as pilot:

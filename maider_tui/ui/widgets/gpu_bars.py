@@ -121,25 +121,30 @@ class GpuBars(Widget):
         """Patch the rows from one snapshot; histories[i] is GPU i's utilisation history."""
         layout = self.waiting
         self.waiting = False
-        changed: list[int] = []
+        changed: list[tuple[int, RowTexts | None]] = []  # (GPU index, what its row showed before)
         for position, sample in enumerate(snapshot.gpus):
             history = histories[position] if position < len(histories) else ()
             texts = row_texts(sample, history)
             layout = layout or sample.index not in self.rows
-            if self.rows.get(sample.index) != texts:
+            before = self.rows.get(sample.index)
+            if before != texts:
                 self.rows[sample.index] = texts
-                changed.append(sample.index)
+                changed.append((sample.index, before))
         if layout:  # another number of lines: lay out again and draw everything anew
             self._lines.clear()
             self.refresh(layout=True)
             return
         order = list(self.rows)
         width = self.size.width
-        for index in changed:
+        for index, before in changed:
             top = 2 * order.index(index)
-            self._lines.pop(top, None)
-            self._lines.pop(top + 1, None)
-            self.refresh(Region(0, top, width, 2))
+            after = self.rows[index]
+            # The memory line (name, memory %, memory text) rarely changes; the utilisation line
+            # (utilisation, its history, heat) changes with every sample: repaint only what differs.
+            for y, line in ((top, slice(0, 3)), (top + 1, slice(3, 6))):
+                if before is None or before[line] != after[line]:
+                    self._lines.pop(y, None)
+                    self.refresh(Region(0, y, width, 1))
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
