@@ -7,7 +7,7 @@ import pytest
 from maider_tui.ui.widgets.cost_panel import (CostView, cost_lines, format_countdown, format_runtime, format_tokens,
                                               next_billed_hour_s, projected_total)
 from maider_tui.ui.widgets.endpoint_panel import known_hosts_line, merge_ssh_config, ssh_config_entry
-from maider_tui.ui.widgets.gpu_bars import bar_cells, memory_level, spark
+from maider_tui.ui.widgets.gpu_bars import _spark_char, bar_cells, memory_level, spark
 from maider_tui.ui.widgets.watchdog_panel import WatchdogView, watchdog_lines
 
 T0 = 1_795_351_260.0
@@ -25,6 +25,14 @@ def test_bar_cells_and_spark():
     assert bar_cells(None, 4) == (0, 4)
     assert spark([0, 50, 100, None], 10) == "▁▅█ "
     assert spark(list(range(100)), 3) == "███"  # only the newest samples that fit
+
+
+def test_a_sparkline_works_out_each_value_s_character_once():
+    # A minute of history is redrawn every second; its values repeat: their characters are looked up.
+    _spark_char.cache_clear()
+    assert spark([40.0] * 60 + [None, 100.0], 62) == "▄" * 60 + " █"
+    info = _spark_char.cache_info()
+    assert info.misses == 3 and info.hits == 59
 
 
 @pytest.mark.parametrize("seconds, text", [(0, "00:00"), (59.9, "00:59"), (350, "05:50"), (1450, "24:10"),

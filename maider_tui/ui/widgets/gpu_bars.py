@@ -7,6 +7,7 @@ removed per tick, and only the lines whose text changed repaint.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -40,17 +41,19 @@ def bar_cells(pct: float | None, width: int) -> tuple[int, int]:
     return filled, width - filled
 
 
+@lru_cache(maxsize=4096)
+def _spark_char(value: float | None, top: float) -> str:
+    if value is None:
+        return " "
+    level = min(1.0, max(0.0, value / top)) if top else 0.0
+    return SPARK[min(len(SPARK) - 1, int(level * (len(SPARK) - 1) + 0.5))]
+
+
 def spark(values: Sequence[float | None], width: int, top: float = 100.0) -> str:
     """The last `width` values as block characters on a fixed 0..top scale (None draws a space)."""
     shown = list(values)[-width:] if width > 0 else []
-    out = []
-    for value in shown:
-        if value is None:
-            out.append(" ")
-            continue
-        level = min(1.0, max(0.0, value / top)) if top else 0.0
-        out.append(SPARK[min(len(SPARK) - 1, int(level * (len(SPARK) - 1) + 0.5))])
-    return "".join(out)
+    # Utilisation takes few distinct values (whole percents): each one's character is worked out once.
+    return "".join([_spark_char(value, top) for value in shown])
 
 
 def _num(value: float | None, fmt: str, unit: str = "") -> str:
