@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.text import Text
 from textual.app import App, ComposeResult
+from textual.geometry import Region
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -18,6 +20,7 @@ from maider_tui.sim.linode_api import all_types
 from maider_tui.sim.world import World
 from maider_tui.ui.screens.home import HomeScreen
 from maider_tui.ui.widgets.gpu_bars import GpuBars
+from maider_tui.ui.widgets.lines import LinePanel
 from maider_tui.ui.widgets.patch import patch, size_may_change
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -137,6 +140,73 @@ async def test_a_gpu_sample_repaints_only_the_gpu_lines_whose_text_changed(monke
         bars.show(GpuSnapshot(2.0, tuple(hotter)), [(10.0, 40.0), (10.0, 41.0)])
         await pilot.pause()
         assert drawn == [3]  # only GPU 1's heat changed: its memory line is not drawn again
+
+
+class _Panels(App[None]):
+    CSS = ".panel { border: round $primary 60%; border-title-color: $text-primary; padding: 0 1; width: 40; }"
+    LINES = ["idle 00:05 · destroys in 29:55", "", ("no tokens generated yet", "dim"),
+             "a line long enough to wrap onto the next one"]
+
+    def compose(self) -> ComposeResult:
+        plain = [line if isinstance(line, str) else line[0] for line in self.LINES]
+        yield Static(Text("\n").join([Text(plain[0]), Text(plain[1]), Text(plain[2], style="dim"), Text(plain[3])]),
+                     id="static", classes="panel", markup=False)
+        yield LinePanel(*self.LINES, id="lines", classes="panel")
+
+    def on_mount(self) -> None:
+        for panel in self.query(".panel"):
+            panel.border_title = "Watchdog"
+
+
+def _drawn(widget) -> list[list[tuple[str, object]]]:
+    """The widget's lines, border included, as (text, style) segments."""
+    strips = widget.render_lines(Region(0, 0, *widget.outer_size))
+    return [[(segment.text, segment.style) for segment in strip] for strip in strips]
+
+
+async def test_a_line_panel_draws_what_a_static_draws():
+    app = _Panels()
+    async with app.run_test(size=(70, 16)) as pilot:
+        await pilot.pause()
+        static, lines = app.query_one("#static"), app.query_one("#lines", LinePanel)
+        assert lines.outer_size == static.outer_size and lines.size.height == 5  # the long line wraps
+        assert _drawn(lines) == _drawn(static)
+        assert str(lines.render()) == str(static.render())  # what layout measures and a selection copies
+
+
+async def test_a_line_panel_repaints_only_the_lines_that_changed():
+    app = _Panels()
+    async with app.run_test(size=(70, 16)) as pilot:
+        await pilot.pause()
+        panel = app.query_one("#lines", LinePanel)
+        rendered: list[int] = []
+        render_line = panel._styles_cache.render_line
+        panel._styles_cache.render_line = lambda styles, y, *rest: rendered.append(y) or render_line(styles, y, *rest)
+        shown = list(_Panels.LINES)
+        panel.show_lines(["idle 00:06 · destroys in 29:54", *shown[1:]])
+        await pilot.pause()
+        assert rendered == [1]  # the first content line, below the border: not the border, not the title
+        rendered.clear()
+        panel.show_lines(["idle 00:06 · destroys in 29:54", *shown[1:]])
+        panel.show_lines(["idle 00:06 · destroys in 29:54", "", ("no tokens generated yet", ""), shown[3]])
+        await pilot.pause()
+        assert rendered == [3]  # equal lines repaint nothing; a line whose style alone changed repaints
+        assert panel.lines[2] == "no tokens generated yet"
+
+
+async def test_a_line_panel_lays_out_again_when_a_line_wraps_or_the_count_changes():
+    app = _Panels()
+    async with app.run_test(size=(70, 16)) as pilot:
+        await pilot.pause()
+        panel = app.query_one("#lines", LinePanel)
+        panel.show_lines(["idle 00:05 · destroys in 29:55 and now it does not fit", "", "x", "short"])
+        await pilot.pause()
+        assert panel.size.height == 5
+        assert "".join(s.text for s in panel.render_line(1)).startswith("now it does not fit")
+        panel.show_lines(["one", "two"])
+        await pilot.pause()
+        assert panel.size.height == 2
+        assert ["".join(s.text for s in panel.render_line(y)).rstrip() for y in range(2)] == ["one", "two"]
 
 
 async def test_the_sessions_table_does_not_tick_under_another_screen(make_context, monkeypatch):
@@ -264,3 +334,54 @@ def test_an_attached_session_does_not_import_yaml():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+class _RenderedLines:
+    """Which lines of which widgets Textual draws anew (rather than takes from its line cache)."""
+
+    def __init__(self, monkeypatch) -> None:
+        from textual._styles_cache import StylesCache
+
+        self.lines: dict[str, list[int]] = {}
+        render_widget, render_line = StylesCache.render_widget, StylesCache.render_line
+        current: list[str] = [""]
+
+        def widget_rendered(cache, widget, crop):
+            current[0] = widget.id or type(widget).__name__
+            return render_widget(cache, widget, crop)
+
+        def line_rendered(cache, styles, y, *rest):
+            self.lines.setdefault(current[0], []).append(y)
+            return render_line(cache, styles, y, *rest)
+
+        monkeypatch.setattr(StylesCache, "render_widget", widget_rendered)
+        monkeypatch.setattr(StylesCache, "render_line", line_rendered)
+
+
+async def test_a_dashboard_second_repaints_only_the_panel_lines_that_changed(make_context, clock, monkeypatch):
+    from tests.ui.test_dashboard_snapshots import PLANS, build, feed, snapshot_of
+
+    context = make_context()
+    screen = build(context, clock, 2)
+    app = MaiderApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        app.push_screen(screen)
+        await pilot.pause()
+        feed(screen, 2)
+        await pilot.pause()
+        cost, dog = screen.query_one("#cost"), screen.query_one("#watchdog")
+        cost_before = str(cost.render()).split("\n")
+        rendered = _RenderedLines(monkeypatch)
+        clock.advance(1.0)
+        screen.watchdog.idle_s += 1
+        screen.watchdog.remaining_s -= 1
+        _, _, _, gpu_name, total = PLANS[2]
+        screen.show_telemetry(snapshot_of(2, 60, gpu_name, total))
+        await pilot.pause()
+        # Below each panel's top border (line 0): the watchdog's countdown line, the cost lines that moved.
+        assert rendered.lines.pop("watchdog") == [1] and str(dog.render()).startswith("idle 05:51")
+        changed = [1 + y for y, (a, b) in enumerate(zip(cost_before, str(cost.render()).split("\n"))) if a != b]
+        assert rendered.lines.pop("cost", []) == changed
+        assert rendered.lines.pop("GpuBars") == [1, 3]  # the utilisation lines; memory did not move
+        assert set(rendered.lines) <= {"top-right"}  # nothing else but the clock, were its minute to turn

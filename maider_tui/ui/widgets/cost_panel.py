@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rich.text import Text
-from textual.widgets import Static
-
-from .patch import patch
+from .lines import LinePanel
 from ...ops.receipt import SECONDS_PER_HOUR, cost_usd, elapsed_hours, usd_per_1k_tokens
 
 
@@ -88,8 +85,9 @@ def cost_lines(view: CostView) -> list[str]:
     return [first, second, third]
 
 
-class CostPanel(Static):
-    """Three lines of money, redrawn in place every second and on every vLLM scrape."""
+class CostPanel(LinePanel):
+    """Three lines of money, redrawn in place every second and on every vLLM scrape; only the lines
+    whose figures changed repaint."""
 
     DEFAULT_CSS = """
     CostPanel { height: auto; }
@@ -97,4 +95,4 @@ class CostPanel(Static):
 
     def show(self, view: CostView) -> None:
         first, second, third = cost_lines(view)
-        patch(self, Text("\n").join([Text(first), Text(second), Text(third, style="dim" if not view.tokens else "")]))
+        self.show_lines([first, second, (third, "" if view.tokens else "dim")])

@@ -5,11 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from textual.widgets import Static
-
-from .patch import patch
-
 from .cost_panel import format_countdown
+from .lines import LinePanel
 
 
 @dataclass(frozen=True)
@@ -55,8 +52,9 @@ def watchdog_lines(view: WatchdogView) -> list[str]:
     return [first, second]
 
 
-class WatchdogPanel(Static):
-    """Two lines; coloured $warning in the warning window, $error once destroying."""
+class WatchdogPanel(LinePanel):
+    """Two lines; coloured $warning in the warning window, $error once destroying. The countdown line
+    changes every second and repaints alone."""
 
     DEFAULT_CSS = """
     WatchdogPanel { height: auto; }
@@ -69,4 +67,4 @@ class WatchdogPanel(Static):
         self.set_class(view.state == "warning", "-warning")
         self.set_class(view.state in ("destroying", "destroyed"), "-destroying")
         self.set_class(view.off, "-off")
-        patch(self, "\n".join(watchdog_lines(view)))
+        self.show_lines(watchdog_lines(view))
