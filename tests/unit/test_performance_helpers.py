@@ -385,3 +385,31 @@ async def test_a_dashboard_second_repaints_only_the_panel_lines_that_changed(mak
         assert rendered.lines.pop("cost", []) == changed
         assert rendered.lines.pop("GpuBars") == [1, 3]  # the utilisation lines; memory did not move
         assert set(rendered.lines) <= {"top-right"}  # nothing else but the clock, were its minute to turn
+
+
+async def test_a_vllm_reading_repaints_the_load_line_and_lays_nothing_out(make_context, clock, monkeypatch):
+    from maider_tui.ops.telemetry import VllmReading
+    from maider_tui.remote.vllm import VllmMetrics
+    from tests.ui.test_dashboard_snapshots import build, feed
+
+    context = make_context()
+    screen = build(context, clock, 2)
+    app = MaiderApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        app.push_screen(screen)
+        await pilot.pause()
+        feed(screen, 2)
+        await pilot.pause()
+        layouts = []
+        refresh_layout = screen._refresh_layout
+        monkeypatch.setattr(screen, "_refresh_layout", lambda *a, **k: layouts.append(1) or refresh_layout(*a, **k))
+        rendered = _RenderedLines(monkeypatch)
+        # A longer load line than the last one (more requests, a faster rate): the panel's size is the same.
+        metrics = VllmMetrics(requests_running=12, requests_waiting=3, generation_tokens_total=412_345,
+                              kv_cache_usage=0.5, reported=True)
+        screen.show_metrics(VllmReading(15.0, metrics, 1234.5))
+        await pilot.pause()
+        assert "running 12 · waiting 3 · 1234.5 tok/s" in str(screen.query_one("#vllm").render())
+        assert rendered.lines["vllm"] == [2]  # below the border and the model line
+        assert layouts == []

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rich.text import Text
-from textual.widgets import Static
+from textual.content import Content
 
-from .patch import patch
+from .lines import Line, LinePanel
 
 
 @dataclass(frozen=True)
@@ -23,7 +22,7 @@ def tunnel_label(tunnel: str) -> str:
         tunnel, f"({tunnel})")
 
 
-class EndpointPanel(Static):
+class EndpointPanel(LinePanel):
     """The endpoint line first (what most users copy), then Open WebUI, then the aider command."""
 
     DEFAULT_CSS = """
@@ -32,21 +31,18 @@ class EndpointPanel(Static):
     """
 
     def show(self, view: EndpointView) -> None:
-        text = Text()
         if view.endpoint is None:
-            text.append("not connected", style="bold")
+            first: Line = ("not connected", "bold")
         else:
-            text.append(view.endpoint)
-            text.append("  ")
             style = "bold" if view.tunnel == "reconnecting" else "dim"
-            text.append(tunnel_label(view.tunnel), style=style)
+            first = Content.assemble(view.endpoint, "  ", (tunnel_label(view.tunnel), style))
+        lines = [first]
         if view.webui:
-            text.append(f"\nOpen WebUI {view.webui}")
+            lines.append(f"Open WebUI {view.webui}")
         if view.aider:
-            text.append("\n")
-            text.append(view.aider, style="dim")
+            lines.append((view.aider, "dim"))
         self.set_class(view.tunnel == "reconnecting", "-reconnecting")
-        patch(self, text)
+        self.show_lines(lines)
 
 
 # --- reaching the VM with the system's ssh (pure: the dashboard writes the files) ------------------

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from textual.widgets import Static
-
-from .patch import patch
+from .lines import LinePanel
 from ...ops.telemetry import VllmReading
 
 
@@ -22,8 +20,8 @@ def vllm_lines(model: str, reading: VllmReading | None) -> list[str]:
     return [model, load]
 
 
-class VllmPanel(Static):
-    """Redrawn in place on every /metrics scrape."""
+class VllmPanel(LinePanel):
+    """Redrawn in place on every /metrics scrape: the load line alone, while vLLM is up."""
 
     DEFAULT_CSS = """
     VllmPanel { height: auto; }
@@ -32,4 +30,4 @@ class VllmPanel(Static):
 
     def show(self, model: str, reading: VllmReading | None) -> None:
         self.set_class(reading is not None and reading.metrics is None, "-down")
-        patch(self, "\n".join(vllm_lines(model, reading)))
+        self.show_lines(vllm_lines(model, reading))
