@@ -295,6 +295,7 @@ print(loaded.settings.vllm.port, len(loaded.problems), config.to_dict()["max_mod
 async def test_a_vllm_reading_is_drawn_with_the_next_gpu_sample_not_in_a_frame_of_its_own(make_context, clock):
     from maider_tui.ops.telemetry import VllmReading
     from maider_tui.remote.vllm import VllmMetrics
+    from maider_tui.ui.messages import TelemetryStatus
     from tests.ui.test_dashboard_snapshots import PLANS, build, snapshot_of
 
     context = make_context()
@@ -315,12 +316,22 @@ async def test_a_vllm_reading_is_drawn_with_the_next_gpu_sample_not_in_a_frame_o
         clock.advance(1.0)
         screen.show_telemetry(snapshot_of(2, 1, gpu_name, total))
         assert len(states) == 1 and states[0].vllm is reading and states[0].gpu is not None
-        # With no sample to ride, the clock's tick draws it.
+        # The clock's tick between two samples draws nothing, not even a waiting reading: it would be
+        # a frame between two samples' frames.
         later = VllmReading(15.0, VllmMetrics(requests_running=1, reported=True), 12.0)
         screen.show_metrics(later)
-        assert screen.state.vllm is reading
+        clock.advance(0.5)
         screen._tick()
-        assert screen.state.vllm is later
+        assert len(states) == 1 and screen.state.vllm is reading
+        # With no sample to ride (the stream stalled), the tick draws it.
+        clock.advance(1.0)
+        screen._tick()
+        assert len(states) == 2 and screen.state.vllm is later
+        # A status the screen already shows changes nothing: no new state, no frame.
+        screen.on_telemetry_status(TelemetryStatus(screen.state.tunnel))
+        assert len(states) == 2
+        screen.on_telemetry_status(TelemetryStatus("reconnecting"))
+        assert len(states) == 3 and states[-1].tunnel == "reconnecting"
 
 
 def test_an_attached_session_does_not_import_yaml():

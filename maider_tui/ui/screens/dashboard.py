@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 # Re-armed only after the previous scrape returned: scrapes never overlap.
 METRICS_S = 5.0
 NARROW = 100  # below this many columns the panels stack
+# The stream samples every second: one that came less than this long ago means the next is on its way.
+SAMPLE_DUE_S = 1.5
 
 
 @dataclass(frozen=True)
@@ -290,7 +292,8 @@ class DashboardScreen(DashboardKeys, Screen[None]):
         self.show_telemetry(message.snapshot)
 
     def on_telemetry_status(self, message: TelemetryStatus) -> None:
-        self._set(tunnel=message.status)
+        if message.status != self.state.tunnel:  # the same status again changes nothing on screen
+            self._set(tunnel=message.status)
 
     def on_metrics_read(self, message: MetricsRead) -> None:
         self.show_metrics(message.reading)
@@ -313,10 +316,15 @@ class DashboardScreen(DashboardKeys, Screen[None]):
         self._sampled_at = self.context.clock.now()
         self._set(gpu=snapshot, history=history, tunnel="ok", **self._take_pending())
 
+    def _sample_due(self) -> bool:
+        """Whether the telemetry stream is delivering: a GPU sample came less than 1.5 s ago, so the
+        next one, which redraws every panel, is due within the second."""
+        return self.stream and self.context.clock.now() - self._sampled_at < SAMPLE_DUE_S
+
     def show_metrics(self, reading: VllmReading) -> None:
-        if self.stream and self.context.clock.now() - self._sampled_at < 1.5:
-            # A GPU sample is due within the second: the reading is drawn in that frame rather than
-            # in one of its own (each frame redraws every panel it crosses).
+        if self._sample_due():
+            # The reading is drawn in the next sample's frame rather than in one of its own (each
+            # frame redraws every panel it crosses).
             self._pending_vllm = reading
         else:
             self._set(vllm=reading)
@@ -335,8 +343,11 @@ class DashboardScreen(DashboardKeys, Screen[None]):
 
     def _tick(self) -> None:
         # The clock, cost and countdown move once a second; the 1 Hz telemetry already redraws them
-        # with each sample, so the tick draws only when no sample came for a second (or a vLLM reading
-        # still waits for one).
+        # (and a waiting vLLM reading) with each sample, so while samples come the tick draws nothing:
+        # it would add a frame between two samples. Without a stream, or once it stalls, the tick
+        # draws when nothing was drawn for a second.
+        if self._sample_due():
+            return
         if self._pending_vllm is not None or self.context.clock.now() - self.state.now >= 1.0:
             self._set(**self._take_pending())
 
