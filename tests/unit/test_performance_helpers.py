@@ -424,3 +424,33 @@ async def test_a_vllm_reading_repaints_the_load_line_and_lays_nothing_out(make_c
         assert "running 12 · waiting 3 · 1234.5 tok/s" in str(screen.query_one("#vllm").render())
         assert rendered.lines["vllm"] == [2]  # below the border and the model line
         assert layouts == []
+
+
+async def test_the_clock_turning_a_minute_repaints_the_top_bar_s_clock_and_lays_nothing_out():
+    from maider_tui.ui.widgets.top_bar import TopBar
+
+    class Bar(App[None]):
+        def compose(self) -> ComposeResult:
+            yield TopBar()
+
+    app = Bar()
+    async with app.run_test(size=(80, 5)) as pilot:
+        bar = app.query_one(TopBar)
+        bar.status = "2 live"
+        bar.set_time(1_795_351_260.0)
+        await pilot.pause()
+        left, right = bar.query_one("#top-left", Static), bar.query_one("#top-right", Static)
+        refreshed: list[tuple[str, bool]] = []
+        for static in (left, right):
+            refresh = static.refresh
+            static.refresh = lambda *regions, _refresh=refresh, _id=static.id, **kw: (
+                refreshed.append((_id, kw.get("layout", False))) or _refresh(*regions, **kw))
+        before = str(right.render())
+        bar.set_time(1_795_351_260.0 + 60)
+        await pilot.pause()
+        assert str(right.render()) != before and str(right.render()).startswith("2 live   ")
+        assert refreshed == [("top-right", False)]  # the title is as it was; the clock as wide as before
+        refreshed.clear()
+        bar.status = "3 live · 1 failed"
+        await pilot.pause()
+        assert refreshed[0] == ("top-right", True)  # a wider text: the bar is laid out again

@@ -64,8 +64,20 @@ class TopBar(Horizontal):
         right = Text(self.status)
         if self.clock_text:
             right.append(("   " if self.status else "") + self.clock_text)
-        self.query_one("#top-left", Static).update(left)
-        self.query_one("#top-right", Static).update(right)
+        self._show("#top-left", left)
+        self._show("#top-right", right)
+
+    def _show(self, selector: str, text: Text) -> None:
+        """Update one side when its text changed; lay the bar out again only when its width did.
+
+        The clock turns every minute on every screen: an update that asks for layout re-arranges the
+        whole screen, and here it would only ever be needed for a text of another width.
+        """
+        static = self.query_one(selector, Static)
+        old = static.content
+        if isinstance(old, Text) and old == text and old.style == text.style:
+            return
+        static.update(text, layout=not isinstance(old, Text) or old.cell_len != text.cell_len)
 
     def set_time(self, epoch: float) -> None:
         self.clock_text = datetime.fromtimestamp(epoch).strftime("%H:%M")
