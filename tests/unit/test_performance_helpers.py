@@ -149,8 +149,8 @@ class _Panels(App[None]):
 
     def compose(self) -> ComposeResult:
         plain = [line if isinstance(line, str) else line[0] for line in self.LINES]
-        yield Static(Text("\n").join([Text(plain[0]), Text(plain[1]), Text(plain[2], style="dim"), Text(plain[3])]),
-                     id="static", classes="panel", markup=False)
+        text = Text("\n").join([Text(plain[0]), Text(plain[1]), Text(plain[2], style="dim"), Text(plain[3])])
+        yield Static(text, id="static", classes="panel", markup=False)
         yield LinePanel(*self.LINES, id="lines", classes="panel")
 
     def on_mount(self) -> None:
@@ -181,7 +181,8 @@ async def test_a_line_panel_repaints_only_the_lines_that_changed():
         panel = app.query_one("#lines", LinePanel)
         rendered: list[int] = []
         render_line = panel._styles_cache.render_line
-        panel._styles_cache.render_line = lambda styles, y, *rest: rendered.append(y) or render_line(styles, y, *rest)
+        panel._styles_cache.render_line = lambda styles, y, *rest: (
+            rendered.append(y) or render_line(styles, y, *rest))
         shown = list(_Panels.LINES)
         panel.show_lines(["idle 00:06 · destroys in 29:54", *shown[1:]])
         await pilot.pause()
@@ -369,7 +370,8 @@ class _RenderedLines:
         monkeypatch.setattr(StylesCache, "render_line", line_rendered)
 
 
-async def test_a_dashboard_second_repaints_only_the_panel_lines_that_changed(make_context, clock, monkeypatch):
+async def test_a_dashboard_second_repaints_only_the_panel_lines_that_changed(make_context, clock,
+                                                                            monkeypatch):
     from tests.ui.test_dashboard_snapshots import PLANS, build, feed, snapshot_of
 
     context = make_context()
@@ -392,7 +394,8 @@ async def test_a_dashboard_second_repaints_only_the_panel_lines_that_changed(mak
         await pilot.pause()
         # Below each panel's top border (line 0): the watchdog's countdown line, the cost lines that moved.
         assert rendered.lines.pop("watchdog") == [1] and str(dog.render()).startswith("idle 05:51")
-        changed = [1 + y for y, (a, b) in enumerate(zip(cost_before, str(cost.render()).split("\n"))) if a != b]
+        cost_after = str(cost.render()).split("\n")
+        changed = [1 + y for y, (a, b) in enumerate(zip(cost_before, cost_after)) if a != b]
         assert rendered.lines.pop("cost", []) == changed
         assert rendered.lines.pop("GpuBars") == [1, 3]  # the utilisation lines; memory did not move
         assert set(rendered.lines) <= {"top-right"}  # nothing else but the clock, were its minute to turn
@@ -414,7 +417,8 @@ async def test_a_vllm_reading_repaints_the_load_line_and_lays_nothing_out(make_c
         await pilot.pause()
         layouts = []
         refresh_layout = screen._refresh_layout
-        monkeypatch.setattr(screen, "_refresh_layout", lambda *a, **k: layouts.append(1) or refresh_layout(*a, **k))
+        monkeypatch.setattr(screen, "_refresh_layout",
+                            lambda *a, **k: layouts.append(1) or refresh_layout(*a, **k))
         rendered = _RenderedLines(monkeypatch)
         # A longer load line than the last one (more requests, a faster rate): the panel's size is the same.
         metrics = VllmMetrics(requests_running=12, requests_waiting=3, generation_tokens_total=412_345,
