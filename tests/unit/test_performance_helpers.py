@@ -171,6 +171,7 @@ async def test_a_line_panel_draws_what_a_static_draws():
         static, lines = app.query_one("#static"), app.query_one("#lines", LinePanel)
         assert lines.outer_size == static.outer_size and lines.size.height == 5  # the long line wraps
         assert _drawn(lines) == _drawn(static)
+        assert static.auto_links and not lines.auto_links  # the same cells without link styling each line
         assert str(lines.render()) == str(static.render())  # what layout measures and a selection copies
 
 

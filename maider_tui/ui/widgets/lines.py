@@ -50,6 +50,8 @@ class LinePanel(Widget):
     def __init__(self, *lines: Line, name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
+        # Plain text, never a link: no link styling to apply to each line drawn (nor on mouse hover).
+        self.set_reactive(Widget.auto_links, False)
         self._lines: tuple[Content, ...] = tuple(as_content(line) for line in lines)
         self._keys = tuple(_key(line) for line in self._lines)
         self._drawn: dict[int, list[Strip]] = {}  # each line's strips (several when it wraps), by line
