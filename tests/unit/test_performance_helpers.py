@@ -459,3 +459,31 @@ async def test_the_clock_turning_a_minute_repaints_the_top_bar_s_clock_and_lays_
         bar.status = "3 live · 1 failed"
         await pilot.pause()
         assert refreshed[0] == ("top-right", True)  # a wider text: the bar is laid out again
+
+
+def test_start_up_freezes_what_it_made_once_after_the_first_frame(tmp_path):
+    """The objects start-up made leave the garbage collector's reach: after the first frame, once."""
+    import subprocess
+
+    script = """
+import asyncio, gc, sys
+from maider_tui.app import MaiderApp
+from maider_tui.context import build_context
+from maider_tui.paths import AppPaths
+
+async def main():
+    seen = []
+    freeze = gc.freeze
+    for run in range(2):
+        app = MaiderApp(build_context(AppPaths.under(sys.argv[1]), environ={}))
+        gc.freeze = lambda app=app: seen.append(app._first_frame.is_set()) or freeze()
+        async with app.run_test() as pilot:
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+    print(seen, gc.get_freeze_count() > 1000)
+
+asyncio.run(main())
+"""
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[True] True"  # the second app in the process does not
