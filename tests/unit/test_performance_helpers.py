@@ -127,10 +127,15 @@ async def test_a_gpu_sample_repaints_only_the_gpu_lines_whose_text_changed(monke
         drawn: list[int] = []
         draw = bars._draw
         monkeypatch.setattr(bars, "_draw", lambda y, width: drawn.append(y) or draw(y, width))
+        refreshes: list[int] = []
+        refresh = bars.refresh
+        monkeypatch.setattr(bars, "refresh", lambda *regions, **kw: refreshes.append(len(regions)) or refresh(
+            *regions, **kw))
         # Both GPUs' utilisation moves (its line: 1 and 3); only GPU 1's memory moves (its line: 2).
         busier = [dataclasses.replace(gpus[0], utilization_pct=40),
                   dataclasses.replace(gpus[1], utilization_pct=41, memory_used_mib=15000)]
         bars.show(GpuSnapshot(1.0, tuple(busier)), [(10.0, 40.0), (10.0, 41.0)])
+        assert refreshes == [3]  # one refresh for the three lines
         await pilot.pause()
         assert sorted(drawn) == [1, 2, 3]
         assert "util  40%" in "".join(s.text for s in bars.render_line(1))
@@ -188,6 +193,15 @@ async def test_a_line_panel_repaints_only_the_lines_that_changed():
         panel.show_lines(["idle 00:06 · destroys in 29:54", *shown[1:]])
         await pilot.pause()
         assert rendered == [1]  # the first content line, below the border: not the border, not the title
+        refreshes: list[int] = []
+        refresh = panel.refresh
+        panel.refresh = lambda *regions, **kw: refreshes.append(len(regions)) or refresh(*regions, **kw)
+        panel.show_lines(["idle 00:07 · destroys in 29:53", "-", ("no tokens generated yet", "dim"), shown[3]])
+        assert refreshes == [2]  # one refresh for the two lines that changed
+        del panel.refresh
+        await pilot.pause()
+        panel.show_lines(["idle 00:06 · destroys in 29:54", *shown[1:]])
+        await pilot.pause()
         rendered.clear()
         panel.show_lines(["idle 00:06 · destroys in 29:54", *shown[1:]])
         panel.show_lines(["idle 00:06 · destroys in 29:54", "", ("no tokens generated yet", ""), shown[3]])

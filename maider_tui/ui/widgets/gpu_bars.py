@@ -139,6 +139,7 @@ class GpuBars(Widget):
             return
         order = list(self.rows)
         width = self.size.width
+        regions = []
         for index, before in changed:
             top = 2 * order.index(index)
             after = self.rows[index]
@@ -147,7 +148,9 @@ class GpuBars(Widget):
             for y, line in ((top, slice(0, 3)), (top + 1, slice(3, 6))):
                 if before is None or before[line] != after[line]:
                     self._lines.pop(y, None)
-                    self.refresh(Region(0, y, width, 1))
+                    regions.append(Region(0, y, width, 1))
+        if regions:
+            self.refresh(*regions)  # one refresh for all: each costs about as much as a line's region
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width

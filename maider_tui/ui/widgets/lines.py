@@ -79,7 +79,7 @@ class LinePanel(Widget):
             return
         for y in changed:
             self._drawn.pop(y, None)
-            self.refresh(Region(0, y, width, 1))
+        self.refresh(*(Region(0, y, width, 1) for y in changed))
 
     def _repaint_all(self) -> None:
         self._drawn.clear()
