@@ -218,6 +218,27 @@ async def test_keys_greyed_without_a_connection(make_context):
         assert screen.check_action("toggle_log", ()) is True
 
 
+async def test_the_panels_are_drawn_when_the_dashboard_opens_before_any_data(make_context):
+    """No sample, reading or tick yet: the panels already say what they wait for (they stayed empty
+    until the first tick, and the vLLM panel until the first scrape)."""
+    from maider_tui.store import SessionRecord
+    from maider_tui.ui.widgets.cost_panel import CostPanel
+    from maider_tui.ui.widgets.vllm_panel import VllmPanel
+
+    context = make_context()
+    context.store.add_session(SessionRecord(name="quiet", state="destroyed", gpu_type=TYPE_ID, ended_at=1.0,
+                                            model="Qwen/Qwen2.5-Coder-7B-Instruct", hourly_usd=0.52,
+                                            created_at=0.5))
+    app = MaiderApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_dashboard("quiet")
+        await pilot.pause()
+        screen = app.screen
+        assert screen.state.gpu is None and screen.state.vllm is None
+        assert "waiting for /metrics" in " ".join(screen.query_one(VllmPanel).lines)
+        assert screen.query_one(CostPanel).lines[0].startswith("$0.52/h")
+
+
 async def test_aider_missing_says_how_to_install(app, monkeypatch):
     import maider_tui.ui.screens.dashboard_keys as keys
 

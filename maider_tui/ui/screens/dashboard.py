@@ -155,6 +155,7 @@ class DashboardScreen(DashboardKeys, Screen[None]):
                                 ("#watchdog", "Watchdog"), ("#endpoint", "Endpoint"), ("#log", "Log")):
             self.query_one(selector).border_title = title
         self._fill_log()
+        self._panels_ready = True  # `is_mounted` turns true only after this handler: draw the panels now
         self.watch_state(self.state, self.state)
         self.set_interval(1.0, self._tick)
         if self.live is not None:
@@ -262,6 +263,7 @@ class DashboardScreen(DashboardKeys, Screen[None]):
         self._say(f"Open WebUI at {self.webui_url}")
 
     _unsubscribe_ssh: Any = None
+    _panels_ready = False  # set in on_mount: before it, the panels are not there to patch
     webui_url: str | None = None
     _tokens_saved: int | None = None
     _sampled_at = float("-inf")  # the clock's time of the last GPU sample
@@ -363,7 +365,7 @@ class DashboardScreen(DashboardKeys, Screen[None]):
 
     def watch_state(self, old: DashboardState, new: DashboardState) -> None:
         """Patch the panels in place from the new state; GPUs and vLLM only when they changed."""
-        if not self.is_mounted:
+        if not self._panels_ready:
             return
         record = self.record
         if new.gpu is not None and (new.gpu is not old.gpu or old is new):
