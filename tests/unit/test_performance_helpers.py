@@ -385,19 +385,26 @@ class _RenderedLines:
         monkeypatch.setattr(StylesCache, "render_line", line_rendered)
 
 
+async def _show_fed(app, pilot, screen) -> None:
+    """Push the 2-GPU dashboard `screen` over the sessions screen and give it its first data."""
+    from tests.ui.test_dashboard_snapshots import feed
+
+    await app.workers.wait_for_complete()
+    app.push_screen(screen)
+    await pilot.pause()
+    feed(screen, 2)
+    await pilot.pause()
+
+
 async def test_a_dashboard_second_repaints_only_the_panel_lines_that_changed(make_context, clock,
                                                                             monkeypatch):
-    from tests.ui.test_dashboard_snapshots import PLANS, build, feed, snapshot_of
+    from tests.ui.test_dashboard_snapshots import PLANS, build, snapshot_of
 
     context = make_context()
     screen = build(context, clock, 2)
     app = MaiderApp(context)
     async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
-        app.push_screen(screen)
-        await pilot.pause()
-        feed(screen, 2)
-        await pilot.pause()
+        await _show_fed(app, pilot, screen)
         cost, dog = screen.query_one("#cost"), screen.query_one("#watchdog")
         cost_before = str(cost.render()).split("\n")
         rendered = _RenderedLines(monkeypatch)
@@ -419,17 +426,13 @@ async def test_a_dashboard_second_repaints_only_the_panel_lines_that_changed(mak
 async def test_a_vllm_reading_repaints_the_load_line_and_lays_nothing_out(make_context, clock, monkeypatch):
     from maider_tui.ops.telemetry import VllmReading
     from maider_tui.remote.vllm import VllmMetrics
-    from tests.ui.test_dashboard_snapshots import build, feed
+    from tests.ui.test_dashboard_snapshots import build
 
     context = make_context()
     screen = build(context, clock, 2)
     app = MaiderApp(context)
     async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
-        app.push_screen(screen)
-        await pilot.pause()
-        feed(screen, 2)
-        await pilot.pause()
+        await _show_fed(app, pilot, screen)
         layouts = []
         refresh_layout = screen._refresh_layout
         monkeypatch.setattr(screen, "_refresh_layout",
