@@ -19,6 +19,9 @@ CONTAINER_PORT = 8000  # vLLM inside the container; the host side is ComposeOpti
 WEBUI_CONTAINER_PORT = 8080
 # Multi-GPU reliability on PCIe cloud VMs: no InfiniBand here, P2P left on, warnings only.
 NCCL_ENV = {"NCCL_DEBUG": "WARN", "NCCL_IB_DISABLE": "1", "NCCL_P2P_DISABLE": "0"}
+# vLLM closes an idle HTTP connection after 5 s by default; the dashboard polls /metrics and /health
+# every 5 s over one kept connection (remote/http_get.py), which a 5 s limit would close between polls.
+SERVER_ENV = {"VLLM_HTTP_TIMEOUT_KEEP_ALIVE": "30"}
 # Cold starts (download, torch.compile, CUDA graphs) take many minutes; failing health checks
 # before then would mark a healthy start as broken.
 HEALTH_START_PERIOD = "20m"
@@ -80,8 +83,9 @@ def vllm_command(config: VllmConfig) -> list[str]:
 
 
 def vllm_environment(config: VllmConfig, options: ComposeOptions) -> dict[str, str]:
-    """The container's environment: NCCL defaults on multi-GPU layouts, then the config's own env on top."""
-    env: dict[str, str] = {}
+    """The container's environment: the server's keep-alive, NCCL defaults on multi-GPU layouts, then the
+    config's own env on top."""
+    env: dict[str, str] = dict(SERVER_ENV)
     if options.enable_nccl_env and config.tensor_parallel_size * config.pipeline_parallel_size > 1:
         env.update(NCCL_ENV)
     # The config wins: healing may have set NCCL_P2P_DISABLE=1, a model profile its own variables.

@@ -1,7 +1,9 @@
 """vLLM's OpenAI-compatible server: Prometheus `/metrics` parsing and an async client.
 
-`parse_metrics` is pure. `VllmClient` wraps `httpx.AsyncClient`; every failure it reports is a
-`VllmError` with a one-line message fit for the log pane.
+`parse_metrics` is pure. `VllmClient` sends its GETs (`/health`, `/metrics`, `/v1/models`, polled
+while a session is watched) over one kept-alive connection (`http_get.KeptConnection`) and its
+completions through `httpx.AsyncClient`; every failure it reports is a `VllmError` with a one-line
+message fit for the log pane.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import httpx
 
 from maider_tui.clock import Clock, SystemClock
+from maider_tui.remote.http_get import GetError, GetResponse, KeptConnection
 from maider_tui.tls import shared_context
 
 # name{label="value",...} value [timestamp]; label values may hold commas, braces, spaces, \" escapes.
@@ -36,11 +39,19 @@ class MetricSample(NamedTuple):
     value: float
 
 
-def parse_samples(text: str) -> list[MetricSample]:
-    """Every well-formed sample of a Prometheus text exposition; comments and garbage are skipped."""
+def parse_samples(text: str, names: Container[str] | None = None) -> list[MetricSample]:
+    """Every well-formed sample of a Prometheus text exposition; comments and garbage are skipped.
+
+    With `names`, only samples of those names: the others (vLLM's histograms are most of its
+    exposition) are passed over before their labels are parsed.
+    """
     samples: list[MetricSample] = []
     for raw in text.splitlines():
         line = raw.strip()
+        if names is not None:
+            head = line[:line.find("{")] if "{" in line else line
+            if (head.split(None, 1) or ("",))[0] not in names:
+                continue
         match = None if line.startswith("#") else _SAMPLE.match(line)
         if not match:
             continue
@@ -96,6 +107,14 @@ def _counter(by_name: Mapping[str, list[float]], base: str, *older: str) -> floa
     return None if values is None else sum(values)
 
 
+# What parse_metrics reads, under every name vLLM has used (counters with and without `_total`).
+_GAUGES = ("num_requests_running", "num_requests_waiting", "num_requests_swapped", "kv_cache_usage_perc",
+           "gpu_cache_usage_perc")
+_COUNTERS = ("prompt_tokens", "generation_tokens", "num_preemptions", "prefix_cache_queries",
+             "gpu_prefix_cache_queries", "prefix_cache_hits", "gpu_prefix_cache_hits", "request_success")
+_READ = frozenset([f"vllm:{g}" for g in _GAUGES] + [f"vllm:{c}{t}" for c in _COUNTERS for t in ("", "_total")])
+
+
 def parse_metrics(text: str) -> VllmMetrics:
     """Parse vLLM's Prometheus text into `VllmMetrics`, tolerant of old and new metric names.
 
@@ -106,9 +125,9 @@ def parse_metrics(text: str) -> VllmMetrics:
     by_name: dict[str, list[float]] = {}
     models: dict[str, None] = {}
     engines: set[str] = set()
-    for sample in parse_samples(text):
+    for sample in parse_samples(text, _READ):
         name = sample.name
-        if not name.startswith("vllm:") or name.endswith("_created") or math.isnan(sample.value):
+        if math.isnan(sample.value):
             continue
         by_name.setdefault(name, []).append(sample.value)
         if "model_name" in sample.labels:
@@ -202,7 +221,7 @@ def _body_message(body: Any) -> str | None:
     return None if not found else found if isinstance(found, str) else json.dumps(found)
 
 
-def _http_error(response: httpx.Response) -> VllmError:
+def _http_error(response: httpx.Response | GetResponse) -> VllmError:
     try:
         message = _body_message(response.json())
     except ValueError:
@@ -227,7 +246,7 @@ def _chat_body(model: str, messages: Sequence[Mapping[str, Any]], max_tokens: in
             "max_tokens": max_tokens, "temperature": temperature}
 
 
-def _json(response: httpx.Response, what: str) -> dict[str, Any]:
+def _json(response: httpx.Response | GetResponse, what: str) -> dict[str, Any]:
     try:
         payload = response.json()
     except ValueError:
@@ -252,6 +271,8 @@ class VllmClient:
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, transport=transport,
                                        verify=shared_context(),
                                        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+        self._kept = KeptConnection(self.base_url, headers=headers, timeout=timeout,
+                                    connect_timeout=min(timeout, 10.0), ssl_context=shared_context)
         self._clock = clock or SystemClock()
 
     async def __aenter__(self) -> VllmClient:
@@ -261,7 +282,8 @@ class VllmClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the kept connection and the connection pool."""
+        await self._kept.aclose()
         await self._http.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -273,17 +295,26 @@ class VllmClient:
             raise _http_error(response)
         return response
 
+    async def _get(self, path: str) -> GetResponse:
+        try:
+            response = await self._kept.get(path)
+        except GetError as exc:
+            raise VllmError(f"Cannot reach vLLM at {self.base_url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise _http_error(response)
+        return response
+
     async def health(self) -> bool:
         """True when `/health` answers 200; False while loading (refused), dead (503) or unreachable."""
         try:
-            response = await self._http.get("/health")
-        except httpx.TransportError:
+            response = await self._kept.get("/health")
+        except GetError:
             return False
         return response.status_code == 200
 
     async def models(self) -> list[ModelInfo]:
         """The models the server serves, from `GET /v1/models`."""
-        entries = _json(await self._request("GET", "/v1/models"), "model list").get("data") or []
+        entries = _json(await self._get("/v1/models"), "model list").get("data") or []
         return [
             ModelInfo(id=str(e["id"]), root=str(e.get("root") or e["id"]),
                       max_model_len=e["max_model_len"] if isinstance(e.get("max_model_len"), int) else None)
@@ -292,7 +323,7 @@ class VllmClient:
 
     async def metrics(self) -> VllmMetrics:
         """Scrape and parse `/metrics`."""
-        response = await self._request("GET", "/metrics")
+        response = await self._get("/metrics")
         return parse_metrics(response.text)
 
     async def stream_chat(self, model: str, messages: Sequence[Mapping[str, Any]], *, max_tokens: int,

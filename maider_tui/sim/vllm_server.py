@@ -45,6 +45,7 @@ _ERROR_TYPES = {400: "BadRequestError", 404: "NotFoundError", 500: "InternalServ
 _WORDS = ("def", " parse", "_config", "(", "path", ")", ":", "\n", "    ", " return", " self", ".", "items",
           " =", " [", "]", " for", " key", " in", " value", ",", " if", " not", " None", " yield", " result",
           " async", " await", " client", " response", ".json", "()", " raise", " ValueError", " import")
+DEFAULT_KEEP_ALIVE_S = 5.0  # vLLM's VLLM_HTTP_TIMEOUT_KEEP_ALIVE
 
 
 class EngineDeadError(Exception):
@@ -138,6 +139,10 @@ class SimVllmServer:
         self._util_rng = random.Random(seed)
         self._log: deque[str] = deque(maxlen=2000)
         self._runner: web.AppRunner | None = None
+        try:
+            self.keep_alive_s = float(config.env.get("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", DEFAULT_KEEP_ALIVE_S))
+        except ValueError:
+            self.keep_alive_s = DEFAULT_KEEP_ALIVE_S
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on host:port (0: a free port) and return the port bound."""
@@ -147,7 +152,8 @@ class SimVllmServer:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_post("/v1/chat/completions", functools.partial(self._complete, chat=True))
         app.router.add_post("/v1/completions", functools.partial(self._complete, chat=False))
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        # Like vLLM's uvicorn: an idle connection is closed after VLLM_HTTP_TIMEOUT_KEEP_ALIVE s (5 by default).
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, keepalive_timeout=self.keep_alive_s)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
         return int(self._runner.addresses[0][1])

@@ -239,3 +239,25 @@ async def test_same_seed_same_text_and_on_request_sees_each_completion():
         assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] == 2
     finally:
         await curl_style.stop()
+
+
+async def test_vllm_polls_keep_one_connection_to_the_sims_server_for_as_long_as_it_keeps_it():
+    """The compose file sets VLLM_HTTP_TIMEOUT_KEEP_ALIVE; the sim's server, like vLLM, honours it."""
+    seen: list[int] = []
+
+    async def poll(keep_alive: str) -> int:
+        server = make_server(env={"VLLM_HTTP_TIMEOUT_KEEP_ALIVE": keep_alive})
+        port = await server.start()
+        try:
+            async with VllmClient(f"http://127.0.0.1:{port}", timeout=5.0) as vllm:
+                for _ in range(3):
+                    await vllm.metrics()
+                    assert await vllm.health()
+                    await asyncio.sleep(0.15)
+                seen.append(vllm._kept.connections)
+        finally:
+            await server.stop()
+        return seen[-1]
+
+    assert await poll("30") == 1
+    assert await poll("0.05") == 3  # closed between polls: each poll reconnects, none fails

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from maider_tui.deploy.compose import NCCL_ENV, ComposeOptions, env_file_text, render, vllm_command
+from maider_tui.deploy.compose import NCCL_ENV, SERVER_ENV, ComposeOptions, env_file_text, render, vllm_command
 from maider_tui.models import VllmConfig
 from maider_tui.settings import Settings
 
@@ -108,7 +108,10 @@ def test_round_trip_through_the_sims_parser(config):
     parsed = parse(vllm["command"], vllm.get("environment", {}))
     # --port is passed explicitly, so the parser keeps it among the flags it does not model.
     assert parsed.extra_args[:2] == ("--port", "8000")
-    assert parsed.replace(**{"extra_args": parsed.extra_args[2:]}) == config
+    # The server's own keep-alive is in every file: the parser reads it among the config's variables.
+    assert {k: parsed.env[k] for k in SERVER_ENV} == SERVER_ENV
+    env = {k: v for k, v in parsed.env.items() if k not in SERVER_ENV}
+    assert parsed.replace(extra_args=parsed.extra_args[2:], env=env) == config
     # What the parser gives back renders to the very same file.
     assert render(parsed, NO_NCCL) == render(config, NO_NCCL)
 
@@ -128,18 +131,28 @@ def test_no_token_in_the_compose_file():
 
 
 def test_nccl_env_only_for_multi_gpu_layouts_and_when_enabled():
-    assert "environment" not in services(SINGLE, ALL_ON)["vllm"]
+    assert services(SINGLE, ALL_ON)["vllm"]["environment"] == SERVER_ENV
     multi = VllmConfig(model="m/x", tensor_parallel_size=2)
-    assert services(multi, ALL_ON)["vllm"]["environment"] == NCCL_ENV
+    assert services(multi, ALL_ON)["vllm"]["environment"] == {**SERVER_ENV, **NCCL_ENV}
     pipeline_only = VllmConfig(model="m/x", pipeline_parallel_size=2)
-    assert services(pipeline_only, ALL_ON)["vllm"]["environment"] == NCCL_ENV
-    assert "environment" not in services(multi, ComposeOptions(enable_nccl_env=False))["vllm"]
+    assert services(pipeline_only, ALL_ON)["vllm"]["environment"] == {**SERVER_ENV, **NCCL_ENV}
+    assert services(multi, ComposeOptions(enable_nccl_env=False))["vllm"]["environment"] == SERVER_ENV
+
+
+def test_the_server_keeps_an_idle_connection_longer_than_the_dashboards_poll_period():
+    from maider_tui.ui.screens.dashboard import METRICS_S
+
+    keep_alive = float(services(SINGLE)["vllm"]["environment"]["VLLM_HTTP_TIMEOUT_KEEP_ALIVE"])
+    assert keep_alive > 2 * METRICS_S
+    # A config (a model profile, the user) may still set its own.
+    own = VllmConfig(model="m/x", env={"VLLM_HTTP_TIMEOUT_KEEP_ALIVE": "7"})
+    assert services(own)["vllm"]["environment"]["VLLM_HTTP_TIMEOUT_KEEP_ALIVE"] == "7"
 
 
 def test_config_env_wins_over_the_nccl_defaults():
     healed = VllmConfig(model="m/x", tensor_parallel_size=2, env={"NCCL_P2P_DISABLE": "1", "A": "b"})
     env = services(healed, ALL_ON)["vllm"]["environment"]
-    assert env == {"NCCL_DEBUG": "WARN", "NCCL_IB_DISABLE": "1", "NCCL_P2P_DISABLE": "1", "A": "b"}
+    assert env == {**SERVER_ENV, "NCCL_DEBUG": "WARN", "NCCL_IB_DISABLE": "1", "NCCL_P2P_DISABLE": "1", "A": "b"}
     assert all(isinstance(v, str) for v in env.values())
 
 

@@ -100,7 +100,7 @@ def test_the_users_settings_shape_the_plan(capsys):
     assert vllm["image"] == "vllm/vllm-openai:v0.11.2" and "open-webui" in services
     assert vllm["command"][1:3] == ["--served-model-name", "coder"]
     assert "--max-num-seqs" in vllm["command"] and vllm["command"][-1] == "--enable-prefix-caching"
-    assert vllm["environment"] == {"VLLM_SLEEP_WHEN_IDLE": "1"}
+    assert vllm["environment"] == {"VLLM_HTTP_TIMEOUT_KEEP_ALIVE": "30", "VLLM_SLEEP_WHEN_IDLE": "1"}
 
 
 ADA1 = "g2-gpu-rtx4000a1-s"

@@ -187,3 +187,13 @@ async def test_clients_share_one_tls_context():
         await first.aclose()
         await second.aclose()
         sim.close()
+
+
+def test_only_the_samples_read_are_parsed():
+    histogram = "".join(f'vllm:e2e_request_latency_seconds_bucket{{le="{b}",model_name="m"}} 4\n' for b in range(40))
+    text = histogram + 'vllm:num_requests_running{model_name="m"} 2\nvllm:generation_tokens_total{model_name="m"} 9\n'
+    assert [s.name for s in parse_samples(text, {"vllm:num_requests_running"})] == ["vllm:num_requests_running"]
+    assert len(parse_samples(text)) == 42  # without names, every sample
+    m = parse_metrics(text)
+    assert (m.requests_running, m.generation_tokens_total, m.model_names, m.reported) == (2.0, 9.0, ("m",), True)
+    assert not parse_metrics(histogram).reported  # histograms alone are not the numbers the dashboard shows

@@ -237,6 +237,8 @@ class DashboardScreen(DashboardKeys, Screen[None]):
         if self._unsubscribe_ssh is not None:
             self._unsubscribe_ssh()
         self._unsubscribe_ssh = handle.ssh.on_state(self._on_ssh_state)
+        if self._vllm_client is not None:  # a reconnect: the old tunnel's connection is of no more use
+            self.app.run_worker(self._vllm_client.aclose(), exit_on_error=False)
         self._vllm_client = VllmClient(handle.endpoint, timeout=5.0)
         self._poller = MetricsPoller(self._vllm_client.metrics, self.context.clock, health=self._vllm_client.health)
         self._set(tunnel="ok" if handle.ssh.state == "connected" else handle.ssh.state, model=handle.config.model)
