@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from textual import on, work
 from textual.app import App
@@ -22,6 +22,9 @@ from .ui.screens.home import HomeScreen
 from .ui.bench_actions import BenchActions
 from .ui.session_actions import SessionActions
 from .ui.validate_actions import ValidateActions
+
+if TYPE_CHECKING:
+    from .ui.messages import StoreLock
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,7 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
         self.context = context
         self._live: object | None = None
         self._live_made = False
+        self._said_locked = False  # the database's lock was told for the episode under way
 
     @property
     def live(self):
@@ -126,8 +130,7 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
             self.notify(f"Model profile skipped: {problem}", title="Model profiles", severity="warning", timeout=20)
         if self.context.store_error is not None:
             self._offer_store_recovery()
-        self._said_locked = False
-        self.set_interval(1.0, self._say_if_store_locked)
+        self._watch_store_lock()
         self.live  # noqa: B018 - made now, so session events reach the sessions table from the start
         freeze_start_up_objects()
         await self._check_account()
@@ -194,18 +197,29 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
             home.set_account_line(line)
         self.run_recovery()
 
-    def _say_if_store_locked(self) -> None:
+    def _watch_store_lock(self) -> None:
+        """The store says when another program locks the database and when it lets go (writes come
+        from worker threads too, so it posts a message)."""
+        from .ui.messages import StoreLock
+
+        store = self.context.store
+        if store is None:
+            return
+        store.on_lock_change = lambda locked: self.post_message(StoreLock(locked))
+        if store.locked:  # it happened before anyone listened
+            self.post_message(StoreLock(True))
+
+    def on_store_lock(self, message: StoreLock) -> None:
         """Once per episode: writes fail while another program holds the database (the store then
         stops waiting the full busy timeout on each, so the app stays responsive)."""
         store = self.context.store
-        locked = store is not None and not store.closed and store.locked
-        if locked and not self._said_locked:
+        if message.locked and not self._said_locked and store is not None:
             from .paths import display_path
 
             self.notify(f"{display_path(store.path)} is locked by another program: changes are not saved "
                         "until it lets go. Close it (another maider-tui, a sqlite3 shell).",
                         title="Database", severity="error", timeout=30)
-        self._said_locked = locked
+        self._said_locked = message.locked
 
     def _offer_store_recovery(self) -> None:
         from .store import StoreCorruptError, move_aside
@@ -241,6 +255,7 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
         try:
             self.context.store = open_store(self.context.paths.database, clock=self.context.clock)
             self.context.store_error = None
+            self._watch_store_lock()
             self._live_made = False  # made again, on the store just opened
         except StoreError as exc:
             self.context.store_error = exc

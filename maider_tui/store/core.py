@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +33,14 @@ class StoreBase:
         self.schema_version = version
         self.locked = False
         """True from a write that found the file locked by another program until a write succeeds."""
+        self.on_lock_change: Callable[[bool], None] | None = None
+        """Called with the new `locked` each time it changes, in the thread that wrote."""
+
+    def _set_locked(self, locked: bool) -> None:
+        if locked != self.locked:
+            self.locked = locked
+            if self.on_lock_change is not None:
+                self.on_lock_change(locked)
 
     def close(self) -> None:
         """Close the connection; safe to call twice. The last closer folds the WAL back into the file."""
@@ -85,12 +93,12 @@ class StoreBase:
                     conn.execute(f"PRAGMA busy_timeout = {int(waited * 1000)}")
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                self.locked = quick or is_busy(exc)
+                self._set_locked(quick or is_busy(exc))
                 raise translate(exc, self.path, waited) from exc
             finally:
                 if quick:
                     conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-            self.locked = False
+            self._set_locked(False)
             try:
                 yield conn
                 conn.execute("COMMIT")

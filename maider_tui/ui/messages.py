@@ -49,6 +49,14 @@ class SessionEvent(Message):
         self.event = event
 
 
+class StoreLock(Message):
+    """The database became locked by another program (`locked`), or writable again. Posted from any thread."""
+
+    def __init__(self, locked: bool) -> None:
+        super().__init__()
+        self.locked = locked
+
+
 class Attached(Message):
     """The dashboard's session is connected (or could not be: `error`)."""
 

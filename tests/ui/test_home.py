@@ -88,6 +88,21 @@ async def test_a_tick_updates_only_the_cells_that_changed_and_keeps_the_rows(mak
         assert updated == []  # nothing moved: nothing touched
 
 
+async def test_the_tick_sleeps_while_another_screen_is_on_top(make_context):
+    """Under the dashboard nobody sees the table: its timer must not wake the app every second."""
+    from textual.screen import Screen
+
+    app = MaiderApp(make_context())
+    async with app.run_test() as pilot:
+        home = app.screen
+        await app.push_screen(Screen())
+        await pilot.pause()
+        assert not home._ticker._active.is_set()  # paused (Timer has no public flag for it)
+        await app.pop_screen()
+        await pilot.pause()
+        assert home._ticker._active.is_set()
+
+
 async def test_q_quits(make_context):
     app = MaiderApp(make_context())
     async with app.run_test() as pilot:

@@ -6,7 +6,9 @@ import asyncio
 import sqlite3
 
 from maider_tui.app import MaiderApp
-from maider_tui.store import SessionRecord, open_store
+from maider_tui.store import SessionRecord, StoreError, open_store
+
+import pytest
 
 LOCKED = "is locked by another program"
 
@@ -23,17 +25,21 @@ async def test_a_locked_database_is_said_once_and_writes_stop_waiting(make_conte
         async with app.run_test() as pilot:
             await app.workers.wait_for_complete()  # the account check's cache writes found the file locked
             assert context.store.locked
-            for _ in range(100):  # the check runs once a second
-                if any(LOCKED in n.message for n in app._notifications):
-                    break
-                await asyncio.sleep(0.05)
+            await pilot.pause()
             said = [n for n in app._notifications if LOCKED in n.message]
             assert len(said) == 1 and said[0].severity == "error"
-            app._say_if_store_locked()  # the same episode: not said again
+            with pytest.raises(StoreError):  # another write in the same episode is not said again
+                await asyncio.to_thread(context.store.add_session, SessionRecord("during-the-lock"))
+            await pilot.pause()
             assert len([n for n in app._notifications if LOCKED in n.message]) == 1
             other.execute("ROLLBACK")
             context.store.add_session(SessionRecord("after-the-lock"))
             assert not context.store.locked
+            other.execute("BEGIN EXCLUSIVE")  # a new episode is said again
+            with pytest.raises(StoreError):
+                context.store.add_session(SessionRecord("second-lock"))
             await pilot.pause()
+            assert len([n for n in app._notifications if LOCKED in n.message]) == 2
+            other.execute("ROLLBACK")
     finally:
         other.close()

@@ -136,17 +136,24 @@ class DashboardScreen(DashboardKeys, Screen[None]):
 
     def compose(self) -> ComposeResult:
         record = self.record
-        yield TopBar()
+        # Kept: watch_state patches them every second, and a DOM query each time would cost more.
+        self._top_bar = TopBar()
+        self._gpus = GpuBars(record.gpu_count if record else 1)
+        self._vllm = VllmPanel(id="vllm", classes="panel")
+        self._cost = CostPanel(id="cost", classes="panel")
+        self._watchdog = WatchdogPanel(id="watchdog", classes="panel")
+        self._endpoint = EndpointPanel(id="endpoint", classes="panel")
+        yield self._top_bar
         with VerticalScroll(id="dash-body"):
             with Horizontal(id="dash-top"):
                 with Vertical(id="dash-left"):
                     with Vertical(id="gpus-box", classes="panel"):
-                        yield GpuBars(record.gpu_count if record else 1)
-                    yield VllmPanel(id="vllm", classes="panel")
+                        yield self._gpus
+                    yield self._vllm
                 with Vertical(id="dash-right"):
-                    yield CostPanel(id="cost", classes="panel")
-                    yield WatchdogPanel(id="watchdog", classes="panel")
-                    yield EndpointPanel(id="endpoint", classes="panel")
+                    yield self._cost
+                    yield self._watchdog
+                    yield self._endpoint
             yield LogPane(id="log", classes="panel")
         yield Footer(compact=True)
 
@@ -371,17 +378,17 @@ class DashboardScreen(DashboardKeys, Screen[None]):
             return
         record = self.record
         if new.gpu is not None and (new.gpu is not old.gpu or old is new):
-            self.query_one(GpuBars).show(new.gpu, new.history)
+            self._gpus.show(new.gpu, new.history)
         if new.vllm is not old.vllm or new.model != old.model or old is new:
-            self.query_one(VllmPanel).show(new.model or self._model(), new.vllm)
+            self._vllm.show(new.model or self._model(), new.vllm)
         if record is not None:
             started = record.created_at or new.now
             end = record.ended_at or new.now
             tokens = new.vllm.tokens_generated if new.vllm is not None else None
-            self.query_one(CostPanel).show(CostView(record.hourly_usd, started, end, new.watchdog.remaining_s,
+            self._cost.show(CostView(record.hourly_usd, started, end, new.watchdog.remaining_s,
                                                     tokens or record.tokens_generated))
-        self.query_one(WatchdogPanel).show(new.watchdog)
-        self.query_one(EndpointPanel).show(self._endpoint_view(record, new))
+        self._watchdog.show(new.watchdog)
+        self._endpoint.show(self._endpoint_view(record, new))
         self._update_top_bar(record, new)
 
     def _endpoint_view(self, record: "SessionRecord | None", state: DashboardState) -> EndpointView:
@@ -403,7 +410,7 @@ class DashboardScreen(DashboardKeys, Screen[None]):
     def _update_top_bar(self, record: "SessionRecord | None", state: DashboardState) -> None:
         from .home import gpu_label, model_label, state_label
 
-        bar = self.query_one(TopBar)
+        bar = self._top_bar
         if record is None:
             bar.title = f"{self.session} · unknown session"
         else:

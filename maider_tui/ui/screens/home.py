@@ -121,7 +121,7 @@ class HomeScreen(Screen[None]):
 
     def on_mount(self) -> None:
         # Cost so far and idle time left tick; a second is as fine as a money figure needs.
-        self.set_interval(1.0, self._tick)
+        self._ticker = self.set_interval(1.0, self._tick)
         table = self.query_one("#sessions", DataTable)
         self._columns = table.add_columns(*(Text(label) for label in COLUMNS))
         self.query_one("#sessions-box").border_title = "Sessions"
@@ -136,7 +136,11 @@ class HomeScreen(Screen[None]):
         if self.app.screen is self:
             self.refresh_sessions()
 
+    def on_screen_suspend(self) -> None:
+        self._ticker.pause()  # nor does it wake the app once a second for nothing
+
     def on_screen_resume(self) -> None:
+        self._ticker.resume()
         self.refresh_sessions()
 
     def set_has_token(self, has_token: bool) -> None:
