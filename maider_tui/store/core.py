@@ -33,6 +33,7 @@ class StoreBase:
         self.schema_version = version
         self.locked = False
         """True from a write that found the file locked by another program until a write succeeds."""
+        self._commits = 0  # this connection's: PRAGMA data_version counts only other connections'
         self.on_lock_change: Callable[[bool], None] | None = None
         """Called with the new `locked` each time it changes, in the thread that wrote."""
 
@@ -61,6 +62,12 @@ class StoreBase:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def version(self) -> tuple[int, int]:
+        """Changes with every commit, this store's or another program's; while it stays equal, what was
+        read before is still what the database holds (a cheap check for a reader that keeps a copy)."""
+        with self._read() as conn:
+            return self._commits, int(conn.execute("PRAGMA data_version").fetchone()[0])
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -102,6 +109,7 @@ class StoreBase:
             try:
                 yield conn
                 conn.execute("COMMIT")
+                self._commits += 1
             except BaseException as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")

@@ -239,6 +239,36 @@ async def test_the_panels_are_drawn_when_the_dashboard_opens_before_any_data(mak
         assert screen.query_one(CostPanel).lines[0].startswith("$0.52/h")
 
 
+async def test_the_record_is_read_again_only_when_the_database_changed(make_context, paths):
+    """The panels read the session every second; a copy serves until a commit, ours or another program's."""
+    import sqlite3
+
+    from maider_tui.store import SessionRecord
+
+    context = make_context()
+    context.store.add_session(SessionRecord(name="kept", state="destroyed", gpu_type=TYPE_ID, ended_at=1.0,
+                                            hourly_usd=0.52, created_at=0.5))
+    reads: list[str] = []
+    get_session = context.store.get_session
+    context.store.get_session = lambda name: reads.append(name) or get_session(name)
+    app = MaiderApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_dashboard("kept")
+        await pilot.pause()
+        screen = app.screen
+        reads.clear()
+        for _ in range(3):
+            assert screen.record.hourly_usd == 0.52
+        assert reads == []
+        context.store.update_session("kept", hourly_usd=0.96)  # ours
+        assert screen.record.hourly_usd == 0.96 and reads == ["kept"]
+        other = sqlite3.connect(paths.database)
+        with other:
+            other.execute("UPDATE sessions SET region = 'jp-osa' WHERE name = 'kept'")
+        other.close()
+        assert screen.record.region == "jp-osa" and reads == ["kept", "kept"]
+
+
 async def test_aider_missing_says_how_to_install(app, monkeypatch):
     import maider_tui.ui.screens.dashboard_keys as keys
 

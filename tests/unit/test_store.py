@@ -114,6 +114,25 @@ def test_update_session(store: Store, clock: ManualClock) -> None:
     assert updated.vllm_config == {"max_model_len": 8192}
 
 
+def test_version_moves_with_every_commit_ours_or_another_programs(store: Store, db_path: Path) -> None:
+    store.add_session(SessionRecord("s"))
+    before = store.version()
+    store.get_session("s")
+    assert store.version() == before  # reads change nothing
+    store.update_session("s", state="ready")
+    ours = store.version()
+    assert ours != before
+    other = sqlite3.connect(db_path)
+    with other:
+        other.execute("UPDATE sessions SET state = 'ended' WHERE name = 's'")
+    other.close()
+    theirs = store.version()
+    assert theirs != ours
+    with pytest.raises(StoreError):  # a write rolled back is no commit
+        store.update_session("ghost", state="ready")
+    assert store.version() == theirs
+
+
 def test_update_unknown_field_is_a_type_error(store: Store) -> None:
     store.add_session(SessionRecord("s"))
     with pytest.raises(TypeError, match="colour"):

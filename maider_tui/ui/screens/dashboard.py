@@ -109,7 +109,13 @@ class DashboardScreen(DashboardKeys, Screen[None]):
     @property
     def record(self) -> "SessionRecord | None":
         store = self.context.store
-        return store.get_session(self.session) if store is not None else None
+        if store is None:
+            return None
+        # Read every second for the panels: read again only when the database changed since.
+        version = (store, store.version())
+        if version != self._record_version:
+            self._record, self._record_version = store.get_session(self.session), version
+        return self._record
 
     @property
     def handle(self) -> Any | None:
@@ -273,6 +279,8 @@ class DashboardScreen(DashboardKeys, Screen[None]):
 
     _unsubscribe_ssh: Any = None
     _panels_ready = False  # set in on_mount: before it, the panels are not there to patch
+    _record: "SessionRecord | None" = None
+    _record_version: tuple | None = None  # the store and its version `_record` was read at
     webui_url: str | None = None
     _tokens_saved: int | None = None
     _sampled_at = float("-inf")  # the clock's time of the last GPU sample
