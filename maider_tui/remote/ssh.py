@@ -86,6 +86,8 @@ def generate_keypair(comment: str = "maider-tui") -> KeyPair:
                    key.export_public_key("openssh").decode().strip())
 
 
+STREAM_READ = 65536  # characters taken at most per read of a streamed command's output
+
 HOST_KEY_CHANGED = ("the VM's host key changed: someone may be impersonating the VM (a man-in-the-middle) "
                     "or the address now belongs to another machine; refusing to connect")
 _HOST_KEY_CHANGED = HOST_KEY_CHANGED
@@ -250,8 +252,11 @@ class SshSession:
         return RunResult(result.exit_status, str(result.stdout or ""), str(result.stderr or ""))
 
     async def stream(self, cmd: str) -> AsyncIterator[str]:
-        """Lines of a long-running command's stdout (no line ending) until it ends.
+        """A long-running command's stdout as it arrives, until it ends: each item is one or more whole
+        lines joined by "\n", without the last line's ending (a partial last line comes at the end).
 
+        Whole lines as read, not one item per line: nvidia-smi prints a line per GPU at once, and
+        reading them one by one cost a pass through asyncssh's reader and each generator per line.
         Raises SshDropped when the connection goes first, so the caller can resume once reconnected.
         `last_exit_status` holds the command's status when it ended on its own.
         """
@@ -261,9 +266,13 @@ class SshSession:
         except (asyncssh.Error, OSError) as exc:
             raise SshDropped(f"could not start {_short(cmd)!r}: {exc}") from None
         try:
-            # Not `async for`: asyncssh's iterator yields a last "" at EOF.
-            while line := await process.stdout.readline():
-                yield line.rstrip("\r\n")
+            partial = ""
+            while chunk := await process.stdout.read(STREAM_READ):
+                lines, newline, partial = (partial + chunk).rpartition("\n")
+                if lines.rstrip("\r"):
+                    yield lines.rstrip("\r")
+            if partial.rstrip("\r"):
+                yield partial.rstrip("\r")
             await process.wait_closed()
         except (asyncssh.Error, OSError) as exc:
             raise SshDropped(f"the SSH connection dropped during {_short(cmd)!r}: {exc}") from None

@@ -78,8 +78,11 @@ async def test_run_stream_put_get(sim, vm_id):
     ssh = await connect(sim, vm_id)
     result = await ssh.run("echo out; echo err >&2; false")
     assert (result.exit_status, result.stdout, result.stderr, result.ok) == (1, "out\n", "err\n", False)
-    lines = [line async for line in ssh.stream("printf 'a\\nb\\nc\\n'")]
-    assert lines == ["a", "b", "c"] and ssh.last_exit_status == 0
+    # Whole lines as they arrive, joined by newlines; a last partial line comes at the end.
+    chunks = [chunk async for chunk in ssh.stream("printf 'a\\nb\\nc\\n'")]
+    assert "\n".join(chunks).splitlines() == ["a", "b", "c"] and ssh.last_exit_status == 0
+    assert all(not chunk.endswith(("\n", "\r")) for chunk in chunks)
+    assert "\n".join([chunk async for chunk in ssh.stream("printf 'a\\nb'")]) == "a\nb"
     await ssh.put("/root/notes.txt", b"hello", mode=0o640)
     assert await ssh.get("/root/notes.txt") == b"hello"
     assert (await ssh.run("stat -c %a /root/notes.txt")).stdout == "640\n"
