@@ -172,13 +172,14 @@ class _Launch:
 
     # --- events -----------------------------------------------------------------------------------
 
-    def stage(self, stage: str, message: str | None = None) -> None:
+    def stage(self, stage: str, message: str | None = None, **fields: Any) -> None:
+        """Enter `stage`; `fields` are session fields written in the same transaction as the stage."""
         index = STAGE_NAMES.index(stage)
         done = sum(seconds for _, seconds, _ in STAGES[:index])
         text = message or STAGES[index][2]
         self.current = stage
         if self.recorded:
-            self.store.update_session(self.name, stage=stage)
+            self.store.update_session(self.name, stage=stage, **fields)
             self.store.add_event(self.name, "stage", text, {"stage": stage})
         eta = (TOTAL_S - done) / self.limits.time_scale
         self.emit(StageEvent(self.name, stage, round(done / TOTAL_S, 4), round(eta, 1), text))
@@ -378,9 +379,10 @@ class _Launch:
         self.stage("aider")
         write_aider_files(self.paths, self.name, endpoint=endpoint, served_name=served.served_name,
                           max_model_len=max_len)
-        self.stage("ready", f"Ready: {served.served_name} at {endpoint}")
-        record = self.store.update_session(self.name, state="ready", ready_at=self.clock.now(),
-                                           vllm_config=self.config.to_dict())
+        # One write for stage and state: a kill between two would leave "creating" at stage "ready".
+        self.stage("ready", f"Ready: {served.served_name} at {endpoint}", state="ready",
+                   ready_at=self.clock.now(), vllm_config=self.config.to_dict())
+        record = self.store.get_session(self.name)
         elapsed = self.clock.monotonic() - self.started
         self.store.add_event(self.name, "ready", f"ready at {endpoint} after {elapsed:.0f} s",
                              {"endpoint": endpoint, "max_model_len": max_len, "heals": self.heals})

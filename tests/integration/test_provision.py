@@ -81,6 +81,9 @@ def remote_file(sim: SimCloud, vm_id: int, path: str):
 
 async def test_full_launch_to_ready(sim, env):
     events = EventRecorder()
+    writes: list[dict] = []
+    update_session = env.store.update_session
+    env.store.update_session = lambda name, **fields: writes.append(fields) or update_session(name, **fields)
     started = time.monotonic()
     handle = await env.launch(plan_for(CODER_32B_AWQ, "g2-gpu-rtx4000a2-s"), emit=events)
     elapsed = time.monotonic() - started
@@ -96,6 +99,10 @@ async def test_full_launch_to_ready(sim, env):
 
     record = env.store.get_session(handle.name)
     assert (record.state, record.stage, record.instance_id) == ("ready", "ready", handle.vm.id)
+    # The ready stage and state land in one write: no moment where a crash finds "creating, stage ready".
+    [ready] = [w for w in writes if w.get("stage") == "ready"]
+    assert ready["state"] == "ready" and ready["ready_at"] is not None
+    assert not [w for w in writes if "state" in w and w.get("stage") != "ready"]
     assert record.ready_at is not None and record.gpu_count == 2
     assert record.vllm_config["tensor_parallel_size"] == 2
     pinned = sim.vm(handle.vm.id).host_key.export_public_key("openssh").decode().split()[:2]
