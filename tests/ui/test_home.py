@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from maider_tui.app import MaiderApp
 from maider_tui.ui.screens.home import HomeScreen
 from textual.widgets import DataTable, Static
@@ -45,10 +47,16 @@ async def test_a_refused_token_is_said_on_screen(make_context, memory_keyring, s
         assert any("token was refused" in n.message for n in app._notifications)
 
 
-async def test_sessions_are_listed_with_cost_and_live_total(make_context, clock):
+@pytest.fixture
+def sample_app(make_context, clock) -> MaiderApp:
+    """The app over the three sample sessions (two live)."""
     context = make_context()
     add_sample_sessions(context.store, clock.now())
-    app = MaiderApp(context)
+    return MaiderApp(context)
+
+
+async def test_sessions_are_listed_with_cost_and_live_total(sample_app):
+    app = sample_app
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         table = app.screen.query_one(DataTable)
@@ -59,11 +67,9 @@ async def test_sessions_are_listed_with_cost_and_live_total(make_context, clock)
         assert "2 live · $4.04/h" in app.screen.query_one("TopBar").status
 
 
-async def test_a_tick_updates_only_the_cells_that_changed_and_keeps_the_rows(make_context, clock):
+async def test_a_tick_updates_only_the_cells_that_changed_and_keeps_the_rows(sample_app, clock):
     """The cost and countdown move every second; the table is not rebuilt (nor laid out) for that."""
-    context = make_context()
-    add_sample_sessions(context.store, clock.now())
-    app = MaiderApp(context)
+    app = sample_app
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         table = app.screen.query_one(DataTable)
