@@ -94,6 +94,48 @@ async def test_a_tick_updates_only_the_cells_that_changed_and_keeps_the_rows(sam
         assert updated == []  # nothing moved: nothing touched
 
 
+async def test_a_cell_update_repaints_its_row_only_and_the_terminal_shows_every_change(sample_app, clock):
+    """What the app writes, frame after frame, painted on one grid: after every tick each row on it
+    shows the cost the table holds (a row left out of the repaint would still show the old one)."""
+    from tests.ui.test_dashboard_culling import paint
+
+    app = sample_app
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen, table = app.screen, app.screen.query_one(DataTable)
+        compositor = screen._compositor
+        render_update = compositor.render_update
+        terminal = paint(render_update(full=True))
+
+        def sent(*args, **kwargs):
+            update = render_update(*args, **kwargs)
+            if update is not None:
+                terminal.update(paint(update))
+            return update
+
+        def line_of(name: str) -> str:
+            [line] = [text for y in range(40)
+                      if name in (text := "".join(terminal.get((x, y), (" ",))[0] for x in range(120)))]
+            return line
+
+        compositor.render_update = sent
+        repainted: list = []
+        refresh = table.refresh
+        table.refresh = lambda *regions, **kwargs: repainted.append(regions) or refresh(*regions, **kwargs)
+        costs = set()
+        for _ in range(3):  # ten minutes on each time: both live sessions' costs move, no wider
+            clock.advance(600)
+            screen.refresh_sessions()
+            await pilot.pause()
+            for name in ("qwen32b-20261122-093012", "qwen14b-20261122-101544"):
+                cost = str(table.get_row(name)[6])
+                assert f" {cost} " in line_of(name)
+                costs.add(cost)
+        assert "3.64" in costs and len(costs) == 6  # 3.5 hours at $1.04 at the end; every tick moved both
+        # Per tick two rows changed, and only they were repainted: not the 30-odd lines of the box.
+        assert len(repainted) == 6 and all(len(r) == 1 and r[0].height == 1 for r in repainted)
+
+
 async def test_the_tick_sleeps_while_another_screen_is_on_top(make_context):
     """Under the dashboard nobody sees the table: its timer must not wake the app every second."""
     from textual.screen import Screen

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ..widgets.patch import patch
+from ..widgets.sessions_table import SessionsTable
 from ..widgets.top_bar import TopBar
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class HomeScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield TopBar()
         with Vertical(id="sessions-box"):
-            yield DataTable(id="sessions", cursor_type="row", zebra_stripes=False)
+            yield SessionsTable(id="sessions", cursor_type="row", zebra_stripes=False)
             yield Static("", id="first-run", markup=False)
         yield Footer()
 
