@@ -104,6 +104,9 @@ class KeptConnection:
             except (OSError, h11.ProtocolError, _Stale) as exc:
                 self._drop()
                 raise GetError(_reason(exc)) from exc
+            except asyncio.CancelledError:
+                self._drop()  # cut mid-answer: the rest of it would arrive as the next GET's answer
+                raise
 
     async def aclose(self) -> None:
         async with self._lock:

@@ -26,6 +26,7 @@ async def serve(keepalive_s: float = 75.0):
     async def hello(request: web.Request) -> web.Response:
         peers.append(request.transport.get_extra_info("peername") if request.transport else None)
         closing = request.query.get("close") == "1"
+        await asyncio.sleep(float(request.query.get("delay", 0)))
         return web.Response(text="héllo", content_type="text/plain", charset="utf-8",
                             headers={"Connection": "close"} if closing else None)
 
@@ -84,6 +85,23 @@ async def test_connection_close_and_long_idle_start_a_new_connection():
         await kept.aclose()
         await runner.cleanup()
     assert kept.connections == 2 and len(set(peers)) == 4
+
+
+async def test_a_get_cancelled_midway_leaves_the_next_one_a_clean_connection():
+    runner, url, peers = await serve()
+    kept = KeptConnection(url)
+    try:
+        await kept.get("/hello")
+        slow = asyncio.create_task(kept.get("/hello?delay=1"))
+        await asyncio.sleep(0.2)  # the request is out, its answer not yet
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        answer = await kept.get("/hello")
+    finally:
+        await kept.aclose()
+        await runner.cleanup()
+    assert (answer.status_code, answer.text, kept.connections) == (200, "héllo", 2)
 
 
 async def test_refused():
