@@ -95,7 +95,11 @@ def _field_key(cell: str) -> str:
 
 def _number(cell: str) -> float | None:
     """`1234 MiB`, `45 %`, `70.12 W`, `37` -> float; `[N/A]`, `N/A`, `[Not Supported]`, `` -> None."""
-    match = _NUMBER.match(cell.strip())
+    text = cell.strip()
+    whole, dot, fraction = text.partition(".")
+    if whole.isascii() and whole.isdigit() and (not dot or (fraction.isascii() and fraction.isdigit())):
+        return float(text)  # plain digits (`nounits`, every cell of a streamed sample): no pattern to run
+    match = _NUMBER.match(text)
     if not match:
         return None
     value = float(match.group(1))

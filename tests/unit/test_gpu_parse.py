@@ -12,6 +12,7 @@ from maider_tui.remote.gpu import (
     QUERY_FIELDS,
     GpuSample,
     TelemetryReader,
+    _number,
     nvidia_smi_command,
     parse_gpu_csv,
 )
@@ -130,6 +131,14 @@ def test_memory_helpers_are_none_when_unknown_or_zero():
     assert GpuSample(0, "x", memory_used_mib=10, memory_total_mib=0).memory_pct is None
     assert GpuSample(0, "x").memory_used_gb is None and GpuSample(0, "x").memory_total_gb is None
     assert GpuSample(0, "x", 2048, 8192).memory_used_gb == 2.0
+
+
+@pytest.mark.parametrize(("cell", "value"), [
+    ("18003", 18003.0), (" 103.21 ", 103.21), ("45 %", 45.0), ("-3", -3.0), ("1e3", 1000.0),
+    ("5.", None), (".5", None), ("1_0", None), ("²", None), ("nan", None), ("[N/A]", None), ("", None),
+])
+def test_numbers_plain_digits_take_a_shortcut_that_agrees_with_the_pattern(cell, value):
+    assert _number(cell) == value
 
 
 def test_empty_input():
