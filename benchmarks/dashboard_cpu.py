@@ -6,9 +6,10 @@ RTX 4000 Ada: Linode sells at most 4). A session on it (Qwen2.5-Coder-32B, tenso
 launched beforehand with the app's own ops code; then `maider-tui --sim-url` starts under a
 pseudo-terminal, attaches to the session at start-up (its watchdog polling at the default period),
 and Enter opens the dashboard: one `nvidia-smi -lms 1000` stream of 8 GPUs, the /metrics poll, the
-1 Hz clock. Once all 8 GPU rows are drawn, and after WARMUP_S more, the CPU seconds (utime + stime
-from /proc) of the app process and of the baseline (`_baseline_app.py clock`, started at the same
-time, same terminal size) are read over the same WINDOW_S window, and those of the same dashboard
+1 Hz clock. Once all 8 GPU rows are drawn, and after WARMUP_S more, the CPU seconds (each thread's
+nanoseconds on a CPU from /proc/PID/task/TID/schedstat; utime + stime, in 10 ms ticks, when a thread
+ended in the window) of the app process and of the baseline (`_baseline_app.py clock`, started at
+the same time, same terminal size) are read over the same WINDOW_S window, and those of the same dashboard
 fed canned data (`_canned_dashboard.py`: the app's own screen given a new 8-GPU snapshot and
 countdown each second and a vLLM reading every 5 s, with no SSH, HTTP, watchdog or cloud behind it).
 `canned_ratio` is what drawing the dashboard costs against the clock; `app_over_canned` what
@@ -40,7 +41,8 @@ from benchmarks._harness import (  # noqa: E402
     app_argv,
     app_env,
     baseline_argv,
-    cpu_seconds,
+    cpu_between,
+    cpu_reading,
     emit,
     launch_sessions,
     rss_mib,
@@ -89,14 +91,13 @@ def main(argv: list[str] | None = None) -> int:
             canned.wait_for(LAST_GPU_ROW, timeout=60)
             app = open_dashboard(sim, home, name)
             time.sleep(WARMUP_S)
-            app_before, base_before, sim_before = cpu_seconds(app.pid), cpu_seconds(base.pid), cpu_seconds(sim.pid)
-            canned_before = cpu_seconds(canned.pid)
+            pids = {"app": app.pid, "baseline": base.pid, "sim": sim.pid, "canned": canned.pid}
+            before = {name: cpu_reading(pid) for name, pid in pids.items()}
             out_before, base_out_before = app.bytes_read, base.bytes_read
             t1 = time.monotonic()
             time.sleep(args.window)
-            app_cpu, base_cpu = cpu_seconds(app.pid) - app_before, cpu_seconds(base.pid) - base_before
-            sim_cpu = cpu_seconds(sim.pid) - sim_before
-            canned_cpu = cpu_seconds(canned.pid) - canned_before
+            used = {name: cpu_between(before[name], cpu_reading(pid)) for name, pid in pids.items()}
+            app_cpu, base_cpu, sim_cpu, canned_cpu = (used[name][0] for name in pids)
             app_out, base_out = app.bytes_read - out_before, base.bytes_read - base_out_before
             window = time.monotonic() - t1
             app_rss, base_rss = rss_mib(app.pid), rss_mib(base.pid)
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                 program.stop()
     emit("gpus", GPUS)
     emit("window_s", window)
+    # 1: every figure to the nanosecond (threads' schedstat); 0: some in 10 ms ticks (a thread ended).
+    emit("cpu_ns_precise", int(all(precise for _, precise in used.values())))
     emit("app_cpu_s", app_cpu)
     emit("baseline_cpu_s", base_cpu)
     emit("baseline_cpu_pct_of_core", 100 * base_cpu / window)
