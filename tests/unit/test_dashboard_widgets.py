@@ -68,6 +68,10 @@ def test_cost_lines():
     assert lines[1] == "to deadline $3.54 · next hour in 60m"
     assert lines[2] == "412k tokens · $0.0076 / 1K"
     assert cost_lines(CostView(1.04, T0, T0))[1].startswith("no deadline")
+    # The cost per 1K tokens is as of the reading: a minute on, the meter moved but not that figure.
+    read = CostView(1.04, T0 - 3 * 3600, T0 + 60, 1390, 412_000, tokens_at=T0)
+    assert cost_lines(read)[0] == "$1.04/h   so far $3.14 (3h 01m)" and cost_lines(read)[2] == lines[2]
+    assert cost_lines(CostView(1.04, T0 - 3 * 3600, T0 + 600, 850, 412_000))[2] == "412k tokens · $0.0080 / 1K"
 
 
 def test_watchdog_lines():

@@ -42,6 +42,17 @@ def test_figures_are_read_from_name_value_lines():
     assert harness.parse_figures(out) == {"launch_s": "2.5", "startup_ratio": "1.1"}
 
 
+def test_cpu_is_counted_to_the_nanosecond_unless_a_thread_ended():
+    harness = load("_harness")
+    before = harness.CpuReading(1.0, {"10": 2_000_000_000, "11": 500_000_000})
+    later = harness.CpuReading(1.3, {"10": 2_250_000_000, "11": 500_000_000, "12": 40_000_000})
+    assert harness.cpu_between(before, later) == (pytest.approx(0.29), True)  # a new thread counts whole
+    ended = harness.CpuReading(1.3, {"10": 2_250_000_000})
+    assert harness.cpu_between(before, ended) == (pytest.approx(0.3), False)  # thread 11 took its count
+    own = harness.cpu_reading(__import__("os").getpid())
+    assert own.ticks_s > 0 and own.thread_ns and all(ns > 0 for ns in own.thread_ns.values())
+
+
 def test_escape_sequences_are_stripped_from_terminal_output():
     harness = load("_harness")
     drawn = "\x1b[?1049h\x1b[1;1H\x1b[38;2;1;2;3mSess\x1b[0mions\x1b]0;title\x07 ok"
@@ -398,6 +409,7 @@ async def _show_fed(app, pilot, screen) -> None:
 
 async def test_a_dashboard_second_repaints_only_the_panel_lines_that_changed(make_context, clock,
                                                                             monkeypatch):
+    from maider_tui.ops.telemetry import VllmReading
     from tests.ui.test_dashboard_snapshots import PLANS, build, snapshot_of
 
     context = make_context()
@@ -421,6 +433,18 @@ async def test_a_dashboard_second_repaints_only_the_panel_lines_that_changed(mak
         assert rendered.lines.pop("cost", []) == changed
         assert rendered.lines.pop("GpuBars") == [1, 3]  # the utilisation lines; memory did not move
         assert set(rendered.lines) <= {"top-right"}  # nothing else but the clock, were its minute to turn
+        # A minute of samples and no vLLM reading: the meter moves, the cost per 1K tokens does not
+        # (it is as of the last reading, so it does not repaint every second).
+        clock.advance(60.0)
+        screen.show_telemetry(snapshot_of(2, 61, gpu_name, total))
+        await pilot.pause()
+        later = str(cost.render()).split("\n")
+        assert later[0] != cost_after[0] and later[2] == cost_after[2] == "412k tokens · $0.0093 / 1K"
+        screen.show_metrics(VllmReading(20.0, screen.state.vllm.metrics, 1.0))
+        clock.advance(1.0)
+        screen.show_telemetry(snapshot_of(2, 62, gpu_name, total))
+        await pilot.pause()
+        assert str(cost.render()).split("\n")[2] == "412k tokens · $0.0094 / 1K"  # a reading brings it up to date
 
 
 async def test_a_vllm_reading_repaints_the_load_line_and_lays_nothing_out(make_context, clock, monkeypatch):

@@ -280,6 +280,7 @@ class DashboardScreen(DashboardKeys, Screen[None]):
     _unsubscribe_ssh: Any = None
     _panels_ready = False  # set in on_mount: before it, the panels are not there to patch
     _record: "SessionRecord | None" = None
+    _tokens_at: float | None = None  # when the vLLM reading shown was first drawn
     _record_version: tuple | None = None  # the store and its version `_record` was read at
     webui_url: str | None = None
     _tokens_saved: int | None = None
@@ -393,8 +394,10 @@ class DashboardScreen(DashboardKeys, Screen[None]):
             started = record.created_at or new.now
             end = record.ended_at or new.now
             tokens = new.vllm.tokens_generated if new.vllm is not None else None
+            if new.vllm is not old.vllm or old is new:
+                self._tokens_at = new.now  # the reading's tokens are as of the frame that first shows them
             self._cost.show(CostView(record.hourly_usd, started, end, new.watchdog.remaining_s,
-                                                    tokens or record.tokens_generated))
+                                     tokens or record.tokens_generated, self._tokens_at if tokens else None))
         self._watchdog.show(new.watchdog)
         self._endpoint.show(self._endpoint_view(record, new))
         self._update_top_bar(record, new)

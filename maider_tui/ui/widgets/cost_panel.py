@@ -66,6 +66,9 @@ class CostView:
     now: float
     remaining_s: float | None = None
     tokens: int | None = None
+    # When `tokens` was read (None: now). The cost per 1K tokens is the cost so far then over the
+    # tokens then: it moves with each vLLM reading, not with every second the meter runs.
+    tokens_at: float | None = None
 
 
 def cost_lines(view: CostView) -> list[str]:
@@ -78,7 +81,8 @@ def cost_lines(view: CostView) -> list[str]:
     second = (f"to deadline ${projected:.2f} · {next_hour}" if projected is not None
               else f"no deadline · {next_hour}")
     if view.tokens:
-        per_1k = usd_per_1k_tokens(so_far, view.tokens)
+        at = view.now if view.tokens_at is None else min(view.now, view.tokens_at)
+        per_1k = usd_per_1k_tokens(cost_so_far(view.hourly_usd, view.started_at, at), view.tokens)
         third = f"{format_tokens(view.tokens)} tokens · ${per_1k:.4f} / 1K"
     else:
         third = "no tokens generated yet"
@@ -87,7 +91,8 @@ def cost_lines(view: CostView) -> list[str]:
 
 class CostPanel(LinePanel):
     """Three lines of money, redrawn in place every second and on every vLLM scrape; only the lines
-    whose figures changed repaint."""
+    whose figures changed repaint (the cost so far moves a cent at a time, the cost per 1K tokens
+    with each scrape)."""
 
     DEFAULT_CSS = """
     CostPanel { height: auto; }
