@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -19,7 +20,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def serve(keepalive_s: float = 75.0):
+@contextlib.asynccontextmanager
+async def serve(keepalive_s: float = 75.0) -> AsyncIterator[tuple[str, list[object]]]:
     """An aiohttp server that records the client address of each request's connection."""
     peers: list[object] = []
 
@@ -35,7 +37,19 @@ async def serve(keepalive_s: float = 75.0):
     runner = web.AppRunner(app, keepalive_timeout=keepalive_s)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}", peers
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}", peers
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def kept_to(url: str, **options: float) -> AsyncIterator[KeptConnection]:
+    kept = KeptConnection(url, **options)
+    try:
+        yield kept
+    finally:
+        await kept.aclose()
 
 
 async def raw_server(answer: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]):
@@ -44,53 +58,33 @@ async def raw_server(answer: Callable[[asyncio.StreamReader, asyncio.StreamWrite
 
 
 async def test_gets_share_one_connection():
-    runner, url, peers = await serve()
-    kept = KeptConnection(url)
-    try:
+    async with serve() as (url, peers), kept_to(url) as kept:
         answers = [await kept.get("/hello") for _ in range(3)]
-    finally:
-        await kept.aclose()
-        await runner.cleanup()
     assert [(a.status_code, a.text) for a in answers] == [(200, "héllo")] * 3
     assert kept.connections == 1 and len(set(peers)) == 1
 
 
 async def test_a_connection_the_server_closed_while_idle_is_replaced_without_an_error():
-    runner, url, peers = await serve(keepalive_s=0.05)
-    kept = KeptConnection(url)
-    try:
+    async with serve(keepalive_s=0.05) as (url, peers), kept_to(url) as kept:
         assert (await kept.get("/hello")).status_code == 200
         await asyncio.sleep(0.3)  # the server's keep-alive (0.05 s) runs out
         assert (await kept.get("/hello")).status_code == 200
-    finally:
-        await kept.aclose()
-        await runner.cleanup()
     assert kept.connections == 2 and len(set(peers)) == 2
 
 
 async def test_connection_close_and_long_idle_start_a_new_connection():
-    runner, url, peers = await serve()
-    kept = KeptConnection(url, idle_reuse_s=0.0)  # never reuse: as if every GET came after a long pause
-    try:
-        await kept.get("/hello")
-        await kept.get("/hello")
-    finally:
-        await kept.aclose()
-    assert kept.connections == 2
-    kept = KeptConnection(url)
-    try:
-        await kept.get("/hello?close=1")
-        await kept.get("/hello")
-    finally:
-        await kept.aclose()
-        await runner.cleanup()
-    assert kept.connections == 2 and len(set(peers)) == 4
+    async with serve() as (url, peers):
+        async with kept_to(url, idle_reuse_s=0.0) as never_reused:  # as if every GET came after a long pause
+            await never_reused.get("/hello")
+            await never_reused.get("/hello")
+        async with kept_to(url) as kept:
+            await kept.get("/hello?close=1")
+            await kept.get("/hello")
+    assert never_reused.connections == kept.connections == 2 and len(set(peers)) == 4
 
 
 async def test_a_get_cancelled_midway_leaves_the_next_one_a_clean_connection():
-    runner, url, peers = await serve()
-    kept = KeptConnection(url)
-    try:
+    async with serve() as (url, _), kept_to(url) as kept:
         await kept.get("/hello")
         slow = asyncio.create_task(kept.get("/hello?delay=1"))
         await asyncio.sleep(0.2)  # the request is out, its answer not yet
@@ -98,9 +92,6 @@ async def test_a_get_cancelled_midway_leaves_the_next_one_a_clean_connection():
         with pytest.raises(asyncio.CancelledError):
             await slow
         answer = await kept.get("/hello")
-    finally:
-        await kept.aclose()
-        await runner.cleanup()
     assert (answer.status_code, answer.text, kept.connections) == (200, "héllo", 2)
 
 
