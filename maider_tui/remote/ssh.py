@@ -268,11 +268,11 @@ class SshSession:
         try:
             partial = ""
             while chunk := await process.stdout.read(STREAM_READ):
-                lines, newline, partial = (partial + chunk).rpartition("\n")
-                if lines.rstrip("\r"):
-                    yield lines.rstrip("\r")
-            if partial.rstrip("\r"):
-                yield partial.rstrip("\r")
+                whole, _, partial = (partial + chunk).rpartition("\n")
+                if whole := whole.rstrip("\r"):
+                    yield whole
+            if partial := partial.rstrip("\r"):
+                yield partial
             await process.wait_closed()
         except (asyncssh.Error, OSError) as exc:
             raise SshDropped(f"the SSH connection dropped during {_short(cmd)!r}: {exc}") from None
