@@ -22,6 +22,9 @@ class SimFaults:
     """Every API response waits this long (real seconds, not scaled by speed)."""
     create_response_lost: int = 0
     """The next N creates make the instance, then answer 502 as if the reply was lost on the way."""
+    create_hold_s: float = 0.0
+    """Every create is held this long (real seconds) before the VM is made and the answer sent: a
+    create still in flight, for the races of a destroy or a resume against it."""
     # VM lifecycle
     slow_boot_factor: float = 1.0
     """Multiplies boot and cloud-init time."""

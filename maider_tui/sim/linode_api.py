@@ -278,6 +278,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
 async def _create(request: web.Request) -> web.Response:
     world = request.app[WORLD_KEY]
     body = await _body(request)
+    if world.faults.create_hold_s > 0:  # the request has arrived; the VM is made when it lands
+        await asyncio.sleep(world.faults.create_hold_s)
     for required in ("type", "region"):
         if not body.get(required):
             raise WorldError(f"{required} is required", required)
