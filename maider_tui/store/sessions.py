@@ -24,6 +24,9 @@ _INSERT_SESSION = (
     f"INSERT INTO sessions ({', '.join(SESSION_FIELDS)}) VALUES ({', '.join('?' * len(SESSION_FIELDS))})"
 )
 _UPDATABLE = frozenset(SESSION_FIELDS) - {"name"}
+# What a session's end settles for good: a launch, switch or watchdog that learns of the end late
+# must not bring back "failed" or "ready" over "destroyed".
+_SETTLED_AT_END = frozenset({"state", "stage", "ended_at", "ready_at", "cost_usd"})
 
 
 class SessionsMixin(StoreBase):
@@ -55,11 +58,17 @@ class SessionsMixin(StoreBase):
         """Change some fields of a session and return it as now stored.
 
         An unknown field (or `name`, which is the key) raises TypeError, like a wrong keyword argument.
+        Once a session has ended, its state, stage, end, ready time and cost stay as they are (other
+        fields still change): read `ended` on the returned record to learn that it had ended.
         """
         unknown = sorted(set(fields) - _UPDATABLE)
         if unknown:
             raise TypeError(f"update_session() got unknown session field(s): {', '.join(unknown)}")
         with self._write() as conn:
+            if _SETTLED_AT_END & set(fields):
+                row = conn.execute("SELECT state, ended_at FROM sessions WHERE name = ?", (name,)).fetchone()
+                if row is not None and (row["ended_at"] is not None or row["state"] in ENDED_STATES):
+                    fields = {k: v for k, v in fields.items() if k not in _SETTLED_AT_END}
             if fields:
                 columns = ", ".join(f"{key} = ?" for key in fields)
                 values = [dumps(v) if k in SESSION_JSON else v for k, v in fields.items()]
