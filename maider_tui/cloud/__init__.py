@@ -9,7 +9,7 @@ from maider_tui.cloud.base import (
     Vm,
     session_tag,
 )
-from maider_tui.cloud.errors import ProviderError, from_api_error
+from maider_tui.cloud.errors import ProviderError, from_api_error, label_taken
 from maider_tui.cloud.linode import LinodeProvider
 
 __all__ = [
@@ -22,5 +22,6 @@ __all__ = [
     "ProviderError",
     "Vm",
     "from_api_error",
+    "label_taken",
     "session_tag",
 ]

@@ -195,3 +195,8 @@ def _short(exc: BaseException) -> str:
     if ": " in text and isinstance(inner, urllib3.exceptions.NewConnectionError):
         text = text.rsplit(": ", 1)[-1]
     return f"{type(inner).__name__}: {text[:120]}" if text else type(inner).__name__
+
+
+def label_taken(err: ProviderError) -> bool:
+    """Linode refused a create because another of the account's VMs has that label."""
+    return err.kind == "invalid" and "label" in err.message.lower() and "unique" in err.message.lower()

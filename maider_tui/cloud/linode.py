@@ -20,7 +20,7 @@ from maider_tui import catalog
 from maider_tui.clock import Clock, SystemClock
 from maider_tui.cloud import convert
 from maider_tui.cloud.base import SESSION_TAG, Account, Catalogued, CreateSpec, Vm, session_tag
-from maider_tui.cloud.errors import API_EXCEPTIONS, MAYBE_DONE, ProviderError, from_api_error
+from maider_tui.cloud.errors import API_EXCEPTIONS, MAYBE_DONE, ProviderError, from_api_error, label_taken
 from maider_tui.log import register_secret
 from maider_tui.models import GpuType, Region
 
@@ -229,7 +229,7 @@ class LinodeProvider:
                 return await self._call(post, retry=False, **context)
             except ProviderError as err:
                 failure = err
-            if failure.kind in MAYBE_DONE or (sent and _label_taken(failure)):
+            if failure.kind in MAYBE_DONE or (sent and label_taken(failure)):
                 found = await self._find_after_failure(spec.label, failure)
                 if found is not None:
                     log.warning("create of %s: %s, but the VM exists (id %s)",
@@ -314,10 +314,6 @@ class LinodeProvider:
                 f"{vm.label} has no public IPv4 address yet; wait for it to boot", "not_found"
             )
         return vm.ipv4[0], 22
-
-
-def _label_taken(err: ProviderError) -> bool:
-    return err.kind == "invalid" and "label" in err.message.lower() and "unique" in err.message.lower()
 
 
 def offline_message(err: ProviderError) -> str:

@@ -93,27 +93,40 @@ class LiveSessions:
         return provider
 
     # workflows
-    async def launch(self, plan: Any) -> LiveSession:
-        """Provision `plan` to ready; the live session is registered from the first event on."""
+    async def launch(self, plan: Any, *, claim: Callable[[str], Any] | None = None) -> LiveSession:
+        """Provision `plan` to ready; the live session is registered from the first event on.
+
+        `claim(name)` is called once the session's record is this launch's own: until then (the name
+        may turn out taken) a caller must not destroy or retry anything under that name.
+        """
         from .provision import provision
 
         provider = await self.provider()
         hf_token = await asyncio.to_thread(self._hf_token)
+        running = asyncio.current_task()
 
         def emit(event: OpsEvent) -> None:
             self._sessions.setdefault(event.session, LiveSession(event.session))
             self.emit(event)
 
+        def claimed(name: str) -> None:
+            live = self._sessions.setdefault(name, LiveSession(name))
+            held = any(other.task is running for other in self._sessions.values())
+            if held and (live.task is None or live.task.done()):
+                live.task = running  # held under its reserved name too, so a destroy waits for it
+            if claim is not None:
+                claim(name)
+
         handle = await provision(plan, provider=provider, store=self.store, paths=self.paths,
                                  settings=self.settings, clock=self.clock, emit=emit, hf_token=hf_token,
-                                 limits=self.limits)
+                                 limits=self.limits, claim=claimed)
         live = self._sessions.setdefault(handle.name, LiveSession(handle.name))
         live.handle = handle
         log.info("session %s ready at %s", handle.name, handle.endpoint)
         self._auto_watch(handle.name)
         return live
 
-    async def resume(self, record: SessionRecord) -> LiveSession:
+    async def resume(self, record: SessionRecord, *, claim: Callable[[str], Any] | None = None) -> LiveSession:
         """Carry on a launch that was interrupted (the app quit or crashed mid-way)."""
         from .provision import provision
 
@@ -122,7 +135,7 @@ class LiveSessions:
         self._sessions.setdefault(record.name, LiveSession(record.name))
         handle = await provision(None, provider=provider, store=self.store, paths=self.paths,
                                  settings=self.settings, clock=self.clock, emit=self.emit, hf_token=hf_token,
-                                 limits=self.limits, resume_from=record)
+                                 limits=self.limits, resume_from=record, claim=claim)
         live = self._sessions[handle.name]
         live.handle = handle
         self._auto_watch(handle.name)
@@ -218,7 +231,10 @@ class LiveSessions:
         live = self._sessions.get(name)
         if live is not None and live.task is not None and not live.task.done() \
                 and live.task is not asyncio.current_task():
+            # Cancelled and waited for: a create it sent is answered first and its VM recorded, so
+            # the destroy below deletes it instead of finding nothing and letting it bill.
             live.task.cancel()
+            await asyncio.wait({live.task})
 
         def waiting() -> None:
             self.emit(LogEvent(name, WAIT_MESSAGE))

@@ -53,7 +53,11 @@ def session_name(model_id: str, now: float | datetime, taken: Collection[str] = 
     when = now if isinstance(now, datetime) else datetime.fromtimestamp(now, tz=timezone.utc)
     if when.tzinfo is not None:
         when = when.astimezone(timezone.utc)
-    base = f"{model_tag(model_id)}-{when:%Y%m%d-%H%M%S}"
+    return next_free(f"{model_tag(model_id)}-{when:%Y%m%d-%H%M%S}", taken)
+
+
+def next_free(base: str, taken: Collection[str]) -> str:
+    """`base`, or `base-2`, `base-3` ... whichever is not taken (case does not make a name new)."""
     used = {name.lower() for name in taken}
     name, count = base, 1
     while name.lower() in used:

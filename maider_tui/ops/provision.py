@@ -13,29 +13,30 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from maider_tui import catalog
 from maider_tui.clock import Clock
-from maider_tui.cloud import SESSION_TAG, CreateSpec, Provider, ProviderError, Vm
+from maider_tui.cloud import SESSION_TAG, CreateSpec, Provider, ProviderError, Vm, label_taken, session_tag
 from maider_tui.deploy import cloud_init, compose
 from maider_tui.log import register_secret
 from maider_tui.models import GpuType, VllmConfig
 from maider_tui.ops import heal
 from maider_tui.ops.events import (EventSink, FailedEvent, HealEvent, LogEvent, ReadyEvent, StageEvent,
                                    WarningEvent)
-from maider_tui.ops.naming import session_name, validate_session_name
+from maider_tui.ops.naming import next_free, session_name, validate_session_name
 from maider_tui.ops.readiness import (
     COMPOSE_CMD, STAGE_NAMES, STAGES, TOTAL_S, ReadinessLimits, StageFailed, VllmAttempt, connect_ssh,
     last_line, wait_cloud_init, wait_running, wait_vllm_healing,
 )
-from maider_tui.ops.session_files import client_key_path, write_aider_files, write_private
+from maider_tui.ops.session_files import client_key_path, host_key_path, write_aider_files, write_private
 from maider_tui.paths import AppPaths
-from maider_tui.remote.ssh import SshDropped, SshError, SshSession, generate_keypair
-from maider_tui.store import SessionRecord, Store
+from maider_tui.remote.ssh import KeyPair, SshDropped, SshError, SshSession, generate_keypair, keypair_from_private
+from maider_tui.store import SessionRecord, Store, StoreError
 
 DEFAULT_IMAGE = "linode/ubuntu24.04"
 UPLOAD_TRIES = 3  # an upload cut by an SSH drop is sent again once reconnected
+NAME_TRIES = 50  # automatic names taken meanwhile by other launches: -2, -3 ... until one is free
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class LaunchPlan:
     firewall_id: int | None = None
     tags: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    auto_name: bool = False
+    """`name` was made automatically: if another launch reserves it first, this one takes the next free one."""
 
     @property
     def model(self) -> str:
@@ -127,6 +130,10 @@ class SessionHandle:
         await self.ssh.close()
 
 
+class SessionEnded(Exception):
+    """The session was destroyed (by another window, `down`, a watchdog) while this launch ran."""
+
+
 class ProvisionFailed(Exception):
     """Provisioning stopped (a FailedEvent was emitted); the VM, if any, is still there."""
 
@@ -140,12 +147,15 @@ class ProvisionFailed(Exception):
 async def provision(plan: LaunchPlan | None, *, provider: Provider, store: Store, paths: AppPaths,
                     settings: Any, clock: Clock, emit: EventSink, hf_token: str | None,
                     limits: ReadinessLimits | None = None,
-                    resume_from: SessionRecord | None = None) -> SessionHandle:
+                    resume_from: SessionRecord | None = None,
+                    claim: Callable[[str], Any] | None = None) -> SessionHandle:
     """Launch `plan` (or resume `resume_from`, whose plan is rebuilt when `plan` is None) to ready.
 
     Raises ProvisionFailed after a FailedEvent (session "failed", the VM left running). Cancelling
-    the task leaves the record at the stage it reached, for `resume_from`. `settings` is accepted
-    for the callers' symmetry; the plan already carries what it says.
+    the task leaves the record at the stage it reached, for `resume_from`; a create already sent is
+    waited for first, and the VM it made recorded. `claim(name)` is called once the session's record
+    is this launch's own (its name reserved), so a caller acts only on a session it created.
+    `settings` is accepted for the callers' symmetry; the plan already carries what it says.
     """
     if plan is None:
         if resume_from is None:
@@ -153,7 +163,7 @@ async def provision(plan: LaunchPlan | None, *, provider: Provider, store: Store
         plan = LaunchPlan.from_record(resume_from)
     register_secret(hf_token)  # never in the log file, whatever quotes it
     return await _Launch(plan, provider, store, paths, clock, emit, hf_token,
-                         limits or ReadinessLimits(), resume_from).run()
+                         limits or ReadinessLimits(), resume_from, claim).run()
 
 
 class _Launch:
@@ -161,8 +171,8 @@ class _Launch:
 
     def __init__(self, plan: LaunchPlan, provider: Provider, store: Store, paths: AppPaths, clock: Clock,
                  emit: EventSink, hf_token: str | None, limits: ReadinessLimits,
-                 resume: SessionRecord | None) -> None:
-        self.plan, self.provider, self.store, self.paths = plan, provider, store, paths
+                 resume: SessionRecord | None, claim: Callable[[str], Any] | None = None) -> None:
+        self.plan, self.provider, self.store, self.paths, self.claim = plan, provider, store, paths, claim
         self.clock, self.emit, self.limits, self.resume, self.hf_token = clock, emit, limits, resume, hf_token
         self.name = resume.name if resume else (plan.name or "")
         self.config, self.recorded, self.current, self.heals = plan.config, False, "token", 0
@@ -179,7 +189,8 @@ class _Launch:
         text = message or STAGES[index][2]
         self.current = stage
         if self.recorded:
-            self.store.update_session(self.name, stage=stage, **fields)
+            if self.store.update_session(self.name, stage=stage, **fields).ended:
+                raise SessionEnded()
             self.store.add_event(self.name, "stage", text, {"stage": stage})
         eta = (TOTAL_S - done) / self.limits.time_scale
         self.emit(StageEvent(self.name, stage, round(done / TOTAL_S, 4), round(eta, 1), text))
@@ -197,6 +208,9 @@ class _Launch:
     async def run(self) -> SessionHandle:
         try:
             return await self._stages()
+        except SessionEnded:
+            raise await self._fail(self.current, f"{self.name} was destroyed while it was launching; "
+                                                 "the launch stopped.") from None
         except StageFailed as exc:
             raise await self._fail(exc.stage, exc.message, exc.diagnosis) from None
         except ProviderError as exc:
@@ -235,15 +249,16 @@ class _Launch:
         return self._finish(vm, ssh, local_port, served)
 
     def _choose_name(self) -> None:
-        """The user's name, checked, or a fresh automatic one; before any event, so all carry it."""
+        """The user's name, checked, or a fresh automatic one; before any event, so all carry it.
+        Only the record's insert reserves it (`_record`): two launches may want the same name."""
         if self.resume is not None:
             return
         taken = self.store.session_names()
-        if self.name:
+        if self.name and not self.plan.auto_name:
             problem = validate_session_name(self.name, taken)
             if problem:
                 raise StageFailed("record", problem)
-        else:
+        elif not self.name:
             self.name = session_name(self.plan.model, self.clock.now(), taken)
 
     def _record(self) -> None:
@@ -251,17 +266,38 @@ class _Launch:
             record = self.store.get_session(self.name) or self.store.add_session(self.resume)
             self.config = VllmConfig.from_dict(record.vllm_config) if record.vllm_config else self.config
             self.recorded = True
-            self.store.update_session(self.name, state="creating")
+            if self.store.update_session(self.name, state="creating").ended:
+                raise StageFailed("record", f"{self.name} has ended; there is nothing to resume.")
+            self._claimed()
             self.stage("record", f"Resuming {self.name} from stage {record.stage or 'record'}")
             return
+        base = self.name
+        for _ in range(NAME_TRIES):
+            try:
+                self.store.add_session(self._new_record())  # the insert is the reservation
+                break
+            except StoreError:
+                taken = self.store.session_names()
+                if not self.plan.auto_name or self.name not in taken:
+                    raise StageFailed("record", validate_session_name(self.name, taken) or
+                                      f"{self.name} could not be recorded.") from None
+                self.name = next_free(base, taken)
+        else:
+            raise StageFailed("record", "No free session name was found; give the session a name of your own.")
+        self.recorded = True
+        self._claimed()
+        self.stage("record")
+
+    def _new_record(self) -> SessionRecord:
         plan = self.plan
-        self.store.add_session(SessionRecord(
+        return SessionRecord(
             name=self.name, state="creating", stage="record", region=plan.region, gpu_type=plan.gpu_type.id,
             gpu_count=plan.gpu_type.gpus, model=plan.model, hourly_usd=plan.gpu_type.hourly_usd,
-            created_at=self.clock.now(), vllm_config=self.config.to_dict(),
-            options=plan.stored_options()))
-        self.recorded = True
-        self.stage("record")
+            created_at=self.clock.now(), vllm_config=self.config.to_dict(), options=plan.stored_options())
+
+    def _claimed(self) -> None:
+        if self.claim is not None:
+            self.claim(self.name)
 
     async def _existing_vm(self) -> Vm | None:
         """On resume: the session's VM, by id, else by label (a crash during the create call)."""
@@ -275,20 +311,43 @@ class _Launch:
         found = [vm for vm in await self.provider.list(SESSION_TAG) if vm.label == self.name]
         return found[0] if found else None
 
-    def _keys(self, vm_exists: bool) -> tuple[str, str, Any]:
-        """(client private PEM, client public line, host KeyPair or None when the VM already exists)."""
-        path = client_key_path(self.paths, self.name)
+    def _keys(self, vm_exists: bool) -> tuple[str, str, KeyPair | None]:
+        """(client private PEM, client public line, host KeyPair or None when the VM already exists).
+
+        Made once per session, before anything is created, and kept until it ends: a resume reads
+        them back, so a VM that a dead run's create made (found now or later) still answers to them.
+        """
+        path, host_path = client_key_path(self.paths, self.name), host_key_path(self.paths, self.name)
         if vm_exists:
             if not path.exists():
                 raise StageFailed("keys", f"the SSH key of {self.name} is missing ({path}), so its VM "
                                           "cannot be reached; destroy the VM and launch again")
-            pem = path.read_text()
-            return pem, "", None
+            return path.read_text(), "", None
+        kept = self._kept_keys(path, host_path)
+        if kept is not None:
+            client, host = kept
+            return client.private_pem, client.public_line, host
         client = generate_keypair(f"maider-tui {self.name}")
         host = generate_keypair(f"{self.name} host")
         write_private(path, client.private_pem)
+        write_private(host_path, host.private_pem)
         self.store.update_session(self.name, host_key=host.public_line)
         return client.private_pem, client.public_line, host
+
+    def _kept_keys(self, path: Any, host_path: Any) -> tuple[KeyPair, KeyPair] | None:
+        """On resume, the keys an earlier run of this session made, if both are there and match."""
+        if self.resume is None or not (path.exists() and host_path.exists()):
+            return None
+        pinned = self.store.get_session(self.name).host_key
+        try:
+            client = keypair_from_private(path.read_text())
+            host = keypair_from_private(host_path.read_text())
+        except (OSError, ValueError) as exc:
+            self.warn(f"The kept SSH keys of {self.name} could not be read ({exc}); making new ones.")
+            return None
+        if pinned and host.public_line.split()[:2] != pinned.split()[:2]:
+            return None  # not the key the record pins: a leftover, never trusted
+        return client, host
 
     async def _create(self, existing: Vm | None, client_public: str, host: Any) -> Vm:
         if existing is not None:
@@ -301,12 +360,86 @@ class _Launch:
         spec = CreateSpec(label=self.name, region=self.plan.region, type=self.plan.gpu_type.id,
                           image=self.plan.image, authorized_keys=[client_public], user_data=user_data,
                           tags=list(self.plan.tags), firewall_id=self.plan.firewall_id)
-        vm = await self.provider.create(spec)
+        vm = await self._settled(self._create_or_link(spec))
         self.instance_id = vm.id  # saved before anything else may fail: the VM costs money from now on
-        self.store.update_session(self.name, instance_id=vm.id, hourly_usd=vm.hourly_usd or
-                                  self.plan.gpu_type.hourly_usd)
+        try:
+            record = self.store.update_session(self.name, instance_id=vm.id,
+                                               hourly_usd=vm.hourly_usd or self.plan.gpu_type.hourly_usd)
+        except StoreError as exc:
+            raise StageFailed("create", await self._unrecorded(vm, exc)) from None
         self.store.add_event(self.name, "created", f"VM {vm.id} created", {"instance_id": vm.id})
+        if record.ended:  # destroyed by another window while the create was in flight
+            await self._undo_create(vm)
+            raise SessionEnded()
         return vm
+
+    async def _create_or_link(self, spec: CreateSpec) -> Vm:
+        """Create the VM; a label clash means a dead run's create of this session landed first: link
+        that VM (it was made with this session's keys), never a second one."""
+        try:
+            return await self.provider.create(spec)
+        except ProviderError as err:
+            if not label_taken(err):
+                raise
+            found = [vm for vm in await self.provider.list(SESSION_TAG)
+                     if vm.label == self.name and session_tag(self.name) in vm.tags]
+            if not found:
+                raise
+            self.log(f"The VM {found[0].id} already holds the label {self.name} (an earlier run's create "
+                     "landed meanwhile); carrying on with it")
+            return found[0]
+
+    async def _settled(self, create: Any) -> Vm:
+        """The create's answer, even when this launch is cancelled meanwhile (a destroy, a quit): the
+        call runs on in its thread and may yet make a VM, which must be recorded before stopping."""
+        call = asyncio.ensure_future(create)
+        cancelled = False
+        while True:
+            try:
+                vm = await asyncio.shield(call)
+                break
+            except asyncio.CancelledError:
+                if call.done():
+                    raise
+                cancelled = True
+                self.log("Waiting for the create call to return before stopping, so no VM is left unrecorded")
+            except BaseException:
+                if cancelled:
+                    raise asyncio.CancelledError() from None
+                raise
+        if cancelled:
+            self.instance_id = vm.id
+            try:
+                self.store.update_session(self.name, instance_id=vm.id)
+                self.store.add_event(self.name, "created", f"VM {vm.id} created", {"instance_id": vm.id})
+            except StoreError as exc:
+                await self._unrecorded(vm, exc)
+            raise asyncio.CancelledError()
+        return vm
+
+    async def _undo_create(self, vm: Vm) -> None:
+        """Delete a VM this launch made for a session that has ended meanwhile."""
+        try:
+            await self.provider.destroy(vm.id)
+        except ProviderError as err:
+            self.warn(f"{self.name} was destroyed while its VM {vm.id} was being created, and deleting "
+                      f"that VM failed ({err.message}): it shows as an orphan; destroy it from the home screen.")
+            return
+        self.store.add_event(self.name, "destroyed", f"VM {vm.id} deleted: the session was destroyed while "
+                                                     "its create was in flight", {"instance_ids": [vm.id]})
+
+    async def _unrecorded(self, vm: Vm, exc: StoreError) -> str:
+        """The VM exists but the database would not take its id (disk full, say): delete it again,
+        since a VM nobody records is a VM nobody stops. Returns what to tell the user."""
+        try:
+            await self.provider.destroy(vm.id)
+        except ProviderError as err:
+            return (f"VM {vm.id} was created but the database could not record it ({exc}), and deleting it "
+                    f"failed too ({err.message}): it is running at ${self.plan.gpu_type.hourly_usd:.2f}/h and "
+                    "shows as an orphan at the next start; destroy it there or in Linode's Cloud Manager.")
+        self.instance_id = None
+        return (f"VM {vm.id} was created but the database could not record it ({exc}), so it was deleted "
+                "again; free some disk space (or move the database aside) and launch again.")
 
     async def _upload(self, ssh: SshSession) -> None:
         """The compose file always; `.env` always on a first launch (a stale token must not survive),
@@ -393,8 +526,10 @@ class _Launch:
     async def _fail(self, stage: str, message: str, diagnosis: str | None = None) -> ProvisionFailed:
         """Record and report the failure; the VM stays (and stays in the record) for the user to decide."""
         await self._close()
+        record = self.store.get_session(self.name) if self.recorded else None
+        ended = record is not None and record.ended
         kept = (f" The VM {self.instance_id} is still running: inspect it or destroy it."
-                if self.instance_id else "")
+                if self.instance_id and not ended else "")
         if self.recorded:
             self.store.update_session(self.name, state="failed", stage=stage)
             self.store.add_event(self.name, "failed", message + kept,

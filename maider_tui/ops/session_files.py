@@ -34,6 +34,12 @@ def client_key_path(paths: AppPaths, name: str) -> Path:
     return session_dir(paths, name) / "id_ed25519"
 
 
+def host_key_path(paths: AppPaths, name: str) -> Path:
+    """The VM's host key, made here and handed to cloud-init; kept so a resumed launch that must
+    create the VM again (or links the one a dead run created) uses the same pinned key."""
+    return session_dir(paths, name) / "host_ed25519"
+
+
 def aider_metadata(served_name: str, max_model_len: int, max_output_tokens: int | None = None) -> dict:
     """`.aider.model.metadata.json` content: the limits aider needs (else it says "0 of 0 tokens")."""
     output = max_output_tokens or min(8192, max(1024, max_model_len // 4))

@@ -86,6 +86,12 @@ def generate_keypair(comment: str = "maider-tui") -> KeyPair:
                    key.export_public_key("openssh").decode().strip())
 
 
+def keypair_from_private(private_pem: str) -> KeyPair:
+    """The pair of a private key kept on disk: a session's keys are made once and read back after."""
+    key = asyncssh.import_private_key(private_pem)
+    return KeyPair(private_pem, key.export_public_key("openssh").decode().strip())
+
+
 STREAM_READ = 65536  # characters taken at most per read of a streamed command's output
 
 HOST_KEY_CHANGED = ("the VM's host key changed: someone may be impersonating the VM (a man-in-the-middle) "

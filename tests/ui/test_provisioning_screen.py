@@ -11,6 +11,7 @@ from maider_tui.app import MaiderApp
 from maider_tui.clock import SystemClock
 from maider_tui.ops.events import LogEvent, StageEvent
 from maider_tui.ops.provision import LaunchPlan
+from maider_tui.store import SessionRecord
 from maider_tui.ui.dialogs.confirm import ConfirmDialog
 from maider_tui.ui.screens.home import HomeScreen
 from maider_tui.ui.screens.provisioning import ProvisioningScreen
@@ -165,3 +166,53 @@ async def test_ctrl_c_asks_keep_or_destroy(make_context):
         await pilot.press("n")  # keep: home, the launch (none here) carries on
         await pilot.pause()
         assert isinstance(app.screen, HomeScreen)
+
+
+async def test_destroy_while_the_create_is_in_flight_deletes_the_vm_it_made(sim_context, sim_cloud):
+    """Escape then y at "Renting", the create held by the API: the destroy waits for the create to
+    land, then deletes that VM; nothing bills behind a "$0.00" receipt."""
+    context = live_context(sim_context, sim_cloud)
+    app = MaiderApp(context)
+    gpu = catalog.gpu_type("g2-gpu-rtx4000a1-s")
+    plan = LaunchPlan(region=gpu.regions[0], gpu_type=gpu, config=catalog.fit(CODER_7B_AWQ, gpu).to_vllm_config())
+    sim_cloud.faults.create_hold_s = 1.0
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        app.start_launch(plan)
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ProvisioningScreen)
+        await wait_until(pilot, lambda: screen.current == "create")
+        await asyncio.sleep(0.2)  # the POST is held by the API
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        name = screen.session
+        await wait_until(pilot, lambda: context.store.get_session(name).ended, seconds=10)
+        record = context.store.get_session(name)
+        assert record.state == "destroyed" and record.instance_id is not None
+        assert sim_cloud.world.list() == []
+        said = [e.message for e in context.store.events(name) if e.kind == "destroyed"]
+        assert said and f"VM {record.instance_id} deleted" in said[-1]
+
+
+async def test_a_launch_that_lost_its_name_to_another_window_offers_no_destroy(sim_context, sim_cloud):
+    """Another window reserved the name first: this screen never owned that session, so neither d
+    nor k nor escape may act on it."""
+    context = live_context(sim_context, sim_cloud)
+    app = MaiderApp(context)
+    context.store.add_session(SessionRecord("other-window", state="creating", stage="create", region="us-ord"))
+    plan = plan_for(CODER_7B_AWQ, "g2-gpu-rtx4000a1-s", "other-window")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        screen = ProvisioningScreen(context, app.live, plan)
+        await app.push_screen(screen)
+        await wait_until(pilot, lambda: screen.failed is not None)
+        assert "already exists" in screen.failed.message
+        assert not screen.check_action("destroy", ()) and not screen.check_action("keep", ())
+        assert "d destroy" not in str(screen.query_one("#failure", Static).render())
+        await pilot.press("d")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmDialog)
+        assert context.store.get_session("other-window").state == "creating", "the other window's session"

@@ -69,9 +69,13 @@ class ProvisioningScreen(Screen[None]):
         self.live = live
         if plan.name is None:  # named now, so every event of this launch can be recognised
             taken = context.store.session_names() if context.store is not None else ()
-            plan = dataclasses.replace(plan, name=session_name(plan.model, context.clock.now(), taken))
+            plan = dataclasses.replace(plan, name=session_name(plan.model, context.clock.now(), taken),
+                                       auto_name=True)
         self.plan = plan
         self.session = plan.name or ""
+        # The record under `session` is this screen's own only once its launch reserved the name (or
+        # a resume chose it): until then destroy, retry and keep could reach another window's session.
+        self.owned = False
         self.autostart = autostart
         self.current: str | None = None
         self.created_at: float | None = None  # when the VM began to cost money
@@ -127,8 +131,20 @@ class ProvisioningScreen(Screen[None]):
             self.show_failure(FailedEvent(self.session, "record", "The session database cannot be used, "
                                                                 "so nothing can be launched."))
             return
-        work = self.live.resume(record) if record is not None else self.live.launch(self.plan)
+        if record is not None:
+            self.owned = True
+            if record.instance_id is not None and record.created_at is not None:
+                self.created_at = record.created_at  # it has billed since then, not since the resume
+            work = self.live.resume(record, claim=self.claim)
+        else:
+            work = self.live.launch(self.plan, claim=self.claim)
         self.wait_for(self.live.run_in_background(self.session, work))
+
+    def claim(self, name: str) -> None:
+        """The launch reserved its record under `name` (another launch may have taken the first pick)."""
+        self.session, self.owned = name, True
+        if self.is_attached:
+            self.query_one(TopBar).title = f"Launching {name}"
 
     @work(exclusive=True, exit_on_error=False, group="provision", description="Provision the session")
     async def wait_for(self, task: asyncio.Task) -> None:
@@ -220,7 +236,10 @@ class ProvisioningScreen(Screen[None]):
             text.append(f"Diagnosis: {event.diagnosis}\n")
         for line in self.lines[-LAST_LINES:]:
             text.append(f"  {line}\n", style="dim")
-        text.append("r retry from this stage · d destroy the VM · k keep it for inspection")
+        if self.owned:
+            text.append("r retry from this stage · d destroy the VM · k keep it for inspection")
+        else:
+            text.append("Nothing was rented. escape goes back; launch again from the wizard.")
         panel = self.query_one("#failure", Static)
         panel.update(text)
         panel.display = True
@@ -241,7 +260,9 @@ class ProvisioningScreen(Screen[None]):
     # --- keys -------------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("retry", "destroy", "keep"):
+        if action in ("destroy", "keep"):
+            return self.failed is not None and self.owned
+        if action == "retry":
             return self.failed is not None
         return True
 
@@ -264,7 +285,7 @@ class ProvisioningScreen(Screen[None]):
 
     def action_retry(self) -> None:
         store = self.context.store
-        record = store.get_session(self.session) if store is not None else None
+        record = store.get_session(self.session) if store is not None and self.owned else None
         if record is None:
             self.notify("This launch never got as far as being recorded; start it again from the wizard.",
                         severity="warning")
@@ -288,6 +309,14 @@ class ProvisioningScreen(Screen[None]):
 
     @work(exclusive=True, exit_on_error=False, group="provision", description="Destroy the VM")
     async def destroy_vm(self) -> None:
+        if not self.owned:  # nothing recorded yet, so nothing created: stopping the launch is enough
+            task = self.live.get(self.session).task if self.live and self.live.get(self.session) else None
+            if task is not None and not task.done():
+                task.cancel()
+            self.notify("The launch stopped before any VM was rented.", title="Session")
+            if self.is_current:
+                self.app.pop_screen()
+            return
         self.write(self.query_one("#log", RichLog), "Destroying the VM…", "bold")
         try:
             await self.live.destroy(self.session)
