@@ -166,3 +166,24 @@ async def test_a_resume_while_the_dead_runs_create_is_in_flight_links_its_vm_wit
     assert store.get_session("resumed").host_key == record.host_key
     assert len(_live_vms(sim_cloud)) == 1, "one VM: the resume linked the one the dead run made"
     assert store.get_session("resumed").instance_id == (await dying.in_flight).id
+
+
+async def test_a_vm_the_database_cannot_record_is_deleted_again_and_the_message_says_so(
+        sim_cloud, live, store, monkeypatch):
+    from maider_tui.store import StoreError
+
+    real_update = store.update_session
+
+    def disk_full(name, **fields):
+        if "instance_id" in fields:
+            raise StoreError("the database failed (database or disk is full); if this happens again, "
+                             "move the file aside")
+        return real_update(name, **fields)
+
+    monkeypatch.setattr(store, "update_session", disk_full)
+    with pytest.raises(ProvisionFailed) as failed:
+        await live.launch(_plan("disk-full"))
+    message = failed.value.message
+    assert sim_cloud.world.creates == 1 and _live_vms(sim_cloud) == [], "no VM bills unrecorded"
+    assert "was created but the database could not record it" in message and "deleted again" in message
+    assert "still running" not in message

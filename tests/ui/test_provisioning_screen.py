@@ -216,3 +216,39 @@ async def test_a_launch_that_lost_its_name_to_another_window_offers_no_destroy(s
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmDialog)
         assert context.store.get_session("other-window").state == "creating", "the other window's session"
+
+
+class _IdleLive:
+    """LiveSessions as far as the screen needs it, with a resume that never ends."""
+
+    def subscribe(self, listener):
+        return lambda: None
+
+    def resume(self, record, *, claim=None):
+        return asyncio.sleep(3600)
+
+    def launch(self, plan, *, claim=None):
+        return asyncio.sleep(3600)
+
+    def run_in_background(self, name, work):
+        self.task = asyncio.ensure_future(work)
+        return self.task
+
+    def get(self, name):
+        return None
+
+
+async def test_resuming_a_launch_counts_the_cost_since_its_vm_was_created(make_context, clock):
+    app = MaiderApp(make_context())
+    record = SessionRecord("resumed-cost", state="failed", stage="vllm", instance_id=99, region="us-ord",
+                           gpu_type="g2-gpu-rtx4000a1-s", hourly_usd=0.52, created_at=clock.now() - 3600,
+                           model=CODER_7B_AWQ, vllm_config={"model": CODER_7B_AWQ})
+    live = _IdleLive()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = ProvisioningScreen(app.context, live, LaunchPlan.from_record(record), autostart=False)
+        await app.push_screen(screen)
+        screen.run_launch(record)
+        screen.tick()
+        await pilot.pause()
+        assert text_of(screen, "#cost").startswith("$0.52 so far (60m 00s at $0.52/h)")
+        live.task.cancel()
