@@ -96,15 +96,22 @@ async def test_a_session_destroyed_elsewhere_while_its_create_was_in_flight_lose
     assert "destroyed" in failed.value.message
 
 
-async def test_two_launches_wanting_one_automatic_name_each_get_their_own(sim_cloud, live, store):
-    named: list[str] = []
-    first = live.launch(_plan("qwen7b-20261207-101500", auto_name=True))
-    second = live.launch(_plan("qwen7b-20261207-101500", auto_name=True), claim=named.append)
-    results = await asyncio.gather(first, second)
+async def test_two_windows_wanting_one_automatic_name_each_get_their_own(sim_cloud, live, store, paths):
+    """Two windows (two connections to one database) pick the same automatic name in the same second."""
+    with open_store(paths.database) as other_store:
+        window = LiveSessions(store=other_store, paths=paths, settings=Settings(), clock=SystemClock(),
+                              provider=lambda: sim_cloud.provider(store=other_store), hf_token=lambda: None,
+                              limits=LIMITS)
+        named: list[str] = []
+        first = live.launch(_plan("qwen7b-20261207-101500", auto_name=True))
+        second = window.launch(_plan("qwen7b-20261207-101500", auto_name=True), claim=named.append)
+        results = await asyncio.gather(first, second)
+        await window.close_all()
     names = sorted(session.name for session in results)
     assert names == ["qwen7b-20261207-101500", "qwen7b-20261207-101500-2"]
-    assert named and named[-1] in names
+    assert named == [results[1].name]
     assert len(_live_vms(sim_cloud)) == 2
+    assert {store.get_session(n).instance_id for n in names} == {vm.id for vm in _live_vms(sim_cloud)}
 
 
 async def test_a_launch_whose_chosen_name_is_taken_claims_nothing_and_touches_nothing(sim_cloud, live, store):
