@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from typing import Sequence
 
@@ -78,10 +79,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .deploy.plan import run_plan
         from .settings import load_settings
 
+        from .paths import AppPaths
+        from .profiles import load_profiles
+
         loaded = load_settings(args.config)
-        for problem in loaded.problems:
+        profiles, problems = load_profiles(AppPaths.default().profiles_dir)
+        for problem in [*loaded.problems, *problems]:
             print(f"warning: {problem}", file=sys.stderr)
-        return run_plan(args, settings=loaded.settings)
+        return run_plan(args, settings=loaded.settings, profiles=profiles,
+                        hf_token=os.environ.get("HF_TOKEN") or None)
     return run_app(args)
 
 

@@ -8,14 +8,21 @@ key and the Hugging Face token are shown as placeholders. The lead wires `add_pl
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import shlex
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from maider_tui import catalog
 from maider_tui.catalog import UnknownCatalogIdError, context_label
+from maider_tui.catalog.custom import custom_model
+from maider_tui.cloud.hf import HF_BASE_URL, HfError, check_model_id, fetch_config
 from maider_tui.deploy import cloud_init, compose
-from maider_tui.models import FitReport, VllmConfig
+from maider_tui.deploy.launch import attention_backend, resolve
+from maider_tui.models import FitReport, ModelSpec, VllmConfig
+from maider_tui.profiles import Profile, builtin_profile
 
 HF_TOKEN_PLACEHOLDER = "<your Hugging Face token>"
 # Clearly not a key: at launch the app makes a fresh ed25519 host key for each VM and never reuses it.
@@ -39,7 +46,12 @@ def add_plan_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--type", required=True, metavar="TYPE",
                         help="Linode GPU plan, e.g. g2-gpu-rtx4000a2-s")
     parser.add_argument("--model", required=True, metavar="MODEL",
-                        help="Hugging Face id or short name, e.g. 32B-AWQ")
+                        help="a built-in model's Hugging Face id or short name (e.g. 32B-AWQ), or any Hugging "
+                             "Face id, whose config.json is read from the Hub (or from --config-json)")
+    parser.add_argument("--config-json", metavar="FILE",
+                        help="a custom model's config.json, for planning it without reaching the Hub")
+    parser.add_argument("--params-b", type=float, metavar="B",
+                        help="a custom model's parameter count in billions (needed for MoE and MLA models)")
     parser.add_argument("--region", metavar="R", help="check that the plan is offered in this region")
     parser.add_argument("--context", type=_context, metavar="N",
                         help="context length in tokens (32768 or 32k); default: the longest that fits")
@@ -55,11 +67,14 @@ def add_plan_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_plan(args: argparse.Namespace, *, settings: Any = None, out: TextIO | None = None,
-             err: TextIO | None = None) -> int:
+             err: TextIO | None = None, profiles: dict[str, Profile] | None = None,
+             hf_base_url: str = HF_BASE_URL, hf_token: str | None = None) -> int:
     """Print the plan: 0 when it fits, 1 when the model does not fit, 2 for an unknown type/model/region.
 
     settings: the user's `Settings` (image, utilisation, KV-cache dtype, default context, compose
-    switches); None uses the defaults, so the dry run itself reads no file.
+    switches); None uses the defaults, so the dry run itself reads no file. profiles: the model
+    profiles by id (`profiles.load_profiles`); None: the built-in ones. The plan is the launch's own,
+    from `deploy.launch.resolve`: the same context, flags and environment the VM would get.
     """
     out, err = out or sys.stdout, err or sys.stderr
     if settings is None:
@@ -68,10 +83,19 @@ def run_plan(args: argparse.Namespace, *, settings: Any = None, out: TextIO | No
         settings = Settings()  # defaults only: a dry run reads no file
     try:
         gpu_type = catalog.gpu_type(args.type)
-        spec = catalog.model(args.model)
+    except UnknownCatalogIdError as exc:
+        valid = ", ".join(t.id for t in catalog.gpu_types())
+        print(f"maider-tui plan: {exc.message}. GPU types: {valid}.", file=err)
+        return EXIT_BAD_INPUT
+    try:
         region = catalog.region(args.region) if args.region else None
     except UnknownCatalogIdError as exc:
-        print(f"maider-tui plan: {exc}", file=err)
+        print(f"maider-tui plan: {exc.message}. GPU regions: {', '.join(r.id for r in catalog.regions())}.",
+              file=err)
+        return EXIT_BAD_INPUT
+    spec, problem = model_spec(args, hf_base_url=hf_base_url, hf_token=hf_token)
+    if spec is None:
+        print(f"maider-tui plan: {problem}", file=err)
         return EXIT_BAD_INPUT
     if region is not None and region.id not in gpu_type.regions:
         offered = ", ".join(gpu_type.regions) or "no region right now"
@@ -79,9 +103,11 @@ def run_plan(args: argparse.Namespace, *, settings: Any = None, out: TextIO | No
               file=err)
         return EXIT_BAD_INPUT
     vllm = settings.vllm
+    profile = (profiles or {}).get(spec.id) or builtin_profile(spec.id)
+    launch = resolve(spec, gpu_type, settings, profile=profile, context=args.context)
+    report, config = launch.report, launch.config
     fit_options = {"max_model_len": args.context or vllm.max_model_len, "kv_cache_dtype": vllm.kv_cache_dtype,
                    "gpu_memory_utilization": vllm.gpu_memory_utilization}
-    report = catalog.fit(spec, gpu_type, **fit_options)
     if not report.fits:
         print(f"{spec.id} does not fit {gpu_type.id}: {report.reason}.", file=err)
         types = catalog.gpu_types(region_id=region.id if region else None)
@@ -90,12 +116,11 @@ def run_plan(args: argparse.Namespace, *, settings: Any = None, out: TextIO | No
         found = f"Plans it fits{where}: {', '.join(fitting)}" if fitting else f"No built-in plan{where} fits it."
         print(found, file=err)
         return EXIT_DOES_NOT_FIT
-    config = plan_config(report, settings)
     if args.show == "cloud-init":
         out.write(cloud_init.render(host_key_private=HOST_KEY_PLACEHOLDER_PRIVATE,
                                     host_key_public=HOST_KEY_PLACEHOLDER_PUBLIC))
     elif args.show == "compose":
-        out.write(compose.render(config, compose.ComposeOptions.from_settings(settings)))
+        out.write(compose.render(config, launch.compose))
         out.write(_env_file_note())
     else:
         out.write(summary(report, config, f"{region.id} ({region.label})" if region else None))
@@ -103,20 +128,33 @@ def run_plan(args: argparse.Namespace, *, settings: Any = None, out: TextIO | No
     return EXIT_OK
 
 
-def plan_config(report: FitReport, settings: Any) -> VllmConfig:
-    """The fit plan's vLLM settings with the user's own (served name, dtype, extra args, env) on top."""
-    vllm = settings.vllm
-    config = report.to_vllm_config(served_model_name=vllm.served_model_name)
-    changes: dict[str, Any] = {}
-    if vllm.max_num_seqs is not None:
-        changes["max_num_seqs"] = vllm.max_num_seqs
-    if vllm.dtype != "auto":
-        changes["dtype"] = vllm.dtype
-    if vllm.extra_args:
-        changes["extra_args"] = tuple(vllm.extra_args)
-    if vllm.env:
-        changes["env"] = dict(vllm.env)
-    return config.replace(**changes) if changes else config
+def model_spec(args: argparse.Namespace, *, hf_base_url: str = HF_BASE_URL,
+               hf_token: str | None = None) -> tuple[ModelSpec | None, str]:
+    """(the model to plan, "") or (None, why not): a built-in model, else a Hugging Face id read from
+    `--config-json` or from the Hub, as the wizard's custom model is."""
+    try:
+        return catalog.model(args.model), ""
+    except UnknownCatalogIdError as exc:
+        unknown = exc
+    if check_model_id(args.model) is not None:
+        built_in = ", ".join(m.short_name for m in catalog.models())
+        return None, (f"{unknown.message}. Built-in models: {built_in}; or give any Hugging Face id "
+                      "(owner/name).")
+    try:
+        if args.config_json:
+            config = json.loads(Path(args.config_json).read_text(encoding="utf-8"))
+            if not isinstance(config, dict):
+                raise ValueError("it is not a JSON object")
+        else:
+            config = asyncio.run(fetch_config(args.model, token=hf_token, base_url=hf_base_url))
+    except HfError as exc:
+        return None, f"{exc.message} (or plan it offline with --config-json FILE)"
+    except (OSError, ValueError) as exc:
+        return None, f"cannot read {args.config_json}: {exc}"
+    try:
+        return custom_model(config, model_id=args.model.strip(), params_b=args.params_b), ""
+    except ValueError as exc:
+        return None, f"{exc} (--params-b N gives it)"
 
 
 def summary(report: FitReport, config: VllmConfig, region: str | None = None) -> str:
@@ -143,6 +181,7 @@ def summary(report: FitReport, config: VllmConfig, region: str | None = None) ->
         ("Layout", layout),
         ("Context", context),
         ("dtype", f"{config.dtype}, KV cache {config.kv_cache_dtype}"),
+        ("Attention", attention_backend(t, m)),
         ("Memory/GPU", memory),
         ("Fit", report.reason),
         ("vLLM", "vllm serve " + shlex.join(compose.vllm_command(config))),

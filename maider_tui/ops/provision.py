@@ -66,25 +66,18 @@ class LaunchPlan:
     def from_settings(cls, settings: Any, *, gpu_type: GpuType | str | None = None, model: str | None = None,
                       region: str | None = None, max_model_len: int | None = None,
                       name: str | None = None, profile: Any | None = None) -> LaunchPlan:
-        """The plan the settings describe: the fit planner's vLLM config for the model on the GPU type,
-        with the model's profile (maider_tui.profiles) under the user's own vLLM settings (env, extra
-        args, max_num_seqs)."""
-        from ..profiles import apply_profile, image_for
+        """The plan the settings describe for the model on the GPU type: `deploy.launch.resolve` (the
+        fit plan, the model's profile, the user's own vLLM settings, in that order)."""
+        from ..deploy.launch import resolve
 
         gpu = gpu_type if isinstance(gpu_type, GpuType) else catalog.gpu_type(
             gpu_type or settings.provider.type)
-        vllm = settings.vllm
-        limit = max_model_len or vllm.max_model_len or (profile.max_model_len if profile else None)
-        report = catalog.fit(model or vllm.model, gpu, max_model_len=limit,
-                             gpu_memory_utilization=vllm.gpu_memory_utilization)
-        config = report.to_vllm_config(served_model_name=vllm.served_model_name).replace(
-            extra_args=tuple(vllm.extra_args), env=dict(vllm.env), max_num_seqs=vllm.max_num_seqs)
-        options = compose.ComposeOptions.from_settings(settings)
-        if profile is not None:
-            config = apply_profile(config, profile)
-            options = dataclasses.replace(options, vllm_image=image_for(profile, options.vllm_image))
-        return cls(region=region or settings.provider.region, gpu_type=gpu, config=config,
-                   compose=options, name=name,
+        spec = catalog.model(model or settings.vllm.model)
+        launch = resolve(spec, gpu, settings, profile=profile, context=max_model_len)
+        if not launch.report.fits:
+            raise ValueError(f"{spec.id} does not fit {gpu.id}: {launch.report.reason}")
+        return cls(region=region or settings.provider.region, gpu_type=gpu, config=launch.config,
+                   compose=launch.compose, name=name,
                    image=settings.provider.image, firewall_id=settings.provider.firewall_id,
                    tags=tuple(t for t in settings.provider.tags if t != SESSION_TAG),
                    options={"watchdog_minutes": settings.watchdog.timeout_minutes})

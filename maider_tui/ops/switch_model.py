@@ -142,28 +142,21 @@ def _session_options(stored: dict[str, Any], settings: Any | None) -> ComposeOpt
 
 def plan_config(model_id: str, gpu_type: str, *, settings: Any | None = None, max_model_len: int | None = None,
                 served_model_name: str | None = None, profile: Any | None = None) -> VllmConfig:
-    """The vLLM config `model_id` gets on `gpu_type` (fit-planned); SwitchRefused when it cannot fit.
+    """The vLLM config `model_id` gets on `gpu_type`: the launch's own (`deploy.launch.resolve`: fit
+    plan, profile, the user's settings); SwitchRefused when it cannot fit. `served_model_name` wins
+    over the settings' (the session keeps the name aider already uses)."""
+    from ..deploy.launch import resolve
+    from ..settings import Settings
 
-    From `settings` (when given) the user's standing flags carry over as provisioning applies them:
-    extra args, env and max_num_seqs; the memory share and KV-cache dtype go into the plan itself.
-    """
-    vllm = getattr(settings, "vllm", None)
-    util = getattr(vllm, "gpu_memory_utilization", 0.90)
-    kv_dtype = getattr(vllm, "kv_cache_dtype", "auto")
+    settings = settings if settings is not None else Settings()
     try:
-        report = catalog.fit(model_id, gpu_type, max_model_len=max_model_len, gpu_memory_utilization=util,
-                             kv_cache_dtype=kv_dtype)
+        spec, gpu = catalog.model(model_id), catalog.gpu_type(gpu_type)
     except catalog.UnknownCatalogIdError as exc:
         raise SwitchRefused(f"cannot plan {model_id} on {gpu_type or 'this GPU type'}: {exc}") from None
-    if not report.fits:
-        raise SwitchRefused(f"{model_id} does not fit {report.gpu_type.short_name}: {report.reason}")
-    from ..profiles import apply_profile
-
-    config = report.to_vllm_config(served_model_name=served_model_name)
-    if vllm is not None:
-        config = config.replace(max_num_seqs=vllm.max_num_seqs, extra_args=tuple(vllm.extra_args),
-                                env=dict(vllm.env))
-    return apply_profile(config, profile) if profile is not None else config
+    launch = resolve(spec, gpu, settings, profile=profile, context=max_model_len)
+    if not launch.report.fits:
+        raise SwitchRefused(f"{model_id} does not fit {gpu.short_name}: {launch.report.reason}")
+    return launch.config.replace(served_model_name=served_model_name)
 
 
 async def _roll_back(name: str, old: VllmConfig, new: VllmConfig, cause: Exception, *, ssh: SshSession,

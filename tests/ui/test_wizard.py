@@ -142,6 +142,21 @@ async def test_a_type_that_cannot_hold_the_tier_is_dimmed_and_says_why(sim_conte
         assert wizard.step == MODEL and highlighted_id(wizard) == "Qwen/Qwen2.5-72B-Instruct-AWQ"
 
 
+async def test_the_cheapest_type_that_holds_the_tier_is_highlighted(sim_context):
+    """7B-14B in us-ord: the region row says "from $0.52/h"; the GPU step highlights that type, not
+    the settings' two-GPU default, and says so on the settings' row."""
+    app = MaiderApp(sim_context())
+    async with app.run_test(size=(120, 40)) as pilot:
+        wizard = await open_wizard(app, pilot)
+        await press(app, pilot, "up", "enter")  # 7B-14B
+        assert wizard.cap.id == "7B-14B" and highlighted_id(wizard) == "us-ord"
+        assert "from $0.52/h (g2-gpu-rtx4000a1-s)" in detail(wizard)
+        await press(app, pilot, "enter")
+        assert wizard.step == GPU_TYPE and highlighted_id(wizard) == "g2-gpu-rtx4000a1-s"
+        settings_row = next(row for row in wizard.rows if row.id == "g2-gpu-rtx4000a2-s")
+        assert "g2-gpu-rtx4000a1-s is cheaper" in settings_row.detail
+
+
 async def test_a_context_that_does_not_fit_cannot_continue(sim_context):
     app = MaiderApp(sim_context())
     async with app.run_test(size=(120, 40)) as pilot:

@@ -100,7 +100,9 @@ def test_the_users_settings_shape_the_plan(capsys):
     assert vllm["image"] == "vllm/vllm-openai:v0.11.2" and "open-webui" in services
     assert vllm["command"][1:3] == ["--served-model-name", "coder"]
     assert "--max-num-seqs" in vllm["command"] and vllm["command"][-1] == "--enable-prefix-caching"
-    assert vllm["environment"] == {"VLLM_HTTP_TIMEOUT_KEEP_ALIVE": "30", "VLLM_SLEEP_WHEN_IDLE": "1"}
+    # The model profile's environment under the user's own (which wins for VLLM_SLEEP_WHEN_IDLE).
+    assert vllm["environment"] == {"VLLM_HTTP_TIMEOUT_KEEP_ALIVE": "30", "VLLM_SLEEP_WHEN_IDLE": "1",
+                                   "SAFETENSORS_FAST_GPU": "1"}
 
 
 ADA1 = "g2-gpu-rtx4000a1-s"
@@ -149,3 +151,41 @@ def test_the_settings_default_context_is_used_without_context(capsys):
     settings = Settings.from_dict({"vllm": {"max_model_len": 8192}})
     assert plan("--type", "g2-gpu-rtx4000a2-s", "--model", "32B-AWQ", settings=settings) == 0
     assert "8K (8192 tokens" in capsys.readouterr().out
+
+
+def test_an_unknown_type_or_model_lists_what_is_valid(capsys):
+    assert plan("--type", "g9-nope", "--model", "7B") == 2
+    err = capsys.readouterr().err
+    assert "GPU types: " in err and "g2-gpu-rtx4000a1-s" in err and "g1-gpu-rtx6000-1" in err
+    assert plan("--type", ADA1, "--model", "seven-b") == 2
+    err = capsys.readouterr().err
+    assert "Built-in models: " in err and "7B-AWQ" in err and "Hugging Face id" in err
+
+
+def test_a_custom_model_is_planned_from_its_config_json(capsys, tmp_path):
+    """What the wizard takes, `plan` takes: any Hugging Face id, here offline from its config.json."""
+    config = tmp_path / "config.json"
+    config.write_text('{"hidden_size": 2048, "num_hidden_layers": 22, "num_attention_heads": 32, '
+                      '"num_key_value_heads": 4, "max_position_embeddings": 2048, "vocab_size": 32000, '
+                      '"intermediate_size": 5632}')
+    assert plan("--type", ADA1, "--model", "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "--config-json", str(config),
+                "--compose") == 0
+    command = yaml.safe_load(capsys.readouterr().out)["services"]["vllm"]["command"]
+    assert command[0] == "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
+    assert command[command.index("--max-model-len") + 1] == "2048"
+
+
+def test_a_custom_model_the_hub_cannot_give_says_how_to_plan_it_offline(capsys):
+    # No network here: the Hub cannot be reached, and the message says what to do instead.
+    assert plan("--type", ADA1, "--model", "someone/some-model") == 2
+    err = capsys.readouterr().err
+    assert "Could not reach Hugging Face" in err and "--config-json" in err
+
+
+def test_plan_compose_carries_the_profiles_flags_and_env(capsys):
+    assert plan("--type", "g2-gpu-rtx4000a4-m", "--model", "Qwen/Qwen3-Coder-30B-A3B-Instruct", "--compose") == 0
+    vllm = yaml.safe_load(capsys.readouterr().out)["services"]["vllm"]
+    command = vllm["command"]
+    assert command[command.index("--max-num-seqs") + 1] == "16"
+    assert command[command.index("--max-model-len") + 1] == "65536"
+    assert vllm["environment"]["SAFETENSORS_FAST_GPU"] == "1" and vllm["environment"]["VLLM_SLEEP_WHEN_IDLE"] == "0"

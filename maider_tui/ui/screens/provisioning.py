@@ -73,9 +73,10 @@ class ProvisioningScreen(Screen[None]):
                                        auto_name=True)
         self.plan = plan
         self.session = plan.name or ""
-        # The record under `session` is this screen's own only once its launch reserved the name (or
-        # a resume chose it): until then destroy, retry and keep could reach another window's session.
-        self.owned = False
+        # A launch this screen starts owns the record under `session` only once it reserved the name:
+        # until then destroy, retry and keep could reach another window's session. A screen that
+        # starts nothing follows a session chosen elsewhere (a resume, from its record).
+        self.owned = not autostart
         self.autostart = autostart
         self.current: str | None = None
         self.created_at: float | None = None  # when the VM began to cost money

@@ -8,6 +8,7 @@ prices), the verdicts from the fit planner; this screen only turns keys into cho
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from textual import on, work
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from ...cloud.base import Catalogued, Provider
     from ...context import AppContext
     from ...models import Capability, FitReport, GpuType, ModelSpec, Region
+    from ...profiles import Profile
 
 COLUMNS = {CAPABILITY: steps.CAPABILITY_COLUMNS, REGION: steps.REGION_COLUMNS,
            GPU_TYPE: steps.TYPE_COLUMNS, MODEL: steps.MODEL_COLUMNS}
@@ -77,6 +79,7 @@ class WizardScreen(Screen[None]):
         self._wanted: str | None = None  # the row to highlight once the list is drawn
         self._empty = ""  # what to say when the step has nothing to list
         self._review_key: tuple | None = None
+        self._profiles: dict[str, Profile] | None = None
 
     # --- layout ---------------------------------------------------------------------------------
 
@@ -172,7 +175,15 @@ class WizardScreen(Screen[None]):
         """(rows, default id, box title, note for when there is nothing to list)."""
         return steps.step_rows(step, self.settings, models=self.models, tier_label=self.tier_label,
                                regions=self.regions_data, types=self.types_data, region=self.picked_region,
-                               gpu=self.gpu, loading=self.loading_note)
+                               gpu=self.gpu, loading=self.loading_note, profile_of=self.profile_of)
+
+    def profile_of(self, model_id: str) -> Profile:
+        """The profile a model launches with (built-in, then the user's files, read once per wizard)."""
+        from ...profiles import builtin_profile, load_profiles
+
+        if self._profiles is None:
+            self._profiles, _ = load_profiles(Path(self.context.paths.profiles_dir))
+        return self._profiles.get(model_id, builtin_profile(model_id))
 
     def show_step(self) -> None:
         """Draw the current step: header, pane, rows (filtered), the highlighted row's verdict."""
@@ -242,7 +253,7 @@ class WizardScreen(Screen[None]):
             kept = (self.report is not None and self.report.model.id == row.id
                     and self.report.gpu_type == self.gpu)
             context = (self.report.max_model_len if kept else
-                       steps.default_context(row.value, self.settings.vllm.max_model_len))
+                       steps.default_context(row.value, self.settings, self.profile_of(row.id)))
             self.query_one("#context", Input).value = str(context)
 
     @on(Input.Changed, "#filter")
@@ -367,17 +378,12 @@ class WizardScreen(Screen[None]):
         if key == self._review_key:
             return  # back and forth again: keep what the user typed
         self._review_key = key
-        import dataclasses
-
-        from ...models import VllmConfig
-        from ...profiles import apply_profile, describe, profile_for
+        from ...profiles import describe, profile_for
 
         name = session_name(self.report.model.id, self.context.clock.now(), self.taken_names())
-        edits = ReviewEdits.from_settings(self.settings, name)
-        # The model's profile flags appear in the editable args, so the user sees and can change them.
+        # The model's profile flags appear in the editable fields, so the user sees and can change them.
         profile, _ = profile_for(self.report.model.id, self.context.paths)
-        merged = apply_profile(VllmConfig(model=self.report.model.id, extra_args=edits.extra_args), profile)
-        edits = dataclasses.replace(edits, extra_args=tuple(merged.extra_args))
+        edits = ReviewEdits.from_settings(self.settings, name, profile)
         summary = plan_summary(self.picked_region, self.report)
         settings_of_profile = describe(profile)[1:]  # the first line only names the profile
         summary.append(f"\nProfile ({profile.source}): " + ("; ".join(settings_of_profile) or "nothing extra"),

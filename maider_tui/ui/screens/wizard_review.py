@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -12,13 +11,13 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
-from ... import catalog
-from ...catalog import UnknownCatalogIdError, context_label
+from ...catalog import context_label
 from ...cloud.base import SESSION_TAG
-from ...deploy.compose import ComposeOptions
+from ...deploy.launch import LaunchEdits, attention_backend, defaults, resolve
 from ...models import FitReport, Region
 from ...ops.naming import validate_session_name
 from ...ops.provision import LaunchPlan
+from ...profiles import builtin_profile
 from .wizard_steps import minutes_to_ready
 
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
@@ -55,13 +54,19 @@ class ReviewEdits:
     watchdog_minutes: int
 
     @classmethod
-    def from_settings(cls, settings: Any, name: str) -> ReviewEdits:
-        """The defaults the review starts from: the settings' vLLM, compose and watchdog values."""
-        vllm = settings.vllm
-        return cls(name=name, gpu_memory_utilization=vllm.gpu_memory_utilization,
-                   max_num_seqs=vllm.max_num_seqs, kv_cache_dtype=vllm.kv_cache_dtype,
-                   extra_args=tuple(vllm.extra_args), openwebui=settings.compose.enable_openwebui,
+    def from_settings(cls, settings: Any, name: str, profile: Any | None = None) -> ReviewEdits:
+        """The defaults the review starts from: the model profile's flags under the settings' vLLM,
+        compose and watchdog values (`deploy.launch.defaults`), so each field shows what will run."""
+        start = defaults(settings, profile or builtin_profile(""))
+        return cls(name=name, gpu_memory_utilization=start.gpu_memory_utilization,
+                   max_num_seqs=start.max_num_seqs, kv_cache_dtype=start.kv_cache_dtype,
+                   extra_args=start.extra_args, openwebui=start.enable_openwebui,
                    watchdog_minutes=settings.watchdog.timeout_minutes)
+
+    def launch_edits(self) -> LaunchEdits:
+        return LaunchEdits(gpu_memory_utilization=self.gpu_memory_utilization, kv_cache_dtype=self.kv_cache_dtype,
+                           max_num_seqs=self.max_num_seqs, extra_args=self.extra_args,
+                           enable_openwebui=self.openwebui)
 
 
 # (input id, label, placeholder): one row per editable detail.
@@ -170,18 +175,17 @@ class ReviewForm(VerticalScroll):
         if edits is None:
             self.show_errors(errors, "Fix the fields marked above; nothing was launched.")
             return None
-        replanned = catalog.fit(report.model, report.gpu_type, max_model_len=report.max_model_len,
-                                gpu_memory_utilization=edits.gpu_memory_utilization,
-                                kv_cache_dtype=edits.kv_cache_dtype)
-        if not replanned.fits:
-            self.show_errors({"gpu-mem": "The plan no longer fits with this memory use."},
-                             f"Not launched: {replanned.reason}.")
-            return None
         from ...profiles import profile_for
 
         profile, problems = profile_for(report.model.id, self.app.context.paths)
         for problem in problems:
             self.notify(f"Model profile skipped: {problem}", severity="warning", timeout=20)
+        replanned = resolve(report.model, report.gpu_type, settings, profile=profile,
+                            context=report.max_model_len, edits=edits.launch_edits()).report
+        if not replanned.fits:
+            self.show_errors({"gpu-mem": "The plan no longer fits with this memory use."},
+                             f"Not launched: {replanned.reason}.")
+            return None
         return build_plan(settings, region_id, replanned, edits, profile)
 
     def show_errors(self, errors: dict[str, str], message: str = "") -> None:
@@ -207,6 +211,7 @@ def plan_summary(region: Region, report: FitReport) -> Text:
         ("Layout", f"TP {report.tensor_parallel_size} · PP {report.pipeline_parallel_size} · "
                    f"context {context_label(report.max_model_len)} · dtype {report.dtype} · "
                    f"{report.weights_per_gpu_gb:.1f} GB weights per GPU"),
+        ("Attention", attention_backend(gpu, spec)),
         ("Cost", f"${gpu.hourly_usd:.2f}/h · ${gpu.hourly_usd * 24:.2f}/day"),
         ("Ready in", f"about {minutes} min (cloud-init, vLLM image, {download:.0f} GB download, load)"),
     ]
@@ -219,26 +224,10 @@ def plan_summary(region: Region, report: FitReport) -> Text:
 
 def build_plan(settings: Any, region_id: str, report: FitReport, edits: ReviewEdits,
                profile: Any | None = None) -> LaunchPlan:
-    """The launch plan: the settings' plan for this type and model, the model's profile, and the
-    review's edits on top."""
-    from ...profiles import apply_profile, image_for
-
-    vllm = settings.vllm
-    config = report.to_vllm_config(served_model_name=vllm.served_model_name).replace(
-        extra_args=edits.extra_args, env=dict(vllm.env), max_num_seqs=edits.max_num_seqs)
-    try:
-        base = LaunchPlan.from_settings(settings, gpu_type=report.gpu_type, model=report.model.id,
-                                        region=region_id, max_model_len=report.max_model_len, name=edits.name)
-    except (UnknownCatalogIdError, ValueError):
-        # A custom model the catalog does not hold: the same plan from_settings would make, built here.
-        base = LaunchPlan(region=region_id, gpu_type=report.gpu_type, config=config,
-                          compose=ComposeOptions.from_settings(settings), name=edits.name,
-                          image=settings.provider.image, firewall_id=settings.provider.firewall_id,
-                          tags=tuple(t for t in settings.provider.tags if t != SESSION_TAG),
-                          options={"watchdog_minutes": settings.watchdog.timeout_minutes})
-    options = dataclasses.replace(base.compose, enable_openwebui=edits.openwebui)
-    if profile is not None:
-        config = apply_profile(config, profile)
-        options = dataclasses.replace(options, vllm_image=image_for(profile, options.vllm_image))
-    return dataclasses.replace(base, config=config, compose=options,
-                               options={**base.options, "watchdog_minutes": edits.watchdog_minutes})
+    """The launch plan: `deploy.launch.resolve` with the review's edits, at the model step's context."""
+    launch = resolve(report.model, report.gpu_type, settings, profile=profile, context=report.max_model_len,
+                     edits=edits.launch_edits())
+    return LaunchPlan(region=region_id, gpu_type=report.gpu_type, config=launch.config, compose=launch.compose,
+                      name=edits.name, image=settings.provider.image, firewall_id=settings.provider.firewall_id,
+                      tags=tuple(t for t in settings.provider.tags if t != SESSION_TAG),
+                      options={"watchdog_minutes": edits.watchdog_minutes})

@@ -6,13 +6,16 @@ reason about (and the verdicts always come from the fit planner, never from a ta
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from rich.text import Text
 
 from ... import catalog
+from ...deploy.launch import default_context as launch_context
 from ...models import Capability, FitReport, GpuType, ModelSpec, Region
+from ...profiles import Profile, builtin_profile
 from ..widgets.steps_header import StepMark
 
 STEP_TITLES = ("Capability", "Region", "GPU type", "Model", "Review")
@@ -178,18 +181,27 @@ def type_choices(region_id: str, types: Sequence[GpuType], models: Sequence[Mode
 
 
 def default_type(rows: Sequence[Choice], wanted: str) -> str | None:
-    """The settings' type when offered and fitting, else the cheapest that fits (rows are cheapest first)."""
+    """The cheapest type that holds the tier (rows are cheapest first), as the region step's "from $X/h"
+    promised; the settings' type is marked on its row instead of being picked when it costs more."""
     usable = [r for r in rows if not r.dimmed]
-    for row in usable:
-        if row.id == wanted:
-            return row.id
     return usable[0].id if usable else (rows[0].id if rows else None)
+
+
+def mark_settings_type(rows: list[Choice], chosen: str | None, wanted: str) -> list[Choice]:
+    """Say on the settings' type row why the cheaper `chosen` is highlighted instead."""
+    if chosen is None or chosen == wanted:
+        return rows
+    return [dataclasses.replace(r, detail=f"{r.detail} · your settings' type; {chosen} is cheaper and "
+                                          "holds it too") if r.id == wanted and not r.dimmed else r
+            for r in rows]
 
 
 # --- step 4: model --------------------------------------------------------------------------------
 
-def model_choices(gpu: GpuType, models: Sequence[ModelSpec]) -> list[Choice]:
-    """The tier's models that fit `gpu`, largest first, each with its planned context."""
+def model_choices(gpu: GpuType, models: Sequence[ModelSpec], settings: Any,
+                  profile_of: Callable[[str], Profile] = builtin_profile) -> list[Choice]:
+    """The tier's models that fit `gpu`, largest first, each with the context it would launch with
+    (`deploy.launch.default_context`: the settings', the profile's limit, or the most that fits)."""
     wanted = {m.id for m in models}
     custom = [m for m in models if m.id not in {c.id for c in catalog.models()}]
     reports = [r for r in catalog.models_that_fit(gpu) if r.model.id in wanted]
@@ -200,9 +212,12 @@ def model_choices(gpu: GpuType, models: Sequence[ModelSpec]) -> list[Choice]:
         layout = f"TP {report.tensor_parallel_size}" + (
             f" PP {report.pipeline_parallel_size}" if report.pipeline_parallel_size > 1 else "")
         size = f"{spec.params_b:.1f}B"
-        cells = (spec.short_name, size, layout, catalog.context_label(report.max_context),
+        planned = launch_context(spec, gpu, settings, profile_of(spec.id))
+        cells = (spec.short_name, size, layout, catalog.context_label(planned),
                  f"{report.weights_per_gpu_gb:.1f} GB · {spec.id}")
-        rows.append(Choice(spec.id, cells, report, detail=f"{spec.id}: {report.reason}"))
+        most = "" if planned == report.max_context else f" (up to {catalog.context_label(report.max_context)} fits)"
+        rows.append(Choice(spec.id, cells, report,
+                           detail=f"{spec.id}: context {catalog.context_label(planned)}{most}; {report.reason}"))
     return rows
 
 
@@ -214,11 +229,9 @@ def default_model(rows: Sequence[Choice], wanted: str) -> str | None:
     return rows[0].id if rows else None
 
 
-def default_context(report: FitReport, wanted: int | None) -> int:
-    """The settings' context when it fits this model here, else the largest that does."""
-    if wanted and catalog.fit(report.model, report.gpu_type, max_model_len=wanted).fits:
-        return wanted
-    return report.max_context
+def default_context(report: FitReport, settings: Any, profile: Profile | None = None) -> int:
+    """The context the model step starts from: `deploy.launch.default_context`."""
+    return launch_context(report.model, report.gpu_type, settings, profile)
 
 
 def plan_context(spec: ModelSpec, gpu: GpuType, text: str) -> tuple[FitReport | None, str]:
@@ -255,7 +268,8 @@ def minutes_to_ready(report: FitReport) -> int:
 
 def step_rows(step: int, settings: Any, *, models: Sequence[ModelSpec], tier_label: str,
               regions: Any = None, types: Any = None, region: Region | None = None,
-              gpu: GpuType | None = None, loading: str = "") -> tuple[list[Choice], str | None, str, str]:
+              gpu: GpuType | None = None, loading: str = "",
+              profile_of: Callable[[str], Profile] = builtin_profile) -> tuple[list[Choice], str | None, str, str]:
     """A step's (rows, default id, box title, note for when there is nothing to list).
 
     `regions` and `types` are the provider's Catalogued answers (None while loading).
@@ -274,9 +288,10 @@ def step_rows(step: int, settings: Any, *, models: Sequence[ModelSpec], tier_lab
                 f"GPU regions ({SOURCE_WORDS[regions.source]}){offline}", "No GPU regions.")
     if step == GPU_TYPE:
         rows = type_choices(region.id, types.items, models)
-        return (rows, default_type(rows, settings.provider.type),
+        chosen = default_type(rows, settings.provider.type)
+        return (mark_settings_type(rows, chosen, settings.provider.type), chosen,
                 f"GPU types in {region.id} ({source}){offline}", "No GPU types in this region.")
-    rows = model_choices(gpu, models)
+    rows = model_choices(gpu, models, settings, profile_of)
     return (rows, default_model(rows, settings.vllm.model),
             f"Models of {tier_label} that fit {gpu.id}", "No model of this tier fits.")
 
