@@ -94,7 +94,8 @@ async def switch_model(name: str, new_model_id: str, *, ssh: SshSession, store: 
     # The served name is what the session's clients ask for: it stays, so they keep working.
     new = plan_config(new_model_id, record.gpu_type, settings=settings, max_model_len=max_model_len,
                       served_model_name=old.served_model_name, profile=profile)
-    if new == old:
+    # An interrupted switch not settled yet: the VM may serve either model, so neither is refused.
+    if new == old and SWITCH_MARK not in record.extra:
         raise SwitchRefused(f"{name} already serves {new_model_id} with these settings")
     if provider is not None and record.instance_id is not None and await provider.get(record.instance_id) is None:
         raise SwitchRefused(f"{name}'s VM no longer exists; recovery will mark the session ended")

@@ -15,7 +15,7 @@ from maider_tui.models import VllmConfig
 from maider_tui.ops.destroy import destroy_session
 from maider_tui.ops.events import EventRecorder, FailedEvent, HealEvent, ReadyEvent, RolledBackEvent
 from maider_tui.ops.session_files import session_dir
-from maider_tui.ops.switch_model import SWITCH_MARK, SwitchFailed, SwitchRefused, switch_model
+from maider_tui.ops.switch_model import SWITCH_MARK, SwitchFailed, SwitchRefused, plan_config, switch_model
 from maider_tui.remote.vllm import VllmClient
 from maider_tui.settings import Settings
 from maider_tui.sim import SimCloud
@@ -208,13 +208,15 @@ async def killed_mid_switch(live, store: Store, name: str, model: str, gate: Gat
     await live.close_all()
 
 
-def one_gpu_plan():
+def one_gpu_plan(paths):
     from maider_tui import catalog
     from maider_tui.ops.provision import LaunchPlan
+    from maider_tui.profiles import profile_for
 
     gpu = catalog.gpu_type(ONE_GPU)
-    return LaunchPlan(region=gpu.regions[0], gpu_type=gpu, config=catalog.fit(SEVEN_B, gpu).to_vllm_config(),
-                      compose=ComposeOptions())
+    # Planned exactly as a switch plans it (settings, model profile): choosing it again is "already serves".
+    config = plan_config(SEVEN_B, ONE_GPU, settings=Settings(), profile=profile_for(SEVEN_B, paths)[0])
+    return LaunchPlan(region=gpu.regions[0], gpu_type=gpu, config=config, compose=ComposeOptions())
 
 
 async def test_a_switch_cut_short_after_compose_up_settles_to_the_new_model(sim: SimCloud, store: Store, paths,
@@ -230,7 +232,7 @@ async def test_a_switch_cut_short_after_compose_up_settles_to_the_new_model(sim:
 
     monkeypatch.setattr(docker.DockerEngine, "_run_vllm", held_vllm)
     first = live_sessions(sim, store, paths)
-    name = (await first.launch(one_gpu_plan())).name
+    name = (await first.launch(one_gpu_plan(paths))).name
     instance_id = store.get_session(name).instance_id
     gate.closed.set()  # compose goes up with the new model; its vLLM is held before it serves
     await killed_mid_switch(first, store, name, FOURTEEN_B, gate)
@@ -277,7 +279,7 @@ async def test_a_switch_cut_short_before_compose_up_settles_to_the_old_model(sim
 
     monkeypatch.setattr(shell.Shell, "cmd_docker", held_docker)
     first = live_sessions(sim, store, paths)
-    name = (await first.launch(one_gpu_plan())).name
+    name = (await first.launch(one_gpu_plan(paths))).name
     gate.closed.set()
     await killed_mid_switch(first, store, name, FOURTEEN_B, gate)
     gate.closed.clear()
@@ -289,6 +291,36 @@ async def test_a_switch_cut_short_before_compose_up_settles_to_the_old_model(sim
         assert record.model == SEVEN_B and SWITCH_MARK not in record.extra
         assert store.events(name)[-1].kind == "switch_abandoned"
         assert await served_models(live.handle.ssh) == {SEVEN_B}
+        await second.destroy(name)
+    finally:
+        await second.close_all()
+
+
+async def test_while_an_interrupted_switch_is_unsettled_the_old_model_can_be_chosen_again(
+        sim: SimCloud, store: Store, paths, monkeypatch):
+    from maider_tui.sim import docker
+
+    gate, run_vllm = Gate(), docker.DockerEngine._run_vllm
+
+    async def held_vllm(engine, container):
+        await gate.wait()
+        return await run_vllm(engine, container)
+
+    monkeypatch.setattr(docker.DockerEngine, "_run_vllm", held_vllm)
+    first = live_sessions(sim, store, paths)
+    name = (await first.launch(one_gpu_plan(paths))).name
+    gate.closed.set()
+    await killed_mid_switch(first, store, name, FOURTEEN_B, gate)
+    second = live_sessions(sim, store, paths)
+    try:
+        live = await second.attach(name)  # vLLM held loading: the mark stays, the VM may serve either
+        assert SWITCH_MARK in store.get_session(name).extra
+        switching_back = asyncio.ensure_future(second.switch_model(name, SEVEN_B))
+        gate.closed.clear()
+        config = await switching_back  # a real switch, not "already serves"
+        assert config.model == SEVEN_B and await served_models(live.handle.ssh) == {SEVEN_B}
+        record = store.get_session(name)
+        assert record.model == SEVEN_B and SWITCH_MARK not in record.extra
         await second.destroy(name)
     finally:
         await second.close_all()
