@@ -166,16 +166,15 @@ def write_ssh_files(paths: AppPaths, name: str, *, host: str, port: int, host_ke
 
 def remove_ssh_entry(paths: AppPaths, name: str) -> None:
     """Drop the session's `Host maider-<session>` entry (its VM is gone); other sessions' entries stay."""
-    config = ssh_config_path(paths)
-    if not config.exists():
+    with contextlib.suppress(FileNotFoundError):
+        known_hosts_path(paths, name).unlink()
+    if not ssh_config_path(paths).exists():
         return
     with _ssh_config_locked(paths) as config:
         existing = config.read_text() if config.exists() else ""
         merged = merge_ssh_config(existing, name, None)
         if merged != existing:
             write_private(config, merged)
-    with contextlib.suppress(FileNotFoundError):
-        known_hosts_path(paths, name).unlink()
 
 
 def ssh_argv(paths: AppPaths, name: str) -> list[str] | None:
