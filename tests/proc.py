@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+# The checkout these tests belong to: the child runs its code, not whichever copy is installed.
+REPO_ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"enter": "\r", "escape": "\x1b", "down": "\x1b[B", "up": "\x1b[A", "tab": "\t"}
 # CSI (ESC [ params final), OSC (ESC ] ... BEL or ESC \), and two-byte escapes.
 _ESCAPE = re.compile(r"\x1b\[([0-9;?<=>$ ]*)([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[^\[\]]")
@@ -216,7 +218,7 @@ def app_env(home: Path, **extra: str) -> dict[str, str]:
     """A clean environment for the app: its own home, no token from the caller, no keyring service."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "MAIDER_HOME": str(home),
            "TERM": "xterm-256color", "TZ": "UTC", "LANG": "C.UTF-8",
-           "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+           "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring", "PYTHONPATH": str(REPO_ROOT)}
     env.update(extra)
     return env
 

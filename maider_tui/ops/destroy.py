@@ -7,8 +7,9 @@ Order, and why (docs/sessions.md):
    (state, ended_at, files), because the VM may still exist and still cost money. A session that
    crashed before recording its instance id is looked up by label, since its create may have landed.
 4. Only then close the SSH connection (and with it the tunnel), remove the session's local files
-   (client key, aider files: useless without the VM) and mark the session destroyed, with its
-   runtime, cost and tokens; the receipt goes out as a DestroyedEvent and a store event.
+   (client key, aider files, its ssh_config entry: useless without the VM) and mark the session
+   destroyed, with its runtime, cost and tokens; the receipt goes out as a DestroyedEvent and a
+   store event.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from maider_tui.clock import Clock
 from maider_tui.cloud import SESSION_TAG, Provider, ProviderError, session_tag
 from maider_tui.ops.events import DestroyedEvent, EventSink, FailedEvent, LogEvent
 from maider_tui.ops.receipt import Receipt, make_receipt
-from maider_tui.ops.session_files import session_dir
+from maider_tui.ops.session_files import remove_ssh_entry, session_dir
 from maider_tui.paths import AppPaths
 from maider_tui.remote.ssh import SshSession
 from maider_tui.remote.vllm import VllmClient
@@ -48,11 +49,11 @@ async def destroy_session(name: str, *, provider: Provider, store: Store, clock:
 
     ssh: the session's SshSession, if one is open; its forward is used to read vLLM's generated-
     token counter first, and it is closed once the VM is gone. paths: when given, the session's
-    local folder (client key, aider files) is removed once the VM is gone. A provisioning task of
-    this session must be cancelled first, or it may go on working on a VM that no longer exists.
-    Raises ProviderError when the API refuses or fails (the session is left untouched, a FailedEvent
-    and a store event say why) and SessionNotFound for an unknown name. A session already ended
-    gets its stored receipt back without any API call.
+    local folder (client key, aider files) and its ssh_config entry are removed once the VM is
+    gone. A provisioning task of this session must be cancelled first, or it may go on working
+    on a VM that no longer exists. Raises ProviderError when the API refuses or fails (the
+    session is left untouched, a FailedEvent and a store event say why) and SessionNotFound for
+    an unknown name. A session already ended gets its stored receipt back without any API call.
     """
     record = store.get_session(name)
     if record is None:
@@ -80,6 +81,7 @@ async def destroy_session(name: str, *, provider: Provider, store: Store, clock:
         with contextlib.suppress(Exception):  # a broken connection to a deleted VM is no news
             await ssh.close()
     if paths is not None:
+        remove_ssh_entry(paths, name)
         shutil.rmtree(session_dir(paths, name), ignore_errors=True)
 
     ended_at = clock.now()

@@ -59,6 +59,7 @@ class LiveSessions:
         self.limits = limits or ReadinessLimits()
         self._sessions: dict[str, LiveSession] = {}
         self._closing: set[asyncio.Task] = set()  # connections of sessions found gone, closing
+        self._attaching: dict[str, asyncio.Lock] = {}  # one attach per session at a time
         self._listeners: list[EventSink] = []
         # With a notifier, every session that becomes ready or is attached is watched from here
         # (the app); without one (the headless `watch`), the caller starts the watchdogs itself.
@@ -142,16 +143,30 @@ class LiveSessions:
         return live
 
     async def attach(self, name: str) -> LiveSession:
-        """Reconnect to a ready session's VM (after a restart): SSH with its key and pinned host key."""
+        """Reconnect to a ready session's VM (after a restart): SSH with its key and pinned host key.
+
+        The tunnel asks for the local port the session had (`extra["local_port"]`), so the endpoint
+        aider and the copied command use stays valid; only a port taken meanwhile moves it. The
+        aider files and the ssh_config entry are rewritten with the record in the same step, and a
+        model switch the app died in is settled to what vLLM serves (`settle_switch`).
+        """
+        # The watchdog's poll and the dashboard both attach after a start: the second must find the
+        # first's connection, not open its own and push the endpoint off the port the first holds.
+        async with self._attaching.setdefault(name, asyncio.Lock()):
+            live = self._sessions.get(name)
+            if live is not None and live.handle is not None:
+                return live
+            return await self._attach(name)
+
+    async def _attach(self, name: str) -> LiveSession:
         from ..remote.vllm import VllmClient
         from ..models import VllmConfig
+        from .heal import DEFAULT_CONTEXT
         from .provision import SessionHandle
         from .readiness import connect_ssh
-        from .session_files import client_key_path
+        from .session_files import client_key_path, write_aider_files, write_ssh_files
+        from .switch_model import settle_switch
 
-        live = self._sessions.get(name)
-        if live is not None and live.handle is not None:
-            return live
         record = self.store.get_session(name)
         if record is None or record.instance_id is None or not record.host_key:
             raise LookupError(f"{name} has no VM to connect to.")
@@ -164,22 +179,40 @@ class LiveSessions:
         host, port = provider.ssh_endpoint(vm)
         key = await asyncio.to_thread(client_key_path(self.paths, name).read_text)
         ssh = await connect_ssh(host, port, key, record.host_key, self.limits, self.clock)
-        local_port = await ssh.forward(VLLM_PORT)
-        endpoint = f"http://127.0.0.1:{local_port}/v1"
-        max_len = None
-        async with VllmClient(endpoint) as client:
-            try:
-                models = await client.models()
-                max_len = models[0].max_model_len if models else None
-            except Exception as exc:  # noqa: BLE001 - vLLM down: the dashboard will show it
-                self.emit(LogEvent(name, f"vLLM not answering yet: {exc}"))
-        config = VllmConfig.from_dict(record.vllm_config) if record.vllm_config else VllmConfig(
-            model=record.model)
-        handle = SessionHandle(name, record, vm, ssh, local_port, endpoint, config,
-                               max_len or config.max_model_len or 0)
+        try:
+            wanted = record.extra.get("local_port")
+            wanted = wanted if isinstance(wanted, int) and 0 < wanted < 65536 else None
+            local_port = await ssh.forward(VLLM_PORT, wanted)
+            endpoint = f"http://127.0.0.1:{local_port}/v1"
+            models = None
+            async with VllmClient(endpoint) as client:
+                try:
+                    models = await client.models()
+                except Exception as exc:  # noqa: BLE001 - vLLM down: the dashboard will show it
+                    self.emit(LogEvent(name, f"vLLM not answering yet: {exc}"))
+            record = settle_switch(name, models, store=self.store, emit=self.emit) or record
+            config = VllmConfig.from_dict(record.vllm_config) if record.vllm_config else VllmConfig(
+                model=record.model)
+            max_len = models[0].max_model_len if models else None
+            served_name = models[0].id if models else (config.served_model_name or config.model)
+            # The endpoint, the aider files and the ssh entry move together: aider must never be left
+            # pointing at a port something else may listen on next.
+            write_aider_files(self.paths, name, endpoint=endpoint, served_name=served_name,
+                              max_model_len=max_len or config.max_model_len or DEFAULT_CONTEXT)
+            write_ssh_files(self.paths, name, host=host, port=port, host_key=record.host_key)
+            record = self.store.update_session(name, ip=host, ssh_port=port, extra={
+                **record.extra, "local_port": local_port, "endpoint": endpoint})
+            handle = SessionHandle(name, record, vm, ssh, local_port, endpoint, config,
+                                   max_len or config.max_model_len or 0)
+        except BaseException:  # the connection is no one's yet: close it, or it lingers
+            await asyncio.shield(ssh.close())
+            raise
         live = self._sessions.setdefault(name, LiveSession(name))
         live.handle = handle
-        self.store.update_session(name, extra={**record.extra, "local_port": local_port, "endpoint": endpoint})
+        if wanted is not None and wanted != local_port:
+            self.emit(WarningEvent(name, f"Local port {wanted} is taken by another program: the endpoint is now "
+                                         f"{endpoint}; aider-env and the aider command were updated, so "
+                                         "restart aider with them."))
         self.emit(LogEvent(name, f"Reconnected: {endpoint}"))
         self._auto_watch(name)
         return live
@@ -207,7 +240,7 @@ class LiveSessions:
         record = self.store.get_session(name)
         if record is None or record.ended:
             return
-        mark_gone(self.store, record, self.clock.now())
+        mark_gone(self.store, record, self.clock.now(), self.paths)
         self.emit(WarningEvent(name, f"{name}'s VM {record.instance_id} no longer exists (deleted outside the "
                                      "app): the session is marked gone and its cost stopped counting."))
         live = self._sessions.pop(name, None)

@@ -29,7 +29,9 @@ from maider_tui.ops.readiness import (
     COMPOSE_CMD, STAGE_NAMES, STAGES, TOTAL_S, ReadinessLimits, StageFailed, VllmAttempt, connect_ssh,
     last_line, wait_cloud_init, wait_running, wait_vllm_healing,
 )
-from maider_tui.ops.session_files import client_key_path, host_key_path, write_aider_files, write_private
+from maider_tui.ops.session_files import (
+    client_key_path, host_key_path, write_aider_files, write_private, write_ssh_files,
+)
 from maider_tui.paths import AppPaths
 from maider_tui.remote.ssh import KeyPair, SshDropped, SshError, SshSession, generate_keypair, keypair_from_private
 from maider_tui.store import SessionRecord, Store, StoreError
@@ -231,6 +233,7 @@ class _Launch:
         host_public = self.store.get_session(self.name).host_key or ""
         self.ssh = ssh = await connect_ssh(address, port, client_pem, host_public, self.limits, self.clock)
         self.store.update_session(self.name, ip=address, ssh_port=port)
+        write_ssh_files(self.paths, self.name, host=address, port=port, host_key=host_public)
         self.stage("cloud_init")
         await wait_cloud_init(ssh, self.limits, self.clock, self.warn)
         await self._upload(ssh)

@@ -22,6 +22,8 @@ from maider_tui.clock import Clock
 from maider_tui.cloud import SESSION_TAG, Provider, Vm, session_tag
 from maider_tui.ops.events import EventSink, WarningEvent
 from maider_tui.ops.receipt import make_receipt
+from maider_tui.ops.session_files import remove_ssh_entry
+from maider_tui.paths import AppPaths
 from maider_tui.store import SessionRecord, Store
 
 # States a session settles in; any other live state without ready_at means provisioning stopped midway.
@@ -67,9 +69,11 @@ class RecoveryReport:
         return not (self.orphans or self.gone or self.resumable or self.failed)
 
 
-async def recover(*, provider: Provider, store: Store, clock: Clock, emit: EventSink | None = None) -> RecoveryReport:
+async def recover(*, provider: Provider, store: Store, clock: Clock, emit: EventSink | None = None,
+                  paths: AppPaths | None = None) -> RecoveryReport:
     """Reconcile the provider's `maider` VMs with the store's live sessions (see the module docstring).
 
+    paths: when given, a gone session's ssh_config entry is removed with it.
     Raises ProviderError when the API fails; the store is then left exactly as it was.
     """
     vms = {vm.id: vm for vm in await provider.list(tag=SESSION_TAG)}
@@ -99,7 +103,7 @@ async def recover(*, provider: Provider, store: Store, clock: Clock, emit: Event
     gone_names = {r.name for r in missing}
     for record in live:
         if record.name in gone_names:
-            mark_gone(store, record, now)
+            mark_gone(store, record, now, paths)
             report.gone.append(record.name)
             _say(emit, record.name, f"{record.name}'s VM {record.instance_id} no longer exists; "
                                     "the session is marked ended and its cost stopped counting.")
@@ -129,8 +133,9 @@ def _interrupted(record: SessionRecord) -> bool:
     return record.ready_at is None and record.state not in SETTLED_STATES
 
 
-def mark_gone(store: Store, record: SessionRecord, now: float) -> None:
-    """End a session whose VM no longer exists (deleted outside the app): its cost stops counting."""
+def mark_gone(store: Store, record: SessionRecord, now: float, paths: AppPaths | None = None) -> None:
+    """End a session whose VM no longer exists (deleted outside the app): its cost stops counting.
+    With `paths`, its ssh_config entry goes too: the alias would reach whatever gets the address next."""
     # We cannot know when it vanished; counting to now is the upper bound of what it cost.
     receipt = make_receipt(record.name, started_at=record.created_at or now, ended_at=now,
                            hourly_usd=record.hourly_usd, tokens=record.tokens_generated)
@@ -138,6 +143,8 @@ def mark_gone(store: Store, record: SessionRecord, now: float) -> None:
                          extra={**record.extra, "gone": True})
     store.add_event(record.name, "gone", f"VM {record.instance_id} no longer exists; session ended "
                                         f"({receipt.summary()})", {"instance_id": record.instance_id})
+    if paths is not None:
+        remove_ssh_entry(paths, record.name)
 
 
 def _orphan_reason(vm: Vm, store: Store) -> str:

@@ -1,13 +1,21 @@
-"""Files a session keeps on the user's machine: its SSH client key and the aider files.
+"""Files a session keeps on the user's machine: its SSH client key, the aider files and the ssh files.
 
 The client key is an SSH key made for this one VM (never a token); it is written 0600 because a
 session must be able to reconnect after the app restarts. Tokens are never written here.
+
+The ssh files let the system's `ssh` reach the VM as the app does, host key pinned: the session's
+`known_hosts` and its `Host maider-<session>` entry in `<data dir>/ssh_config`, written once the VM
+has an address and removed when the session ends.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import shlex
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..paths import AppPaths
@@ -82,3 +90,111 @@ def aider_command(paths: AppPaths, name: str) -> str:
     folder = session_dir(paths, name)
     return (f"source {folder / 'aider-env'} && aider --model \"$AIDER_MODEL\" "
             f"--model-metadata-file {folder / '.aider.model.metadata.json'}")
+
+
+# --- reaching the VM with the system's ssh ---------------------------------------------------------
+
+def ssh_config_path(paths: AppPaths) -> Path:
+    return paths.data_dir / "ssh_config"
+
+
+def known_hosts_path(paths: AppPaths, name: str) -> Path:
+    return session_dir(paths, name) / "known_hosts"
+
+
+def ssh_alias(name: str) -> str:
+    return f"maider-{name}"
+
+
+def known_hosts_line(host: str, port: int, host_key: str) -> str:
+    """A known_hosts line pinning the VM's host key; OpenSSH writes non-22 ports as `[host]:port`."""
+    key_type, key_data = host_key.split()[:2]
+    where = host if port == 22 else f"[{host}]:{port}"
+    return f"{where} {key_type} {key_data}\n"
+
+
+def ssh_config_entry(session: str, host: str, port: int, key_path: str, known_hosts: str) -> str:
+    """The `Host maider-<session>` block that makes `ssh -F <data dir>/ssh_config maider-<session>` work."""
+    return (f"Host {ssh_alias(session)}\n"
+            f"    HostName {host}\n"
+            f"    Port {port}\n"
+            "    User root\n"
+            f"    IdentityFile \"{key_path}\"\n"
+            "    IdentitiesOnly yes\n"
+            f"    UserKnownHostsFile \"{known_hosts}\"\n"
+            "    StrictHostKeyChecking yes\n")
+
+
+def merge_ssh_config(existing: str, session: str, entry: str | None) -> str:
+    """`existing` with the session's block replaced by `entry` (or removed when None); others kept."""
+    blocks: list[str] = []
+    current: list[str] = []
+    for line in existing.splitlines(keepends=True):
+        if line.startswith("Host ") and current:
+            blocks.append("".join(current))
+            current = []
+        current.append(line)
+    if current:
+        blocks.append("".join(current))
+    mine = f"Host {ssh_alias(session)}\n"
+    kept = [b for b in blocks if not b.startswith(mine)]
+    if entry is not None:
+        kept.append(entry)
+    return "".join(b if b.endswith("\n") else b + "\n" for b in kept)
+
+
+@contextlib.contextmanager
+def _ssh_config_locked(paths: AppPaths) -> Iterator[Path]:
+    """ssh_config is shared by every session and every app process: one read-modify-write at a time."""
+    config = ssh_config_path(paths)
+    config.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(config.with_name("ssh_config.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield config
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def write_ssh_files(paths: AppPaths, name: str, *, host: str, port: int, host_key: str) -> Path:
+    """Pin the VM's host key in the session's known_hosts and (re)write its `Host maider-<session>`
+    entry; returns the known_hosts path. Called whenever the session gets or changes its address."""
+    known_hosts = known_hosts_path(paths, name)
+    write_private(known_hosts, known_hosts_line(host, port, host_key))
+    entry = ssh_config_entry(name, host, port, str(client_key_path(paths, name)), str(known_hosts))
+    with _ssh_config_locked(paths) as config:
+        existing = config.read_text() if config.exists() else ""
+        merged = merge_ssh_config(existing, name, entry)
+        if merged != existing:
+            write_private(config, merged)
+    return known_hosts
+
+
+def remove_ssh_entry(paths: AppPaths, name: str) -> None:
+    """Drop the session's `Host maider-<session>` entry (its VM is gone); other sessions' entries stay."""
+    with contextlib.suppress(FileNotFoundError):
+        known_hosts_path(paths, name).unlink()
+    if not ssh_config_path(paths).exists():
+        return
+    with _ssh_config_locked(paths) as config:
+        existing = config.read_text() if config.exists() else ""
+        merged = merge_ssh_config(existing, name, None)
+        if merged != existing:
+            write_private(config, merged)
+
+
+def ssh_argv(paths: AppPaths, name: str) -> list[str] | None:
+    """`ssh` reaching the session's VM with its pinned host key and its own key (so it works under
+    `-o BatchMode=yes`), or None while the session has no ssh_config entry (no address yet, or ended)."""
+    config = ssh_config_path(paths)
+    try:
+        present = f"Host {ssh_alias(name)}\n" in config.read_text()
+    except OSError:
+        return None
+    return ["ssh", "-F", str(config), ssh_alias(name)] if present else None
+
+
+def ssh_command(paths: AppPaths, name: str) -> str | None:
+    """`ssh_argv` as one line to paste in a shell."""
+    argv = ssh_argv(paths, name)
+    return shlex.join(argv) if argv is not None else None

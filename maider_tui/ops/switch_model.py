@@ -6,6 +6,11 @@ container, and the switch waits for vLLM (health, the model listed, one test com
 a failed start exactly as provisioning does (`readiness.wait_vllm_healing`: diagnose the log, remedy
 the flags, up to heal.MAX_ATTEMPTS). If it never comes up, the previous compose goes back up and the
 old model serves again. The store keeps the old model and config unless the switch succeeded.
+
+Before compose goes up, the record is marked `extra["switching"]` (the config going up); the
+success, the rollback or the failure clears it in the same write that records the outcome. A
+process killed in between leaves the mark: the next attach asks vLLM what it serves and settles
+the record to the truth (`settle_switch`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,10 @@ from maider_tui.ops.readiness import COMPOSE_CMD, ReadinessLimits, StageFailed, 
 from maider_tui.ops.session_files import write_aider_files
 from maider_tui.paths import AppPaths
 from maider_tui.remote.ssh import SshError, SshSession
-from maider_tui.store import Store
+from maider_tui.remote.vllm import ModelInfo
+from maider_tui.store import SessionRecord, Store
+
+SWITCH_MARK = "switching"  # record.extra: {"to": the VllmConfig going up, "from": the old model}
 
 
 class SwitchRefused(ValueError):
@@ -86,7 +94,8 @@ async def switch_model(name: str, new_model_id: str, *, ssh: SshSession, store: 
     # The served name is what the session's clients ask for: it stays, so they keep working.
     new = plan_config(new_model_id, record.gpu_type, settings=settings, max_model_len=max_model_len,
                       served_model_name=old.served_model_name, profile=profile)
-    if new == old:
+    # An interrupted switch not settled yet: the VM may serve either model, so neither is refused.
+    if new == old and SWITCH_MARK not in record.extra:
         raise SwitchRefused(f"{name} already serves {new_model_id} with these settings")
     if provider is not None and record.instance_id is not None and await provider.get(record.instance_id) is None:
         raise SwitchRefused(f"{name}'s VM no longer exists; recovery will mark the session ended")
@@ -106,9 +115,11 @@ async def switch_model(name: str, new_model_id: str, *, ssh: SshSession, store: 
         store.add_event(name, "heal", f"attempt {attempt}: {found.summary}; {change}",
                         {"attempt": attempt, "kind": found.kind, "evidence": found.evidence, "change": change})
         current = remedied
+        _mark(store, name, old, remedied)
         await deploy_compose(ssh, remedied, options, limits)
 
     local_port = await ssh.forward(options.vllm_port)  # failing here leaves the VM untouched
+    _mark(store, name, old, new)  # a kill from here on is settled by the next attach (settle_switch)
     try:
         await deploy_compose(ssh, new, options, limits)
         emit(StageEvent(name, "switch", 0.3, None, f"Waiting for vLLM to load {new.model}"))
@@ -119,7 +130,7 @@ async def switch_model(name: str, new_model_id: str, *, ssh: SshSession, store: 
         raise await _roll_back(name, old, current, exc, ssh=ssh, store=store, clock=clock, emit=emit,
                                options=options, limits=limits) from exc
 
-    store.update_session(name, model=current.model, vllm_config=current.to_dict())
+    store.update_session(name, model=current.model, vllm_config=current.to_dict(), extra=_unmarked(store, name))
     store.add_event(name, "switched", f"Now serving {current.model}" + (f" after {heals} heal(s)" if heals else ""),
                     {"model": current.model, "heals": heals, "change": heal.describe_change(old, current)})
     endpoint = f"http://127.0.0.1:{local_port}/v1"
@@ -175,14 +186,64 @@ async def _roll_back(name: str, old: VllmConfig, new: VllmConfig, cause: Excepti
     except (StageFailed, SshError) as exc:
         message = (f"Switching to {new.model} failed ({cause}) and {old.model} did not come back ({exc}); "
                    "the VM is still running: inspect it or destroy it.")
-        store.update_session(name, state="failed", stage="switch")
+        store.update_session(name, state="failed", stage="switch", extra=_unmarked(store, name))
         store.add_event(name, "switch_failed", message, {"from": old.model, "to": new.model, "rolled_back": False})
         emit(FailedEvent(name, "rollback", message, diagnosis))
         return SwitchFailed(message, rolled_back=False, diagnosis=diagnosis)
     message = f"{new.model} did not come up ({cause}); rolled back, {old.model} serves again."
+    store.update_session(name, extra=_unmarked(store, name))
     store.add_event(name, "rolled_back", message, {"from": old.model, "to": new.model, "diagnosis": diagnosis})
     emit(RolledBackEvent(name, old.model, message))
     return SwitchFailed(message, rolled_back=True, diagnosis=diagnosis)
+
+
+# --- the switch mark, and settling it after a crash ----------------------------------------------
+
+def _mark(store: Store, name: str, old: VllmConfig, going_up: VllmConfig) -> None:
+    record = store.get_session(name)
+    extra = record.extra if record is not None else {}
+    store.update_session(name, extra={**extra, SWITCH_MARK: {"to": going_up.to_dict(), "from": old.model}})
+
+
+def _unmarked(store: Store, name: str) -> dict[str, Any]:
+    record = store.get_session(name)
+    return {k: v for k, v in (record.extra if record is not None else {}).items() if k != SWITCH_MARK}
+
+
+def settle_switch(name: str, models: list[ModelInfo] | None, *, store: Store, emit: EventSink) -> SessionRecord | None:
+    """Settle a switch the app died in the middle of, from what vLLM serves (`models`, None when it
+    did not answer); returns the record as now stored.
+
+    The new model listed: the record takes the config that went up. The old one listed: the record
+    keeps it and only loses the mark. vLLM not answering (still loading, say): the mark stays, to be
+    settled at the next attach. Both ways the session can switch again, to either model.
+    """
+    record = store.get_session(name)
+    mark = record.extra.get(SWITCH_MARK) if record is not None else None
+    if record is None or not isinstance(mark, dict) or not isinstance(mark.get("to"), dict):
+        return record
+    target = VllmConfig.from_dict(mark["to"])
+    if not models:
+        emit(WarningEvent(name, f"A switch to {target.model} was interrupted and vLLM is not answering yet; "
+                                "the model shown is the old one until the next reconnect (r) finds out."))
+        return record
+    serving = {m.root for m in models} | {m.id for m in models}
+    extra = {k: v for k, v in record.extra.items() if k != SWITCH_MARK}
+    if target.model in serving or (target.served_model_name or target.model) in serving:
+        record = store.update_session(name, model=target.model, vllm_config=target.to_dict(), extra=extra)
+        message = f"Now serving {target.model}: the switch the app was interrupted in had come up"
+        store.add_event(name, "switched", message, {"model": target.model, "from": mark.get("from"),
+                                                    "recovered": True})
+    elif record.model in serving:
+        record = store.update_session(name, extra=extra)
+        message = f"The switch to {target.model} was interrupted before it came up; {record.model} still serves"
+        store.add_event(name, "switch_abandoned", message, {"model": record.model, "to": target.model})
+    else:
+        emit(WarningEvent(name, f"vLLM serves {', '.join(sorted(m.root for m in models))}, neither "
+                                f"{record.model} nor {target.model}: switch the model again (m) to settle it."))
+        return record
+    emit(LogEvent(name, message + "."))
+    return record
 
 
 # --- deploying ------------------------------------------------------------------------------------

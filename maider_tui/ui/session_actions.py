@@ -140,7 +140,8 @@ class SessionActions:
             return
         try:
             provider = await self.live.provider()
-            report = await recover(provider=provider, store=self.context.store, clock=self.context.clock)
+            report = await recover(provider=provider, store=self.context.store, clock=self.context.clock,
+                                   paths=self.context.paths)
         except (ProviderError, RuntimeError) as exc:
             self.notify(f"Could not check the VMs: {exc}", title="Clean up", severity="error", timeout=30)
             return

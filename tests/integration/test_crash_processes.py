@@ -317,3 +317,60 @@ def test_sigkill_during_a_destroy_then_a_restart_ends_the_session(tmp_path: Path
             app.press("q")
             assert app.wait_exit() == 0
         assert sim.world.requests[f"DELETE /linode/instances/{record.instance_id}"] == 1
+
+
+async def serving_session(sim: SimCloud, paths: AppPaths, name: str) -> SessionRecord:
+    """A ready session in the demo's store, just used (not idle), with its key where the app looks."""
+    with open_store(paths.database) as store:
+        record, ssh = await launch(sim, make_provider(sim, store), store, name)
+        await ssh.close()
+        write_private(client_key_path(paths, name), CLIENT.private_pem)
+        return record
+
+
+def test_sigkill_during_a_model_switch_then_a_restart_settles_the_record(tmp_path: Path, monkeypatch):
+    """The switch's new vLLM is held loading, the app dies there, the new model comes up without it:
+    the next start asks vLLM what it serves and the record, the aider files and the dashboard follow."""
+    from maider_tui import catalog
+    from maider_tui.ops.session_files import session_dir
+    from maider_tui.ops.switch_model import SWITCH_MARK
+
+    home = tmp_path / "home"
+    paths = AppPaths.under(home / "data" / "demo")
+    config = tmp_path / "config.toml"
+    config.write_text(SLOW_LIMITS)  # the held load must not time out into a rollback
+    sim = SimCloud(speed=1000, seed=8)
+    gates = SimGates(sim, monkeypatch)
+    with sim:
+        record = asyncio.run(serving_session(sim, paths, "swap"))
+        choices = [r.model.id for r in catalog.models_that_fit(record.gpu_type)]
+        target = next(m for m in choices if m != record.model and m.endswith("-AWQ"))
+        with running(sim_app(sim, home, "--config", str(config))) as app:
+            app.press("enter")
+            app.wait_for("(tunnel ok)", what="the dashboard connected")
+            app.press("m")
+            app.wait_for("Switch model", what="the model picker")
+            gates.hold("vllm")
+            app.press(*["down"] * choices.index(target))
+            app.press("enter")
+            wait_until(lambda: "vllm" in gates.reached and SWITCH_MARK in sessions(paths.database)["swap"].extra,
+                       what="the switch held with the record marked")
+            app.kill()
+        dead = sessions(paths.database)["swap"]
+        assert dead.model == record.model and dead.extra[SWITCH_MARK]["to"]["model"] == target
+        gates.release()
+        wait_until(lambda: (server := sim.vm(record.instance_id).vllm) is not None and server.config.model == target,
+                   what="the new model to come up on the VM")
+        with running(sim_app(sim, home, "--config", str(config))) as app:
+            app.press("enter")
+            app.wait_for("(tunnel ok)", what="the dashboard connected again")
+            settled = wait_until(lambda: (r := sessions(paths.database)["swap"]).model == target and r,
+                                 what="the record settled to the model served")
+            assert SWITCH_MARK not in settled.extra and settled.vllm_config["model"] == target
+            aider_env = (session_dir(paths, "swap") / "aider-env").read_text()
+            assert f"AIDER_MODEL=openai/{target}" in aider_env
+            # The endpoint survived the crash too: the port the dead process had, free again, is reused.
+            assert settled.extra["local_port"] == dead.extra["local_port"]
+            assert f"127.0.0.1:{dead.extra['local_port']}/v1" in aider_env
+            app.wait_for(f"{target}  ", what="the dashboard showing the model served")
+            assert "is taken" not in app.shown()

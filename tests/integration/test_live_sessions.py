@@ -105,3 +105,118 @@ async def test_two_destroys_of_one_session_at_once_delete_its_vm_once(sim_cloud,
         await first.close_all()
         await second.close_all()
         store.close()
+
+
+# --- the endpoint across restarts, and the ssh files -------------------------------------------------
+
+def _live(sim_cloud, store, paths, events=None) -> LiveSessions:
+    live = LiveSessions(store=store, paths=paths, settings=Settings(), clock=SystemClock(),
+                        provider=lambda: sim_cloud.provider(store=store), hf_token=lambda: None, limits=LIMITS)
+    if events is not None:
+        live.subscribe(events.append)
+    return live
+
+
+def _aider_base(paths, name: str) -> str:
+    from maider_tui.ops.session_files import session_dir
+
+    text = (session_dir(paths, name) / "aider-env").read_text()
+    return next(line for line in text.splitlines() if "OPENAI_API_BASE=" in line).split("=", 1)[1]
+
+
+async def test_attach_after_a_restart_keeps_the_local_port(sim_cloud, paths):
+    store = open_store(paths.database)
+    first = _live(sim_cloud, store, paths)
+    try:
+        session = await first.launch(_plan())
+        port = session.handle.local_port
+        await first.close_all()  # the app quits (or is killed): its listener is gone, the VM stays
+        second = _live(sim_cloud, store, paths)
+        again = await second.attach(session.name)
+        assert again.handle.local_port == port
+        assert again.handle.endpoint == f"http://127.0.0.1:{port}/v1" == _aider_base(paths, session.name)
+        assert store.get_session(session.name).extra["local_port"] == port
+        await second.destroy(session.name)
+    finally:
+        await first.close_all()
+        store.close()
+
+
+async def test_a_taken_port_moves_the_endpoint_and_rewrites_the_aider_files(sim_cloud, paths):
+    import socket
+
+    from maider_tui.ops.events import WarningEvent
+
+    store = open_store(paths.database)
+    first = _live(sim_cloud, store, paths)
+    events: list = []
+    second = _live(sim_cloud, store, paths, events)
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no bar
+    try:
+        session = await first.launch(_plan())
+        old = session.handle.local_port
+        await first.close_all()
+        squatter.bind(("127.0.0.1", old))  # another program took the port while the app was down
+        squatter.listen()
+        again = await second.attach(session.name)
+        new = again.handle.local_port
+        assert new != old
+        assert _aider_base(paths, session.name) == f"http://127.0.0.1:{new}/v1" == again.handle.endpoint
+        assert store.get_session(session.name).extra["local_port"] == new
+        said = [e.message for e in events if isinstance(e, WarningEvent)]
+        assert any(str(old) in m and f"127.0.0.1:{new}" in m and "aider" in m for m in said), said
+        await second.destroy(session.name)
+    finally:
+        squatter.close()
+        await first.close_all()
+        await second.close_all()
+        store.close()
+
+
+def _ssh_batch(paths, name: str, command: str) -> "subprocess.CompletedProcess[str]":
+    """The system's ssh, non-interactive: no prompt for a host key or a password can save it."""
+    import subprocess
+
+    from maider_tui.ops.session_files import ssh_argv
+
+    argv = ssh_argv(paths, name)
+    assert argv is not None, "no ssh_config entry for the session"
+    return subprocess.run([argv[0], "-o", "BatchMode=yes", *argv[1:], command], capture_output=True, text=True,
+                          timeout=20)
+
+
+async def test_a_live_session_has_an_ssh_entry_with_its_pinned_key_until_it_ends(sim_cloud, paths):
+    import shutil
+
+    import pytest
+
+    from maider_tui.ops.session_files import ssh_config_path
+
+    if shutil.which("ssh") is None:
+        pytest.skip("no ssh program")
+    store = open_store(paths.database)
+    live = _live(sim_cloud, store, paths)
+    try:
+        kept = await live.launch(_plan())
+        ended = await live.launch(_plan())
+        config = ssh_config_path(paths).read_text()
+        record = store.get_session(kept.name)
+        for name in (kept.name, ended.name):
+            assert f"Host maider-{name}\n" in config
+        block = config.split(f"Host maider-{kept.name}\n", 1)[1].split("Host ", 1)[0]
+        assert f"HostName {record.ip}" in block and f"Port {record.ssh_port}" in block and "User root" in block
+        assert "StrictHostKeyChecking yes" in block and "UserKnownHostsFile" in block
+        ran = await asyncio.to_thread(_ssh_batch, paths, kept.name, "echo pinned")
+        assert ran.returncode == 0 and ran.stdout.strip() == "pinned", ran.stderr
+
+        await live.destroy(ended.name)
+        config = ssh_config_path(paths).read_text()
+        assert f"Host maider-{ended.name}\n" not in config and f"Host maider-{kept.name}\n" in config
+
+        sim_cloud.world.vanish(record.instance_id)  # deleted outside the app
+        assert await live.vm_gone(kept.name)
+        assert f"Host maider-{kept.name}\n" not in ssh_config_path(paths).read_text()
+    finally:
+        await live.close_all()
+        store.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from maider_tui.models import VllmConfig
 from maider_tui.ops.destroy import destroy_session
 from maider_tui.ops.events import EventRecorder, FailedEvent, HealEvent, ReadyEvent, RolledBackEvent
 from maider_tui.ops.session_files import session_dir
-from maider_tui.ops.switch_model import SwitchFailed, SwitchRefused, switch_model
+from maider_tui.ops.switch_model import SWITCH_MARK, SwitchFailed, SwitchRefused, plan_config, switch_model
 from maider_tui.remote.vllm import VllmClient
 from maider_tui.settings import Settings
 from maider_tui.sim import SimCloud
@@ -152,3 +155,172 @@ def test_a_switch_keeps_the_compose_options_the_session_was_launched_with():
     stored = {"compose": {"enable_openwebui": True, "vllm_port": 8001, "retired_option": 1}}
     assert _session_options(stored, Settings()) == ComposeOptions(enable_openwebui=True, vllm_port=8001)
     assert _session_options({}, None) == ComposeOptions()
+
+
+# --- a switch the app died in, settled by the next attach --------------------------------------------
+
+ONE_GPU = "g2-gpu-rtx4000a1-s"
+SEVEN_B = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
+FOURTEEN_B = "Qwen/Qwen2.5-Coder-14B-Instruct-AWQ"
+
+
+class Gate:
+    """Holds one step of the sim (which runs in its own thread) until released."""
+
+    def __init__(self) -> None:
+        self.closed, self.reached = threading.Event(), threading.Event()
+
+    async def wait(self) -> bool:
+        """True when the step was held (it then resumes once released)."""
+        held = self.closed.is_set()
+        while self.closed.is_set():
+            self.reached.set()
+            await asyncio.sleep(0.01)
+        return held
+
+
+async def until(check, timeout: float = 15.0) -> None:
+    for _ in range(int(timeout / 0.01)):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+def live_sessions(sim: SimCloud, store: Store, paths, events: list | None = None):
+    from maider_tui.ops.live import LiveSessions
+
+    live = LiveSessions(store=store, paths=paths, settings=Settings(), clock=SystemClock(),
+                        provider=lambda: make_provider(sim, store), hf_token=lambda: None, limits=LIMITS)
+    if events is not None:
+        live.subscribe(events.append)
+    return live
+
+
+async def killed_mid_switch(live, store: Store, name: str, model: str, gate: Gate) -> None:
+    """Start a switch, wait until the sim holds it at `gate` with the record marked, then drop it the
+    way a SIGKILL does: no rollback, no store write, the connection simply gone."""
+    task = asyncio.ensure_future(live.switch_model(name, model))
+    await until(lambda: gate.reached.is_set() and SWITCH_MARK in store.get_session(name).extra)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await live.close_all()
+
+
+def one_gpu_plan(paths):
+    from maider_tui import catalog
+    from maider_tui.ops.provision import LaunchPlan
+    from maider_tui.profiles import profile_for
+
+    gpu = catalog.gpu_type(ONE_GPU)
+    # Planned exactly as a switch plans it (settings, model profile): choosing it again is "already serves".
+    config = plan_config(SEVEN_B, ONE_GPU, settings=Settings(), profile=profile_for(SEVEN_B, paths)[0])
+    return LaunchPlan(region=gpu.regions[0], gpu_type=gpu, config=config, compose=ComposeOptions())
+
+
+async def test_a_switch_cut_short_after_compose_up_settles_to_the_new_model(sim: SimCloud, store: Store, paths,
+                                                                           monkeypatch):
+    from maider_tui.ops.events import WarningEvent
+    from maider_tui.sim import docker
+
+    gate, run_vllm = Gate(), docker.DockerEngine._run_vllm
+
+    async def held_vllm(engine, container):
+        await gate.wait()
+        return await run_vllm(engine, container)
+
+    monkeypatch.setattr(docker.DockerEngine, "_run_vllm", held_vllm)
+    first = live_sessions(sim, store, paths)
+    name = (await first.launch(one_gpu_plan(paths))).name
+    instance_id = store.get_session(name).instance_id
+    gate.closed.set()  # compose goes up with the new model; its vLLM is held before it serves
+    await killed_mid_switch(first, store, name, FOURTEEN_B, gate)
+    assert store.get_session(name).model == SEVEN_B  # what the dead process left
+
+    # vLLM still loading: the next attach cannot tell which model will serve, so the mark stays.
+    events: list = []
+    second = live_sessions(sim, store, paths, events)
+    await second.attach(name)
+    record = store.get_session(name)
+    assert record.model == SEVEN_B and record.extra[SWITCH_MARK]["to"]["model"] == FOURTEEN_B
+    assert any(isinstance(e, WarningEvent) and "not answering" in e.message for e in events)
+    await second.close_all()
+
+    gate.closed.clear()
+    await until(lambda: sim.vm(instance_id).vllm is not None)
+    third = live_sessions(sim, store, paths)
+    try:
+        live = await third.attach(name)
+        record = store.get_session(name)
+        assert record.model == FOURTEEN_B and SWITCH_MARK not in record.extra
+        assert VllmConfig.from_dict(record.vllm_config).model == FOURTEEN_B == live.handle.config.model
+        assert f"AIDER_MODEL=openai/{FOURTEEN_B}" in (session_dir(paths, name) / "aider-env").read_text()
+        assert store.events(name)[-1].kind == "switched"
+        # The old model is no longer "already served": switching back works.
+        config = await third.switch_model(name, SEVEN_B)
+        assert config.model == SEVEN_B and await served_models(live.handle.ssh) == {SEVEN_B}
+        assert store.get_session(name).model == SEVEN_B
+        await third.destroy(name)
+    finally:
+        await third.close_all()
+
+
+async def test_a_switch_cut_short_before_compose_up_settles_to_the_old_model(sim: SimCloud, store: Store, paths,
+                                                                            monkeypatch):
+    from maider_tui.sim import shell
+
+    gate, cmd_docker = Gate(), shell.Shell.cmd_docker
+
+    async def held_docker(self, argv, io):
+        if "compose" in argv and "up" in argv and await gate.wait():
+            return 137  # the kill landed first: compose never ran
+        return await cmd_docker(self, argv, io)
+
+    monkeypatch.setattr(shell.Shell, "cmd_docker", held_docker)
+    first = live_sessions(sim, store, paths)
+    name = (await first.launch(one_gpu_plan(paths))).name
+    gate.closed.set()
+    await killed_mid_switch(first, store, name, FOURTEEN_B, gate)
+    gate.closed.clear()
+
+    second = live_sessions(sim, store, paths)
+    try:
+        live = await second.attach(name)
+        record = store.get_session(name)
+        assert record.model == SEVEN_B and SWITCH_MARK not in record.extra
+        assert store.events(name)[-1].kind == "switch_abandoned"
+        assert await served_models(live.handle.ssh) == {SEVEN_B}
+        await second.destroy(name)
+    finally:
+        await second.close_all()
+
+
+async def test_while_an_interrupted_switch_is_unsettled_the_old_model_can_be_chosen_again(
+        sim: SimCloud, store: Store, paths, monkeypatch):
+    from maider_tui.sim import docker
+
+    gate, run_vllm = Gate(), docker.DockerEngine._run_vllm
+
+    async def held_vllm(engine, container):
+        await gate.wait()
+        return await run_vllm(engine, container)
+
+    monkeypatch.setattr(docker.DockerEngine, "_run_vllm", held_vllm)
+    first = live_sessions(sim, store, paths)
+    name = (await first.launch(one_gpu_plan(paths))).name
+    gate.closed.set()
+    await killed_mid_switch(first, store, name, FOURTEEN_B, gate)
+    second = live_sessions(sim, store, paths)
+    try:
+        live = await second.attach(name)  # vLLM held loading: the mark stays, the VM may serve either
+        assert SWITCH_MARK in store.get_session(name).extra
+        switching_back = asyncio.ensure_future(second.switch_model(name, SEVEN_B))
+        gate.closed.clear()
+        config = await switching_back  # a real switch, not "already serves"
+        assert config.model == SEVEN_B and await served_models(live.handle.ssh) == {SEVEN_B}
+        record = store.get_session(name)
+        assert record.model == SEVEN_B and SWITCH_MARK not in record.extra
+        await second.destroy(name)
+    finally:
+        await second.close_all()

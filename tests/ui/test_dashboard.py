@@ -125,6 +125,8 @@ async def test_live_panels_and_keys(app, sim_cloud):
             old_handle = app.live.get(name).handle
             await pilot.press("r")
             await until(lambda: app.live.get(name).handle not in (None, old_handle))
+            # A new connection, the same endpoint: what aider and the copied command use stays valid.
+            assert app.live.get(name).handle.endpoint == old_handle.endpoint
             before = screen.state.gpu
             await until(lambda: screen.state.gpu is not before and screen.state.tunnel == "ok")
 

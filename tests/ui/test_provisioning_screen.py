@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
+import subprocess
 
 from textual.widgets import ProgressBar, Static
 
@@ -114,9 +116,14 @@ async def test_a_failure_offers_retry_destroy_and_keep(sim_context, sim_cloud):
             await pilot.pause()
             assert isinstance(app.screen, HomeScreen)
             record = context.store.get_session("qwen7b-fails")
-            hint = [n.message for n in app._notifications if n.message.startswith("ssh -i ")]
-            assert hint and f"-p {record.ssh_port} root@{record.ip}" in hint[0]
-            assert "qwen7b-fails" in hint[0]  # the session's own client key
+            hint = [n.message for n in app._notifications if n.message.startswith("ssh ")]
+            assert hint and "maider-qwen7b-fails" in hint[0]  # the session's own ssh_config entry
+            # The command as shown reaches the kept VM with no prompt: its key and host key are pinned.
+            command = shlex.split(hint[0].splitlines()[0])
+            ran = await asyncio.to_thread(subprocess.run, [command[0], "-o", "BatchMode=yes", *command[1:],
+                                                           "echo kept"], capture_output=True, text=True, timeout=20)
+            assert ran.returncode == 0 and ran.stdout.strip() == "kept", ran.stderr
+            assert f"HostName {record.ip}" in (context.paths.data_dir / "ssh_config").read_text()
             await app.live.destroy("qwen7b-fails")
     finally:
         sim_cloud.faults.unsupported_models = set()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from maider_tui.ops.session_files import known_hosts_line, merge_ssh_config, ssh_config_entry
 from maider_tui.ui.widgets.cost_panel import (CostView, cost_lines, format_countdown, format_runtime, format_tokens,
                                               next_billed_hour_s, projected_total)
-from maider_tui.ui.widgets.endpoint_panel import known_hosts_line, merge_ssh_config, ssh_config_entry
 from maider_tui.ui.widgets.gpu_bars import _spark_char, bar_cells, memory_level, spark
 from maider_tui.ui.widgets.watchdog_panel import WatchdogView, watchdog_lines
 

@@ -246,7 +246,6 @@ class DashboardScreen(DashboardKeys, Screen[None]):
         handle = self.handle
         if handle is None:
             return
-        self.write_ssh_files()
         if self._unsubscribe_ssh is not None:
             self._unsubscribe_ssh()
         self._unsubscribe_ssh = handle.ssh.on_state(self._on_ssh_state)

@@ -9,20 +9,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shutil
-from pathlib import Path
 from typing import Any
 
 from textual import work
 
 from ...ops.events import LogEvent
 from ...ops.readiness import COMPOSE_CMD
-from ...ops.session_files import aider_command, client_key_path, session_dir, write_private
+from ...ops.session_files import aider_command, ssh_argv
 from ...remote.ssh import SshError
 from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.model_picker import ModelPickerDialog
 from ..messages import Destroyed, HealOffer, SessionEvent, VllmLog
 from ..widgets.cost_panel import cost_so_far, format_countdown, format_runtime
-from ..widgets.endpoint_panel import known_hosts_line, merge_ssh_config, ssh_config_entry
 from ..widgets.log_pane import LogPane
 
 VLLM_LOG_CMD = f"{COMPOSE_CMD} logs --tail 200 vllm"
@@ -251,14 +249,12 @@ class DashboardKeys:
         self.run_outside(["bash", "-c", aider_command(self.context.paths, self.session)], "aider")
 
     def action_shell(self) -> None:
-        handle = self.handle
-        known_hosts = self.write_ssh_files()
-        if handle is None or known_hosts is None or shutil.which("ssh") is None:
+        # ops wrote the session's ssh_config entry (pinned host key) when it got or reconnected its VM.
+        argv = ssh_argv(self.context.paths, self.session) if self.handle is not None else None
+        if argv is None or shutil.which("ssh") is None:
             self.notify("No ssh program or no pinned host key: cannot open a shell.", severity="error")
             return
-        key = client_key_path(self.context.paths, self.session)
-        self.run_outside(["ssh", "-i", str(key), "-p", str(handle.ssh.port), "-o", f"UserKnownHostsFile={known_hosts}",
-                          "-o", "StrictHostKeyChecking=yes", f"root@{handle.ssh.host}"], "ssh")
+        self.run_outside(argv, "ssh")
 
     @work(exclusive=True, exit_on_error=False, group="outside", description="Run a program in this terminal")
     async def run_outside(self, argv: list[str], what: str) -> None:
@@ -271,19 +267,3 @@ class DashboardKeys:
             self.notify(f"Cannot run {what} here: {exc or type(exc).__name__}", severity="error")
             return
         self._say(f"{what} exited ({code})")
-
-    def write_ssh_files(self) -> Path | None:
-        """The pinned known_hosts of this VM and its `Host maider-<session>` entry in the data dir."""
-        handle = self.handle
-        host_key = handle.record.host_key if handle is not None else None
-        if handle is None or not host_key:
-            return None
-        folder = session_dir(self.context.paths, self.session)
-        known_hosts = folder / "known_hosts"
-        write_private(known_hosts, known_hosts_line(handle.ssh.host, handle.ssh.port, host_key))
-        config = self.context.paths.data_dir / "ssh_config"
-        existing = config.read_text() if config.exists() else ""
-        entry = ssh_config_entry(self.session, handle.ssh.host, handle.ssh.port,
-                                 str(client_key_path(self.context.paths, self.session)), str(known_hosts))
-        write_private(config, merge_ssh_config(existing, self.session, entry))
-        return known_hosts

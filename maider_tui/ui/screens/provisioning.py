@@ -344,12 +344,10 @@ class ProvisioningScreen(Screen[None]):
                                  self.action_leave)
 
     def ssh_hint(self) -> str:
-        """How to reach the kept VM by hand."""
-        from ...ops.session_files import client_key_path
+        """How to reach the kept VM by hand: its ssh_config entry carries the key and the pinned host key."""
+        from ...ops.session_files import ssh_command
 
-        store = self.context.store
-        record = store.get_session(self.session) if store is not None else None
-        if record is None or not record.ip:
+        command = ssh_command(self.context.paths, self.session)
+        if command is None:
             return "The VM was not reachable yet; destroy it from the home screen when done."
-        key = client_key_path(self.context.paths, self.session)
-        return f"ssh -i {key} -p {record.ssh_port or 22} root@{record.ip}"
+        return f"{command}\nThat entry holds the VM's key and pinned host key; destroy the VM from home when done."
