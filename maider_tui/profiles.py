@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .models import VllmConfig
-
 # key -> (type check, what the type should be, for the problem message)
 _KEYS: dict[str, tuple[Any, str]] = {
     "model": (lambda v: isinstance(v, str) and v.strip() != "", "a model id string"),
@@ -52,10 +50,6 @@ class Profile:
     vllm_image: str | None = None  # None: the image from settings
     notes: str = ""
     source: str = "built-in"  # "built-in", or the user file(s) that changed it
-
-
-def _flag(arg: str) -> str:
-    return arg.split("=", 1)[0].replace("_", "-")
 
 
 _MOE_ALLOC = {"PYTORCH_ALLOC_CONF": "expandable_segments:True,max_split_size_mb:512"}
@@ -148,29 +142,6 @@ def profile_for(model_id: str, paths: Any) -> tuple[Profile, list[str]]:
     """The profile `model_id` launches with (built-in, then the user's files), and any file problems."""
     profiles, problems = load_profiles(Path(paths.profiles_dir))
     return profiles.get(model_id, builtin_profile(model_id)), problems
-
-
-def apply_profile(config: VllmConfig, profile: Profile) -> VllmConfig:
-    """`config` with the profile applied. What the config already says wins: the user's own settings
-    and healing's fixes sit on top of a model's defaults.
-
-    env: profile underneath; extra_args: profile flags the config does not set, then the config's;
-    max_model_len: the profile's limit only ever lowers it; trust_remote_code: the profile's when set.
-    """
-    own_flags = {_flag(a) for a in config.extra_args if a.startswith("--")}
-    args: list[str] = []
-    skipping = False
-    for arg in profile.extra_args:
-        if arg.startswith("-"):
-            skipping = _flag(arg) in own_flags or (_flag(arg) == "--max-num-seqs" and config.max_num_seqs is not None)
-        if not skipping:
-            args.append(arg)
-    limit = profile.max_model_len
-    max_len = config.max_model_len if limit is None else min(limit, config.max_model_len or limit)
-    trust = config.trust_remote_code if profile.trust_remote_code is None else profile.trust_remote_code
-    return config.replace(
-        env={**profile.env, **config.env}, extra_args=(*args, *config.extra_args),
-        max_model_len=max_len, trust_remote_code=trust)
 
 
 def image_for(profile: Profile, default: str) -> str:

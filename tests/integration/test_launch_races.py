@@ -4,7 +4,6 @@ want, a session ended elsewhere. Each race is held open with the sim's `create_h
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import pytest
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 
 from maider_tui import catalog
 from maider_tui.clock import SystemClock
@@ -176,7 +177,6 @@ async def test_a_taken_port_moves_the_endpoint_and_rewrites_the_aider_files(sim_
 
 def _ssh_batch(paths, name: str, command: str) -> "subprocess.CompletedProcess[str]":
     """The system's ssh, non-interactive: no prompt for a host key or a password can save it."""
-    import subprocess
 
     from maider_tui.ops.session_files import ssh_argv
 

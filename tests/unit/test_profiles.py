@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from maider_tui import catalog
-from maider_tui.models import VllmConfig
-from maider_tui.profiles import BUILTIN, Profile, apply_profile, describe, image_for, load_profiles, profile_for
+from maider_tui.profiles import BUILTIN, Profile, describe, image_for, load_profiles, profile_for
 
 
 def write(paths, name: str, text: str) -> None:
@@ -73,25 +72,32 @@ def test_bad_files_are_reported_with_file_and_key_and_skipped(paths):
     assert profile.notes == "fine" and profile.max_model_len is None and profile.source == "e_ok.toml"
 
 
-def test_apply_profile_keeps_what_the_config_says():
-    config = VllmConfig(model="Qwen/Qwen3-Coder-30B-A3B-Instruct", max_model_len=131072,
-                        env={"NCCL_P2P_DISABLE": "1", "SAFETENSORS_FAST_GPU": "0"}, extra_args=("--enforce-eager",))
-    applied = apply_profile(config, BUILTIN["Qwen/Qwen3-Coder-30B-A3B-Instruct"])
-    assert applied.max_model_len == 65536  # the limit lowers the fit plan's context
-    assert applied.env["NCCL_P2P_DISABLE"] == "1" and applied.env["SAFETENSORS_FAST_GPU"] == "0"
-    assert applied.env["VLLM_SLEEP_WHEN_IDLE"] == "0"
-    assert applied.extra_args == ("--max-num-seqs", "16", "--enforce-eager")
-    # a limit above the planned context never raises it; a config's own --max-num-seqs wins
-    small = VllmConfig(model="x", max_model_len=8192, max_num_seqs=4)
-    again = apply_profile(small, BUILTIN["Qwen/Qwen3-Coder-30B-A3B-Instruct"])
-    assert again.max_model_len == 8192 and "--max-num-seqs" not in again.extra_args
+def test_the_profile_goes_under_the_users_settings():
+    from maider_tui.deploy.launch import resolve
+    from maider_tui.settings import Settings
+
+    settings = Settings.from_dict({"vllm": {"env": {"NCCL_P2P_DISABLE": "1", "SAFETENSORS_FAST_GPU": "0"},
+                                            "extra_args": "--enforce-eager"}})
+    model, gpu = catalog.model("Qwen/Qwen3-Coder-30B-A3B-Instruct"), catalog.gpu_type("g2-gpu-rtx4000a4-m")
+    launch = resolve(model, gpu, settings, profile=BUILTIN[model.id])
+    assert launch.config.max_model_len == 65536  # the profile's limit is the default context
+    assert launch.config.env["NCCL_P2P_DISABLE"] == "1" and launch.config.env["SAFETENSORS_FAST_GPU"] == "0"
+    assert launch.config.env["VLLM_SLEEP_WHEN_IDLE"] == "0"
+    assert launch.config.max_num_seqs == 16 and launch.config.extra_args == ("--enforce-eager",)
+    # a context typed below the limit is kept; the user's own max_num_seqs wins
+    mine = Settings.from_dict({"vllm": {"max_num_seqs": 4}})
+    again = resolve(model, gpu, mine, profile=BUILTIN[model.id], context=8192)
+    assert again.config.max_model_len == 8192 and again.config.max_num_seqs == 4
 
 
-def test_apply_profile_trusts_remote_code_where_the_model_needs_it():
-    spec = catalog.model("deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct")
-    config = VllmConfig(model=spec.id)
-    assert apply_profile(config, BUILTIN[spec.id]).trust_remote_code is True
-    assert apply_profile(config, Profile(spec.id)) == config.replace(**{"env": {}, "extra_args": ()})
+def test_the_profile_trusts_remote_code_where_the_model_needs_it():
+    from maider_tui.deploy.launch import resolve
+    from maider_tui.settings import Settings
+
+    spec, gpu = catalog.model("deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct"), catalog.gpu_type("g2-gpu-rtx4000a2-s")
+    assert resolve(spec, gpu, Settings(), profile=BUILTIN[spec.id]).config.trust_remote_code is True
+    bare = resolve(spec, gpu, Settings(), profile=Profile(spec.id)).config
+    assert bare.env == {} and bare.extra_args == ()
 
 
 def test_launch_plans_and_switches_use_the_profile(paths):
