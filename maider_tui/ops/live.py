@@ -162,7 +162,7 @@ class LiveSessions:
         from ..remote.vllm import VllmClient
         from ..models import VllmConfig
         from .heal import DEFAULT_CONTEXT
-        from .provision import SessionHandle
+        from .launch_plan import SessionHandle
         from .readiness import connect_ssh
         from .session_files import client_key_path, write_aider_files, write_ssh_files
         from .switch_model import settle_switch

@@ -11,16 +11,13 @@ this module never destroys anything. See docs/provisioning.md.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from maider_tui import catalog
 from maider_tui.clock import Clock
 from maider_tui.cloud import SESSION_TAG, CreateSpec, Provider, ProviderError, Vm, label_taken, session_tag
 from maider_tui.deploy import cloud_init, compose
 from maider_tui.log import register_secret
-from maider_tui.models import GpuType, VllmConfig
+from maider_tui.models import VllmConfig
 from maider_tui.ops import heal
 from maider_tui.ops.events import (EventSink, FailedEvent, HealEvent, LogEvent, ReadyEvent, StageEvent,
                                    WarningEvent)
@@ -29,100 +26,17 @@ from maider_tui.ops.readiness import (
     COMPOSE_CMD, STAGE_NAMES, STAGES, TOTAL_S, ReadinessLimits, StageFailed, VllmAttempt, connect_ssh,
     last_line, wait_cloud_init, wait_running, wait_vllm_healing,
 )
-from maider_tui.ops.session_files import (
-    client_key_path, host_key_path, write_aider_files, write_private, write_ssh_files,
-)
+from maider_tui.ops.launch_plan import DEFAULT_IMAGE, LaunchPlan, SessionHandle
+from maider_tui.ops.session_files import write_aider_files, write_ssh_files
+from maider_tui.ops.session_keys import session_keys
 from maider_tui.paths import AppPaths
-from maider_tui.remote.ssh import KeyPair, SshDropped, SshError, SshSession, generate_keypair, keypair_from_private
+from maider_tui.remote.ssh import KeyPair, SshDropped, SshError, SshSession
 from maider_tui.store import SessionRecord, Store, StoreError
 
-DEFAULT_IMAGE = "linode/ubuntu24.04"
+__all__ = ["DEFAULT_IMAGE", "LaunchPlan", "ProvisionFailed", "SessionEnded", "SessionHandle", "provision"]
+
 UPLOAD_TRIES = 3  # an upload cut by an SSH drop is sent again once reconnected
 NAME_TRIES = 50  # automatic names taken meanwhile by other launches: -2, -3 ... until one is free
-
-
-@dataclass(frozen=True)
-class LaunchPlan:
-    """What to launch: where, on which plan, with which vLLM settings. `name` None: made automatically.
-
-    `options` holds what other workflows read back from the session (watchdog minutes ...).
-    """
-
-    region: str
-    gpu_type: GpuType
-    config: VllmConfig
-    compose: compose.ComposeOptions = field(default_factory=compose.ComposeOptions)
-    name: str | None = None
-    image: str = DEFAULT_IMAGE
-    firewall_id: int | None = None
-    tags: tuple[str, ...] = ()
-    options: dict[str, Any] = field(default_factory=dict)
-    auto_name: bool = False
-    """`name` was made automatically: if another launch reserves it first, this one takes the next free one."""
-
-    @property
-    def model(self) -> str:
-        return self.config.model
-
-    @classmethod
-    def from_settings(cls, settings: Any, *, gpu_type: GpuType | str | None = None, model: str | None = None,
-                      region: str | None = None, max_model_len: int | None = None,
-                      name: str | None = None, profile: Any | None = None) -> LaunchPlan:
-        """The plan the settings describe for the model on the GPU type: `deploy.launch.resolve` (the
-        fit plan, the model's profile, the user's own vLLM settings, in that order)."""
-        from ..deploy.launch import resolve
-
-        gpu = gpu_type if isinstance(gpu_type, GpuType) else catalog.gpu_type(
-            gpu_type or settings.provider.type)
-        spec = catalog.model(model or settings.vllm.model)
-        launch = resolve(spec, gpu, settings, profile=profile, context=max_model_len)
-        if not launch.report.fits:
-            raise ValueError(f"{spec.id} does not fit {gpu.id}: {launch.report.reason}")
-        return cls(region=region or settings.provider.region, gpu_type=gpu, config=launch.config,
-                   compose=launch.compose, name=name,
-                   image=settings.provider.image, firewall_id=settings.provider.firewall_id,
-                   tags=tuple(t for t in settings.provider.tags if t != SESSION_TAG),
-                   options={"watchdog_minutes": settings.watchdog.timeout_minutes})
-
-    def stored_options(self) -> dict[str, Any]:
-        """What the session record keeps so the plan can be rebuilt (`from_record`)."""
-        return {**self.options, "compose": dataclasses.asdict(self.compose), "image": self.image,
-                "firewall_id": self.firewall_id, "tags": list(self.tags)}
-
-    @classmethod
-    def from_record(cls, record: SessionRecord) -> LaunchPlan:
-        """The plan of a recorded session (for resuming it), its config as last healed."""
-        try:
-            gpu = catalog.gpu_type(record.gpu_type)
-        except catalog.UnknownGpuTypeError:  # a plan the API knows and the catalog does not
-            gpu = GpuType(record.gpu_type, record.gpu_type, record.gpu_count,
-                          catalog.family_for_type_id(record.gpu_type), record.hourly_usd, 0.0)
-        opts = dict(record.options)
-        known = {f.name for f in dataclasses.fields(compose.ComposeOptions)}
-        options = compose.ComposeOptions(**{k: v for k, v in (opts.pop("compose", None) or {}).items()
-                                            if k in known})
-        return cls(region=record.region, gpu_type=gpu, config=VllmConfig.from_dict(record.vllm_config),
-                   compose=options, name=record.name, image=opts.pop("image", DEFAULT_IMAGE),
-                   firewall_id=opts.pop("firewall_id", None), tags=tuple(opts.pop("tags", ())), options=opts)
-
-
-@dataclass
-class SessionHandle:
-    """A ready session: the SSH connection and the tunnel stay open for the dashboard until `close()`."""
-
-    name: str
-    record: SessionRecord
-    vm: Vm
-    ssh: SshSession
-    local_port: int
-    endpoint: str
-    config: VllmConfig
-    max_model_len: int
-    heals: int = 0
-
-    async def close(self) -> None:
-        """Close the tunnel and the SSH connection; the VM keeps running."""
-        await self.ssh.close()
 
 
 class SessionEnded(Exception):
@@ -308,42 +222,12 @@ class _Launch:
         return found[0] if found else None
 
     def _keys(self, vm_exists: bool) -> tuple[str, str, KeyPair | None]:
-        """(client private PEM, client public line, host KeyPair or None when the VM already exists).
-
-        Made once per session, before anything is created, and kept until it ends: a resume reads
-        them back, so a VM that a dead run's create made (found now or later) still answers to them.
-        """
-        path, host_path = client_key_path(self.paths, self.name), host_key_path(self.paths, self.name)
-        if vm_exists:
-            if not path.exists():
-                raise StageFailed("keys", f"the SSH key of {self.name} is missing ({path}), so its VM "
-                                          "cannot be reached; destroy the VM and launch again")
-            return path.read_text(), "", None
-        kept = self._kept_keys(path, host_path)
-        if kept is not None:
-            client, host = kept
-            return client.private_pem, client.public_line, host
-        client = generate_keypair(f"maider-tui {self.name}")
-        host = generate_keypair(f"{self.name} host")
-        write_private(path, client.private_pem)
-        write_private(host_path, host.private_pem)
-        self.store.update_session(self.name, host_key=host.public_line)
-        return client.private_pem, client.public_line, host
-
-    def _kept_keys(self, path: Any, host_path: Any) -> tuple[KeyPair, KeyPair] | None:
-        """On resume, the keys an earlier run of this session made, if both are there and match."""
-        if self.resume is None or not (path.exists() and host_path.exists()):
-            return None
-        pinned = self.store.get_session(self.name).host_key
+        """(client private PEM, client public line, host KeyPair or None when the VM already exists)."""
         try:
-            client = keypair_from_private(path.read_text())
-            host = keypair_from_private(host_path.read_text())
-        except (OSError, ValueError) as exc:
-            self.warn(f"The kept SSH keys of {self.name} could not be read ({exc}); making new ones.")
-            return None
-        if pinned and host.public_line.split()[:2] != pinned.split()[:2]:
-            return None  # not the key the record pins: a leftover, never trusted
-        return client, host
+            return session_keys(self.paths, self.store, self.name, vm_exists=vm_exists,
+                                resumed=self.resume is not None, warn=self.warn)
+        except FileNotFoundError as exc:
+            raise StageFailed("keys", str(exc)) from None
 
     async def _create(self, existing: Vm | None, client_public: str, host: Any) -> Vm:
         if existing is not None:

@@ -102,7 +102,7 @@ class SessionActions:
 
     def resume_launch(self, record) -> None:
         """Carry on an interrupted or failed launch from its stage, on the provisioning screen."""
-        from ..ops.provision import LaunchPlan
+        from ..ops.launch_plan import LaunchPlan
         from .screens.provisioning import ProvisioningScreen
 
         where = f" from stage {record.stage}" if record.stage else ""

@@ -31,7 +31,7 @@ from ..widgets.top_bar import TopBar
 if TYPE_CHECKING:
     from ...context import AppContext
     from ...ops.live import LiveSessions
-    from ...ops.provision import LaunchPlan
+    from ...ops.launch_plan import LaunchPlan
 
 LAST_LINES = 6  # log lines repeated in the failure panel
 

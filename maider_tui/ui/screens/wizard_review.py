@@ -16,7 +16,7 @@ from ...cloud.base import SESSION_TAG
 from ...deploy.launch import LaunchEdits, attention_backend, defaults, resolve
 from ...models import FitReport, Region
 from ...ops.naming import validate_session_name
-from ...ops.provision import LaunchPlan
+from ...ops.launch_plan import LaunchPlan
 from ...profiles import builtin_profile
 from .wizard_steps import minutes_to_ready
 

@@ -1,0 +1,101 @@
+"""What a launch is: the plan (where, on which GPU type, with which vLLM config) and, once ready, the
+handle that keeps its SSH connection and tunnel open."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from maider_tui import catalog
+from maider_tui.cloud import SESSION_TAG, Vm
+from maider_tui.deploy import compose
+from maider_tui.models import GpuType, VllmConfig
+from maider_tui.remote.ssh import SshSession
+from maider_tui.store import SessionRecord
+
+DEFAULT_IMAGE = "linode/ubuntu24.04"
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """What to launch: where, on which plan, with which vLLM settings. `name` None: made automatically.
+
+    `options` holds what other workflows read back from the session (watchdog minutes ...).
+    """
+
+    region: str
+    gpu_type: GpuType
+    config: VllmConfig
+    compose: compose.ComposeOptions = field(default_factory=compose.ComposeOptions)
+    name: str | None = None
+    image: str = DEFAULT_IMAGE
+    firewall_id: int | None = None
+    tags: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    auto_name: bool = False
+    """`name` was made automatically: if another launch reserves it first, this one takes the next free one."""
+
+    @property
+    def model(self) -> str:
+        return self.config.model
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, gpu_type: GpuType | str | None = None, model: str | None = None,
+                      region: str | None = None, max_model_len: int | None = None,
+                      name: str | None = None, profile: Any | None = None) -> LaunchPlan:
+        """The plan the settings describe for the model on the GPU type: `deploy.launch.resolve` (the
+        fit plan, the model's profile, the user's own vLLM settings, in that order)."""
+        from ..deploy.launch import resolve
+
+        gpu = gpu_type if isinstance(gpu_type, GpuType) else catalog.gpu_type(
+            gpu_type or settings.provider.type)
+        spec = catalog.model(model or settings.vllm.model)
+        launch = resolve(spec, gpu, settings, profile=profile, context=max_model_len)
+        if not launch.report.fits:
+            raise ValueError(f"{spec.id} does not fit {gpu.id}: {launch.report.reason}")
+        return cls(region=region or settings.provider.region, gpu_type=gpu, config=launch.config,
+                   compose=launch.compose, name=name,
+                   image=settings.provider.image, firewall_id=settings.provider.firewall_id,
+                   tags=tuple(t for t in settings.provider.tags if t != SESSION_TAG),
+                   options={"watchdog_minutes": settings.watchdog.timeout_minutes})
+
+    def stored_options(self) -> dict[str, Any]:
+        """What the session record keeps so the plan can be rebuilt (`from_record`)."""
+        return {**self.options, "compose": dataclasses.asdict(self.compose), "image": self.image,
+                "firewall_id": self.firewall_id, "tags": list(self.tags)}
+
+    @classmethod
+    def from_record(cls, record: SessionRecord) -> LaunchPlan:
+        """The plan of a recorded session (for resuming it), its config as last healed."""
+        try:
+            gpu = catalog.gpu_type(record.gpu_type)
+        except catalog.UnknownGpuTypeError:  # a plan the API knows and the catalog does not
+            gpu = GpuType(record.gpu_type, record.gpu_type, record.gpu_count,
+                          catalog.family_for_type_id(record.gpu_type), record.hourly_usd, 0.0)
+        opts = dict(record.options)
+        known = {f.name for f in dataclasses.fields(compose.ComposeOptions)}
+        options = compose.ComposeOptions(**{k: v for k, v in (opts.pop("compose", None) or {}).items()
+                                            if k in known})
+        return cls(region=record.region, gpu_type=gpu, config=VllmConfig.from_dict(record.vllm_config),
+                   compose=options, name=record.name, image=opts.pop("image", DEFAULT_IMAGE),
+                   firewall_id=opts.pop("firewall_id", None), tags=tuple(opts.pop("tags", ())), options=opts)
+
+
+@dataclass
+class SessionHandle:
+    """A ready session: the SSH connection and the tunnel stay open for the dashboard until `close()`."""
+
+    name: str
+    record: SessionRecord
+    vm: Vm
+    ssh: SshSession
+    local_port: int
+    endpoint: str
+    config: VllmConfig
+    max_model_len: int
+    heals: int = 0
+
+    async def close(self) -> None:
+        """Close the tunnel and the SSH connection; the VM keeps running."""
+        await self.ssh.close()
