@@ -66,6 +66,12 @@ SHAPES = [
                  "Exception in worker VllmWorkerProcess while processing method "
                  "determine_num_available_blocks: CUDA out of memory. Tried to allocate 19.63 GiB.",
                  id="prefixed-oom-cut_tag"),
+    # Tencent-Hunyuan/HunyuanImage-3.0 pull request #54, "Feature/vllm infer": pydantic's error behind
+    # the API server's tag, the validation line indented under it.
+    pytest.param("model_loading_unsupported_architecture_apiserver.txt", "model_loading",
+                 "unsupported_architecture", {},
+                 "Value error, Model architectures ['HunyuanImage3ForCausalMM'] are not supported for now.",
+                 id="prefixed-model_loading-apiserver"),
     # --- (3) cut down to a traceback's last line ---------------------------------------------------
     # QwenLM/Qwen3 issue #12, its title: `raise ValueError("No available memory for the cache blocks. "
     # ValueError: ...`, the raise line and the exception flattened into one.
