@@ -21,8 +21,10 @@ _PREFIXES = (
     re.compile(r"^[\w.-]+\s+\| ?"),  # docker compose logs: "vllm-1  | ", or a container_name's "vllm  | "
     re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+(?:Z|[+-]\d\d:?\d\d) "),  # docker logs --timestamps
     # A process tag: "(EngineCore_DP0 pid=211)", "(RayWorkerWrapper pid=67451, ip=10.1.0.7)",
-    # "(VllmWorker rank=0 pid=3013)", "(raylet)"; also one whose "(" a paste cut off.
-    re.compile(r"^\(?[A-Za-z_][\w./-]*(?:,? [\w.]+=[^\s()]+)+\) ?"),
+    # "(VllmWorker rank=0 pid=3013)", "(Worker_TP14 pid=116)", "(raylet)"; also one whose "(" a paste
+    # cut off ("VllmWorkerProcess pid=214) ").
+    re.compile(r"^\([A-Za-z_][\w./-]*(?: [A-Za-z_][\w./-]*)*(?:,? [\w.]+=[^\s()]+)+\) ?"),
+    re.compile(r"^[A-Za-z_][\w./-]*(?:,? [\w.]+=[^\s()]+)+\) ?"),
     re.compile(r"^\((?:[A-Za-z_][\w./-]*|[\w.]+=[^\s()]+(?:,? [\w.]+=[^\s()]+)*)\) ?"),
     re.compile(r"^\[[A-Za-z][\w.-]*\]:\s?"),  # torch.distributed's "[rank0]: ", a runner's "[vllm]: "
 )

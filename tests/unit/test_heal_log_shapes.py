@@ -199,3 +199,19 @@ def test_a_compose_column_named_by_container_name_is_read_through():
     assert diagnose(f"vllm-openai  | {info}") is None
     error = log("tp_attention_heads_v0.txt").strip()
     assert diagnose(f"vllm-openai  | {error}").evidence == error
+
+
+def test_docker_timestamps_and_v1_worker_tags_leave_a_wrapper_that_names_no_cause():
+    # runpod-workers/worker-vllm issue #276: `docker logs --timestamps` before the engine's tag; the
+    # WARNING and INFO lines (one says "backend=nccl") and "WorkerProc failed to start." name no cause.
+    text = (
+        "2026-03-11T17:57:09.855212259Z (EngineCore_DP0 pid=469) WARNING 03-11 17:57:09 "
+        "[multiproc_executor.py:921] Reducing Torch parallelism from 112 threads to 1 to avoid unnecessary "
+        "CPU contention. Set OMP_NUM_THREADS in the external environment to tune this value as needed.\n"
+        "2026-03-11T17:57:10.584281362Z (EngineCore_DP0 pid=469) INFO 03-11 17:57:10 "
+        "[parallel_state.py:1234] world_size=1 rank=0 local_rank=0 distributed_init_method=tcp://127.0.0.1:54953 backend=nccl\n"
+        "2026-03-11T17:57:10.976518836Z (EngineCore_DP0 pid=469) ERROR 03-11 17:57:10 "
+        "[multiproc_executor.py:783] WorkerProc failed to start.\n")
+    assert diagnose(text) is None
+    tagged = "(Worker_TP14 pid=116) " + log("tp_attention_heads_v0.txt")
+    assert diagnose(text + tagged).kind == "tensor_parallel"
