@@ -17,6 +17,7 @@ from typing import Any
 from maider_tui.catalog import UnknownCatalogIdError, model as catalog_model
 from maider_tui.deploy.compose import NCCL_ENV
 from maider_tui.models import ModelSpec, VllmConfig
+from maider_tui.ops.heal_log import EXCEPTION, Record, records
 
 KINDS = ("oom", "kv_cache", "nccl", "tensor_parallel", "model_loading")
 MAX_ATTEMPTS = 3  # what provisioning allows (the seed's number); remedy itself takes any attempt
@@ -120,7 +121,7 @@ _RULES = (
     _rule("model_loading", "not_found", r"is not a local folder and is not a valid model identifier|Invalid "
           r"repository ID or local directory|RepositoryNotFoundError|Repository Not Found|404 Client Error|"
           r"Repo id must be in the form"),
-    _rule("nccl", None, r"NCCL error|nccl(?:SystemError|InternalError|UnhandledCudaError|InvalidUsage|"
+    _rule("nccl", None, r"NCCL [Ee]rror|nccl(?:SystemError|InternalError|UnhandledCudaError|InvalidUsage|"
           r"InvalidArgument|RemoteError)|NCCL_ERROR_\w+|NCCL WARN|DistBackendError|"
           r"collective operation timeout"),
     _rule("oom", None, r"(?i:out of memory)|\bOOM\b", generic=True),
@@ -142,17 +143,6 @@ _NUMBER_EXTRAS = (  # numbers a matching line may carry besides its rule's own
     re.compile(rf"GPU (?P<gpu>\d+) has a total capacity of (?P<total_gib>{_N}) GiB"),
     re.compile(rf"desired GPU memory utilization \((?P<gpu_memory_utilization>{_N})"),
 )
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_PREFIXES = (
-    # One separating space only: what indentation is left tells a source line from a message.
-    re.compile(r"^[\w.-]+[-_]\d+\s+\| ?"),  # docker compose logs: "vllm-1  | "
-    re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z "),  # docker logs --timestamps
-    re.compile(r"^\((?:[^()]|\([^)]*\))*\) ?"),  # vLLM's process tag: "(EngineCore_DP0 pid=211) "
-    re.compile(r"^\[rank\d+\]:\s?"),  # torch.distributed's rank tag
-)
-# vLLM's logger: "INFO 01-11 15:51:02 [file.py:70] text" (newer) or "INFO 01-11 15:51:02 file.py:70] text".
-_LEVEL = re.compile(r"^(?P<level>DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\s+\d\d-\d\d\s+[\d:.]+\s+"
-                    r"(?:\[[^\]]*\]|\S+\])\s?")
 _QUIET = re.compile(r"^(?:INFO:|DEBUG:|WARNING:)|NCCL INFO ")
 _CODE = ('File "', "raise ", '"', 'f"', "^", "~")  # traceback frames and quoted source
 _RUN_START = "vLLM API server version"
@@ -163,48 +153,66 @@ def diagnose(log_text: str) -> Diagnosis | None:
     """The failure in a vLLM container log; None for a healthy or not yet failed start, or a log that
     names no cause (only vLLM's wrapper lines).
 
+    The log is read as it arrives (heal_log.records): lines a terminal broke are joined, compose's,
+    docker's, Ray's and vLLM's prefixes stripped; the evidence is that cleaned, whole message.
     Only the latest run counts (from the last "vLLM API server version" line); within it the last
-    error line wins. INFO/DEBUG/WARNING lines, traceback frames and source lines never count, so a
-    memory-profiling note that mentions "out of memory" is not an OOM. A server that came up after
-    its last error line is healthy.
+    error message wins. INFO/DEBUG/WARNING lines, traceback frames and source lines never count, so a
+    memory-profiling note that mentions "out of memory" is not an OOM; a `raise ValueError("...")`
+    line counts by its quoted message, for a traceback cut short there. A server that came up after
+    its last error is healthy.
     """
-    lines = [_ANSI.sub("", line).rstrip() for line in log_text.splitlines()]
-    start = max((i for i, line in enumerate(lines) if _RUN_START in line), default=0)
-    hits = [(index, found) for index in range(start, len(lines)) if (found := _classify(lines[index]))]
+    messages = records(log_text)
+    start = max((i for i, record in enumerate(messages) if _RUN_START in record.text), default=0)
+    hits = [(index, found) for index in range(start, len(messages)) if (found := _classify(messages[index]))]
     if not hits:
         return None
     index, found = hits[-1]
-    return None if any(marker in line for line in lines[index + 1:] for marker in _READY) else found
+    return None if any(marker in record.text for record in messages[index + 1:] for marker in _READY) \
+        else found
 
 
-def _message(line: str) -> tuple[str | None, str]:
-    """(logger level or None, the text after every prefix)."""
-    text, previous = line, None
-    while text != previous:  # prefixes come in any order: compose's, docker's, vLLM's process tag
-        previous = text
-        for prefix in _PREFIXES:
-            text = prefix.sub("", text, count=1)
-    level = _LEVEL.match(text)
-    return (level["level"], text[level.end():]) if level else (None, text)
+_STRING = re.compile(r"""[rbuf]{0,2}"((?:[^"\\]|\\.)*)"|[rbuf]{0,2}'((?:[^'\\]|\\.)*)'""")
 
 
-def _classify(line: str) -> Diagnosis | None:
-    level, text = _message(line)
-    if level in ("DEBUG", "INFO", "WARNING", "WARN") or _QUIET.search(text):
-        return None
+def _readable(text: str) -> str | None:
+    """The part of a message that can name a failure; None for traceback frames and quoted source.
+
+    An exception's first line counts even indented (a paste indents it); a `raise X("...")` line
+    counts by its string literals (a traceback cut there keeps only that); other source lines and
+    frames (indented 4+, `File "`, carets) never do.
+    """
     stripped = text.lstrip()
-    # Traceback frames and source lines (indented 4+) quote code, not what happened.
-    if not stripped or stripped.startswith(_CODE) or len(text) - len(stripped) >= 4 or _WRAPPERS.search(text):
+    if not stripped:
         return None
+    if EXCEPTION.match(text):
+        return text
+    if stripped.startswith("raise "):
+        quoted = " ".join(a or b for a, b in _STRING.findall(stripped))
+        return quoted or None
+    if stripped.startswith(_CODE) or len(text) - len(stripped) >= 4:
+        return None
+    return text
+
+
+def _classify(record: Record) -> Diagnosis | None:
+    text = record.text
+    if record.level in ("DEBUG", "INFO", "WARNING", "WARN") or _QUIET.search(text):
+        return None
+    readable = _readable(text)
+    if readable is None:
+        return None
+    # vLLM's wrapper lines name no cause of their own; one that also quotes the cause still counts
+    # ("Exception in worker ... init_device: NCCL error: ..., Traceback (most recent call last):").
+    wrapper = _WRAPPERS.search(text) is not None
     for rule in _RULES:
-        match = rule.pattern.search(text)
-        if match is None or (rule.generic and not _ERRORISH.search(text)):
+        match = rule.pattern.search(readable)
+        if match is None or (rule.generic and (wrapper or not _ERRORISH.search(text))):
             continue
         numbers = _numbers(match.groupdict())
         for extra in _NUMBER_EXTRAS:
-            if more := extra.search(text):
+            if more := extra.search(readable):
                 numbers = {**_numbers(more.groupdict()), **numbers}
-        return Diagnosis(rule.kind, line.strip(), numbers, rule.detail)
+        return Diagnosis(rule.kind, record.clean, numbers, rule.detail)
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,11 @@ DEEPSEEK_LITE = "deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct"
 
 def log(name: str) -> str:
     return (LOGS / name).read_text(encoding="utf-8")
+
+
+def from_the_log(evidence: str, text: str) -> bool:
+    """The evidence is the log's own words: one message, its prefixes stripped and its breaks joined."""
+    return bool(evidence) and re.sub(r"\s", "", evidence) in re.sub(r"\s", "", text)
 
 
 # --- diagnose: real logs from public issues (tests/fixtures/vllm_logs/SOURCES.md) -------------------
@@ -56,7 +62,7 @@ def test_real_failure_logs(name, kind, detail, numbers):
     assert found is not None, name
     assert (found.kind, found.detail) == (kind, detail)
     assert numbers.items() <= found.numbers.items()
-    assert found.evidence in [line.strip() for line in text.splitlines()]
+    assert from_the_log(found.evidence, text)
     assert found.summary and "{" not in found.summary
 
 
@@ -152,7 +158,7 @@ def test_the_sims_failures_are_diagnosed_and_healed(flags, plan, env, faults, fi
     assert not outcome.ok
     found = diagnose("\n".join(outcome.log_lines))
     assert found is not None and found.kind == outcome.kind
-    assert found.evidence in outcome.log_lines
+    assert any(line.endswith(found.evidence) for line in outcome.log_lines)
     gpus = catalog.gpu_type(plan).gpus
     for attempt in range(1, MAX_ATTEMPTS + 1):
         config = remedy(config, found, attempt, gpus, container_env=env)
