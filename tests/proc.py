@@ -217,6 +217,8 @@ def app_env(home: Path, **extra: str) -> dict[str, str]:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "MAIDER_HOME": str(home),
            "TERM": "xterm-256color", "TZ": "UTC", "LANG": "C.UTF-8",
            "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+    if os.environ.get("PYTHONPATH"):  # the code under test: a checkout's, not whichever one is installed
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     env.update(extra)
     return env
 
