@@ -120,8 +120,13 @@ async def launch(sim, paths):
 
     async def run(model_id: str, *, hf_token: str | None, emit: EventRecorder):
         config = await hf.fetch_config(model_id, token=HF_TOKEN, base_url=sim.hf_base_url)
-        gpu = catalog.gpu_type(ONE_GPU)
-        fit = catalog.fit(catalog.custom_model(config, model_id=model_id), gpu)
+        params = None if "quantization_config" in config else await hf.fetch_params_b(
+            model_id, base_url=sim.hf_base_url)
+        spec = catalog.custom_model(config, model_id=model_id, params_b=params)
+        # The cheapest plan that holds it, as the wizard offers first.
+        fit = next(f for gpu in sorted(catalog.gpu_types(), key=lambda g: g.hourly_usd)
+                   if (f := catalog.fit(spec, gpu)).fits)
+        gpu = fit.gpu_type
         plan = LaunchPlan(region=gpu.regions[0], gpu_type=gpu, config=fit.to_vllm_config(),
                           compose=ComposeOptions())
         handle = await provision(plan, store=store, paths=paths, settings=Settings(), clock=SystemClock(),
@@ -148,6 +153,16 @@ async def test_a_custom_model_from_the_hub_launches_to_ready(sim, launch):
     # Its speed comes from its shape: a 1.5B model decodes far faster than a 7B on the same GPU.
     seven = catalog.model("Qwen/Qwen2.5-Coder-7B-Instruct")
     assert vllm.server.outcome.decode_tok_s > 3 * decode_rate(seven, catalog.gpu_type(ONE_GPU), 1)
+
+
+@pytest.mark.parametrize("model_id", ["microsoft/Phi-3-mini-4k-instruct",
+                                      "deepseek-ai/deepseek-coder-6.7b-instruct",
+                                      "Qwen/Qwen2.5-Coder-32B-Instruct-GPTQ-Int4", MOE])
+async def test_each_kind_of_hub_model_loads(sim, launch, model_id):
+    # trust_remote_code (Phi-3's auto_map), a Llama of another vocabulary, GPTQ 4-bit, mixture-of-experts.
+    events = EventRecorder()
+    await launch(model_id, hf_token=None, emit=events)
+    assert events.of(ReadyEvent) and not events.of(FailedEvent)
 
 
 async def test_a_gated_model_without_a_token_fails_as_vllm_does_and_loads_with_one(sim, launch):

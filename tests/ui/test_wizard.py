@@ -138,6 +138,17 @@ async def test_a_gated_or_missing_id_on_the_demos_hub_says_what_to_do(sim_contex
         assert wizard.query_one("#manual").display  # the by-hand form is offered
 
 
+async def test_a_moe_models_size_comes_from_the_demos_hub_without_asking(sim_context, sim_cloud):
+    app = MaiderApp(sim_context(demo=True))
+    async with app.run_test(size=(120, 40)) as pilot:
+        wizard = await open_wizard(app, pilot)
+        await press(app, pilot, "down", "down", "enter")
+        wizard.query_one("#hf-id", Input).value = "Qwen/Qwen1.5-MoE-A2.7B-Chat"
+        await press(app, pilot, "enter")
+        assert sim_cloud.world.hub.requests["GET info Qwen/Qwen1.5-MoE-A2.7B-Chat"] == 1
+        assert wizard.step == REGION and wizard.custom.params_b == pytest.approx(14.32, abs=0.01)
+
+
 async def test_back_keeps_each_choice(sim_context):
     app = MaiderApp(sim_context())
     async with app.run_test(size=(120, 40)) as pilot:
