@@ -132,10 +132,10 @@ def _run_demo(args: argparse.Namespace, paths, sim, speed: float) -> None:
 
     sim: a SimCloud in this process or a RemoteSim of one in another (both give `token` and `provider`).
     """
+    import os
+
     from .app import MaiderApp
     from .context import build_context
-
-    import os
 
     # A Hugging Face token from the environment reaches the sim's Hub too (any hf_... opens its gated repos).
     hf_env = {k: v for k, v in os.environ.items()
