@@ -138,12 +138,18 @@ def _run_demo(args: argparse.Namespace, paths, sim, speed: float) -> None:
 
     sim: a SimCloud in this process or a RemoteSim of one in another (both give `token` and `provider`).
     """
+    import os
+
     from .app import MaiderApp
     from .context import build_context
 
+    # A Hugging Face token from the environment reaches the sim's Hub too (any hf_... opens its gated repos).
+    hf_env = {k: v for k, v in os.environ.items()
+              if k in ("MAIDER_HF_TOKEN", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
     context = build_context(paths, config_path=args.config, demo=True,
-                            environ={"MAIDER_LINODE_TOKEN": sim.token}, use_keyring=False)
+                            environ={**hf_env, "MAIDER_LINODE_TOKEN": sim.token}, use_keyring=False)
     context.provider = sim.provider(store=context.store)
+    context.hf_base_url = sim.hf_base_url
     context.cloud_speed = speed
     MaiderApp(context).run()
 

@@ -83,6 +83,7 @@ def sim_context(make_context, sim_cloud):
     def factory(*, demo: bool = False):
         context = make_context(demo=demo)
         context.provider = sim_cloud.provider(store=context.store)
+        context.hf_base_url = sim_cloud.hf_base_url
         return context
 
     return factory

@@ -3,6 +3,11 @@
 Async (httpx), bounded by timeouts, and every failure becomes an `HfError` whose message says what
 happened and what to do next in one sentence. The token is sent as a header and never appears in a
 message.
+
+The Hub's status alone does not say what went wrong: without a token a missing repo is a 401 like a
+gated one. Its `X-Error-Code` header does (`RepoNotFound`, `GatedRepo`, `EntryNotFound`,
+`RevisionNotFound`), and "Invalid credentials in Authorization header" marks a token it does not know.
+`base_url` is the Hub's address: huggingface.co, or the simulated Hub of `--demo` (sim/hub.py).
 """
 
 from __future__ import annotations
@@ -81,19 +86,7 @@ async def fetch_config(
     except httpx.HTTPError as exc:
         raise HfError("offline", f"Could not reach Hugging Face ({type(exc).__name__}); "
                                  "check the connection or enter the parameters by hand.") from None
-    status = response.status_code
-    if status in (401, 403):
-        if token:
-            raise HfError("gated", f"{model_id} is gated and your Hugging Face token was refused for it; "
-                                   "accept its licence on huggingface.co or use another token.")
-        raise HfError("gated", f"{model_id} is gated or private: add a Hugging Face token "
-                               "(maider-tui token set hf, or HF_TOKEN) and try again.")
-    if status == 404:
-        raise HfError("not_found", f"{model_id} was not found on Hugging Face (or has no config.json); "
-                                   "check the id or enter the parameters by hand.")
-    if status >= 400:
-        raise HfError("http", f"Hugging Face answered {status} for {model_id}; try again later "
-                              "or enter the parameters by hand.")
+    _raise_for_status(response, model_id, token)
     try:
         config = json.loads(response.content)
     except ValueError:
@@ -103,3 +96,59 @@ async def fetch_config(
         raise HfError("bad_config", f"The config.json of {model_id} is not a JSON object; "
                                     "enter the parameters by hand.")
     return config
+
+
+ADD_TOKEN = "maider-tui token set hf, or HF_TOKEN"
+
+
+def _raise_for_status(response: httpx.Response, model_id: str, token: str | None) -> None:
+    """An HfError for any answer but success, told apart by the Hub's X-Error-Code header."""
+    status = response.status_code
+    if status < 400:
+        return
+    code = response.headers.get("X-Error-Code", "")
+    message = response.headers.get("X-Error-Message", "")
+    if status == 401 and token and "Invalid credentials" in message:
+        raise HfError("gated", f"Hugging Face does not accept your token; replace it ({ADD_TOKEN}) "
+                               "and try again.")
+    if code == "GatedRepo" or (status == 403 and token):
+        if token:
+            raise HfError("gated", f"{model_id} is gated and your Hugging Face token was refused for it; "
+                                   "accept its licence on huggingface.co or use another token.")
+        raise HfError("gated", f"{model_id} is gated: accept its licence on huggingface.co, then add your "
+                               f"Hugging Face token ({ADD_TOKEN}) and try again.")
+    if code == "RepoNotFound" or status in (401, 403) or (status == 404 and code != "EntryNotFound"):
+        private = "" if token else f", or is private (then add a Hugging Face token: {ADD_TOKEN})"
+        raise HfError("not_found", f"{model_id} was not found on Hugging Face{private}; "
+                                   "check the id or enter the parameters by hand.")
+    if status == 404:
+        raise HfError("not_found", f"{model_id} has no config.json on Hugging Face; "
+                                   "enter the parameters by hand.")
+    raise HfError("http", f"Hugging Face answered {status} for {model_id}; try again later "
+                          "or enter the parameters by hand.")
+
+
+def model_info_url(model_id: str, base_url: str = HF_BASE_URL) -> str:
+    """Where the hub serves `model_id`'s model info (public even for a gated repo)."""
+    return f"{base_url.rstrip('/')}/api/models/{model_id.strip('/')}"
+
+
+async def fetch_params_b(
+    model_id: str,
+    *,
+    token: str | None = None,
+    base_url: str = HF_BASE_URL,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> float | None:
+    """Parameters stored in `model_id`'s safetensors (billions), from its model info; None when the
+    hub does not say or cannot be asked. Quantized checkpoints count packed tensors: ask only for
+    16-bit models."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s, transport=transport, follow_redirects=True) as client:
+            response = await client.get(model_info_url(model_id.strip(), base_url), headers=headers)
+        total = response.json()["safetensors"]["total"] if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+    return total / 1e9 if isinstance(total, int) and total > 0 else None

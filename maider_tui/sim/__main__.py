@@ -32,6 +32,7 @@ def main(argv: Sequence[str] | None = None, *, stop: threading.Event | None = No
         sim.world.token = os.environ["MAIDER_SIM_TOKEN"]
     with sim:
         print(f"Simulated Linode API: {sim.linode_base_url}")
+        print(f"Simulated Hugging Face Hub (no token; hf_... opens its gated repos): {sim.hf_base_url}")
         print(f"Token: {sim.token}")
         print(f"Try: curl -H 'Authorization: Bearer {sim.token}' {sim.linode_base_url}/linode/types")
         print("VMs answer SSH on 127.0.0.1 at the port the sim assigns each. Ctrl-C stops.", flush=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiohttp import web
 
 from maider_tui.sim.faults import SimFaults
+from maider_tui.sim.hub import HUB_PREFIX
 from maider_tui.sim.linode_api import run_linode_api
 from maider_tui.sim.ssh_server import VmSshd
 from maider_tui.sim.vm import SimVm
@@ -87,6 +88,8 @@ class SimCloud:
         self.world = World(speed, seed, faults, big_plan_gpus=big_plan_gpus)
         self.host, self.api_port = host, api_port
         self.linode_base_url = ""
+        self.hf_base_url = ""
+        """The simulated Hugging Face Hub, on the API's server under /hf (sim/hub.py)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._manager: VmManager | None = None
@@ -143,6 +146,7 @@ class SimCloud:
         self._manager = VmManager(self.world, loop, host=self.host)
         self._runner, self.linode_base_url = await run_linode_api(
             self.world, self.host, self.api_port, ssh_info=self._ssh_info)
+        self.hf_base_url = self.linode_base_url.removesuffix("/v4") + HUB_PREFIX
 
     def close(self) -> None:
         """Stop every VM and server, then the loop; leaves no task pending."""

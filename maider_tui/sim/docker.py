@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
-from maider_tui import catalog
-from maider_tui.catalog.errors import UnknownCatalogIdError
 from maider_tui.sim.vllm_behaviour import config_from_args, startup_outcome
 from maider_tui.sim.vllm_server import SimVllmServer
 
@@ -313,15 +311,12 @@ class DockerEngine:
         except (ValueError, SystemExit) as exc:
             c.logs += ["usage: vllm serve [model_tag] [options]", f"vllm serve: error: {exc}"]
             return await self._exit(c, 2)
-        try:
-            model = catalog.model(config.model)
-        except UnknownCatalogIdError:
-            model = None
+        model, refusal = vm.world.hub.vllm_model(config.model, env)
         if vm.gpu_type is None or vm.gpu_type.family is None:
             c.logs.append("RuntimeError: Failed to infer device type")
             return await self._exit(c, 1)
         outcome = startup_outcome(config, vm.gpu_type, model, faults=vm.faults, env=env,
-                                  gpus_visible=c.service.gpus, started_at=time.time())
+                                  gpus_visible=c.service.gpus, started_at=time.time(), hub_refusal=refusal)
         timed = list(zip(outcome.line_at_s, outcome.log_lines))
         early = [line for at, line in timed if at <= 0]  # banner and args print before the download
         c.logs += early

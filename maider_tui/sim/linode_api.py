@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from maider_tui import catalog
+from maider_tui.sim.hub import HUB_PREFIX, add_hub_routes
 from maider_tui.sim.world import PLAIN_REGIONS, PLAIN_TYPES, World, WorldError, check_label, decode_user_data
 
 WORLD_KEY: web.AppKey[World] = web.AppKey("world", World)
@@ -201,6 +202,8 @@ def paginate(request: web.Request, items: list[dict[str, Any]]) -> web.Response:
 @web.middleware
 async def _middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     world = request.app[WORLD_KEY]
+    if request.path.startswith(HUB_PREFIX + "/"):
+        return await handler(request)  # the simulated Hugging Face Hub (sim/hub.py): its own rules
     if request.path.startswith("/sim/"):
         # The control plane (sim/control.py): never Linode traffic, never faulted; same token.
         if request.headers.get("Authorization", "") != f"Bearer {world.token}":
@@ -379,6 +382,7 @@ async def run_linode_api(
 
     app = create_linode_api_app(world)
     holder = add_control_routes(app, world)
+    add_hub_routes(app, world.hub)
     if ssh_info is not None:
         holder.append(ssh_info)
     runner = web.AppRunner(app, access_log=None)

@@ -28,6 +28,7 @@ class RemoteSim:
             raise RemoteSimError(f"{api_url} is not a simulated Linode API address (it ends in /v4)")
         self.token = token
         self._root = self.linode_base_url.removesuffix("/v4")
+        self.hf_base_url = self._root + "/hf"  # the simulated Hugging Face Hub (sim/hub.py)
         from maider_tui.tls import shared_context
 
         self._http = httpx.Client(base_url=self._root, timeout=timeout, verify=shared_context(),

@@ -201,12 +201,14 @@ def startup_outcome(
     env: Mapping[str, str] | None = None,
     gpus_visible: int | None = None,
     started_at: float | None = None,
+    hub_refusal: str | None = None,
 ) -> StartupOutcome:
     """Start `config` on `gpu_type` in simulation: ready, or the first failure real vLLM would hit.
 
     model: the catalog's spec of config.model, None when the Hub has no such repo. env: the
     container's environment (added to config.env). gpus_visible: GPUs the container sees (default:
     the plan's). started_at: epoch seconds for the log's timestamps (default a fixed instant).
+    hub_refusal: "gated" when the Hub refused the repo's files for want of a token.
     Raises ValueError for a GPU type of unknown family: the sim cannot pretend to know its hardware.
     """
     family = gpu_type.family
@@ -226,6 +228,9 @@ def startup_outcome(
     arch = architecture_of(config.model, model)
     if config.model in faults.unsupported_models:
         text.config_failure(log, text.unsupported_architecture(arch))
+        return fail("model_loading")
+    if hub_refusal == "gated":
+        text.config_failure(log, text.hf_gated(config.model))
         return fail("model_loading")
     if model is None:
         text.config_failure(log, text.hf_not_found(config.model))

@@ -226,6 +226,19 @@ def hf_not_found(model_id: str) -> list[str]:
     ]
 
 
+def hf_gated(model_id: str) -> list[str]:
+    """A gated repo asked for without a token: huggingface_hub's GatedRepoError as transformers words it."""
+    return [
+        "OSError: You are trying to access a gated repo.",
+        f"Make sure to have access to it at https://huggingface.co/{model_id}.",
+        "401 Client Error. (Request ID: Root=1-6752f1a0-3c8e2d7b1f0a4e5d6c7b8a90)",
+        "",
+        f"Cannot access gated repo for url https://huggingface.co/{model_id}/resolve/main/config.json.",
+        f"Access to model {model_id} is restricted. You must have access to it and be authenticated to "
+        "access it. Please log in.",
+    ]
+
+
 def trust_remote_code(model_id: str) -> list[str]:
     """transformers refuses to run a repo's own config code; vLLM re-raises it with its flag named."""
     return [

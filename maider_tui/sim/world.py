@@ -21,6 +21,7 @@ from typing import Any
 
 from maider_tui import catalog
 from maider_tui.sim.faults import SimFaults
+from maider_tui.sim.hub import SimHub
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,8 @@ class World:
         self.extra_gpu_types: tuple[catalog.GpuType, ...] = (
             (big_plan(big_plan_gpus),) if big_plan_gpus else ())
         """Sim-only plans offered beside the catalog's (Linode sells at most 4 GPUs a VM)."""
+        self.hub = SimHub()
+        """The simulated Hugging Face Hub: served under /hf, and what the VMs' vLLM downloads from."""
         self._now = now
         self._next_id = FIRST_ID
         self._subscribers: list[Callback] = []

@@ -125,3 +125,4 @@ def test_python_m_sim_prints_url_and_token():
     thread.join(10)
     text = out.getvalue()
     assert "http://127.0.0.1:" in text and "/v4" in text and "Token: sim-" in text
+    assert "Simulated Hugging Face Hub" in text and "/hf" in text

@@ -84,6 +84,71 @@ async def test_enter_five_times_launches_the_default_plan_to_ready(sim_context, 
         await app.live.destroy(name)
 
 
+async def wait_for_end(context, name: str) -> str:
+    for _ in range(300):  # bounded: ~15 s at most, a launch at speed 1000 takes one or two
+        record = context.store.get_session(name)
+        if record is not None and record.state in ("ready", "failed"):
+            return record.state
+        await asyncio.sleep(0.05)
+    return context.store.get_session(name).state
+
+
+async def test_a_custom_model_from_the_demos_hub_launches_to_ready(sim_context, sim_cloud):
+    context = sim_context(demo=True)
+    context.clock = SystemClock()
+    context.cloud_speed = sim_cloud.speed
+    app = MaiderApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        wizard = await open_wizard(app, pilot)
+        await press(app, pilot, "down", "down", "enter")
+        assert wizard.custom_open
+        wizard.query_one("#hf-id", Input).value = "Qwen/Qwen2.5-Coder-1.5B-Instruct"
+        await press(app, pilot, "enter")  # the sim's Hub answers with the real config.json's shape
+        assert sim_cloud.world.hub.requests["GET config.json Qwen/Qwen2.5-Coder-1.5B-Instruct"] == 1
+        assert wizard.step == REGION and wizard.custom.params_b == pytest.approx(1.54, abs=0.01)
+        assert (wizard.custom.layers, wizard.custom.kv_heads, wizard.custom.hidden_size) == (28, 2, 1536)
+        await press(app, pilot, "enter", "enter")
+        assert wizard.step == MODEL and highlighted_id(wizard) == "Qwen/Qwen2.5-Coder-1.5B-Instruct"
+        await press(app, pilot, "enter")
+        assert wizard.step == REVIEW
+        name = wizard.query_one("#name", Input).value
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, WizardScreen)
+        assert await wait_for_end(context, name) == "ready"
+        record = context.store.get_session(name)
+        assert record.model == "Qwen/Qwen2.5-Coder-1.5B-Instruct"
+        await app.live.destroy(name)
+
+
+@pytest.mark.parametrize(("model_id", "said"), [
+    ("meta-llama/Llama-3.2-3B-Instruct", ["is gated", "accept its licence", "HF_TOKEN"]),
+    ("nobody/no-such-model", ["was not found on Hugging Face", "check the id"]),
+])
+async def test_a_gated_or_missing_id_on_the_demos_hub_says_what_to_do(sim_context, model_id, said):
+    app = MaiderApp(sim_context(demo=True))
+    async with app.run_test(size=(120, 40)) as pilot:
+        wizard = await open_wizard(app, pilot)
+        await press(app, pilot, "down", "down", "enter")
+        wizard.query_one("#hf-id", Input).value = model_id
+        await press(app, pilot, "enter")
+        message = str(wizard.query_one("#custom-message", Static).render())
+        assert "Could not reach" not in message
+        assert all(part in message for part in said), message
+        assert wizard.query_one("#manual").display  # the by-hand form is offered
+
+
+async def test_a_moe_models_size_comes_from_the_demos_hub_without_asking(sim_context, sim_cloud):
+    app = MaiderApp(sim_context(demo=True))
+    async with app.run_test(size=(120, 40)) as pilot:
+        wizard = await open_wizard(app, pilot)
+        await press(app, pilot, "down", "down", "enter")
+        wizard.query_one("#hf-id", Input).value = "Qwen/Qwen1.5-MoE-A2.7B-Chat"
+        await press(app, pilot, "enter")
+        assert sim_cloud.world.hub.requests["GET info Qwen/Qwen1.5-MoE-A2.7B-Chat"] == 1
+        assert wizard.step == REGION and wizard.custom.params_b == pytest.approx(14.32, abs=0.01)
+
+
 async def test_back_keeps_each_choice(sim_context):
     app = MaiderApp(sim_context())
     async with app.run_test(size=(120, 40)) as pilot:

@@ -41,12 +41,42 @@ async def test_the_token_goes_in_a_header_and_never_in_a_message():
     assert "hf_secret" not in caught.value.message
 
 
+GATED_HEADERS = {"X-Error-Code": "GatedRepo", "X-Error-Message": "Access to model x/y is restricted."}
+
+
 async def test_a_gated_model_without_a_token_says_to_add_one():
     with pytest.raises(hf.HfError) as caught:
         await hf.fetch_config("meta-llama/Llama-3.1-8B-Instruct",
-                              transport=transport(lambda r: httpx.Response(401)))
+                              transport=transport(lambda r: httpx.Response(401, headers=GATED_HEADERS)))
     assert caught.value.kind == "gated"
     assert "token" in caught.value.message and "HF_TOKEN" in caught.value.message
+
+
+async def test_an_anonymous_401_without_gated_repo_is_a_missing_repo_not_a_gated_one():
+    # The Hub answers a missing repo with 401 to a caller without a token (it hides private repos).
+    headers = {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Invalid username or password."}
+    with pytest.raises(hf.HfError) as caught:
+        await hf.fetch_config("nobody/nothing",
+                              transport=transport(lambda r: httpx.Response(401, headers=headers)))
+    assert caught.value.kind == "not_found" and "was not found" in caught.value.message
+    assert "gated" not in caught.value.message
+
+
+async def test_a_token_the_hub_does_not_know_says_to_replace_it():
+    headers = {"X-Error-Message": "Invalid credentials in Authorization header"}
+    with pytest.raises(hf.HfError) as caught:
+        await hf.fetch_config("Qwen/Qwen2.5-Coder-7B-Instruct", token="hf_revoked",
+                              transport=transport(lambda r: httpx.Response(401, headers=headers)))
+    assert caught.value.kind == "gated" and "does not accept your token" in caught.value.message
+    assert "hf_revoked" not in caught.value.message
+
+
+async def test_a_repo_without_config_json_says_so():
+    headers = {"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found"}
+    with pytest.raises(hf.HfError) as caught:
+        await hf.fetch_config("someone/gguf-only",
+                              transport=transport(lambda r: httpx.Response(404, headers=headers)))
+    assert caught.value.kind == "not_found" and "has no config.json" in caught.value.message
 
 
 async def test_not_found():

@@ -95,7 +95,7 @@ class WizardScreen(Screen[None]):
                     yield Label("Context (tokens)", classes="field-label")
                     yield Input(id="context", classes="field-input")
                 yield Static("", id="detail", markup=False)
-            yield CustomModelPane(self.context.hf_token, id="custom")
+            yield CustomModelPane(self.context.hf_token, hf_base_url=self.context.hf_base_url, id="custom")
             yield ReviewForm(id="review")
         yield Footer()
 

@@ -67,7 +67,7 @@ class CustomModelPane(Vertical):
     """Model id (and, when the config cannot tell, the parameter count); the by-hand form on demand.
 
     Posts `Chosen` with the planned ModelSpec; `hf_token` is the blocking token look-up (keyring),
-    run in a thread.
+    run in a thread; `hf_base_url` the Hub to ask (None: huggingface.co; the demo's simulated Hub).
     """
 
     class Chosen(Message):
@@ -77,9 +77,11 @@ class CustomModelPane(Vertical):
             super().__init__()
             self.spec = spec
 
-    def __init__(self, hf_token: Callable[[], str | None], **kwargs) -> None:
+    def __init__(self, hf_token: Callable[[], str | None], *, hf_base_url: str | None = None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.hf_token = hf_token
+        self.hf_base_url = hf_base_url
 
     def compose(self) -> ComposeResult:
         yield Static("A Hugging Face model id: its config.json is read from the hub "
@@ -159,13 +161,20 @@ class CustomModelPane(Vertical):
             return
         self.say(f"Reading the config.json of {model_id} from Hugging Face…")
         token = await asyncio.to_thread(self.hf_token)
+        base_url = self.hf_base_url or hf.HF_BASE_URL
         try:
-            config = await hf.fetch_config(model_id, token=token)
+            config = await hf.fetch_config(model_id, token=token, base_url=base_url)
         except hf.HfError as exc:
             self.say(f"{exc.message}\nThe form below takes the shape from the model card; enter uses it.")
             self.show_manual(True)
             self.query_one("#m-layers", Input).focus()
             return
+        if params is None and not isinstance(config.get("quantization_config"), dict):
+            try:
+                catalog.custom_model(config, model_id=model_id)
+            except ValueError as exc:
+                if "parameter count" in str(exc):  # MoE/MLA: the hub's model info counts them
+                    params = await hf.fetch_params_b(model_id, token=token, base_url=base_url)
         try:
             spec = catalog.custom_model(config, model_id=model_id, params_b=params)
         except ValueError as exc:
