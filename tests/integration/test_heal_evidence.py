@@ -12,14 +12,14 @@ import pytest
 
 from maider_tui.ops.events import EventRecorder, HealEvent
 
-from .test_provision import HEALS, env, plan_for, sim  # noqa: F401  (fixtures)
+from .test_provision import HEALS, env, plan_for, sim  # noqa: F401, F811  (fixtures)
 
 
 @pytest.mark.parametrize(("kind", "opening"), [
     ("kv_cache", "ValueError: To serve at least one request with the models's max seq len (32768)"),
     ("tensor_parallel", "Value error, Total number of attention heads"),
 ])
-async def test_the_heal_event_quotes_the_message_without_the_logs_prefixes(env, kind, opening):
+async def test_the_heal_event_quotes_the_message_without_the_logs_prefixes(env, kind, opening):  # noqa: F811
     model, type_id, changes, options, _ = HEALS[kind]
     events = EventRecorder()
     await env.launch(plan_for(model, type_id, compose=options, **changes), emit=events)
