@@ -152,3 +152,23 @@ async def fetch_params_b(
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return None
     return total / 1e9 if isinstance(total, int) and total > 0 else None
+
+
+async def model_spec(model_id: str, *, token: str | None = None, base_url: str = HF_BASE_URL,
+                     params_b: float | None = None) -> Any:
+    """A custom model's `ModelSpec` from the Hub, as the wizard and `maider-tui plan` both read it:
+    its config.json, and for a 16-bit MoE or MLA model without `params_b` the parameter count from
+    its model info. Raises HfError (the Hub) or ValueError (a config the planner cannot use; "give
+    its parameter count" when the Hub does not say it either)."""
+    from maider_tui.catalog.custom import custom_model
+
+    config = await fetch_config(model_id, token=token, base_url=base_url)
+    model_id = model_id.strip()
+    if params_b is None and not isinstance(config.get("quantization_config"), dict):
+        try:
+            return custom_model(config, model_id=model_id)
+        except ValueError as exc:
+            if "parameter count" not in str(exc):
+                raise
+        params_b = await fetch_params_b(model_id, token=token, base_url=base_url)
+    return custom_model(config, model_id=model_id, params_b=params_b)

@@ -18,7 +18,8 @@ from typing import Any, TextIO
 from maider_tui import catalog
 from maider_tui.catalog import UnknownCatalogIdError, context_label
 from maider_tui.catalog.custom import custom_model
-from maider_tui.cloud.hf import HF_BASE_URL, HfError, check_model_id, fetch_config
+from maider_tui.cloud.hf import HF_BASE_URL, HfError, check_model_id
+from maider_tui.cloud.hf import model_spec as hub_model_spec
 from maider_tui.deploy import cloud_init, compose
 from maider_tui.deploy.launch import attention_backend, resolve
 from maider_tui.models import FitReport, ModelSpec, VllmConfig
@@ -141,15 +142,17 @@ def model_spec(args: argparse.Namespace, *, hf_base_url: str = HF_BASE_URL,
         return None, (f"{unknown.message}. Built-in models: {built_in}; or give any Hugging Face id "
                       "(owner/name).")
     try:
-        if args.config_json:
-            config = json.loads(Path(args.config_json).read_text(encoding="utf-8"))
-            if not isinstance(config, dict):
-                raise ValueError("it is not a JSON object")
-        else:
-            config = asyncio.run(fetch_config(args.model, token=hf_token, base_url=hf_base_url))
+        if not args.config_json:
+            return asyncio.run(hub_model_spec(args.model, token=hf_token, base_url=hf_base_url,
+                                              params_b=args.params_b)), ""
+        config = json.loads(Path(args.config_json).read_text(encoding="utf-8"))
+        if not isinstance(config, dict):
+            raise ValueError("it is not a JSON object")
     except HfError as exc:
         return None, f"{exc.message} (or plan it offline with --config-json FILE)"
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:
+        return None, f"{exc} (--params-b N gives it)" if "parameter count" in str(exc) else str(exc)
+    except OSError as exc:
         return None, f"cannot read {args.config_json}: {exc}"
     try:
         return custom_model(config, model_id=args.model.strip(), params_b=args.params_b), ""

@@ -163,20 +163,12 @@ class CustomModelPane(Vertical):
         token = await asyncio.to_thread(self.hf_token)
         base_url = self.hf_base_url or hf.HF_BASE_URL
         try:
-            config = await hf.fetch_config(model_id, token=token, base_url=base_url)
+            spec = await hf.model_spec(model_id, token=token, base_url=base_url, params_b=params)
         except hf.HfError as exc:
             self.say(f"{exc.message}\nThe form below takes the shape from the model card; enter uses it.")
             self.show_manual(True)
             self.query_one("#m-layers", Input).focus()
             return
-        if params is None and not isinstance(config.get("quantization_config"), dict):
-            try:
-                catalog.custom_model(config, model_id=model_id)
-            except ValueError as exc:
-                if "parameter count" in str(exc):  # MoE/MLA: the hub's model info counts them
-                    params = await hf.fetch_params_b(model_id, token=token, base_url=base_url)
-        try:
-            spec = catalog.custom_model(config, model_id=model_id, params_b=params)
         except ValueError as exc:
             if params is None and "parameter count" in str(exc):
                 self.show_params(True)
