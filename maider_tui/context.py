@@ -35,6 +35,8 @@ class AppContext:
     provider: "Provider | None" = None
     cloud_speed: float = 1.0
     """How much faster than real time the cloud is (the demo's sim speed): readiness limits shrink by it."""
+    sim_url: str | None = None
+    """The API address of a `maider-tui sim` in another process, when the demo runs against one."""
     _loaded: "tuple[LoadedSettings, Secrets] | None" = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -216,7 +216,10 @@ def app_env(home: Path, **extra: str) -> dict[str, str]:
     """A clean environment for the app: its own home, no token from the caller, no keyring service."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "MAIDER_HOME": str(home),
            "TERM": "xterm-256color", "TZ": "UTC", "LANG": "C.UTF-8",
-           "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+           "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+           # The code under test (this checkout), not whichever copy the interpreter has installed:
+           # the tests run from a temporary directory.
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     env.update(extra)
     return env
 

@@ -20,10 +20,14 @@ class WatchdogView:
     unreachable: bool = False
     hold_reason: str | None = None
     warning_s: float | None = None
+    ended: bool = False  # the session is over: its VM is gone
 
     @classmethod
-    def of(cls, watchdog: Any | None) -> WatchdogView:
+    def of(cls, watchdog: Any | None, *, ended: bool = False) -> WatchdogView:
         """Read the watchdog's public attributes once, so one redraw sees one consistent state."""
+        if ended:
+            return cls(off=False, state="ended", ended=True,
+                       idle_s=getattr(watchdog, "idle_s", None) if watchdog is not None else None)
         if watchdog is None:
             return cls()
         return cls(off=False, state=str(getattr(watchdog, "state", "watching")),
@@ -35,6 +39,8 @@ class WatchdogView:
 
 def watchdog_lines(view: WatchdogView) -> list[str]:
     """The panel's lines."""
+    if view.ended:
+        return ["session ended", "its VM is gone: nothing bills"]
     if view.off:
         return ["watchdog off", "this VM runs until you destroy it"]
     if view.state in ("destroying", "destroyed", "stopped"):
@@ -66,5 +72,5 @@ class WatchdogPanel(LinePanel):
     def show(self, view: WatchdogView) -> None:
         self.set_class(view.state == "warning", "-warning")
         self.set_class(view.state in ("destroying", "destroyed"), "-destroying")
-        self.set_class(view.off, "-off")
+        self.set_class(view.off or view.ended, "-off")
         self.show_lines(watchdog_lines(view))
