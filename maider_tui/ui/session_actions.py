@@ -217,8 +217,8 @@ class SessionActions:
         if not self.context.settings.settings.watchdog.enabled:
             return ("The watchdog is off in the settings: kept VMs run and bill until you destroy them. "
                     "Keep them, destroy them all, or stay?")
-        return ("Keep them watched: a background `maider-tui watch` destroys each at the time shown, or "
-                "after its idle timeout. Or destroy them all, or stay?")
+        return ("Keep them watched: a background `maider-tui watch` destroys each as shown unless it is "
+                "used, resumed or adopted in the app. Or destroy them all, or stay?")
 
     async def action_quit(self) -> None:
         running = self._running_sessions()

@@ -252,7 +252,7 @@ async def test_quit_with_live_sessions_asks_first(sim_context, sim_cloud, clock)
         text = " ".join(str(w.render()) for w in app.screen.query("Static"))
         assert "2 VM(s) still running · $4.04/h" in text
         # What becomes of each once the app is gone, truthfully.
-        assert "destroyed after 30 min idle" in text and "destroyed in 30 min unless resumed" in text
+        assert "destroyed after 30 min idle" in text and "destroyed in 30 min (kept)" in text
         assert "background `maider-tui watch`" in text
         await pilot.press("escape")
         await pilot.pause()
@@ -359,7 +359,7 @@ async def test_quit_with_only_an_orphan_billing_asks_and_destroy_all_destroys_it
         assert isinstance(app.screen, QuitDialog)
         text = " ".join(str(w.render()) for w in app.screen.query("Static"))
         assert "1 VM(s) still running" in text and "(orphan) stray-1" in text
-        assert "destroyed in 30 min unless adopted" in text
+        assert "destroyed in 30 min" in text
         await pilot.press("D")
         await app.workers.wait_for_complete()
         await pilot.pause()

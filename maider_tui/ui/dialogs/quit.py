@@ -23,10 +23,10 @@ def session_fate(record: Any, watchdog: Any | None, settings: Any) -> str:
         return "runs until you destroy it"
     if watchdog is not None and watchdog.state not in ("stopped", "destroyed"):
         if watchdog.kept:
-            return f"destroyed in {_minutes(watchdog.remaining_s)} unless resumed"
-        return f"destroyed after {watchdog.timeout_minutes} min idle ({_minutes(watchdog.remaining_s)} left)"
+            return f"destroyed in {_minutes(watchdog.remaining_s)} (kept)"
+        return f"destroyed after {watchdog.timeout_minutes} min idle"
     if is_kept(record):
-        return f"destroyed {kept_minutes(record, settings)} min after it was kept"
+        return f"destroyed {kept_minutes(record, settings)} min after kept"
     return f"destroyed after {session_minutes(record, settings)} min idle"
 
 
@@ -36,7 +36,7 @@ def orphan_fate(remaining_s: float | None, settings: Any) -> str:
         return "runs until you destroy it"
     if remaining_s is None:
         return f"destroyed {max(settings.timeout_minutes, settings.inspect_minutes)} min after found"
-    return f"destroyed in {_minutes(remaining_s)} unless adopted"
+    return f"destroyed in {_minutes(remaining_s)}"
 
 
 class QuitDialog(ModalScreen[str]):
@@ -92,7 +92,7 @@ class QuitDialog(ModalScreen[str]):
 
     def compose(self) -> ComposeResult:
         total = sum(rate for _, rate, _ in self._live)
-        lines = "\n".join(f"  {name[:30]:<30} ${rate:>5.2f}/h  {fate}" for name, rate, fate in self._live)
+        lines = "\n".join(f"  {name[:24]:<24} {f'${rate:.2f}/h':>8}  {fate}" for name, rate, fate in self._live)
         with Vertical():
             yield Static(f"{len(self._live)} VM(s) still running · ${total:.2f}/h", id="title", markup=False)
             yield Static(lines, id="live", markup=False)
