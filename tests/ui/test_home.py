@@ -240,10 +240,20 @@ async def test_orphans_are_listed_and_can_be_adopted(sim_context, sim_cloud):
         assert not app.screen.orphans
 
 
+async def _watched(app, pilot, *names: str) -> None:
+    """Wait for the start-up check to have started the sessions' watchdogs."""
+    for _ in range(200):
+        if all(app.live.get(n) is not None and app.live.get(n).watchdog is not None for n in names):
+            return
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.02)
+    raise AssertionError(f"{names} were never watched")
+
+
 async def test_quit_with_live_sessions_asks_first(sim_context, sim_cloud, clock):
     context, app = await _home_app(sim_context, sim_cloud, clock)
     async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
+        await _watched(app, pilot, "qwen14b-20261122-101544", "qwen32b-20261122-093012")
         await pilot.press("q")
         await pilot.pause()
         from maider_tui.ui.dialogs.quit import QuitDialog
@@ -315,8 +325,7 @@ async def test_an_interrupted_launch_is_kept_watched_with_a_countdown(sim_contex
     (kept + the idle timeout), counting down in IDLE LEFT (it showed "—" and was never destroyed)."""
     context, app = await _home_app(sim_context, sim_cloud, clock)
     async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await _watched(app, pilot, "qwen14b-20261122-101544")
         live = app.live.get("qwen14b-20261122-101544")
         assert live is not None and live.watchdog is not None and live.watchdog.kept
         assert live.lock is not None
@@ -349,8 +358,11 @@ async def test_quit_with_only_an_orphan_billing_asks_and_destroy_all_destroys_it
     vm = sim_cloud.call(_stray(sim_cloud))
     app = MaiderApp(sim_context())
     async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        for _ in range(200):
+            if app.screen.orphans:
+                break
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.02)
         assert [o.id for o in app.screen.orphans] == [vm.id]
         table = app.screen.query_one(DataTable)
         assert str(table.get_row(f"orphan:{vm.id}")[7]) == "30:00"  # found now + the idle timeout
