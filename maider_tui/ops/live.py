@@ -345,6 +345,13 @@ class LiveSessions:
         live.lock = lock
         dog = live.watchdog if live.watchdog is not None else self.new_watchdog(live.name, notify)
         live.watchdog_task = asyncio.ensure_future(dog.run())
+
+        def finished(_task: asyncio.Task) -> None:
+            if dog.now_serving and live.watchdog is dog:  # a kept VM now serves: watch it by use
+                self._drop_watchdog(live)
+                self.start_watchdog(live.name, notify)
+
+        live.watchdog_task.add_done_callback(finished)
         return dog
 
     def _auto_watch(self, name: str) -> None:

@@ -89,6 +89,7 @@ class Watchdog:
                  emit: EventSink | None = None, kept: bool = False) -> None:
         self.name, self.store, self.clock, self.settings = name, store, clock, settings
         self.kept = kept
+        self.now_serving = False  # a kept VM found serving: its watcher swaps this for an idle watchdog
         self._since_key = "kept_since" if kept else "idle_since"
         record = store.get_session(name)
         self.timeout_minutes = (kept_minutes if kept else session_minutes)(record, settings)
@@ -250,6 +251,13 @@ class Watchdog:
         await self._judge(metrics)
 
     async def _check_kept(self) -> None:
+        record = self.store.get_session(self.name)
+        if record is not None and record.state == "ready":
+            # Resumed to ready (in another window, say): a serving VM is watched by use, not by this.
+            self.now_serving = True
+            self._stopped.set()
+            self._set_state("stopped", "Now serving: watched by use from here on.")
+            return
         now = self.clock.now()
         self.unreachable = True
         if self.holds:

@@ -278,3 +278,33 @@ async def test_an_orphan_vm_is_destroyed_at_its_deadline_counted_from_when_first
         if await provider.get(vm.id) is not None:
             await provider.destroy(vm.id)
         store.close()
+
+
+async def test_a_kept_vm_resumed_elsewhere_is_then_watched_by_use(sim_cloud, paths):
+    """Another window resumed it to ready: the kept countdown stops (it would destroy a serving VM)
+    and an idle watchdog takes its place."""
+    from maider_tui.ops.live import LiveSessions
+
+    store = open_store(paths.database)
+    clock = ManualClock(start=time.time())
+    live = LiveSessions(store=store, paths=paths, settings=Settings(), clock=clock,
+                        provider=lambda: sim_cloud.provider(store), hf_token=lambda: None,
+                        notify=lambda t, m: None)
+    vm_id = await kept_vm(sim_cloud, store, "kept-3", "failed")
+    try:
+        live.watch_all()
+        kept = live.get("kept-3").watchdog
+        assert kept.kept
+        store.update_session("kept-3", state="ready", ready_at=clock.now())
+        await kept.check()
+        assert kept.state == "stopped" and kept.now_serving
+        for _ in range(100):
+            if live.get("kept-3").watchdog is not kept:
+                break
+            await asyncio.sleep(0.01)
+        dog = live.get("kept-3").watchdog
+        assert dog is not kept and not dog.kept and live.get("kept-3").lock is not None
+    finally:
+        await live.close_all()
+        await sim_cloud.provider(store).destroy(vm_id)
+        store.close()
