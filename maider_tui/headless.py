@@ -72,7 +72,8 @@ def run_ls(args: argparse.Namespace, context: Any) -> int:
         return 0
     table = Table(box=None, header_style="bold")
     for title, justify in (("Session", "left"), ("State", "left"), ("GPU", "left"), ("Model", "left"),
-                           ("$/h", "right"), ("Cost so far", "right"), ("Watched by", "left")):
+                           ("$/h", "right"), ("Cost so far", "right"), ("Goes in", "right"),
+                           ("Watched by", "left")):
         table.add_column(title, justify=justify, no_wrap=title != "Model", overflow="fold")
     live_hourly = 0.0
     for record in records:
@@ -80,11 +81,25 @@ def run_ls(args: argparse.Namespace, context: Any) -> int:
             live_hourly += record.hourly_usd
         gpu = f"{record.gpu_count}x {record.gpu_type}" if record.gpu_count > 1 else record.gpu_type
         table.add_row(record.name, record.state, gpu or "-", record.model or "-", f"{record.hourly_usd:.2f}",
-                      f"${cost_so_far(record, now):.2f}", owner_of(context.paths, record.name) or "-")
+                      f"${cost_so_far(record, now):.2f}", _destroyed_in(record, context, now),
+                      owner_of(context.paths, record.name) or "-")
     console.print(table)
     live = sum(1 for r in records if not r.ended)
     console.print(f"{live} live session{'s' if live != 1 else ''}: ${live_hourly:.2f}/h in total.")
     return 0
+
+
+def _destroyed_in(record: Any, context: Any, now: float) -> str:
+    """The watchdog's countdown as the store has it (the session's own minutes): "29:12", "12:00 kept"
+    (no model serving: it goes whatever its use) or "-" (not watched)."""
+    from .ops.watchdog import is_kept, stored_deadline
+
+    settings = context.settings.settings.watchdog
+    deadline = stored_deadline(record, settings)
+    if deadline is None:
+        return "-"
+    left = max(0, int(deadline - now))
+    return f"{left // 60:02d}:{left % 60:02d}" + (" kept" if is_kept(record) else "")
 
 
 def cost_so_far(record: Any, now: float) -> float:

@@ -54,6 +54,22 @@ def is_kept(record: Any) -> bool:
     return record is not None and not record.ended and record.instance_id is not None and record.state != "ready"
 
 
+def stored_deadline(record: Any, settings: WatchdogSettings) -> float | None:
+    """When the watchdog destroys the session's VM if nothing happens, from what the store keeps (for
+    `ls`); None when it is not watched (the watchdog off, nothing billing, a kept VM not yet seen)."""
+    if not settings.enabled or record is None or record.ended:
+        return None
+    if is_kept(record):
+        since = record.extra.get("kept_since")
+        return float(since) + kept_minutes(record, settings) * 60.0 if isinstance(since, (int, float)) else None
+    if record.state != "ready":
+        return None
+    for value in (record.extra.get("idle_since"), record.last_activity, record.ready_at, record.created_at):
+        if isinstance(value, (int, float)):
+            return float(value) + session_minutes(record, settings) * 60.0
+    return None
+
+
 def metrics_from_tunnel(local_port: int | Callable[[], int | None], *,
                         timeout: float = METRICS_TIMEOUT_S) -> MetricsSource:
     """A metrics source reading vLLM's `/metrics` on the local end of the session's tunnel.

@@ -198,3 +198,18 @@ async def test_watch_destroys_a_kept_vm_and_an_orphan_at_their_deadlines(sim_con
     assert await context.provider.get(kept_id) is None
     assert await context.provider.get(stray.id) is None
     assert context.store.get_session("kept-failed").state == "destroyed"
+
+
+def test_ls_shows_each_sessions_countdown_with_its_own_minutes(sim_context, capsys):
+    context = sim_context()
+    now = context.clock.now()
+    context.settings.settings = Settings(watchdog=WatchdogSettings(timeout_minutes=1))
+    context.store.add_session(SessionRecord(name="own-five", state="ready", gpu_type=GPU, model=MODEL,
+                                            hourly_usd=0.52, created_at=now - 600, instance_id=1,
+                                            options={"watchdog_minutes": 5}, extra={"idle_since": now - 60}))
+    context.store.add_session(SessionRecord(name="kept-one", state="failed", gpu_type=GPU, model=MODEL,
+                                            hourly_usd=0.52, created_at=now - 600, instance_id=2,
+                                            extra={"kept_since": now - 30}))
+    assert run_ls(argparse.Namespace(all=False), context) == 0
+    out = capsys.readouterr().out
+    assert "04:00" in out and "00:30 kept" in out
