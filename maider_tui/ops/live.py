@@ -108,7 +108,7 @@ class LiveSessions:
         def emit(event: OpsEvent) -> None:
             if event.session not in self._sessions:
                 names.append(event.session)
-            self._sessions.setdefault(event.session, LiveSession(event.session))
+                self._hold_while_launching(self._sessions.setdefault(event.session, LiveSession(event.session)))
             self.emit(event)
 
         try:
@@ -117,12 +117,12 @@ class LiveSessions:
                                      limits=self.limits)
         except Exception:
             for name in names:  # a VM kept for inspection still bills: it gets its deadline
-                self._auto_watch(name)
+                self._watch_or_let_go(name)
             raise
         live = self._sessions.setdefault(handle.name, LiveSession(handle.name))
         live.handle = handle
         log.info("session %s ready at %s", handle.name, handle.endpoint)
-        self._auto_watch(handle.name)
+        self._watch_or_let_go(handle.name)
         return live
 
     async def resume(self, record: SessionRecord) -> LiveSession:
@@ -132,17 +132,17 @@ class LiveSessions:
         provider = await self.provider()
         hf_token = await asyncio.to_thread(self._hf_token)
         self._unkeep(record.name)  # the user carries it on: no deadline while it launches
-        self._sessions.setdefault(record.name, LiveSession(record.name))
+        self._hold_while_launching(self._sessions.setdefault(record.name, LiveSession(record.name)))
         try:
             handle = await provision(None, provider=provider, store=self.store, paths=self.paths,
                                      settings=self.settings, clock=self.clock, emit=self.emit,
                                      hf_token=hf_token, limits=self.limits, resume_from=record)
         except Exception:
-            self._auto_watch(record.name)  # stopped again: kept afresh from now
+            self._watch_or_let_go(record.name)  # stopped again: kept afresh from now
             raise
         live = self._sessions[handle.name]
         live.handle = handle
-        self._auto_watch(handle.name)
+        self._watch_or_let_go(handle.name)
         return live
 
     async def attach(self, name: str) -> LiveSession:
@@ -391,6 +391,23 @@ class LiveSessions:
     def _orphan_destroyed(self, vm_id: int) -> None:
         if self.on_orphan_destroyed is not None:
             self.on_orphan_destroyed(vm_id)
+
+    def _hold_while_launching(self, live: LiveSession) -> None:
+        """Take the session's watch lock for the launch: another process (a second window, a background
+        watcher) then never counts it down as an interrupted launch while it runs here."""
+        from .owner import try_acquire
+
+        if live.lock is None:
+            live.lock = try_acquire(self.paths, live.name, store=self.store)
+
+    def _watch_or_let_go(self, name: str) -> None:
+        """A launch ended: ready, or stopped with its VM kept (watched by a deadline), it is watched
+        from here with the lock the launch held; with nothing to watch here, the lock goes."""
+        self._auto_watch(name)
+        live = self._sessions.get(name)
+        if live is not None and live.watchdog_task is None and live.lock is not None:
+            live.lock.release()
+            live.lock = None
 
     def _drop_watchdog(self, live: LiveSession) -> None:
         self._stop_watchdog(live)
