@@ -21,6 +21,7 @@ class WatchdogView:
     hold_reason: str | None = None
     warning_s: float | None = None
     ended: bool = False  # the session is over: its VM is gone
+    kept: bool = False  # no model serving: it goes at a deadline, whatever its use
 
     @classmethod
     def of(cls, watchdog: Any | None, *, ended: bool = False) -> WatchdogView:
@@ -34,7 +35,7 @@ class WatchdogView:
                    idle_s=getattr(watchdog, "idle_s", None), remaining_s=getattr(watchdog, "remaining_s", None),
                    unreachable=bool(getattr(watchdog, "unreachable", False)),
                    hold_reason=(list(getattr(watchdog, "holds", None) or []) or [None])[-1],
-                   warning_s=getattr(watchdog, "warning_s", None))
+                   warning_s=getattr(watchdog, "warning_s", None), kept=bool(getattr(watchdog, "kept", False)))
 
 
 def watchdog_lines(view: WatchdogView) -> list[str]:
@@ -48,6 +49,9 @@ def watchdog_lines(view: WatchdogView) -> list[str]:
     if view.state == "paused":
         second = f"paused · {view.hold_reason}" if view.hold_reason else "paused"
         return [f"idle {format_countdown(view.idle_s)} · timer held", second]
+    if view.kept:
+        return [f"kept {format_countdown(view.idle_s)} · destroys in {format_countdown(view.remaining_s)}",
+                f"{view.state} · no model serving · e extends"]
     first = f"idle {format_countdown(view.idle_s)} · destroys in {format_countdown(view.remaining_s)}"
     if view.unreachable:
         second = f"{view.state} · VM unreachable, timer running"
