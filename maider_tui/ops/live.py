@@ -66,6 +66,7 @@ class LiveSessions:
         self.orphan_watch: Any | None = None  # ops.orphan_watch.OrphanWatch, once orphans were found
         self._orphan_task: asyncio.Task | None = None
         self.on_orphan_destroyed: Callable[[int], Any] | None = None
+        self._launching: set[str] = set()  # launches running here: watched once they end
 
     # events
     def subscribe(self, listener: EventSink) -> Callable[[], None]:
@@ -119,6 +120,8 @@ class LiveSessions:
             for name in names:  # a VM kept for inspection still bills: it gets its deadline
                 self._watch_or_let_go(name)
             raise
+        finally:
+            self._launching.difference_update(names)
         live = self._sessions.setdefault(handle.name, LiveSession(handle.name))
         live.handle = handle
         log.info("session %s ready at %s", handle.name, handle.endpoint)
@@ -140,6 +143,8 @@ class LiveSessions:
         except Exception:
             self._watch_or_let_go(record.name)  # stopped again: kept afresh from now
             raise
+        finally:
+            self._launching.discard(record.name)
         live = self._sessions[handle.name]
         live.handle = handle
         self._watch_or_let_go(handle.name)
@@ -297,8 +302,8 @@ class LiveSessions:
 
         from .watchdog import is_kept
 
-        if not self.settings.watchdog.enabled:
-            return None
+        if not self.settings.watchdog.enabled or name in self._launching:
+            return None  # off, or launching here: watched once the launch ends
         record = self.store.get_session(name)
         if record is None or record.ended or (record.state != "ready" and not is_kept(record)):
             return None  # no VM that bills: nothing to watch
@@ -365,9 +370,6 @@ class LiveSessions:
         if self.notify is None:
             return watched
         for record in self.store.list_sessions(include_ended=False):
-            live = self._sessions.get(record.name)
-            if record.state != "ready" and live is not None and live.task is not None and not live.task.done():
-                continue  # launching here: its readiness limits bound it, and a failure keeps it watched
             if self.start_watchdog(record.name, self.notify) is not None:
                 watched.append(record.name)
         return watched
@@ -397,12 +399,14 @@ class LiveSessions:
         watcher) then never counts it down as an interrupted launch while it runs here."""
         from .owner import try_acquire
 
+        self._launching.add(live.name)
         if live.lock is None:
             live.lock = try_acquire(self.paths, live.name, store=self.store)
 
     def _watch_or_let_go(self, name: str) -> None:
         """A launch ended: ready, or stopped with its VM kept (watched by a deadline), it is watched
         from here with the lock the launch held; with nothing to watch here, the lock goes."""
+        self._launching.discard(name)
         self._auto_watch(name)
         live = self._sessions.get(name)
         if live is not None and live.watchdog_task is None and live.lock is not None:

@@ -129,6 +129,8 @@ async def test_a_launch_running_here_is_not_counted_down_elsewhere_as_interrupte
         assert other_window.watch_all() == []
         assert other_window.get(record.name) is None or other_window.get(record.name).watchdog is None
         assert owner_of(paths, record.name) == here.get(record.name).lock.owner
+        # Nor here: its own start-up check (`c`) must not count its launch down either.
+        assert here.watch_all() == [] and here.get(record.name).watchdog is None
     finally:
         sim_cloud.faults.slow_boot_factor = 1.0
         launch.cancel()
