@@ -151,6 +151,7 @@ def _run_demo(args: argparse.Namespace, paths, sim, speed: float) -> None:
     context.provider = sim.provider(store=context.store)
     context.hf_base_url = sim.hf_base_url
     context.cloud_speed = speed
+    context.sim_url = getattr(args, "sim_url", None)
     MaiderApp(context).run()
 
 
@@ -180,18 +181,57 @@ def _run_against_remote_sim(args: argparse.Namespace, paths) -> int:
 
 def run_headless(args: argparse.Namespace) -> int:
     """`watch`, `ls` and `down`: the app's ops code without the full screen."""
-    from . import headless
     from .context import build_context
     from .log import setup_logging
 
+    if getattr(args, "sim_url", None):
+        return _run_headless_against_remote_sim(args)
     paths = _paths(False)
     setup_logging(paths.log_file)
     context = build_context(paths, config_path=args.config)
+    return _run_headless(args, context)
+
+
+def _run_headless(args: argparse.Namespace, context) -> int:
+    from . import headless
     from .bench.cli import run_bench, run_recommend
 
     run = {"watch": headless.run_watch, "ls": headless.run_ls, "down": headless.run_down,
            "bench": run_bench, "recommend": run_recommend}[args.command]
     return run(args, context)
+
+
+def _run_headless_against_remote_sim(args: argparse.Namespace) -> int:
+    """A command against `maider-tui sim` in another process: the demo's home, the sim's token and
+    speed (the app's "Keep watched" starts `maider-tui --sim-url URL watch`)."""
+    import os
+
+    from .context import build_context
+    from .log import setup_logging
+    from .sim.remote import RemoteSim, RemoteSimError
+
+    paths = _paths(True)
+    setup_logging(paths.log_file)
+    token = os.environ.get("MAIDER_SIM_TOKEN", "")
+    if not token:
+        print("--sim-url needs the simulated cloud's token in MAIDER_SIM_TOKEN "
+              "(`maider-tui sim` prints it).", file=sys.stderr)
+        return 2
+    try:
+        sim = RemoteSim(args.sim_url, token)
+        speed = float(sim.stats()["speed"])
+    except (RemoteSimError, LookupError) as exc:
+        print(f"No simulated cloud at {args.sim_url}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        context = build_context(paths, config_path=args.config, demo=True,
+                                environ={"MAIDER_LINODE_TOKEN": sim.token}, use_keyring=False)
+        context.provider = sim.provider(store=context.store)
+        context.cloud_speed = speed
+        context.sim_url = args.sim_url
+        return _run_headless(args, context)
+    finally:
+        sim.close()
 
 
 def run_token(args: argparse.Namespace) -> int:

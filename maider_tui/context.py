@@ -37,6 +37,8 @@ class AppContext:
     """How much faster than real time the cloud is (the demo's sim speed): readiness limits shrink by it."""
     hf_base_url: str | None = None
     """The Hugging Face Hub to read model configs from: None is huggingface.co; the demo's is the sim's."""
+    sim_url: str | None = None
+    """The API address of a `maider-tui sim` in another process, when the demo runs against one."""
     _loaded: "tuple[LoadedSettings, Secrets] | None" = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -22,13 +22,16 @@ log = logging.getLogger(__name__)
 Out = Callable[[str], None]
 
 WATCH_HELP = """\
-Watch sessions without the app: the same idle watchdog, headless. For each session (every ready
-session when none is named) that no other process watches, it reconnects over SSH (the session's key
-and pinned host key), reads vLLM's metrics through the tunnel, warns (desktop notification, ntfy,
-this terminal) and destroys the VM once it has been idle for watchdog.timeout_minutes. Sessions
-another process watches (the app, another `watch`) are skipped. It exits when every watched session
-is destroyed, or on Ctrl-C / SIGTERM; the VMs then keep running, unwatched. Opening the app takes
-the sessions over. The log goes to the app's log file."""
+Watch sessions without the app: the same idle watchdog, headless. For each session (every session
+whose VM bills when none is named) that no other process watches, it reconnects over SSH (the
+session's key and pinned host key), reads vLLM's metrics through the tunnel, warns (desktop
+notification, ntfy, this terminal) and destroys the VM once it has been idle for the session's
+watchdog minutes (watchdog.timeout_minutes unless set at launch). A VM with no model serving (a launch
+interrupted or failed and kept, an unreachable or adopted VM) goes max(that, watchdog.inspect_minutes)
+after it was kept; with no session named, orphan VMs (ours, no session) go that long after they were
+first found. Sessions another process watches (the app, another `watch`) are skipped. It exits when
+every watched VM is destroyed, or on Ctrl-C / SIGTERM; the VMs then keep running, unwatched. Opening
+the app takes the sessions over. The log goes to the app's log file."""
 
 
 def add_headless_parsers(subparsers: Any) -> None:
@@ -37,7 +40,7 @@ def add_headless_parsers(subparsers: Any) -> None:
                                   description=WATCH_HELP,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     watch.add_argument("sessions", nargs="*", metavar="SESSION",
-                       help="sessions to watch (default: every ready one)")
+                       help="sessions to watch (default: every one whose VM bills, and the orphan VMs)")
     ls = subparsers.add_parser("ls", help="list sessions with their state, GPU, model and cost",
                                description="List sessions with their state, GPU, model, $/h and cost so far, "
                                            "and the total $/h of the live ones.")
@@ -69,7 +72,8 @@ def run_ls(args: argparse.Namespace, context: Any) -> int:
         return 0
     table = Table(box=None, header_style="bold")
     for title, justify in (("Session", "left"), ("State", "left"), ("GPU", "left"), ("Model", "left"),
-                           ("$/h", "right"), ("Cost so far", "right"), ("Watched by", "left")):
+                           ("$/h", "right"), ("Cost so far", "right"), ("Goes in", "right"),
+                           ("Watched by", "left")):
         table.add_column(title, justify=justify, no_wrap=title != "Model", overflow="fold")
     live_hourly = 0.0
     for record in records:
@@ -77,11 +81,25 @@ def run_ls(args: argparse.Namespace, context: Any) -> int:
             live_hourly += record.hourly_usd
         gpu = f"{record.gpu_count}x {record.gpu_type}" if record.gpu_count > 1 else record.gpu_type
         table.add_row(record.name, record.state, gpu or "-", record.model or "-", f"{record.hourly_usd:.2f}",
-                      f"${cost_so_far(record, now):.2f}", owner_of(context.paths, record.name) or "-")
+                      f"${cost_so_far(record, now):.2f}", _destroyed_in(record, context, now),
+                      owner_of(context.paths, record.name) or "-")
     console.print(table)
     live = sum(1 for r in records if not r.ended)
     console.print(f"{live} live session{'s' if live != 1 else ''}: ${live_hourly:.2f}/h in total.")
     return 0
+
+
+def _destroyed_in(record: Any, context: Any, now: float) -> str:
+    """The watchdog's countdown as the store has it (the session's own minutes): "29:12", "12:00 kept"
+    (no model serving: it goes whatever its use) or "-" (not watched)."""
+    from .ops.watchdog import is_kept, stored_deadline
+
+    settings = context.settings.settings.watchdog
+    deadline = stored_deadline(record, settings)
+    if deadline is None:
+        return "-"
+    left = max(0, int(deadline - now))
+    return f"{left // 60:02d}:{left % 60:02d}" + (" kept" if is_kept(record) else "")
 
 
 def cost_so_far(record: Any, now: float) -> float:
@@ -160,13 +178,14 @@ async def watch_sessions(context: Any, names: list[str], *, out: Out = print,
         print("The watchdog is off in the settings (watchdog.enabled); nothing to watch for.",
               file=sys.stderr)
         return 1
-    candidates = _watchable(store, names, out)
-    if not candidates:
-        out("No live session to watch.")
-        return 0
     provider = await _provider(context)
     if provider is None:
         return 1
+    orphans = [] if names else await _orphans(context, provider, out)
+    candidates = _watchable(store, names, out)
+    if not candidates and not orphans:
+        out("No VM bills: nothing to watch.")
+        return 0
     stop = stop or asyncio.Event()
     if handle_signals:
         loop = asyncio.get_running_loop()
@@ -192,11 +211,19 @@ async def watch_sessions(context: Any, names: list[str], *, out: Out = print,
             if dog is not None:
                 dogs.append(dog)
                 tasks.append(asyncio.create_task(dog.run(), name=f"watchdog {name}"))
+        orphan_watch = live.watch_orphans(orphans, notifier)
+        if orphans and orphan_watch is not None:
+            dogs.append(orphan_watch)
+            tasks.append(asyncio.create_task(orphan_watch.run(), name="orphan VMs"))
+            out(f"Orphan VMs: {', '.join(f'{o.id} ({o.label})' for o in orphans)}; each is destroyed "
+                f"{round(orphan_watch.timeout_s / 60)} min after it was first found unless adopted in the app.")
         if not tasks:
             out("Nothing left to watch.")
             return 0
-        out(f"Watching {len(tasks)} session{'s' if len(tasks) != 1 else ''}; Ctrl-C stops watching "
-            "(the VMs keep running).")
+        watched = len(tasks) - (1 if orphans and orphan_watch is not None else 0)
+        out(f"Watching {watched} session{'s' if watched != 1 else ''}"
+            + (f" and {len(orphans)} orphan VM{'s' if len(orphans) != 1 else ''}" if orphans else "")
+            + "; Ctrl-C stops watching (the VMs keep running).")
         stopper = asyncio.create_task(stop.wait())
         pending = set(tasks)
         while pending and not stop.is_set():
@@ -220,10 +247,24 @@ async def watch_sessions(context: Any, names: list[str], *, out: Out = print,
                 asyncio.get_running_loop().remove_signal_handler(sig)
 
 
+async def _orphans(context: Any, provider: Any, out: Out) -> list:
+    """The orphan VMs, found as the app finds them at start-up; none when the API cannot say."""
+    from .ops.recover import recover
+
+    try:
+        report = await recover(provider=provider, store=context.store, clock=context.clock)
+    except Exception as exc:  # noqa: BLE001 - the sessions can still be watched
+        out(f"Could not list the VMs to find orphans ({exc}); watching the sessions only.")
+        return []
+    return report.orphans
+
+
 def _watchable(store: Any, names: list[str], out: Out) -> list[str]:
-    """The named sessions that still have a VM, or every ready session when none is named."""
+    """The named sessions that still have a VM, or every session whose VM bills when none is named."""
+    from .ops.watchdog import is_kept
+
     if not names:
-        return [r.name for r in store.list_sessions(include_ended=False) if r.state == "ready"]
+        return [r.name for r in store.list_sessions(include_ended=False) if r.state == "ready" or is_kept(r)]
     found = []
     for name in names:
         record = store.get_session(name)
@@ -237,9 +278,13 @@ def _watchable(store: Any, names: list[str], out: Out) -> list[str]:
 
 
 async def _start_watchdog(live: Any, name: str, settings: Any, notifier: Any, out: Out):
-    """Connect to the session and build its Watchdog; None when its VM is already gone."""
+    """Connect to the session and build its Watchdog; None when its VM is already gone. A kept VM
+    (no model serving) has nothing to connect to: its watchdog counts from when it was kept."""
     from .ops.live import ATTACH_TIMEOUT_S
+    from .ops.watchdog import is_kept
 
+    if is_kept(live.store.get_session(name)):
+        return live.new_watchdog(name, notifier)
     try:
         await asyncio.wait_for(live.attach(name), ATTACH_TIMEOUT_S)
     except LookupError as exc:

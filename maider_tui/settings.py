@@ -123,6 +123,9 @@ class WatchdogSettings(Record):
     """Seconds between activity checks."""
     unreachable_is_idle: bool = True
     """Count time the VM cannot be reached as idle time."""
+    inspect_minutes: int = setting(0, ge=0)
+    """Minutes a VM with no model serving (a launch interrupted or failed and kept for inspection, an
+    unreachable or orphan VM) is kept before it is destroyed, when longer than the idle timeout."""
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,10 @@ class LiveSessions:
         # With a notifier, every session that becomes ready or is attached is watched from here
         # (the app); without one (the headless `watch`), the caller starts the watchdogs itself.
         self.notify = notify
+        self.orphan_watch: Any | None = None  # ops.orphan_watch.OrphanWatch, once orphans were found
+        self._orphan_task: asyncio.Task | None = None
+        self.on_orphan_destroyed: Callable[[int], Any] | None = None
+        self._launching: set[str] = set()  # launches running here: watched once they end
 
     # events
     def subscribe(self, listener: EventSink) -> Callable[[], None]:
@@ -106,25 +110,36 @@ class LiveSessions:
         hf_token = await asyncio.to_thread(self._hf_token)
         running = asyncio.current_task()
 
+        names: list[str] = []  # the sessions this launch reserved: only those are its own
+
         def emit(event: OpsEvent) -> None:
             self._sessions.setdefault(event.session, LiveSession(event.session))
             self.emit(event)
 
         def claimed(name: str) -> None:
             live = self._sessions.setdefault(name, LiveSession(name))
+            names.append(name)
+            self._hold_while_launching(live)
             held = any(other.task is running for other in self._sessions.values())
             if held and (live.task is None or live.task.done()):
                 live.task = running  # held under its reserved name too, so a destroy waits for it
             if claim is not None:
                 claim(name)
 
-        handle = await provision(plan, provider=provider, store=self.store, paths=self.paths,
-                                 settings=self.settings, clock=self.clock, emit=emit, hf_token=hf_token,
-                                 limits=self.limits, claim=claimed)
+        try:
+            handle = await provision(plan, provider=provider, store=self.store, paths=self.paths,
+                                     settings=self.settings, clock=self.clock, emit=emit, hf_token=hf_token,
+                                     limits=self.limits, claim=claimed)
+        except Exception:
+            for name in names:  # a VM kept for inspection still bills: it gets its deadline
+                self._watch_or_let_go(name)
+            raise
+        finally:
+            self._launching.difference_update(names)
         live = self._sessions.setdefault(handle.name, LiveSession(handle.name))
         live.handle = handle
         log.info("session %s ready at %s", handle.name, handle.endpoint)
-        self._auto_watch(handle.name)
+        self._watch_or_let_go(handle.name)
         return live
 
     async def resume(self, record: SessionRecord, *, claim: Callable[[str], Any] | None = None) -> LiveSession:
@@ -133,13 +148,20 @@ class LiveSessions:
 
         provider = await self.provider()
         hf_token = await asyncio.to_thread(self._hf_token)
-        self._sessions.setdefault(record.name, LiveSession(record.name))
-        handle = await provision(None, provider=provider, store=self.store, paths=self.paths,
-                                 settings=self.settings, clock=self.clock, emit=self.emit, hf_token=hf_token,
-                                 limits=self.limits, resume_from=record, claim=claim)
+        self._unkeep(record.name)  # the user carries it on: no deadline while it launches
+        self._hold_while_launching(self._sessions.setdefault(record.name, LiveSession(record.name)))
+        try:
+            handle = await provision(None, provider=provider, store=self.store, paths=self.paths,
+                                     settings=self.settings, clock=self.clock, emit=self.emit,
+                                     hf_token=hf_token, limits=self.limits, resume_from=record, claim=claim)
+        except Exception:
+            self._watch_or_let_go(record.name)  # stopped again: kept afresh from now
+            raise
+        finally:
+            self._launching.discard(record.name)
         live = self._sessions[handle.name]
         live.handle = handle
-        self._auto_watch(handle.name)
+        self._watch_or_let_go(handle.name)
         return live
 
     async def attach(self, name: str) -> LiveSession:
@@ -283,8 +305,19 @@ class LiveSessions:
 
     # the idle watchdog
     def new_watchdog(self, name: str, notify: Callable[[str, str], Any]):
-        """A Watchdog for `name` reading vLLM's metrics through the tunnel, reconnecting when it is down."""
-        from .watchdog import Watchdog, metrics_from_tunnel
+        """A Watchdog for `name` reading vLLM's metrics through the tunnel, reconnecting when it is down;
+        for a VM with no model serving (see watchdog.is_kept), one counting from when it was kept."""
+        from .watchdog import Watchdog, is_kept, metrics_from_tunnel
+
+        if is_kept(self.store.get_session(name)):
+            async def nothing():
+                return None
+
+            dog = Watchdog(name, metrics=nothing, destroy=lambda: self.destroy(name), store=self.store,
+                           clock=self.clock, settings=self.settings.watchdog, notify=notify, emit=self.emit,
+                           kept=True)
+            self._sessions.setdefault(name, LiveSession(name)).watchdog = dog
+            return dog
 
         def port() -> int | None:
             current = self._sessions.get(name)
@@ -316,9 +349,16 @@ class LiveSessions:
         None when the watchdog is off or another app holds the session."""
         from .owner import stop_owner, try_acquire
 
-        if not self.settings.watchdog.enabled:
-            return None
+        from .watchdog import is_kept
+
+        if not self.settings.watchdog.enabled or name in self._launching:
+            return None  # off, or launching here: watched once the launch ends
+        record = self.store.get_session(name)
+        if record is None or record.ended or (record.state != "ready" and not is_kept(record)):
+            return None  # no VM that bills: nothing to watch
         live = self._sessions.setdefault(name, LiveSession(name))
+        if live.watchdog is not None and live.watchdog.kept != is_kept(record):
+            self._drop_watchdog(live)  # kept and now serving, or the reverse: the other kind of watch
         if live.watchdog_task is not None and not live.watchdog_task.done():
             return live.watchdog
         lock = live.lock or try_acquire(self.paths, name, store=self.store)
@@ -359,11 +399,81 @@ class LiveSessions:
         live.lock = lock
         dog = live.watchdog if live.watchdog is not None else self.new_watchdog(live.name, notify)
         live.watchdog_task = asyncio.ensure_future(dog.run())
+
+        def finished(_task: asyncio.Task) -> None:
+            if dog.now_serving and live.watchdog is dog:  # a kept VM now serves: watch it by use
+                self._drop_watchdog(live)
+                self.start_watchdog(live.name, notify)
+
+        live.watchdog_task.add_done_callback(finished)
         return dog
 
     def _auto_watch(self, name: str) -> None:
         if self.notify is not None:
             self.start_watchdog(name, self.notify)
+
+    def watch_all(self) -> list[str]:
+        """Watch every session whose VM bills (serving or kept), except launches running here; the
+        names now watched from this process."""
+        watched = []
+        if self.notify is None:
+            return watched
+        for record in self.store.list_sessions(include_ended=False):
+            if self.start_watchdog(record.name, self.notify) is not None:
+                watched.append(record.name)
+        return watched
+
+    def watch_orphans(self, orphans: list, notify: Callable[[str, str], Any] | None = None):
+        """Give every orphan VM its deadline (ops.orphan_watch) and count it down from this process."""
+        from .orphan_watch import OrphanWatch
+
+        notify = notify or self.notify
+        if notify is None or not self.settings.watchdog.enabled:
+            return None
+        if self.orphan_watch is None:
+            self.orphan_watch = OrphanWatch(store=self.store, clock=self.clock, settings=self.settings.watchdog,
+                                            provider=self.provider, notify=notify, emit=self.emit,
+                                            on_destroyed=self._orphan_destroyed)
+        self.orphan_watch.set_orphans(orphans)
+        if orphans and (self._orphan_task is None or self._orphan_task.done()):
+            self._orphan_task = asyncio.ensure_future(self.orphan_watch.run())
+        return self.orphan_watch
+
+    def _orphan_destroyed(self, vm_id: int) -> None:
+        if self.on_orphan_destroyed is not None:
+            self.on_orphan_destroyed(vm_id)
+
+    def _hold_while_launching(self, live: LiveSession) -> None:
+        """Take the session's watch lock for the launch: another process (a second window, a background
+        watcher) then never counts it down as an interrupted launch while it runs here."""
+        from .owner import try_acquire
+
+        self._launching.add(live.name)
+        if live.lock is None:
+            live.lock = try_acquire(self.paths, live.name, store=self.store)
+
+    def _watch_or_let_go(self, name: str) -> None:
+        """A launch ended: ready, or stopped with its VM kept (watched by a deadline), it is watched
+        from here with the lock the launch held; with nothing to watch here, the lock goes."""
+        self._launching.discard(name)
+        self._auto_watch(name)
+        live = self._sessions.get(name)
+        if live is not None and live.watchdog_task is None and live.lock is not None:
+            live.lock.release()
+            live.lock = None
+
+    def _drop_watchdog(self, live: LiveSession) -> None:
+        self._stop_watchdog(live)
+        live.watchdog, live.watchdog_task = None, None
+
+    def _unkeep(self, name: str) -> None:
+        """The user acted on a kept session (resume, retry): its deadline is dropped until it is kept again."""
+        live = self._sessions.get(name)
+        if live is not None and live.watchdog is not None:
+            self._drop_watchdog(live)
+        record = self.store.get_session(name)
+        if record is not None and "kept_since" in record.extra:
+            self.store.update_session(name, extra={k: v for k, v in record.extra.items() if k != "kept_since"})
 
     def _stop_watchdog(self, live: LiveSession | None) -> None:
         if live is None:
@@ -406,6 +516,10 @@ class LiveSessions:
 
     async def close_all(self) -> None:
         """Close every connection and stop every watchdog; the VMs keep running."""
+        if self.orphan_watch is not None:
+            self.orphan_watch.stop()
+        if self._orphan_task is not None and not self._orphan_task.done():
+            self._orphan_task.cancel()
         for live in list(self._sessions.values()):
             self._stop_watchdog(live)
             if live.task is not None and not live.task.done():

@@ -4,6 +4,11 @@ UI-free and shared by the app (one per live session, at app level) and `maider-t
 vLLM's `/metrics` through the tunnel; activity is a token counter that grew or a request running or
 waiting. The idle start is stored with the session, so a restarted app (or a background watcher
 taking over) resumes the countdown instead of granting a fresh one. See docs/watchdog.md.
+
+A session's own "Watchdog minutes" (set in the wizard's review, kept in its options) wins over the
+global `watchdog.timeout_minutes`. A VM that bills with no model to read (a launch interrupted or
+failed and kept, an unreachable or adopted VM) is watched `kept`: it goes at the time it was kept
+plus max(timeout, `inspect_minutes`), whatever vLLM says.
 """
 
 from __future__ import annotations
@@ -28,6 +33,41 @@ METRICS_TIMEOUT_S = 10.0  # a hung tunnel counts as unreachable, it must not sta
 
 MetricsSource = Callable[[], Awaitable[VllmMetrics | None]]
 Notify = Callable[[str, str], Any]
+
+
+def session_minutes(record: Any, settings: WatchdogSettings) -> int:
+    """The idle timeout of a session: its own "Watchdog minutes" when it has one, else the global one."""
+    options = getattr(record, "options", None) or {}
+    value = options.get("watchdog_minutes")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    return settings.timeout_minutes
+
+
+def kept_minutes(record: Any, settings: WatchdogSettings) -> int:
+    """How long a VM with no model serving is kept before it is destroyed."""
+    return max(session_minutes(record, settings), settings.inspect_minutes)
+
+
+def is_kept(record: Any) -> bool:
+    """A session whose VM bills but has no vLLM to read: watched by the time it was kept, not by use."""
+    return record is not None and not record.ended and record.instance_id is not None and record.state != "ready"
+
+
+def stored_deadline(record: Any, settings: WatchdogSettings) -> float | None:
+    """When the watchdog destroys the session's VM if nothing happens, from what the store keeps (for
+    `ls`); None when it is not watched (the watchdog off, nothing billing, a kept VM not yet seen)."""
+    if not settings.enabled or record is None or record.ended:
+        return None
+    if is_kept(record):
+        since = record.extra.get("kept_since")
+        return float(since) + kept_minutes(record, settings) * 60.0 if isinstance(since, (int, float)) else None
+    if record.state != "ready":
+        return None
+    for value in (record.extra.get("idle_since"), record.last_activity, record.ready_at, record.created_at):
+        if isinstance(value, (int, float)):
+            return float(value) + session_minutes(record, settings) * 60.0
+    return None
 
 
 def metrics_from_tunnel(local_port: int | Callable[[], int | None], *,
@@ -62,8 +102,13 @@ class Watchdog:
 
     def __init__(self, name: str, *, metrics: MetricsSource, destroy: Callable[[], Awaitable[Any]],
                  store: Store, clock: Clock, settings: WatchdogSettings, notify: Notify,
-                 emit: EventSink | None = None) -> None:
+                 emit: EventSink | None = None, kept: bool = False) -> None:
         self.name, self.store, self.clock, self.settings = name, store, clock, settings
+        self.kept = kept
+        self.now_serving = False  # a kept VM found serving: its watcher swaps this for an idle watchdog
+        self._since_key = "kept_since" if kept else "idle_since"
+        record = store.get_session(name)
+        self.timeout_minutes = (kept_minutes if kept else session_minutes)(record, settings)
         self._metrics, self._destroy, self._notify, self._emit = metrics, destroy, notify, emit
         self.state = "watching"
         self.message = ""
@@ -82,7 +127,7 @@ class Watchdog:
 
     @property
     def timeout_s(self) -> float:
-        return self.settings.timeout_minutes * 60.0
+        return self.timeout_minutes * 60.0
 
     @property
     def warning_s(self) -> float:
@@ -106,7 +151,9 @@ class Watchdog:
 
     @property
     def _watching(self) -> str:
-        return f"Watching: destroys after {self.settings.timeout_minutes} min idle."
+        if self.kept:
+            return f"Kept with no model serving: destroyed {self.timeout_minutes} min after it was kept."
+        return f"Watching: destroys after {self.timeout_minutes} min idle."
 
     @property
     def paused(self) -> bool:
@@ -117,7 +164,7 @@ class Watchdog:
     def extend(self) -> None:
         """Reset the idle timer, as if the user had just used the model (the `e` key)."""
         self._mark_active(self.clock.now())
-        self._record("extended", f"Idle timer reset: {self.settings.timeout_minutes} min from now.")
+        self._record("extended", f"Idle timer reset: {self.timeout_minutes} min from now.")
         self._set_state("paused" if self.paused else "watching", "Extended by the user.")
 
     def hold(self, reason: str) -> None:
@@ -196,6 +243,9 @@ class Watchdog:
             return
         if self._ended():
             return
+        if self.kept:
+            await self._check_kept()
+            return
         try:
             metrics = await self._metrics()
         except Exception as exc:  # noqa: BLE001 - the source's failure is just "unreachable"
@@ -215,6 +265,23 @@ class Watchdog:
             return
         self._resume(now)
         await self._judge(metrics)
+
+    async def _check_kept(self) -> None:
+        record = self.store.get_session(self.name)
+        if record is not None and record.state == "ready":
+            # Resumed to ready (in another window, say): a serving VM is watched by use, not by this.
+            self.now_serving = True
+            self._stopped.set()
+            self._set_state("stopped", "Now serving: watched by use from here on.")
+            return
+        now = self.clock.now()
+        self.unreachable = True
+        if self.holds:
+            self._pause(now)
+            self._set_state("paused", self._pause_reason())
+            return
+        self._resume(now)
+        await self._judge(None)
 
     def _ended(self) -> bool:
         record = self.store.get_session(self.name)
@@ -258,20 +325,29 @@ class Watchdog:
             await self._destroy_now()
         elif remaining <= self.warning_s:
             # A steady message (one event per change): the countdown itself is `remaining_s`.
-            self._set_state("warning", "Idle: destroying soon unless used or extended.")
+            if self.kept:
+                self._set_state("warning", "Kept with no model serving: destroying soon unless resumed.")
+            else:
+                self._set_state("warning", "Idle: destroying soon unless used or extended.")
             if not self._warned:
                 self._warned = True
                 minutes = max(1, round(remaining / 60))
-                await self._say(f"{self.name}: idle, destroying soon",
-                                f"{self.name} has been idle; it will be destroyed in about {minutes} min. "
-                                "Use it, or extend it in the app, to keep it.")
+                if self.kept:
+                    await self._say(f"{self.name}: kept VM, destroying soon",
+                                    f"{self.name} bills with no model serving; it will be destroyed in about "
+                                    f"{minutes} min. Resume it in the app to keep it, or destroy it now.")
+                else:
+                    await self._say(f"{self.name}: idle, destroying soon",
+                                    f"{self.name} has been idle; it will be destroyed in about {minutes} min. "
+                                    "Use it, or extend it in the app, to keep it.")
         else:
-            text = "Unreachable: counting as idle." if self.unreachable else self._watching
+            text = "Unreachable: counting as idle." if self.unreachable and not self.kept else self._watching
             self._set_state("watching", text)
 
     async def _destroy_now(self) -> None:
         idle_min = round(self.idle_s / 60)
-        self._set_state("destroying", f"Idle for {idle_min} min: destroying.")
+        how = "kept" if self.kept else "idle"
+        self._set_state("destroying", f"{how.capitalize()} for {idle_min} min: destroying.")
         try:
             result = await self._destroy()
         except Exception as exc:  # noqa: BLE001 - never lose the session: say so and try next poll
@@ -285,7 +361,7 @@ class Watchdog:
         if cost is None:
             record = self.store.get_session(self.name)
             cost = record.cost_usd if record is not None and record.cost_usd is not None else 0.0
-        text = f"destroyed after {idle_min} min idle, ${cost:.2f} total"
+        text = f"destroyed after {idle_min} min {how}, ${cost:.2f} total"
         self._record("watchdog", f"Watchdog: {text}.", {"idle_min": idle_min, "cost_usd": cost})
         self._stopped.set()
         self._set_state("destroyed", f"Watchdog: {text}.")
@@ -296,6 +372,14 @@ class Watchdog:
     def _stored_idle_since(self) -> float:
         """The idle start kept with the session, so a restart resumes the countdown."""
         record = self.store.get_session(self.name)
+        if record is not None and self.kept:
+            # Kept from the first time it was seen kept (a failure, an interruption found, an adoption).
+            value = record.extra.get("kept_since")
+            if isinstance(value, (int, float)):
+                return float(value)
+            now = self.clock.now()
+            self.store.update_session(self.name, extra={**record.extra, "kept_since": now})
+            return now
         if record is not None:
             for value in (record.extra.get("idle_since"), record.last_activity, record.ready_at,
                           record.created_at):
@@ -309,7 +393,9 @@ class Watchdog:
         if self._paused_since is not None:
             self._paused_since = now
         record = self.store.get_session(self.name)
-        if record is not None:
+        if record is not None and self.kept:
+            self.store.update_session(self.name, extra={**record.extra, "kept_since": now})
+        elif record is not None:
             self.store.update_session(self.name, last_activity=now, extra={**record.extra, "idle_since": now})
 
     def _pause(self, now: float) -> None:
@@ -327,7 +413,7 @@ class Watchdog:
     def _store_idle_since(self) -> None:
         record = self.store.get_session(self.name)
         if record is not None:
-            self.store.update_session(self.name, extra={**record.extra, "idle_since": self.idle_since})
+            self.store.update_session(self.name, extra={**record.extra, self._since_key: self.idle_since})
 
     def _pause_reason(self) -> str:
         if self.holds:

@@ -89,16 +89,22 @@ class SessionActions:
         provider = await self.live.provider() if self.live is not None else None
         if provider is None:
             return
-        home = self._home()
         for orphan in orphans:
             try:
                 await destroy_orphan(orphan.id, provider=provider, store=self.context.store)
             except (ProviderError, ValueError) as exc:
                 self.notify(f"VM {orphan.id} was not destroyed: {exc}", severity="error", timeout=30)
                 continue
-            if home is not None:
-                home.set_orphans([o for o in home.orphans if o.id != orphan.id])
+            self._orphan_gone(orphan.id)
             self.notify(f"Orphan VM {orphan.id} destroyed.", title="Clean up")
+
+    def _orphan_gone(self, vm_id: int) -> None:
+        """An orphan adopted or destroyed (by the user or at its deadline): off the list, no deadline."""
+        if self.live is not None and self.live.orphan_watch is not None:
+            self.live.orphan_watch.forget(vm_id)
+        home = self._home()
+        if home is not None:
+            home.set_orphans([o for o in home.orphans if o.id != vm_id])
 
     def resume_launch(self, record) -> None:
         """Carry on an interrupted or failed launch from its stage, on the provisioning screen."""
@@ -125,9 +131,8 @@ class SessionActions:
         from ..ops.recover import adopt_orphan
 
         record = await adopt_orphan(orphan.vm, store=self.context.store, clock=self.context.clock)
-        home = self._home()
-        if home is not None:
-            home.set_orphans([o for o in home.orphans if o.id != orphan.id])
+        self._orphan_gone(orphan.id)
+        self.live.watch_all()  # adopted: a session now, kept until resumed or destroyed
         self.notify(f"VM {orphan.id} is now session {record.name} ({record.state}).", title="Adopted")
 
     @work(exclusive=True, group="recover", exit_on_error=False, description="Check VMs against sessions")
@@ -148,11 +153,11 @@ class SessionActions:
         home = self._home()
         if home is not None:
             home.set_orphans(report.orphans)
-        # Every serving VM is watched from the moment the app knows of it, dashboard open or not.
-        for name in report.healthy:
-            record = self.context.store.get_session(name)
-            if record is not None and record.state == "ready" and self.live.notify is not None:
-                self.live.start_watchdog(name, self.live.notify)
+        # Every VM that bills is watched from the moment the app knows of it, dashboard open or not:
+        # serving ones by use, kept ones (interrupted, failed, unreachable) and orphans by a deadline.
+        self.live.watch_all()
+        self.live.on_orphan_destroyed = self._orphan_gone
+        self.live.watch_orphans(report.orphans)
         parts = []
         if report.orphans:
             rate = sum(o.hourly_usd or 0 for o in report.orphans)
@@ -181,32 +186,63 @@ class SessionActions:
         self._refresh_home()
 
     # quit
-    def _running_sessions(self) -> list[tuple[str, float]]:
+    def _running_sessions(self) -> list[tuple[str, float, str]]:
+        """Every VM that bills, as (name, $/h, what becomes of it): sessions holding a VM (failed,
+        interrupted and adopted ones cost money too), then the orphan VMs."""
+        from .dialogs.quit import orphan_fate, session_fate
+
         store = self.context.store
         if store is None:
             return []
-        # Not ended and holding a VM: failed and orphan sessions cost money too.
-        return [(r.name, r.hourly_usd) for r in store.list_sessions(include_ended=False)
-                if r.instance_id is not None]
+        settings = self.context.settings.settings.watchdog
+        running = []
+        for record in store.list_sessions(include_ended=False):
+            if record.instance_id is None:
+                continue
+            live = self.live.get(record.name) if self.live is not None else None
+            running.append((record.name, record.hourly_usd,
+                            session_fate(record, live.watchdog if live else None, settings)))
+        home = self._home()
+        watch = self.live.orphan_watch if self.live is not None else None
+        for orphan in home.orphans if home is not None else []:
+            remaining = watch.remaining_s(orphan.id) if watch is not None else None
+            running.append((f"(orphan) {orphan.label}", orphan.hourly_usd or 0.0,
+                            orphan_fate(remaining, settings)))
+        return running
+
+    def _keep_note(self) -> str:
+        """What "keep" does here, truthfully."""
+        if self.context.demo and not self.context.sim_url:
+            return ("The demo's simulated cloud ends with the app, and its VMs with it. Quit, destroy them "
+                    "all first, or stay?")
+        if not self.context.settings.settings.watchdog.enabled:
+            return ("The watchdog is off in the settings: kept VMs run and bill until you destroy them. "
+                    "Keep them, destroy them all, or stay?")
+        return ("Keep them watched: a background `maider-tui watch` destroys each as shown unless it is "
+                "used, resumed or adopted in the app. Or destroy them all, or stay?")
 
     async def action_quit(self) -> None:
         running = self._running_sessions()
         if not running:
             self.exit()
             return
+        home = self._home()
+        orphans = list(home.orphans) if home is not None else []
 
         def answered(choice: str | None) -> None:
             if choice == "keep":
                 self._start_background_watch()
                 self.exit()
             elif choice == "destroy":
-                self.destroy_all_and_quit([name for name, _ in running])
+                names = [name for name, _, _ in running if not name.startswith("(orphan) ")]
+                self.destroy_all_and_quit(names, orphans)
 
-        self.push_screen(QuitDialog(running), answered)
+        self.push_screen(QuitDialog(running, self._keep_note()), answered)
 
     @work(group="destroy", exit_on_error=False, description="Destroy every live VM")
-    async def destroy_all_and_quit(self, names: list[str]) -> None:
+    async def destroy_all_and_quit(self, names: list[str], orphans: list | None = None) -> None:
         from ..cloud.errors import ProviderError
+        from ..ops.recover import destroy_orphan
 
         failed = []
         for name in names:
@@ -214,6 +250,12 @@ class SessionActions:
                 await self.live.destroy(name)
             except (ProviderError, RuntimeError, LookupError) as exc:
                 failed.append(f"{name}: {exc}")
+        for orphan in orphans or []:
+            try:
+                await destroy_orphan(orphan.id, provider=await self.live.provider(), store=self.context.store)
+                self._orphan_gone(orphan.id)
+            except (ProviderError, RuntimeError, ValueError) as exc:
+                failed.append(f"VM {orphan.id}: {exc}")
         if failed:
             self.notify("Not destroyed, so the app stays open:\n" + "\n".join(failed), severity="error", timeout=60)
             self._refresh_home()
@@ -222,10 +264,14 @@ class SessionActions:
 
     def _start_background_watch(self) -> None:
         """`maider-tui watch` in its own process group, so it outlives this terminal session."""
-        if self.context.demo:
+        if self.context.demo and not self.context.sim_url:
             self.notify("The demo's simulated cloud ends with the app: nothing to watch.")
             return
-        args = [sys.executable, "-m", "maider_tui", "watch"]
+        if not self.context.settings.settings.watchdog.enabled:
+            return
+        # Against `maider-tui sim` in another process (--sim-url) the cloud outlives the app: watch it.
+        where = ["--sim-url", self.context.sim_url] if self.context.sim_url else []
+        args = [sys.executable, "-m", "maider_tui", *where, "watch"]
         try:
             subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True, env=dict(os.environ))

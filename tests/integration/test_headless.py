@@ -172,3 +172,44 @@ async def test_watch_stops_on_sigterm_and_releases_the_lock(sim_context):
     assert context.store.get_session(handle.name).owner is None
     assert await context.provider.get(handle.vm.id) is not None, "stopping the watcher never destroys"
     await context.provider.destroy(handle.vm.id)
+
+
+async def test_watch_destroys_a_kept_vm_and_an_orphan_at_their_deadlines(sim_context):
+    """A launch that failed with its VM kept and an orphan VM bill with no vLLM to read: `watch`
+    still watches them (it said "No live session to watch." and left both running)."""
+    context = sim_context()
+    gpu = catalog.gpu_type(GPU)
+    kept_id = await asyncio.to_thread(add_vm_session, context, "kept-failed")
+    context.store.update_session("kept-failed", state="failed")
+    stray = await context.provider.create(CreateSpec(label="stray", region=gpu.regions[0], type=GPU,
+                                                     image="linode/ubuntu24.04",
+                                                     authorized_keys=[CLIENT.public_line]))
+    context.clock = FastClock(120)
+    context.settings.settings = Settings(
+        watchdog=WatchdogSettings(timeout_minutes=2, warning_minutes=1, poll_seconds=1),
+        notifications=NotificationSettings(desktop=False))
+    lines: list[str] = []
+    code = await asyncio.wait_for(watch_sessions(context, [], out=lines.append), 30)
+    text = "\n".join(lines)
+    assert code == 0 and "No live session" not in text
+    assert "Watching 1 session and 1 orphan VM" in text
+    assert "kept VM, destroying soon" in text and "Orphan VM" in text and "destroying soon" in text
+    assert "destroyed after 2 min kept" in text
+    assert await context.provider.get(kept_id) is None
+    assert await context.provider.get(stray.id) is None
+    assert context.store.get_session("kept-failed").state == "destroyed"
+
+
+def test_ls_shows_each_sessions_countdown_with_its_own_minutes(sim_context, capsys):
+    context = sim_context()
+    now = context.clock.now()
+    context.settings.settings = Settings(watchdog=WatchdogSettings(timeout_minutes=1))
+    context.store.add_session(SessionRecord(name="own-five", state="ready", gpu_type=GPU, model=MODEL,
+                                            hourly_usd=0.52, created_at=now - 600, instance_id=1,
+                                            options={"watchdog_minutes": 5}, extra={"idle_since": now - 60}))
+    context.store.add_session(SessionRecord(name="kept-one", state="failed", gpu_type=GPU, model=MODEL,
+                                            hourly_usd=0.52, created_at=now - 600, instance_id=2,
+                                            extra={"kept_since": now - 30}))
+    assert run_ls(argparse.Namespace(all=False), context) == 0
+    out = capsys.readouterr().out
+    assert "04:00" in out and "00:30 kept" in out

@@ -219,4 +219,38 @@ async def test_a_live_session_has_an_ssh_entry_with_its_pinned_key_until_it_ends
         assert f"Host maider-{kept.name}\n" not in ssh_config_path(paths).read_text()
     finally:
         await live.close_all()
+
+
+async def test_a_launch_running_here_is_not_counted_down_elsewhere_as_interrupted(sim_cloud, paths):
+    """Its VM exists and it is not ready yet, as an interrupted launch looks: another window's
+    start-up check must not give it a deadline (it would destroy a long model download), and it
+    is watched from here once it ends."""
+    store = open_store(paths.database)
+    make = lambda: LiveSessions(store=store, paths=paths, settings=Settings(), clock=SystemClock(),  # noqa: E731
+                                provider=lambda: sim_cloud.provider(store=store), hf_token=lambda: None,
+                                limits=LIMITS, notify=lambda title, message: None)
+    here, other_window = make(), make()
+    sim_cloud.faults.slow_boot_factor = 400.0  # holds the launch at "running" for a while
+    launch = asyncio.create_task(here.launch(_plan()))
+    try:
+        for _ in range(500):
+            records = [r for r in store.list_sessions(include_ended=False) if r.instance_id is not None]
+            if records:
+                break
+            await asyncio.sleep(0.01)
+        [record] = records
+        assert record.state != "ready" and not launch.done()
+        assert other_window.watch_all() == []
+        assert other_window.get(record.name) is None or other_window.get(record.name).watchdog is None
+        assert owner_of(paths, record.name) == here.get(record.name).lock.owner
+        # Nor here: its own start-up check (`c`) must not count its launch down either.
+        assert here.watch_all() == [] and here.get(record.name).watchdog is None
+    finally:
+        sim_cloud.faults.slow_boot_factor = 1.0
+        launch.cancel()
+        await asyncio.gather(launch, return_exceptions=True)
+        await other_window.close_all()
+        await here.close_all()
+        for vm in sim_cloud.world.list():
+            await sim_cloud.provider(store=store).destroy(vm.id)
         store.close()

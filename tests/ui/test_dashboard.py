@@ -241,6 +241,19 @@ async def test_the_panels_are_drawn_when_the_dashboard_opens_before_any_data(mak
         assert screen.query_one(CostPanel).lines[0].startswith("$0.52/h")
 
 
+async def test_after_a_destroy_the_watchdog_panel_says_the_session_ended(app, sim_cloud):
+    """It said "watchdog off · this VM runs until you destroy it" about a VM already deleted."""
+    from maider_tui.ui.widgets.watchdog_panel import WatchdogPanel
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        name, screen = await launch(app, pilot)
+        await app.live.destroy(name)  # as the watchdog or `maider-tui down` would, the dashboard open
+        assert app.context.store.get_session(name).ended
+        await until(lambda: "session ended" in " ".join(screen.query_one(WatchdogPanel).lines))
+        lines = " ".join(screen.query_one(WatchdogPanel).lines)
+        assert "runs until you destroy it" not in lines and "watchdog off" not in lines
+
+
 async def test_the_record_is_read_again_only_when_the_database_changed(make_context, paths):
     """The panels read the session every second; a copy serves until a commit, ours or another program's."""
     import sqlite3

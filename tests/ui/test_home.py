@@ -240,10 +240,20 @@ async def test_orphans_are_listed_and_can_be_adopted(sim_context, sim_cloud):
         assert not app.screen.orphans
 
 
+async def _watched(app, pilot, *names: str) -> None:
+    """Wait for the start-up check to have started the sessions' watchdogs."""
+    for _ in range(200):
+        if all(app.live.get(n) is not None and app.live.get(n).watchdog is not None for n in names):
+            return
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.02)
+    raise AssertionError(f"{names} were never watched")
+
+
 async def test_quit_with_live_sessions_asks_first(sim_context, sim_cloud, clock):
     context, app = await _home_app(sim_context, sim_cloud, clock)
     async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
+        await _watched(app, pilot, "qwen14b-20261122-101544", "qwen32b-20261122-093012")
         await pilot.press("q")
         await pilot.pause()
         from maider_tui.ui.dialogs.quit import QuitDialog
@@ -251,6 +261,9 @@ async def test_quit_with_live_sessions_asks_first(sim_context, sim_cloud, clock)
         assert isinstance(app.screen, QuitDialog)
         text = " ".join(str(w.render()) for w in app.screen.query("Static"))
         assert "2 VM(s) still running · $4.04/h" in text
+        # What becomes of each once the app is gone, truthfully.
+        assert "destroyed after 30 min idle" in text and "destroyed in 30 min (kept)" in text
+        assert "background `maider-tui watch`" in text
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, QuitDialog)
@@ -304,9 +317,71 @@ async def test_ready_sessions_are_watched_from_start_up(sim_context, sim_cloud, 
         await pilot.pause()
         live = app.live.get("qwen32b-20261122-093012")
         assert live is not None and live.watchdog is not None and live.lock is not None
-        # The interrupted launch is not watched: it is offered for resume instead.
-        assert app.live.get("qwen14b-20261122-101544") is None or \
-            app.live.get("qwen14b-20261122-101544").watchdog is None
+        assert not live.watchdog.kept
+
+
+async def test_an_interrupted_launch_is_kept_watched_with_a_countdown(sim_context, sim_cloud, clock):
+    """Its VM bills with no vLLM to read: it is offered for resume, and meanwhile it has a deadline
+    (kept + the idle timeout), counting down in IDLE LEFT (it showed "—" and was never destroyed)."""
+    context, app = await _home_app(sim_context, sim_cloud, clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _watched(app, pilot, "qwen14b-20261122-101544")
+        live = app.live.get("qwen14b-20261122-101544")
+        assert live is not None and live.watchdog is not None and live.watchdog.kept
+        assert live.lock is not None
+        table = app.screen.query_one(DataTable)
+        assert str(table.get_row("qwen14b-20261122-101544")[7]) == "30:00"
+        clock.advance(12 * 60)
+        app.screen.refresh_sessions()
+        assert str(table.get_row("qwen14b-20261122-101544")[7]) == "18:00"
+        assert context.store.get_session("qwen14b-20261122-101544").extra["kept_since"] == clock.now() - 12 * 60
+
+
+async def test_the_header_counts_only_sessions_whose_vm_bills(make_context, clock):
+    from maider_tui.store import SessionRecord
+
+    context = make_context()
+    add_sample_sessions(context.store, clock.now())
+    # Stopped before its VM was ever created: nothing bills.
+    context.store.add_session(SessionRecord(name="never-created", state="creating", stage="create",
+                                            hourly_usd=5.00, created_at=clock.now() - 60))
+    app = MaiderApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.screen.query_one(DataTable).row_count == 4
+        assert "2 live · $4.04/h" in app.screen.query_one("TopBar").status
+
+
+async def test_quit_with_only_an_orphan_billing_asks_and_destroy_all_destroys_it(sim_context, sim_cloud):
+    from maider_tui.ui.dialogs.quit import QuitDialog
+
+    vm = sim_cloud.call(_stray(sim_cloud))
+    app = MaiderApp(sim_context())
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(200):
+            if app.screen.orphans:
+                break
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.02)
+        assert [o.id for o in app.screen.orphans] == [vm.id]
+        table = app.screen.query_one(DataTable)
+        assert str(table.get_row(f"orphan:{vm.id}")[7]) == "30:00"  # found now + the idle timeout
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, QuitDialog)
+        text = " ".join(str(w.render()) for w in app.screen.query("Static"))
+        assert "1 VM(s) still running" in text and "(orphan) stray-1" in text
+        assert "destroyed in 30 min" in text
+        await pilot.press("D")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    assert all(v.id != vm.id for v in sim_cloud.world.list())
+
+
+async def _stray(sim_cloud):
+    # On the sim's own loop: its "created" listeners start the VM's SSH server there.
+    return sim_cloud.world.create("stray-1", "us-ord", "g2-gpu-rtx4000a1-s",
+                                  tags=["maider", "maider-session:stray-1"])
 
 
 async def test_enter_on_an_interrupted_launch_offers_to_resume(sim_context, sim_cloud, clock):

@@ -84,6 +84,13 @@ def test_watchdog_lines():
 
     assert "unreachable" in watchdog_lines(WatchdogView.of(Dog()))[1]
 
+    class Kept(Dog):
+        kept = True
+
+    assert watchdog_lines(WatchdogView.of(Kept())) == ["kept 00:10 · destroys in 00:20",
+                                                        "watching · no model serving · e extends"]
+    assert watchdog_lines(WatchdogView.of(None, ended=True))[0] == "session ended"
+
 
 def test_ssh_files():
     assert known_hosts_line("10.0.0.1", 22, "ssh-ed25519 AAAA comment") == "10.0.0.1 ssh-ed25519 AAAA\n"

@@ -2,11 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
+
+
+def _minutes(seconds: float) -> str:
+    return f"{max(1, round(seconds / 60))} min"
+
+
+def session_fate(record: Any, watchdog: Any | None, settings: Any) -> str:
+    """What becomes of a session's VM once the app is gone, in a few words."""
+    from ...ops.watchdog import is_kept, kept_minutes, session_minutes
+
+    if not settings.enabled:
+        return "runs until you destroy it"
+    if watchdog is not None and watchdog.state not in ("stopped", "destroyed"):
+        if watchdog.kept:
+            return f"destroyed in {_minutes(watchdog.remaining_s)} (kept)"
+        return f"destroyed after {watchdog.timeout_minutes} min idle"
+    if is_kept(record):
+        return f"destroyed {kept_minutes(record, settings)} min after kept"
+    return f"destroyed after {session_minutes(record, settings)} min idle"
+
+
+def orphan_fate(remaining_s: float | None, settings: Any) -> str:
+    """What becomes of an orphan VM once the app is gone."""
+    if not settings.enabled:
+        return "runs until you destroy it"
+    if remaining_s is None:
+        return f"destroyed {max(settings.timeout_minutes, settings.inspect_minutes)} min after found"
+    return f"destroyed in {_minutes(remaining_s)}"
 
 
 class QuitDialog(ModalScreen[str]):
@@ -17,7 +47,7 @@ class QuitDialog(ModalScreen[str]):
         align: center middle;
     }
     QuitDialog > Vertical {
-        width: 76;
+        width: 100;
         max-width: 95%;
         height: auto;
         border: thick $warning;
@@ -53,18 +83,20 @@ class QuitDialog(ModalScreen[str]):
         Binding("escape", "answer('cancel')", "Cancel", id="quit.cancel", tooltip="Stay in the app"),
     ]
 
-    def __init__(self, live: list[tuple[str, float]]) -> None:
+    def __init__(self, live: list[tuple[str, float, str]], note: str) -> None:
+        """`live`: every VM that bills (sessions and orphans) as (name, $/h, what becomes of it);
+        `note`: what keeping them means here, truthfully (watched in the background, or not)."""
         super().__init__()
         self._live = live
+        self._note = note
 
     def compose(self) -> ComposeResult:
-        total = sum(rate for _, rate in self._live)
-        lines = "\n".join(f"  {name:<34} ${rate:.2f}/h" for name, rate in self._live)
+        total = sum(rate for _, rate, _ in self._live)
+        lines = "\n".join(f"  {name[:24]:<24} {f'${rate:.2f}/h':>8}  {fate}" for name, rate, fate in self._live)
         with Vertical():
             yield Static(f"{len(self._live)} VM(s) still running · ${total:.2f}/h", id="title", markup=False)
             yield Static(lines, id="live", markup=False)
-            yield Static("Keep them watched in the background (the idle watchdog goes on destroying "
-                         "forgotten VMs), destroy them all, or stay?", markup=False)
+            yield Static(self._note, id="note", markup=False)
             with Horizontal():
                 yield Button("Cancel (esc)", id="cancel")
                 yield Button("Destroy all (D)", id="destroy", variant="error")

@@ -376,7 +376,8 @@ class DashboardScreen(DashboardKeys, Screen[None]):
     def _set(self, **changes: Any) -> None:
         """Assign one new frozen state (time and watchdog read now) inside one batch update."""
         changes.setdefault("now", self.context.clock.now())
-        changes.setdefault("watchdog", WatchdogView.of(self.watchdog))
+        record = self.record
+        changes.setdefault("watchdog", WatchdogView.of(self.watchdog, ended=record is not None and record.ended))
         with self.app.batch_update():
             self.state = dataclasses.replace(self.state, **changes)
 

@@ -64,6 +64,11 @@ def model_label(model_id: str) -> str:
     return model_id.split("/")[-1].replace("-Instruct", "")
 
 
+def _countdown(seconds: float) -> str:
+    remaining = max(0, int(seconds))
+    return f"{remaining // 60:02d}:{remaining % 60:02d}"
+
+
 def first_run_message(has_token: bool | None, demo: bool) -> str:
     if demo:
         return (
@@ -164,8 +169,13 @@ class HomeScreen(Screen[None]):
             from ...ops.owner import owner_of
 
             return "elsewhere" if rec.owner and owner_of(self.context.paths, rec.name) else "—"
-        remaining = max(0, int(watchdog.remaining_s))
-        return f"{remaining // 60:02d}:{remaining % 60:02d}"
+        return _countdown(watchdog.remaining_s)
+
+    def _orphan_left(self, orphan) -> str:
+        live = getattr(self.app, "live", None)
+        watch = live.orphan_watch if live is not None else None
+        remaining = watch.remaining_s(orphan.id) if watch is not None else None
+        return "d / a" if remaining is None else _countdown(remaining)
 
     def set_orphans(self, orphans: list) -> None:
         self.orphans = list(orphans)
@@ -248,7 +258,7 @@ class HomeScreen(Screen[None]):
         live = 0
         for rec in records:
             so_far = cost_so_far(rec, now)
-            if not rec.ended:  # a VM that may exist costs money, whatever state its session is in
+            if not rec.ended and rec.instance_id is not None:  # a VM that bills, whatever its state
                 live += 1
                 live_rate += rec.hourly_usd
             rows[rec.name] = _cells(
@@ -266,7 +276,7 @@ class HomeScreen(Screen[None]):
             live += 1
             live_rate += rate
             rows[f"orphan:{orphan.id}"] = _cells(f"(orphan) {orphan.label}", "orphan", orphan.vm.type, "?",
-                                                 orphan.vm.region, f"{rate:.2f}", "?", "d / a")
+                                                 orphan.vm.region, f"{rate:.2f}", "?", self._orphan_left(orphan))
         self._show_rows(table, rows)
         table.display = bool(records or self.orphans)
         message = self.query_one("#first-run", Static)

@@ -20,21 +20,28 @@ class WatchdogView:
     unreachable: bool = False
     hold_reason: str | None = None
     warning_s: float | None = None
+    ended: bool = False  # the session is over: its VM is gone
+    kept: bool = False  # no model serving: it goes at a deadline, whatever its use
 
     @classmethod
-    def of(cls, watchdog: Any | None) -> WatchdogView:
+    def of(cls, watchdog: Any | None, *, ended: bool = False) -> WatchdogView:
         """Read the watchdog's public attributes once, so one redraw sees one consistent state."""
+        if ended:
+            return cls(off=False, state="ended", ended=True,
+                       idle_s=getattr(watchdog, "idle_s", None) if watchdog is not None else None)
         if watchdog is None:
             return cls()
         return cls(off=False, state=str(getattr(watchdog, "state", "watching")),
                    idle_s=getattr(watchdog, "idle_s", None), remaining_s=getattr(watchdog, "remaining_s", None),
                    unreachable=bool(getattr(watchdog, "unreachable", False)),
                    hold_reason=(list(getattr(watchdog, "holds", None) or []) or [None])[-1],
-                   warning_s=getattr(watchdog, "warning_s", None))
+                   warning_s=getattr(watchdog, "warning_s", None), kept=bool(getattr(watchdog, "kept", False)))
 
 
 def watchdog_lines(view: WatchdogView) -> list[str]:
     """The panel's lines."""
+    if view.ended:
+        return ["session ended", "its VM is gone: nothing bills"]
     if view.off:
         return ["watchdog off", "this VM runs until you destroy it"]
     if view.state in ("destroying", "destroyed", "stopped"):
@@ -42,6 +49,9 @@ def watchdog_lines(view: WatchdogView) -> list[str]:
     if view.state == "paused":
         second = f"paused · {view.hold_reason}" if view.hold_reason else "paused"
         return [f"idle {format_countdown(view.idle_s)} · timer held", second]
+    if view.kept:
+        return [f"kept {format_countdown(view.idle_s)} · destroys in {format_countdown(view.remaining_s)}",
+                f"{view.state} · no model serving · e extends"]
     first = f"idle {format_countdown(view.idle_s)} · destroys in {format_countdown(view.remaining_s)}"
     if view.unreachable:
         second = f"{view.state} · VM unreachable, timer running"
@@ -66,5 +76,5 @@ class WatchdogPanel(LinePanel):
     def show(self, view: WatchdogView) -> None:
         self.set_class(view.state == "warning", "-warning")
         self.set_class(view.state in ("destroying", "destroyed"), "-destroying")
-        self.set_class(view.off, "-off")
+        self.set_class(view.off or view.ended, "-off")
         self.show_lines(watchdog_lines(view))
