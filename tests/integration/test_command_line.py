@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import resource
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -205,3 +207,56 @@ def test_down_with_sim_url_destroys_the_demo_session_on_that_cloud(tmp_path: Pat
     assert not AppPaths.under(home).database.exists()
     with open_store(demo.database) as store:
         assert store.get_session("demo-vm").ended
+
+
+async def demo_ready_session(home: Path, cloud: SimCloud) -> str:
+    """A ready session in the demo's store, its VM on `cloud`, provisioned as the demo app would."""
+    from maider_tui.context import build_context
+
+    from .test_headless import ready_session
+
+    context = build_context(AppPaths.under(AppPaths.under(home).data_dir / "demo"), demo=True, environ={},
+                            use_keyring=False)
+    context.provider = cloud.provider(store=context.store)
+    try:
+        return (await ready_session(context)).name
+    finally:
+        context.store.close()
+
+
+def test_watch_with_sim_url_watches_the_demo_session_on_that_cloud(tmp_path: Path, cloud):
+    home = tmp_path / "home"
+    name = asyncio.run(demo_ready_session(home, cloud))
+    env = {**app_env(home, MAIDER_SIM_TOKEN=cloud.token), "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore",
+           "PYTHONUNBUFFERED": "1"}
+    watcher = subprocess.Popen([sys.executable, "-m", "maider_tui", "watch", name, "--sim-url", cloud.linode_base_url],
+                               env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               stdin=subprocess.DEVNULL)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in watcher.stdout], daemon=True).start()
+    out = ""
+    try:
+        deadline = time.monotonic() + 30
+        while "Watching 1 session" not in out and time.monotonic() < deadline and watcher.poll() is None:
+            try:
+                out += lines.get(timeout=0.2)
+            except queue.Empty:
+                pass
+        assert "Watching 1 session" in out, out
+        demo = AppPaths.under(AppPaths.under(home).data_dir / "demo")
+        from maider_tui.ops.owner import owner_of
+
+        assert owner_of(demo, name)  # the demo's session, watched through the other process's cloud
+        watcher.terminate()
+        watcher.wait(timeout=20)
+        err = watcher.stderr.read()
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+    time.sleep(0.2)  # the reader thread takes the last lines
+    while not lines.empty():
+        out += lines.get()
+    assert watcher.returncode == 0, err
+    assert "Stopped watching; the VMs keep running." in out, out
+    assert not AppPaths.under(home).database.exists()  # the real store never opened
