@@ -84,6 +84,7 @@ CASES = [
     ("sim-speed-tiny", ["--demo", "--sim-speed", "1e-300"], "'1e-300' is not a speed", None),
     ("sim-speed-tiny-after", ["ls", "--sim-speed", "1e-300", "--demo"], "'1e-300' is not a speed", None),
     ("home-is-a-file", ["ls"], "is a file, not a folder", "HOME={file}"),
+    ("home-is-a-file-app", [], "is a file, not a folder", "HOME={file}"),
     ("maider-home-is-a-file", ["--demo"], "is a file, not a folder", "MAIDER_HOME={file}/sub"),
     ("maider-home-in-proc", ["ls"], "Cannot keep the app's files in /proc/nope", "MAIDER_HOME=/proc/nope"),
     ("down-demo-no-cloud", ["down", "s1", "--demo"], "`down --demo` needs the simulated cloud", None),
