@@ -22,8 +22,8 @@ def speed(text: str) -> float:
     except ValueError:
         value = math.nan
     if not MIN_SPEED <= value <= MAX_SPEED:  # also refuses nan
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a speed: give a number from {MIN_SPEED:g} to {MAX_SPEED:g} times real time, like 20")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a speed: give a number from {MIN_SPEED:g} to "
+                                         f"{MAX_SPEED:g} times real time, like 20")
     return value
 
 
@@ -34,7 +34,8 @@ def port(text: str) -> int:
     except ValueError:
         value = -1
     if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give a number from 1 to 65535 (0 picks a free one)")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give a number from 1 to 65535 "
+                                         "(0 picks a free one)")
     return value
 
 
@@ -59,7 +60,8 @@ def sim_url(text: str) -> str:
         parts = None
     if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
             or parts.username is not None or any(c.isspace() for c in text)):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// address with a host; {example}")
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// address with a host; "
+                                         f"{example}")
     try:
         number = parts.port
     except ValueError:  # not a number, or past 65535
@@ -67,7 +69,8 @@ def sim_url(text: str) -> str:
     if number == 0 and parts.netloc.rpartition("]")[2].count(":"):
         raise argparse.ArgumentTypeError(f"{text!r} has no valid port (1 to 65535); {example}")
     if not parts.path.rstrip("/").endswith("/v4") or parts.query or parts.fragment:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a simulated Linode API address (it ends in /v4); {example}")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a simulated Linode API address (it ends in /v4); "
+                                         f"{example}")
     return text
 
 

@@ -165,7 +165,8 @@ def _demo_cloud(args: argparse.Namespace) -> Iterator[tuple[object, float]]:
         try:
             speed = float(sim.stats()["speed"])
         except (RemoteSimError, LookupError, ValueError, TypeError) as exc:
-            raise Refused(f"No simulated cloud at {args.sim_url}: {exc}; start one with `maider-tui sim`.") from None
+            raise Refused(f"No simulated cloud at {args.sim_url}: {exc}; "
+                          "start one with `maider-tui sim`.") from None
         yield sim, speed
     finally:
         sim.close()
@@ -229,8 +230,8 @@ def run_headless(args: argparse.Namespace) -> int:
         # A SimCloud started here would be empty: the demo's VMs live and die inside the demo app.
         command = "bench run" if args.command == "bench" else args.command
         print(f"`{command} --demo` needs the simulated cloud the demo's VMs run in, and it lives inside "
-              "the demo app: do this in the app, or run the cloud apart with `maider-tui sim` and pass --sim-url.",
-              file=sys.stderr)
+              "the demo app: do this in the app, or run the cloud apart with `maider-tui sim` and pass "
+              "--sim-url.", file=sys.stderr)
         return 2
     try:
         with ExitStack() as stack:

@@ -249,7 +249,8 @@ def _read(path: Path, parse: Callable[[str], dict], problems: list[SettingsProbl
         return {}
     except UnusableFile as exc:
         reason = str(exc).removeprefix("is ")  # shown after "FILE:", as "not valid TOML" is
-        problems.append(SettingsProblem(str(path), "", f"{reason}, so none of this file's settings were used."))
+        message = f"{reason}, so none of this file's settings were used."
+        problems.append(SettingsProblem(str(path), "", message))
         return {}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         found = re.search(r"at line (\d+)", str(exc))

@@ -52,7 +52,8 @@ def test_demo_refuses_a_speed_that_is_not_a_positive_number(capsys, speed):
     with pytest.raises(SystemExit) as exc:
         main(["--demo", "--sim-speed", speed])
     assert exc.value.code == 2
-    assert f"argument --sim-speed: {speed!r} is not a speed: give a number from 0.01 to 10000" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"argument --sim-speed: {speed!r} is not a speed: give a number from 0.01 to 10000" in err
 
 
 def test_plan_is_wired_and_creates_nothing(capsys, isolated_home):
