@@ -28,7 +28,7 @@ def build_parser(*, commands: bool = True) -> argparse.ArgumentParser:
                         help="settings file (TOML); default: config.toml in the user config dir")
     parser.add_argument("--demo", action="store_true",
                         help="run against the built-in simulated cloud and the demo's own sessions: "
-                             "no account, no GPU, no cost (the commands below take it too)")
+                             "no account, no GPU, no cost (every command takes it, before or after its name)")
     parser.add_argument("--sim-speed", type=argtypes.speed, default=20.0, metavar="X",
                         help="with --demo: how much faster than real time the simulated VMs boot "
                              f"({argtypes.MIN_SPEED:g} to {argtypes.MAX_SPEED:g}, default 20)")
