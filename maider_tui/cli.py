@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
-from typing import Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Iterator, Sequence
 
-from . import __version__
+from . import __version__, argtypes
 
 SECRET_NAMES = {"linode": "linode_token", "hf": "hf_token"}
 
@@ -24,12 +24,15 @@ def build_parser(*, commands: bool = True) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"maider-tui {__version__}")
-    parser.add_argument("--config", metavar="PATH", help="settings file (TOML); default: config.toml in the user config dir")
+    parser.add_argument("--config", metavar="PATH", type=argtypes.config_file,
+                        help="settings file (TOML); default: config.toml in the user config dir")
     parser.add_argument("--demo", action="store_true",
-                        help="run against the built-in simulated cloud: no account, no GPU, no cost")
-    parser.add_argument("--sim-speed", type=float, default=20.0, metavar="X",
-                        help="with --demo: how much faster than real time the simulated VMs boot (default 20)")
-    parser.add_argument("--sim-url", metavar="URL",
+                        help="run against the built-in simulated cloud and the demo's own sessions: "
+                             "no account, no GPU, no cost (every command takes it, before or after its name)")
+    parser.add_argument("--sim-speed", type=argtypes.speed, default=20.0, metavar="X",
+                        help="with --demo: how much faster than real time the simulated VMs boot "
+                             f"({argtypes.MIN_SPEED:g} to {argtypes.MAX_SPEED:g}, default 20)")
+    parser.add_argument("--sim-url", metavar="URL", type=argtypes.sim_url,
                         help="run the demo against a simulated cloud already running in another process "
                              "(`maider-tui sim`) at this API address, with its token in MAIDER_SIM_TOKEN")
     if not commands:
@@ -69,31 +72,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return sim_main(argv[1:])
     args = _parse(argv)
+    if args.sim_url:
+        args.demo = True  # another process's sim is still the demo: its own home, no keyring
     if args.command == "token":
         return run_token(args)
-    if args.command == "types":
-        return run_types(args)
-    if args.command in {"watch", "ls", "down", "bench", "recommend"}:
+    if args.command in {"types", "watch", "ls", "down", "bench", "recommend"}:
         return run_headless(args)
     if args.command == "plan":
-        from .deploy.plan import run_plan
-        from .settings import load_settings
-
-        from .paths import AppPaths
-        from .profiles import load_profiles
-
-        loaded = load_settings(args.config)
-        profiles, problems = load_profiles(AppPaths.default().profiles_dir)
-        for problem in [*loaded.problems, *problems]:
-            print(f"warning: {problem}", file=sys.stderr)
-        return run_plan(args, settings=loaded.settings, profiles=profiles,
-                        hf_token=os.environ.get("HF_TOKEN") or None)
+        return run_plan_command(args)
     return run_app(args)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     """Parse the line; opening the app (no command, the common case) skips building the commands'
-    parsers, which import what the home screen does not need."""
+    parsers, which import what the home screen does not need. The app's own options may follow the
+    command (`ls --demo`)."""
+    argv = argtypes.hoist_global_flags(argv)
     if not {"-h", "--help"} & set(argv):
         args, rest = build_parser(commands=False).parse_known_args(argv)
         if not rest:
@@ -109,138 +103,192 @@ def _paths(demo: bool):
     return AppPaths.under(paths.data_dir / "demo") if demo else paths
 
 
+def _home_problem(paths) -> bool:
+    """True after saying why the app's folders cannot be made here; only looks, writes nothing."""
+    problem = paths.unwritable()
+    if problem:
+        print(f"Cannot keep the app's files in {problem}; set MAIDER_HOME to a folder you can write to.",
+              file=sys.stderr)
+    return problem is not None
+
+
+def _prepare(paths) -> bool:
+    """Make the data and log folders and start the log; False after saying why they cannot be made
+    (a refused start writes nothing)."""
+    from .log import setup_logging
+
+    if _home_problem(paths):
+        return False
+    try:
+        setup_logging(paths.log_file)
+        return True
+    except OSError as exc:
+        print(f"Cannot keep the app's files in {exc.filename or paths.log_file}: {exc.strerror or exc}; "
+              "set MAIDER_HOME to a folder you can write to.", file=sys.stderr)
+        return False
+
+
+class Refused(Exception):
+    """The command cannot go on; the message is the one sentence the user reads (exit 2)."""
+
+
+@contextmanager
+def _demo_cloud(args: argparse.Namespace) -> Iterator[tuple[object, float]]:
+    """(sim, speed): the sim of another process (`--sim-url`), else a SimCloud in this one.
+
+    sim: a SimCloud or a RemoteSim (both give `token` and `provider`)."""
+    if not args.sim_url:
+        from .sim import SimCloud
+
+        with SimCloud(speed=args.sim_speed) as sim:
+            yield sim, args.sim_speed
+        return
+    import os
+
+    from .sim.remote import RemoteSim, RemoteSimError
+
+    token = os.environ.get("MAIDER_SIM_TOKEN", "")
+    if not token:
+        raise Refused("--sim-url needs the simulated cloud's token in MAIDER_SIM_TOKEN "
+                      "(`maider-tui sim` prints it).")
+    try:
+        sim = RemoteSim(args.sim_url, token)
+    except RemoteSimError as exc:
+        raise Refused(f"No simulated cloud at {args.sim_url}: {exc}") from None
+    try:
+        try:
+            speed = float(sim.stats()["speed"])
+        except (RemoteSimError, LookupError, ValueError, TypeError) as exc:
+            raise Refused(f"No simulated cloud at {args.sim_url}: {exc}; "
+                          "start one with `maider-tui sim`.") from None
+        yield sim, speed
+    finally:
+        sim.close()
+
+
+def _hf_env() -> dict[str, str]:
+    """A Hugging Face token from the environment: it reaches the sim's Hub too (any hf_... opens its
+    gated repos), as it would reach huggingface.co."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if k in ("MAIDER_HF_TOKEN", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
+
+
+def _demo_context(args: argparse.Namespace, paths, sim=None, speed: float = 1.0):
+    """The demo's context: its own home, no keyring, and the simulated cloud (and its Hugging Face
+    Hub) when `sim` is given: the same code as the real app with other base URLs."""
+    from .context import build_context
+
+    environ = {**_hf_env(), "MAIDER_LINODE_TOKEN": sim.token} if sim else {}
+    context = build_context(paths, config_path=args.config, demo=True, environ=environ, use_keyring=False)
+    context.sim_url = args.sim_url
+    if sim is not None:
+        context.provider = sim.provider(store=context.store)
+        context.hf_base_url = sim.hf_base_url
+        context.cloud_speed = speed
+    return context
+
+
+def run_plan_command(args: argparse.Namespace) -> int:
+    """`plan`: the launch the wizard would make, dry. Under --demo (or --sim-url) a custom model is
+    read from the simulated Hub; the model profiles are the home's (the demo's under --demo)."""
+    import os
+
+    from .deploy.plan import run_plan
+    from .profiles import load_profiles
+    from .settings import load_settings
+
+    loaded = load_settings(args.config)
+    profiles, problems = load_profiles(_paths(args.demo).profiles_dir)
+    for problem in [*loaded.problems, *problems]:
+        print(f"warning: {problem}", file=sys.stderr)
+    hf_token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
+    if not args.demo:
+        return run_plan(args, settings=loaded.settings, profiles=profiles, hf_token=hf_token)
+    try:
+        with _demo_cloud(args) as (sim, _speed):
+            return run_plan(args, settings=loaded.settings, profiles=profiles, hf_token=hf_token,
+                            hf_base_url=sim.hf_base_url)
+    except Refused as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
 def run_app(args: argparse.Namespace) -> int:
     from .app import MaiderApp
     from .context import build_context
-    from .log import setup_logging
 
-    if args.sim_url:
-        args.demo = True  # another process's sim is still the demo: its own home, no keyring
     paths = _paths(args.demo)
-    setup_logging(paths.log_file)
+    if _home_problem(paths):
+        return 2  # before the simulated cloud starts
     if not args.demo:
+        if not _prepare(paths):
+            return 2
         MaiderApp(build_context(paths, config_path=args.config)).run()
         return 0
-    if not 0 < args.sim_speed < float("inf"):  # also refuses nan
-        print("--sim-speed must be a positive number, like 20.", file=sys.stderr)
+    try:
+        with _demo_cloud(args) as (sim, speed):
+            if not _prepare(paths):
+                return 2
+            # The demo is the real app with another base URL: the same provider, SSH and vLLM code.
+            MaiderApp(_demo_context(args, paths, sim, speed)).run()
+    except Refused as exc:
+        print(exc, file=sys.stderr)
         return 2
-    if args.sim_url:
-        return _run_against_remote_sim(args, paths)
-    from .sim import SimCloud
-
-    with SimCloud(speed=args.sim_speed) as sim:
-        _run_demo(args, paths, sim, args.sim_speed)
     return 0
 
 
-def _run_demo(args: argparse.Namespace, paths, sim, speed: float) -> None:
-    """The demo is the real app with another base URL: the same provider, SSH and vLLM code.
-
-    sim: a SimCloud in this process or a RemoteSim of one in another (both give `token` and `provider`).
-    """
-    import os
-
-    from .app import MaiderApp
-    from .context import build_context
-
-    # A Hugging Face token from the environment reaches the sim's Hub too (any hf_... opens its gated repos).
-    hf_env = {k: v for k, v in os.environ.items()
-              if k in ("MAIDER_HF_TOKEN", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
-    context = build_context(paths, config_path=args.config, demo=True,
-                            environ={**hf_env, "MAIDER_LINODE_TOKEN": sim.token}, use_keyring=False)
-    context.provider = sim.provider(store=context.store)
-    context.hf_base_url = sim.hf_base_url
-    context.cloud_speed = speed
-    context.sim_url = getattr(args, "sim_url", None)
-    MaiderApp(context).run()
-
-
-def _run_against_remote_sim(args: argparse.Namespace, paths) -> int:
-    """The demo against `maider-tui sim` in another process: the cloud outlives this app."""
-    import os
-
-    from .sim.remote import RemoteSim, RemoteSimError
-
-    token = os.environ.get("MAIDER_SIM_TOKEN", "")
-    if not token:
-        print("--sim-url needs the simulated cloud's token in MAIDER_SIM_TOKEN "
-              "(`maider-tui sim` prints it).", file=sys.stderr)
-        return 2
-    try:
-        sim = RemoteSim(args.sim_url, token)
-        speed = float(sim.stats()["speed"])
-    except (RemoteSimError, LookupError) as exc:
-        print(f"No simulated cloud at {args.sim_url}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        _run_demo(args, paths, sim, speed)
-    finally:
-        sim.close()
-    return 0
+def _needs_cloud(args: argparse.Namespace) -> bool:
+    return args.command in {"types", "down", "watch"} or (
+        args.command == "bench" and args.bench_command == "run" and not args.endpoint)
 
 
 def run_headless(args: argparse.Namespace) -> int:
-    """`watch`, `ls` and `down`: the app's ops code without the full screen."""
-    from .context import build_context
-    from .log import setup_logging
-
-    if getattr(args, "sim_url", None):
-        return _run_headless_against_remote_sim(args)
-    paths = _paths(False)
-    setup_logging(paths.log_file)
-    context = build_context(paths, config_path=args.config)
-    return _run_headless(args, context)
-
-
-def _run_headless(args: argparse.Namespace, context) -> int:
+    """`types`, `watch`, `ls`, `down`, `bench` and `recommend`: the app's ops code without the full
+    screen. With --demo, on the demo's own sessions, and on the simulated cloud when they need one."""
     from . import headless
     from .bench.cli import run_bench, run_recommend
-
-    run = {"watch": headless.run_watch, "ls": headless.run_ls, "down": headless.run_down,
-           "bench": run_bench, "recommend": run_recommend}[args.command]
-    return run(args, context)
-
-
-def _run_headless_against_remote_sim(args: argparse.Namespace) -> int:
-    """A command against `maider-tui sim` in another process: the demo's home, the sim's token and
-    speed (the app's "Keep watched" starts `maider-tui --sim-url URL watch`)."""
-    import os
-
     from .context import build_context
-    from .log import setup_logging
-    from .sim.remote import RemoteSim, RemoteSimError
 
-    paths = _paths(True)
-    setup_logging(paths.log_file)
-    token = os.environ.get("MAIDER_SIM_TOKEN", "")
-    if not token:
-        print("--sim-url needs the simulated cloud's token in MAIDER_SIM_TOKEN "
-              "(`maider-tui sim` prints it).", file=sys.stderr)
+    run = {"types": run_types, "watch": headless.run_watch, "ls": headless.run_ls, "down": headless.run_down,
+           "bench": run_bench, "recommend": run_recommend}[args.command]
+    paths = _paths(args.demo)
+    if _home_problem(paths):
+        return 2  # before the simulated cloud starts
+    cloud = args.demo and _needs_cloud(args)
+    if cloud and not args.sim_url and args.command != "types":
+        # A SimCloud started here would be empty: the demo's VMs live and die inside the demo app.
+        command = "bench run" if args.command == "bench" else args.command
+        print(f"`{command} --demo` needs the simulated cloud the demo's VMs run in, and it lives inside "
+              "the demo app: do this in the app, or run the cloud apart with `maider-tui sim` and pass "
+              "--sim-url.", file=sys.stderr)
         return 2
     try:
-        sim = RemoteSim(args.sim_url, token)
-        speed = float(sim.stats()["speed"])
-    except (RemoteSimError, LookupError) as exc:
-        print(f"No simulated cloud at {args.sim_url}: {exc}", file=sys.stderr)
+        with ExitStack() as stack:
+            sim, speed = stack.enter_context(_demo_cloud(args)) if cloud else (None, 1.0)
+            if not _prepare(paths):
+                return 2
+            if args.demo:
+                context = _demo_context(args, paths, sim, speed)
+            else:
+                context = build_context(paths, config_path=args.config)
+            return run(args, context)
+    except Refused as exc:
+        print(exc, file=sys.stderr)
         return 2
-    try:
-        context = build_context(paths, config_path=args.config, demo=True,
-                                environ={"MAIDER_LINODE_TOKEN": sim.token}, use_keyring=False)
-        context.provider = sim.provider(store=context.store)
-        context.cloud_speed = speed
-        context.sim_url = args.sim_url
-        return _run_headless(args, context)
-    finally:
-        sim.close()
 
 
 def run_token(args: argparse.Namespace) -> int:
     from .context import build_context
-    from .log import setup_logging
     from .secrets import SecretError, token_shape_problem
 
+    if args.demo:
+        print("The demo keeps no tokens (its simulated cloud makes its own); drop --demo and --sim-url "
+              "to manage your real ones.", file=sys.stderr)
+        return 2
     paths = _paths(False)
-    setup_logging(paths.log_file)
+    if not _prepare(paths):
+        return 2
     context = build_context(paths, config_path=args.config)
     secrets = context.secrets
     if args.token_command == "status":
@@ -273,32 +321,28 @@ def run_token(args: argparse.Namespace) -> int:
         return 1
 
 
-def run_types(args: argparse.Namespace, provider=None) -> int:
+def run_types(args: argparse.Namespace, context=None, *, provider=None) -> int:
     """Print the GPU plans, from the API or the cache, saying which. `provider` is for tests."""
     import asyncio
 
     from rich.console import Console
 
-    from .context import build_context
-    from .log import setup_logging
-    from .secrets import LINODE_TOKEN, SecretError
+    from .secrets import SecretError
 
-    paths = _paths(False)
-    setup_logging(paths.log_file)
-    context = build_context(paths, config_path=args.config)
+    if context is None:  # tests: the real home, and the provider they give
+        from .context import build_context
+
+        context = build_context(_paths(False), config_path=args.config)
     if provider is None:
-        from .cloud.linode import LinodeProvider
-
         try:
-            token = context.secrets.get(LINODE_TOKEN)
+            provider = context.get_provider()  # the demo's simulated cloud, else Linode with the user's token
         except SecretError as exc:
             print(str(exc), file=sys.stderr)
             return 1
-        if token is None:
+        if provider is None:
             print("No Linode token: add one with `maider-tui token set linode` or set LINODE_TOKEN.",
                   file=sys.stderr)
             return 1
-        provider = LinodeProvider(token.value.get_secret_value(), store=context.store, clock=context.clock)
     result = asyncio.run(provider.gpu_types(refresh=args.refresh))
     types = result.items
     if args.region:

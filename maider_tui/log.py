@@ -31,7 +31,10 @@ class RedactingFormatter(logging.Formatter):
 
 
 def setup_logging(log_file: Path, level: int = logging.INFO) -> Path:
-    """Send the `maider_tui` loggers to `log_file` (rotated), and nowhere else."""
+    """Send the `maider_tui` loggers to `log_file` (rotated), and nowhere else.
+
+    Raises OSError when the folder or the file cannot be made; the command line checks the folders
+    first (`AppPaths.unwritable`) and says so in one sentence."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger("maider_tui")
     for handler in list(root.handlers):

@@ -44,6 +44,21 @@ class AppPaths:
         """Per-session files a user reads (aider env and metadata)."""
         return self.data_dir / "sessions"
 
+    def unwritable(self) -> str | None:
+        """Why the app cannot make its data and log folders ("FOLDER: the reason"), or None.
+
+        Only looks: for each folder, the nearest part that exists must be a folder this process may
+        write into, so a refused start leaves nothing behind (no half-made tree)."""
+        for folder in (self.data_dir, self.log_dir):
+            existing = folder
+            while not os.path.lexists(existing) and existing.parent != existing:
+                existing = existing.parent
+            if not existing.is_dir():
+                return f"{folder}: {existing} is a file, not a folder"
+            if not os.access(existing, os.W_OK | os.X_OK):
+                return f"{folder}: {existing} is not writable"
+        return None
+
     @classmethod
     def under(cls, home: Path) -> "AppPaths":
         home = Path(home)

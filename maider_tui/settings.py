@@ -25,6 +25,7 @@ from dotenv.parser import parse_stream
 
 from maider_tui.paths import AppPaths, config_file_path
 from maider_tui.typed import InvalidRecord, Record, default_of, field_docs, fields_of, setting
+from maider_tui.userfiles import UnusableFile, parse_toml, read_text_capped
 
 ENV_PREFIX = "MAIDER_"
 NESTED_DELIMITER = "__"
@@ -230,7 +231,7 @@ def load_settings(
     # Passing an override always keeps config_file_path from consulting os.environ behind `environ`.
     toml_path = config_file_path(paths, config_path or env.get("MAIDER_CONFIG") or paths.config_file)
     problems: list[SettingsProblem] = []
-    toml_values = _read(toml_path, tomllib.loads, problems)
+    toml_values = _read(toml_path, parse_toml, problems)
     dotenv: dict[str, str] = {}
     if dotenv_path is not None:
         dotenv = _read(dotenv_path, lambda text: _parse_dotenv(text, dotenv_path, problems), problems)
@@ -246,8 +247,13 @@ def load_settings(
 def _read(path: Path, parse: Callable[[str], dict], problems: list[SettingsProblem]) -> dict[str, Any]:
     """`parse` of the file's text; a missing file reads as empty, a broken one as one problem and empty."""
     try:
-        return parse(path.read_text(encoding="utf-8"))
+        return parse(read_text_capped(path))
     except FileNotFoundError:
+        return {}
+    except UnusableFile as exc:
+        reason = str(exc).removeprefix("is ")  # shown after "FILE:", as "not valid TOML" is
+        message = f"{reason}, so none of this file's settings were used."
+        problems.append(SettingsProblem(str(path), "", message))
         return {}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         found = re.search(r"at line (\d+)", str(exc))

@@ -245,6 +245,42 @@ def test_unreadable_toml_is_a_problem_not_a_crash(setup: Setup) -> None:
     assert [p.source for p in loaded.problems] == [str(setup.toml)]
 
 
+@pytest.mark.parametrize("kind", ["deep arrays", "deep inline tables", "deep dotted tables", "too big",
+                                  "folder", "fifo", "device"])
+def test_a_file_that_cannot_be_settings_is_one_problem_and_read_no_further(setup: Setup, kind: str) -> None:
+    """Nesting that would exhaust the stack, 1 MiB and more, and anything not a regular file (never
+    opened: a FIFO would block, /dev/zero would never end); `.env` files go through the same reader."""
+    import os
+
+    setup.toml.parent.mkdir(parents=True)
+    config: Path | str = setup.toml
+    if kind == "deep arrays":
+        setup.write_toml("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    elif kind == "deep inline tables":
+        setup.write_toml("a = " + "{b = " * 3000 + "1" + "}" * 3000 + "\n")
+    elif kind == "deep dotted tables":
+        setup.write_toml("[" + ".".join(["k"] * 5000) + "]\nx = 1\n")
+    elif kind == "too big":
+        setup.write_toml("[watchdog]\ntimeout_minutes = 9\n" + "# padding\n" * 120_000)
+    elif kind == "folder":
+        setup.toml.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(setup.toml)
+    else:
+        config = "/dev/zero"
+    deep = kind.startswith("deep")
+    if not deep:  # the same file as `.env` too (its parser does not recurse)
+        os.symlink(config, setup.dotenv)
+    loaded = setup.load(config_path=str(config))
+    assert loaded.settings == Settings()
+    assert [p.source for p in loaded.problems] == [str(config)] + ([] if deep else [str(setup.dotenv)])
+    expected = {"too big": "larger than 1 MiB", "folder": "a folder, not a file", "fifo": "not a regular file",
+                "device": "not a regular file"}.get(kind, "nests tables or arrays more than 32 levels deep")
+    for problem in loaded.problems:
+        assert f"{problem.source}: {expected}" in str(problem)
+        assert "none of this file's settings" in str(problem)
+
+
 def test_bad_dotenv_line_is_a_problem_and_the_others_still_count(setup: Setup) -> None:
     setup.write_dotenv("REGION=us-east\nthis is not an assignment\nVLLM_PORT=8001\n")
     loaded = setup.load()
