@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .userfiles import UnusableFile, parse_toml, read_text_capped
+
 # key -> (type check, what the type should be, for the problem message)
 _KEYS: dict[str, tuple[Any, str]] = {
     "model": (lambda v: isinstance(v, str) and v.strip() != "", "a model id string"),
@@ -125,8 +127,8 @@ def load_profiles(directory: Path) -> tuple[dict[str, Profile], list[str]]:
     files = sorted(directory.glob("*.toml")) if directory.is_dir() else []
     for path in files:
         try:
-            table = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+            table = parse_toml(read_text_capped(path))  # a device, a pipe or a huge file is not read
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError, UnusableFile) as exc:
             problems.append(f"{path}: not read ({exc}); skipped")
             continue
         found = check_table(table, str(path))

@@ -136,3 +136,16 @@ def test_deepseek_lite_gets_trust_remote_code_from_its_builtin_profile(paths):
     plan = LaunchPlan.from_settings(Settings(), gpu_type="g2-gpu-rtx4000a2-s",
                                     model="deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct", profile=profile)
     assert plan.config.trust_remote_code is True
+
+
+def test_a_profile_file_nested_too_deep_or_a_pipe_is_reported_and_skipped(paths):
+    import os
+
+    paths.profiles_dir.mkdir(parents=True)
+    (paths.profiles_dir / "deep.toml").write_text('model = "x/y"\nv = ' + "[" * 5000 + "]" * 5000 + "\n")
+    os.mkfifo(paths.profiles_dir / "pipe.toml")  # opening it to read would wait for a writer forever
+    profiles, problems = load_profiles(paths.profiles_dir)
+    text = "\n".join(problems)
+    assert "deep.toml" in text and "levels deep" in text
+    assert "pipe.toml" in text and "not a regular file" in text
+    assert "x/y" not in profiles
