@@ -280,7 +280,7 @@ def _watchable(store: Any, names: list[str], out: Out) -> list[str]:
 async def _start_watchdog(live: Any, name: str, settings: Any, notifier: Any, out: Out):
     """Connect to the session and build its Watchdog; None when its VM is already gone. A kept VM
     (no model serving) has nothing to connect to: its watchdog counts from when it was kept."""
-    from .ops.live import ATTACH_TIMEOUT_S
+    from .ops.watching import ATTACH_TIMEOUT_S
     from .ops.watchdog import is_kept
 
     if is_kept(live.store.get_session(name)):

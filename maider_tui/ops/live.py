@@ -17,12 +17,11 @@ from ..paths import AppPaths
 from ..store import SessionRecord, Store
 from .events import EventSink, FailedEvent, LogEvent, OpsEvent, WarningEvent
 from .limits import ReadinessLimits
+from .watching import Watching
 
 log = logging.getLogger(__name__)
 
 VLLM_PORT = 8000
-ATTACH_TIMEOUT_S = 60.0  # a VM that won't answer SSH must not stall its countdown
-TAKE_OVER_POLL_S = 2.0  # how often a session another window watches is checked for being let go
 
 
 @dataclass
@@ -64,10 +63,7 @@ class LiveSessions:
         # With a notifier, every session that becomes ready or is attached is watched from here
         # (the app); without one (the headless `watch`), the caller starts the watchdogs itself.
         self.notify = notify
-        self.orphan_watch: Any | None = None  # ops.orphan_watch.OrphanWatch, once orphans were found
-        self._orphan_task: asyncio.Task | None = None
-        self.on_orphan_destroyed: Callable[[int], Any] | None = None
-        self._launching: set[str] = set()  # launches running here: watched once they end
+        self.watching = Watching(self)
 
     # events
     def subscribe(self, listener: EventSink) -> Callable[[], None]:
@@ -90,6 +86,10 @@ class LiveSessions:
 
     def names(self) -> list[str]:
         return list(self._sessions)
+
+    def entry(self, name: str) -> LiveSession:
+        """The live session called `name`, made (empty) if this process holds none yet."""
+        return self._sessions.setdefault(name, LiveSession(name))
 
     async def provider(self):
         provider = await asyncio.to_thread(self._provider_factory)
@@ -119,7 +119,7 @@ class LiveSessions:
         def claimed(name: str) -> None:
             live = self._sessions.setdefault(name, LiveSession(name))
             names.append(name)
-            self._hold_while_launching(live)
+            self.watching.hold_while_launching(live)
             held = any(other.task is running for other in self._sessions.values())
             if held and (live.task is None or live.task.done()):
                 live.task = running  # held under its reserved name too, so a destroy waits for it
@@ -132,14 +132,14 @@ class LiveSessions:
                                      limits=self.limits, claim=claimed)
         except Exception:
             for name in names:  # a VM kept for inspection still bills: it gets its deadline
-                self._watch_or_let_go(name)
+                self.watching.watch_or_let_go(name)
             raise
         finally:
-            self._launching.difference_update(names)
+            self.watching.launching.difference_update(names)
         live = self._sessions.setdefault(handle.name, LiveSession(handle.name))
         live.handle = handle
         log.info("session %s ready at %s", handle.name, handle.endpoint)
-        self._watch_or_let_go(handle.name)
+        self.watching.watch_or_let_go(handle.name)
         return live
 
     async def resume(self, record: SessionRecord, *, claim: Callable[[str], Any] | None = None) -> LiveSession:
@@ -148,20 +148,20 @@ class LiveSessions:
 
         provider = await self.provider()
         hf_token = await asyncio.to_thread(self._hf_token)
-        self._unkeep(record.name)  # the user carries it on: no deadline while it launches
-        self._hold_while_launching(self._sessions.setdefault(record.name, LiveSession(record.name)))
+        self.watching.unkeep(record.name)  # the user carries it on: no deadline while it launches
+        self.watching.hold_while_launching(self._sessions.setdefault(record.name, LiveSession(record.name)))
         try:
             handle = await provision(None, provider=provider, store=self.store, paths=self.paths,
                                      settings=self.settings, clock=self.clock, emit=self.emit,
                                      hf_token=hf_token, limits=self.limits, resume_from=record, claim=claim)
         except Exception:
-            self._watch_or_let_go(record.name)  # stopped again: kept afresh from now
+            self.watching.watch_or_let_go(record.name)  # stopped again: kept afresh from now
             raise
         finally:
-            self._launching.discard(record.name)
+            self.watching.launching.discard(record.name)
         live = self._sessions[handle.name]
         live.handle = handle
-        self._watch_or_let_go(handle.name)
+        self.watching.watch_or_let_go(handle.name)
         return live
 
     async def attach(self, name: str) -> LiveSession:
@@ -236,7 +236,7 @@ class LiveSessions:
                                          f"{endpoint}; aider-env and the aider command were updated, so "
                                          "restart aider with them."))
         self.emit(LogEvent(name, f"Reconnected: {endpoint}"))
-        self._auto_watch(name)
+        self.watching.auto(name)
         return live
 
     async def vm_gone(self, name: str) -> bool:
@@ -266,7 +266,7 @@ class LiveSessions:
         self.emit(WarningEvent(name, f"{name}'s VM {record.instance_id} no longer exists (deleted outside the "
                                      "app): the session is marked gone and its cost stopped counting."))
         live = self._sessions.pop(name, None)
-        self._stop_watchdog(live)
+        self.watching.stop(live)
         if live is not None and live.handle is not None:
             task = asyncio.ensure_future(live.handle.close())
             self._closing.add(task)
@@ -299,193 +299,26 @@ class LiveSessions:
         async with destroying(self.paths, name, on_wait=waiting):
             receipt = await destroy_session(name, provider=provider, store=self.store, clock=self.clock,
                                             emit=self.emit, ssh=live.ssh if live else None, paths=self.paths)
-        self._stop_watchdog(live)
+        self.watching.stop(live)
         self._sessions.pop(name, None)
         return receipt
 
-    # the idle watchdog
+    # watching: delegated to ops.watching, which holds the watchdogs and the watch locks
     def new_watchdog(self, name: str, notify: Callable[[str, str], Any]):
-        """A Watchdog for `name` reading vLLM's metrics through the tunnel, reconnecting when it is down;
-        for a VM with no model serving (see watchdog.is_kept), one counting from when it was kept."""
-        from .watchdog import Watchdog, is_kept, metrics_from_tunnel
-
-        if is_kept(self.store.get_session(name)):
-            async def nothing():
-                return None
-
-            dog = Watchdog(name, metrics=nothing, destroy=lambda: self.destroy(name), store=self.store,
-                           clock=self.clock, settings=self.settings.watchdog, notify=notify, emit=self.emit,
-                           kept=True)
-            self._sessions.setdefault(name, LiveSession(name)).watchdog = dog
-            return dog
-
-        def port() -> int | None:
-            current = self._sessions.get(name)
-            return current.handle.local_port if current is not None and current.handle is not None else None
-
-        tunnel = metrics_from_tunnel(port)
-
-        async def metrics():
-            current = self._sessions.get(name)
-            ssh = current.ssh if current is not None else None
-            if ssh is not None and ssh.state != "connected" and await self.vm_gone(name):
-                return None  # deleted outside the app: marked gone, nothing left to watch
-            if port() is None:  # not connected: try again, once per poll (it counts as idle meanwhile)
-                try:
-                    await asyncio.wait_for(self.attach(name), ATTACH_TIMEOUT_S)
-                except Exception as exc:  # noqa: BLE001
-                    log.info("reconnecting %s failed: %s", name, exc)
-                    return None
-            return await tunnel()
-
-        dog = Watchdog(name, metrics=metrics, destroy=lambda: self.destroy(name), store=self.store,
-                       clock=self.clock, settings=self.settings.watchdog, notify=notify, emit=self.emit)
-        self._sessions.setdefault(name, LiveSession(name)).watchdog = dog
-        return dog
+        return self.watching.new_watchdog(name, notify)
 
     def start_watchdog(self, name: str, notify: Callable[[str, str], Any]):
-        """Watch `name` from this process: take its lock, then run its Watchdog. A background
-        `maider-tui watch` holding the lock is asked to stop, and the lock taken once it lets go.
-        None when the watchdog is off or another app holds the session."""
-        from .owner import stop_owner, try_acquire
-
-        from .watchdog import is_kept
-
-        if not self.settings.watchdog.enabled or name in self._launching:
-            return None  # off, or launching here: watched once the launch ends
-        record = self.store.get_session(name)
-        if record is None or record.ended or (record.state != "ready" and not is_kept(record)):
-            return None  # no VM that bills: nothing to watch
-        live = self._sessions.setdefault(name, LiveSession(name))
-        if live.watchdog is not None and live.watchdog.kept != is_kept(record):
-            self._drop_watchdog(live)  # kept and now serving, or the reverse: the other kind of watch
-        if live.watchdog_task is not None and not live.watchdog_task.done():
-            return live.watchdog
-        lock = live.lock or try_acquire(self.paths, name, store=self.store)
-        if lock is None:
-            if stop_owner(self.paths, name):  # a background watcher: it releases on SIGTERM
-                live.watchdog_task = asyncio.ensure_future(self._take_over(name, notify))
-                return None
-            self.emit(LogEvent(name, "Another maider-tui process watches this session; not watched here."))
-            # Another app window: watch from here once it lets go (quit or crashed), never both at once.
-            live.watchdog_task = asyncio.ensure_future(self._take_over(name, notify, wait_s=None,
-                                                                       poll_s=TAKE_OVER_POLL_S))
-            return None
-        return self._run_watchdog(live, lock, notify)
-
-    async def _take_over(self, name: str, notify: Callable[[str, str], Any], wait_s: float | None = 10.0,
-                         poll_s: float = 0.2) -> None:
-        """Wait (real time: another process is exiting) for the watcher's lock, then watch here.
-        `wait_s` None: for as long as the session lives."""
-        from .owner import try_acquire
-
-        loop = asyncio.get_running_loop()
-        deadline = None if wait_s is None else loop.time() + wait_s
-        while deadline is None or loop.time() < deadline:
-            record = self.store.get_session(name)
-            if record is None or record.ended:
-                return  # destroyed by the other process: nothing left to watch
-            lock = try_acquire(self.paths, name, store=self.store)
-            if lock is not None:
-                live = self._sessions.setdefault(name, LiveSession(name))
-                live.watchdog_task = None
-                self._run_watchdog(live, lock, notify)
-                self.emit(LogEvent(name, "Took over the watchdog from the other maider-tui process."))
-                return
-            await asyncio.sleep(poll_s)
-        self.emit(LogEvent(name, "The background watcher did not let go; it keeps watching this session."))
-
-    def _run_watchdog(self, live: LiveSession, lock: Any, notify: Callable[[str, str], Any]):
-        live.lock = lock
-        dog = live.watchdog if live.watchdog is not None else self.new_watchdog(live.name, notify)
-        live.watchdog_task = asyncio.ensure_future(dog.run())
-
-        def finished(_task: asyncio.Task) -> None:
-            if dog.now_serving and live.watchdog is dog:  # a kept VM now serves: watch it by use
-                self._drop_watchdog(live)
-                self.start_watchdog(live.name, notify)
-
-        live.watchdog_task.add_done_callback(finished)
-        return dog
-
-    def _auto_watch(self, name: str) -> None:
-        if self.notify is not None:
-            self.start_watchdog(name, self.notify)
+        return self.watching.start(name, notify)
 
     def watch_all(self) -> list[str]:
-        """Watch every session whose VM bills (serving or kept), except launches running here; the
-        names now watched from this process."""
-        watched = []
-        if self.notify is None:
-            return watched
-        for record in self.store.list_sessions(include_ended=False):
-            if self.start_watchdog(record.name, self.notify) is not None:
-                watched.append(record.name)
-        return watched
+        return self.watching.watch_all()
 
     def watch_orphans(self, orphans: list, notify: Callable[[str, str], Any] | None = None):
-        """Give every orphan VM its deadline (ops.orphan_watch) and count it down from this process."""
-        from .orphan_watch import OrphanWatch
+        return self.watching.watch_orphans(orphans, notify)
 
-        notify = notify or self.notify
-        if notify is None or not self.settings.watchdog.enabled:
-            return None
-        if self.orphan_watch is None:
-            self.orphan_watch = OrphanWatch(store=self.store, clock=self.clock, settings=self.settings.watchdog,
-                                            provider=self.provider, notify=notify, emit=self.emit,
-                                            on_destroyed=self._orphan_destroyed)
-        self.orphan_watch.set_orphans(orphans)
-        if orphans and (self._orphan_task is None or self._orphan_task.done()):
-            self._orphan_task = asyncio.ensure_future(self.orphan_watch.run())
-        return self.orphan_watch
-
-    def _orphan_destroyed(self, vm_id: int) -> None:
-        if self.on_orphan_destroyed is not None:
-            self.on_orphan_destroyed(vm_id)
-
-    def _hold_while_launching(self, live: LiveSession) -> None:
-        """Take the session's watch lock for the launch: another process (a second window, a background
-        watcher) then never counts it down as an interrupted launch while it runs here."""
-        from .owner import try_acquire
-
-        self._launching.add(live.name)
-        if live.lock is None:
-            live.lock = try_acquire(self.paths, live.name, store=self.store)
-
-    def _watch_or_let_go(self, name: str) -> None:
-        """A launch ended: ready, or stopped with its VM kept (watched by a deadline), it is watched
-        from here with the lock the launch held; with nothing to watch here, the lock goes."""
-        self._launching.discard(name)
-        self._auto_watch(name)
-        live = self._sessions.get(name)
-        if live is not None and live.watchdog_task is None and live.lock is not None:
-            live.lock.release()
-            live.lock = None
-
-    def _drop_watchdog(self, live: LiveSession) -> None:
-        self._stop_watchdog(live)
-        live.watchdog, live.watchdog_task = None, None
-
-    def _unkeep(self, name: str) -> None:
-        """The user acted on a kept session (resume, retry): its deadline is dropped until it is kept again."""
-        live = self._sessions.get(name)
-        if live is not None and live.watchdog is not None:
-            self._drop_watchdog(live)
-        record = self.store.get_session(name)
-        if record is not None and "kept_since" in record.extra:
-            self.store.update_session(name, extra={k: v for k, v in record.extra.items() if k != "kept_since"})
-
-    def _stop_watchdog(self, live: LiveSession | None) -> None:
-        if live is None:
-            return
-        if live.watchdog is not None:
-            live.watchdog.stop()
-        if live.watchdog_task is not None and not live.watchdog_task.done() \
-                and live.watchdog_task is not asyncio.current_task():
-            live.watchdog_task.cancel()
-        if live.lock is not None:
-            live.lock.release()
-            live.lock = None
+    @property
+    def orphan_watch(self) -> Any | None:
+        return self.watching.orphan_watch
 
     async def switch_model(self, name: str, model_id: str, *, max_model_len: int | None = None):
         from ..deploy.compose import ComposeOptions
@@ -516,12 +349,9 @@ class LiveSessions:
 
     async def close_all(self) -> None:
         """Close every connection and stop every watchdog; the VMs keep running."""
-        if self.orphan_watch is not None:
-            self.orphan_watch.stop()
-        if self._orphan_task is not None and not self._orphan_task.done():
-            self._orphan_task.cancel()
+        self.watching.stop_orphans()
         for live in list(self._sessions.values()):
-            self._stop_watchdog(live)
+            self.watching.stop(live)
             if live.task is not None and not live.task.done():
                 live.task.cancel()
             if live.handle is not None:

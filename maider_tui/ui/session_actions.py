@@ -156,7 +156,7 @@ class SessionActions:
         # Every VM that bills is watched from the moment the app knows of it, dashboard open or not:
         # serving ones by use, kept ones (interrupted, failed, unreachable) and orphans by a deadline.
         self.live.watch_all()
-        self.live.on_orphan_destroyed = self._orphan_gone
+        self.live.watching.on_orphan_destroyed = self._orphan_gone
         self.live.watch_orphans(report.orphans)
         parts = []
         if report.orphans:

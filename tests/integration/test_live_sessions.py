@@ -62,9 +62,9 @@ async def test_without_a_notifier_nothing_is_watched_automatically(sim_cloud, pa
 
 
 async def test_a_session_another_window_watches_is_taken_over_once_it_lets_go(sim_cloud, paths, monkeypatch):
-    import maider_tui.ops.live as live_module
+    import maider_tui.ops.watching as watching_module
 
-    monkeypatch.setattr(live_module, "TAKE_OVER_POLL_S", 0.02)
+    monkeypatch.setattr(watching_module, "TAKE_OVER_POLL_S", 0.02)
     store = open_store(paths.database)
     live = LiveSessions(store=store, paths=paths, settings=Settings(), clock=SystemClock(),
                         provider=lambda: sim_cloud.provider(store=store), hf_token=lambda: None, limits=LIMITS)

@@ -230,7 +230,7 @@ async def test_a_kept_vms_deadline_survives_a_restart_and_resume_resets_it(sim_c
     try:
         second.watch_all()
         assert second.get("kept-2").watchdog.remaining_s == 10 * 60
-        second._unkeep("kept-2")  # what resuming it does first
+        second.watching.unkeep("kept-2")  # what resuming it does first
         assert "kept_since" not in store.get_session("kept-2").extra
         second.watch_all()
         assert second.get("kept-2").watchdog.remaining_s == 30 * 60
