@@ -49,10 +49,10 @@ async def shoot(name: str, *, sessions: bool, demo: bool = False, size=(120, 40)
     from maider_tui.clock import ManualClock
     from maider_tui.context import build_context
     from maider_tui.paths import AppPaths
-    from maider_tui.secrets import MemoryKeyring
 
     sys.path.insert(0, str(ROOT))
     from tests.conftest import FROZEN_NOW
+    from tests.keyrings import MemoryKeyring
     from tests.ui.sessions import add_sample_sessions
 
     keyring.set_keyring(MemoryKeyring())
