@@ -80,3 +80,15 @@ class FastClock(SystemClock):
 
 def utc_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+async def sleep_unless(clock: Clock, seconds: float, stop: "asyncio.Event") -> None:
+    """Sleep `seconds` by `clock`, ending at once when `stop` is set (a watch that was stopped must
+    not wait out its poll)."""
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeper.cancel()
+        stopper.cancel()

@@ -109,3 +109,14 @@ class Notifier:
             log.warning("ntfy notification to %s refused: HTTP %s", url, response.status_code)
             return False
         return True
+
+
+async def say(notify: Callable[[str, str], Any], title: str, message: str, *, about: str = "") -> None:
+    """Call a notifier (sync or async); a failing notification is logged, never raised: the watch
+    that sends it must go on."""
+    try:
+        result = notify(title, message)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:  # noqa: BLE001 - a notification failing must not stop the watchdog
+        log.exception("notification failed%s", f" for {about}" if about else "")

@@ -10,12 +10,12 @@ warned about `warning_minutes` before, like an idle session, and destroyed throu
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from typing import Any, Awaitable, Callable
 
-from maider_tui.clock import Clock
+from maider_tui.clock import Clock, sleep_unless
 from maider_tui.ops.events import EventSink
+from maider_tui.ops.notify import say
 from maider_tui.ops.recover import Orphan, destroy_orphan
 from maider_tui.settings import WatchdogSettings
 from maider_tui.store import Store
@@ -124,21 +124,10 @@ class OrphanWatch:
                 log.exception("orphan check failed")
             if not self.orphans:
                 break
-            sleeper = asyncio.ensure_future(self.clock.sleep(self.settings.poll_seconds))
-            stopper = asyncio.ensure_future(self._stopped.wait())
-            try:
-                await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                stopper.cancel()
+            await sleep_unless(self.clock, self.settings.poll_seconds, self._stopped)
 
     def stop(self) -> None:
         self._stopped.set()
 
     async def _say(self, title: str, message: str) -> None:
-        try:
-            result = self._notify(title, message)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:  # noqa: BLE001 - a notification failing must not stop the watch
-            log.exception("notification about an orphan failed")
+        await say(self._notify, title, message, about="an orphan VM")

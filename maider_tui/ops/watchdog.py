@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 from collections.abc import Iterator
 from typing import Any, Awaitable, Callable
 
-from maider_tui.clock import Clock
+from maider_tui.clock import Clock, sleep_unless
 from maider_tui.ops.events import EventSink, WatchdogEvent
+from maider_tui.ops.notify import say
 from maider_tui.remote.vllm import VllmClient, VllmMetrics
 from maider_tui.settings import WatchdogSettings
 from maider_tui.store import Store
@@ -228,14 +228,7 @@ class Watchdog:
             await self._sleep(self.settings.poll_seconds)
 
     async def _sleep(self, seconds: float) -> None:
-        # stop() must end the wait at once, not one poll later.
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        stopper = asyncio.ensure_future(self._stopped.wait())
-        try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            stopper.cancel()
+        await sleep_unless(self.clock, seconds, self._stopped)  # stop() ends the wait at once
 
     async def check(self) -> None:
         """One poll: read the metrics, count activity, warn or destroy when due."""
@@ -435,9 +428,4 @@ class Watchdog:
                 self._emit(WatchdogEvent(self.name, state, self.remaining_s, message))
 
     async def _say(self, title: str, message: str) -> None:
-        try:
-            result = self._notify(title, message)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:  # noqa: BLE001 - a notification failing must not stop the watchdog
-            log.exception("notification failed for %s", self.name)
+        await say(self._notify, title, message, about=self.name)
