@@ -7,6 +7,8 @@ from maider_tui.cloud.base import (
     CreateSpec,
     Provider,
     Vm,
+    home_tag,
+    made_elsewhere,
     session_tag,
 )
 from maider_tui.cloud.errors import ProviderError, from_api_error, label_taken
@@ -22,6 +24,8 @@ __all__ = [
     "ProviderError",
     "Vm",
     "from_api_error",
+    "home_tag",
+    "made_elsewhere",
     "label_taken",
     "session_tag",
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
 from dataclasses import dataclass, field
 from typing import Generic, Literal, Protocol, TypeVar, runtime_checkable
 
@@ -13,6 +16,23 @@ Source = Literal["api", "cache", "offline"]
 SESSION_TAG = "maider"
 """Every VM we create carries this tag, so a crashed client can find what it left behind."""
 SESSION_TAG_PREFIX = "maider-session:"
+
+
+HOME_TAG_PREFIX = "maider-home:"
+
+
+def home_tag(data_dir: str | os.PathLike[str], host: str | None = None) -> str:
+    """The tag of the maider-tui home (machine and data folder) that made a VM: the same account may
+    be used from two machines, and one must never count down the other's sessions as orphans."""
+    where = f"{host if host is not None else socket.gethostname()}:{os.path.abspath(data_dir)}"
+    return HOME_TAG_PREFIX + hashlib.sha256(where.encode()).hexdigest()[:12]
+
+
+def made_elsewhere(tags: "list[str] | tuple[str, ...]", home: str) -> bool:
+    """Whether a VM's tags name another home than `home` (a VM with no home tag was made by an
+    older release, which had none: it counts as this home's)."""
+    homes = [t for t in tags if t.startswith(HOME_TAG_PREFIX)]
+    return bool(homes) and home not in homes
 
 
 def session_tag(label: str) -> str:

@@ -55,7 +55,8 @@ class OrphanWatch:
     def set_orphans(self, orphans: list[Orphan]) -> None:
         """The orphans as last found; a new one counts from now, a known one from when first found."""
         now = self.clock.now()
-        self.orphans = {o.id: o for o in orphans}
+        # Another home's VM is its own to watch: counting it down here would destroy a live session.
+        self.orphans = {o.id: o for o in orphans if not o.elsewhere}
         for vm_id in self.orphans:
             found = self.store.cache_get(found_key(vm_id))
             if not isinstance(found, (int, float)):

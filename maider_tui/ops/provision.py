@@ -14,7 +14,9 @@ import asyncio
 from typing import Any, Callable
 
 from maider_tui.clock import Clock
-from maider_tui.cloud import SESSION_TAG, CreateSpec, Provider, ProviderError, Vm, label_taken, session_tag
+from maider_tui.cloud import (
+    SESSION_TAG, CreateSpec, Provider, ProviderError, Vm, home_tag, label_taken, session_tag,
+)
 from maider_tui.deploy import cloud_init, compose
 from maider_tui.log import register_secret
 from maider_tui.models import VllmConfig
@@ -239,7 +241,7 @@ class _Launch:
         user_data = cloud_init.render(host_key_private=host.private_pem, host_key_public=host.public_line)
         spec = CreateSpec(label=self.name, region=self.plan.region, type=self.plan.gpu_type.id,
                           image=self.plan.image, authorized_keys=[client_public], user_data=user_data,
-                          tags=list(self.plan.tags), firewall_id=self.plan.firewall_id)
+                          tags=[*self.plan.tags, home_tag(self.paths.data_dir)], firewall_id=self.plan.firewall_id)
         vm = await self._settled(self._create_or_link(spec))
         self.instance_id = vm.id  # saved before anything else may fail: the VM costs money from now on
         try:

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from maider_tui import catalog
 from maider_tui.clock import Clock
-from maider_tui.cloud import SESSION_TAG, Provider, Vm, session_tag
+from maider_tui.cloud import SESSION_TAG, Provider, Vm, home_tag, made_elsewhere, session_tag
 from maider_tui.ops.events import EventSink, WarningEvent
 from maider_tui.ops.receipt import make_receipt
 from maider_tui.ops.session_files import remove_ssh_entry
@@ -37,6 +38,7 @@ class Orphan:
     vm: Vm
     hourly_usd: float | None  # None when neither the API nor the catalog knows the plan's price
     reason: str
+    elsewhere: bool = False  # made by maider-tui in another home (machine or data folder): it watches it
 
     @property
     def id(self) -> int:
@@ -121,7 +123,10 @@ async def recover(*, provider: Provider, store: Store, clock: Clock, emit: Event
         else:
             report.healthy.append(record.name)
     for vm in unclaimed.values():
-        orphan = Orphan(vm, _hourly(vm), _orphan_reason(vm, store))
+        elsewhere = made_elsewhere(vm.tags, home_tag(Path(store.path).parent))
+        reason = ("made by maider-tui on another machine or in another data folder, which watches it"
+                  if elsewhere else _orphan_reason(vm, store))
+        orphan = Orphan(vm, _hourly(vm), reason, elsewhere)
         report.orphans.append(orphan)
         price = f"${orphan.hourly_usd:.2f}/h" if orphan.hourly_usd is not None else "an unknown price"
         _say(emit, vm.label, f"VM {vm.id} ({vm.label}) is running at {price} with no session: "

@@ -207,7 +207,7 @@ class SessionActions:
         for orphan in home.orphans if home is not None else []:
             remaining = watch.remaining_s(orphan.id) if watch is not None else None
             running.append((f"(orphan) {orphan.label}", orphan.hourly_usd or 0.0,
-                            orphan_fate(remaining, settings)))
+                            orphan_fate(remaining, settings, orphan.elsewhere)))
         return running
 
     def _keep_note(self) -> str:
@@ -227,7 +227,8 @@ class SessionActions:
             self.exit()
             return
         home = self._home()
-        orphans = list(home.orphans) if home is not None else []
+        # Another home's VM is listed, never destroyed from here: it may be a session in use there.
+        orphans = [o for o in home.orphans if not o.elsewhere] if home is not None else []
 
         def answered(choice: str | None) -> None:
             if choice == "keep":

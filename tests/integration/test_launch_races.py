@@ -75,6 +75,15 @@ async def test_a_destroy_during_a_create_in_flight_waits_for_it_and_deletes_the_
     assert receipt.cost_usd >= 0
 
 
+async def test_a_launched_vm_carries_the_tag_of_the_home_that_made_it(sim_cloud, live, store, paths):
+    from maider_tui.cloud import home_tag
+
+    session = await live.launch(_plan("tagged"))
+    (vm,) = _live_vms(sim_cloud)
+    assert home_tag(paths.data_dir) in vm.tags and "maider-session:tagged" in vm.tags
+    await live.destroy(session.name)
+
+
 async def test_a_session_destroyed_elsewhere_while_its_create_was_in_flight_loses_its_vm_too(
         sim_cloud, live, store, paths):
     """Another process's destroy found no VM yet (the create had not landed) and ended the session:

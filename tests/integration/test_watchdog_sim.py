@@ -280,6 +280,40 @@ async def test_an_orphan_vm_is_destroyed_at_its_deadline_counted_from_when_first
         store.close()
 
 
+async def test_an_orphan_another_home_made_is_listed_but_never_counted_down_here(sim_cloud, paths):
+    """The same Linode account used from two machines: each VM carries the home that made it, and a
+    VM of the other home is that home's session, not an orphan to destroy from here."""
+    from maider_tui.cloud import CreateSpec, home_tag
+    from maider_tui.ops.orphan_watch import OrphanWatch
+    from maider_tui.ops.recover import recover
+
+    store = open_store(paths.database)
+    clock = ManualClock(start=time.time())
+    provider = sim_cloud.provider(store)
+    other = home_tag("/home/someone/.local/share/maider-tui", host="the-other-laptop")
+    theirs = await provider.create(CreateSpec(label="their-session", region=catalog.gpu_type(GPU).regions[0],
+                                              type=GPU, image="linode/ubuntu24.04",
+                                              authorized_keys=[KEY.public_line], tags=[other]))
+    notes: list[tuple[str, str]] = []
+
+    async def give():
+        return provider
+
+    try:
+        (orphan,) = (await recover(provider=provider, store=store, clock=clock)).orphans
+        assert orphan.elsewhere and "another machine" in orphan.reason
+        watch = OrphanWatch(store=store, clock=clock, settings=WatchdogSettings(timeout_minutes=30),
+                            provider=give, notify=lambda t, m: notes.append((t, m)))
+        watch.set_orphans([orphan])
+        assert watch.remaining_s(theirs.id) is None
+        clock.advance(3 * 3600)
+        await watch.check()
+        assert await provider.get(theirs.id) is not None and notes == []
+    finally:
+        await provider.destroy(theirs.id)
+        store.close()
+
+
 async def test_a_kept_vm_resumed_elsewhere_is_then_watched_by_use(sim_cloud, paths):
     """Another window resumed it to ready: the kept countdown stops (it would destroy a serving VM)
     and an idle watchdog takes its place."""

@@ -120,3 +120,16 @@ def test_messages_never_carry_a_registered_secret():
     register_secret(secret)
     err = from_api_error(api_error(400, f"bad value {secret}"))
     assert secret not in str(err) and "***" in str(err)
+
+
+def test_the_home_tag_names_the_machine_and_data_folder_that_made_a_vm():
+    from maider_tui.cloud import home_tag, made_elsewhere
+
+    mine = home_tag("/home/me/.local/share/maider-tui", host="laptop")
+    assert mine == home_tag("/home/me/.local/share/maider-tui", host="laptop")
+    assert mine != home_tag("/home/me/.local/share/maider-tui", host="desktop")
+    assert mine != home_tag("/home/me/.local/share/maider-tui/demo", host="laptop")
+    assert mine.startswith("maider-home:") and len(mine) <= 50  # Linode's limit on a tag
+    assert not made_elsewhere(["maider", mine], mine)
+    assert made_elsewhere(["maider", home_tag("/x", host="other")], mine)
+    assert not made_elsewhere(["maider", "maider-session:old"], mine), "older releases tagged no home"

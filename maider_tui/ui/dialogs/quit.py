@@ -30,8 +30,10 @@ def session_fate(record: Any, watchdog: Any | None, settings: Any) -> str:
     return f"destroyed after {session_minutes(record, settings)} min idle"
 
 
-def orphan_fate(remaining_s: float | None, settings: Any) -> str:
+def orphan_fate(remaining_s: float | None, settings: Any, elsewhere: bool = False) -> str:
     """What becomes of an orphan VM once the app is gone."""
+    if elsewhere:
+        return "left to the maider-tui that made it (another machine or data folder)"
     if not settings.enabled:
         return "runs until you destroy it"
     if remaining_s is None:

@@ -175,6 +175,8 @@ class HomeScreen(Screen[None]):
         live = getattr(self.app, "live", None)
         watch = live.orphan_watch if live is not None else None
         remaining = watch.remaining_s(orphan.id) if watch is not None else None
+        if orphan.elsewhere:
+            return "elsewhere"
         return "d / a" if remaining is None else _countdown(remaining)
 
     def set_orphans(self, orphans: list) -> None:
