@@ -250,7 +250,7 @@ class VllmClient:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, transport=transport,
                                        verify=shared_context(),
-                                       limits=httpx.Limits(max_connections=4, max_keepalive_connections=2,
+                                       limits=httpx.Limits(max_connections=100, max_keepalive_connections=20,
                                                            keepalive_expiry=keepalive_s),
                                        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
         self._clock = clock or SystemClock()
