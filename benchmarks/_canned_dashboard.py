@@ -1,9 +1,9 @@
 """The app's own dashboard of an 8-GPU session fed canned data at 1 Hz, with no data source behind it.
 
 No VM, SSH, HTTP or cloud: the screen `dashboard_cpu.py` measures, built as the snapshot tests build
-it (`stream=False`, on `maider_tui.sim.fixtures`), given once a second a GPU snapshot whose utilisation, temperature and power
-change, a watchdog countdown one second on, and every 5 s a vLLM reading. What it costs is what
-drawing the dashboard costs.
+it (`stream=False`, on `maider_tui.sim.fixtures`), given once a second a GPU snapshot whose
+utilisation, temperature and power change, a watchdog countdown one second on, and every 5 s a vLLM
+reading. What it costs is what drawing the dashboard costs.
 
     python benchmarks/_canned_dashboard.py HOME
 """

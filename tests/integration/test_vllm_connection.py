@@ -178,7 +178,8 @@ async def test_broken_answers_are_errors_not_hangs(answer):
     async with server, VllmClient(url, timeout=2.0) as vllm:
         with pytest.raises(VllmError, match="Cannot reach vLLM"):
             await vllm.metrics()
-        with pytest.raises(VllmError, match="Cannot reach vLLM"):  # and again: a failed connection is not reused
+        # and again: a failed connection is not reused
+        with pytest.raises(VllmError, match="Cannot reach vLLM"):
             await vllm.metrics()
         assert await vllm.health() is False
     assert len(connections) >= 3

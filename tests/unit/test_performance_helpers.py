@@ -25,8 +25,8 @@ from maider_tui.ui.widgets.patch import patch, size_may_change
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 SCRIPTS = ("startup", "dashboard_cpu", "memory", "ssh_economy", "bench_accuracy", "orchestration")
-HEADLINES = {"startup": "startup_ratio", "dashboard_cpu": "cpu_pct_of_core", "memory": "app_peak_rss_mib",
-             "ssh_economy": "ssh_handshakes", "bench_accuracy": "ttft_error_ms", "orchestration": "overhead_s"}
+HEADLINES = {"startup": "startup_ratio", "dashboard_cpu": "cpu_pct_of_core",
+             "memory": "app_peak_rss_mib", "ssh_economy": "ssh_handshakes", "bench_accuracy": "ttft_error_ms", "orchestration": "overhead_s"}
 
 
 def load(name: str):
