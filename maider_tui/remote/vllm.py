@@ -5,9 +5,8 @@
 `httpx.AsyncClient` whose connection is kept between polls; every failure it reports is a `VllmError`
 with a one-line message fit for the log pane.
 
-The server-sent events of a stream are read here, not by a library: httpx has none, and vLLM sends one
-`data:` line per event, so the reader is a prefix test (httpx-sse would be a dependency for that line).
-The Prometheus text is parsed by `prometheus.parse_samples`, which says why it is not a library's.
+The streams' server-sent events are read in `stream_chat` (httpx has no reader for them; httpx-sse
+would be a new dependency for one prefix test), the Prometheus text by `prometheus.parse_samples`.
 """
 
 from __future__ import annotations
@@ -336,7 +335,9 @@ class VllmClient:
                     raise _http_error(response)
                 done = False
                 async for line in response.aiter_lines():
-                    data = line[5:].strip() if line.startswith("data:") else ""  # SSE: only data lines matter
+                    # Server-sent events, read here: httpx has no reader for them, and vLLM's are one
+                    # `data:` line each, so a prefix test is the whole parser (comments, ids: skipped).
+                    data = line[5:].strip() if line.startswith("data:") else ""
                     if done or data == "[DONE]":
                         # Read on to the body's end rather than leave: an unfinished response closes
                         # its connection, and the next request would pay for a new one (a new channel
