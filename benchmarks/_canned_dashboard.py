@@ -1,9 +1,9 @@
 """The app's own dashboard of an 8-GPU session fed canned data at 1 Hz, with no data source behind it.
 
 No VM, SSH, HTTP or cloud: the screen `dashboard_cpu.py` measures, built as the snapshot tests build
-it (`stream=False`), given once a second a GPU snapshot whose utilisation, temperature and power
-change, a watchdog countdown one second on, and every 5 s a vLLM reading. What it costs is what
-drawing the dashboard costs.
+it (`stream=False`, on `maider_tui.sim.fixtures`), given once a second a GPU snapshot whose
+utilisation, temperature and power change, a watchdog countdown one second on, and every 5 s a vLLM
+reading. What it costs is what drawing the dashboard costs.
 
     python benchmarks/_canned_dashboard.py HOME
 """
@@ -23,9 +23,9 @@ from maider_tui.ops.telemetry import VllmReading  # noqa: E402
 from maider_tui.paths import AppPaths  # noqa: E402
 from maider_tui.remote.gpu import GpuSample, GpuSnapshot  # noqa: E402
 from maider_tui.remote.vllm import VllmMetrics  # noqa: E402
+from maider_tui.sim.fixtures import HOST_KEY, FakeHandle, FakeLive, FakeWatchdog  # noqa: E402
 from maider_tui.store import SessionRecord  # noqa: E402
 from maider_tui.ui.screens.dashboard import DashboardScreen  # noqa: E402
-from tests.ui.test_dashboard_snapshots import HOST_KEY, FakeHandle, FakeLive, FakeWatchdog  # noqa: E402
 
 GPUS = 8
 NAME = "canned-dashboard"

@@ -51,6 +51,19 @@ def emit(name: str, value: object) -> None:
     print(f"{name}={value}", flush=True)
 
 
+OVER_BUDGET = 2  # a script's exit status when it measured and its headline is over the budget
+
+
+def emit_budget(name: str, value: float, budget: float) -> int:
+    """The headline against its budget, as the last lines: `NAME_budget`, `within_budget` (1 or 0),
+    then `NAME=value`. Returns the script's exit status: 0 within the budget, OVER_BUDGET over it."""
+    met = value <= budget
+    emit(f"{name}_budget", budget)
+    emit("within_budget", int(met))
+    emit(name, value)
+    return 0 if met else OVER_BUDGET
+
+
 def parse_figures(text: str) -> dict[str, str]:
     """The `name=value` lines of a benchmark's output (later lines win); other lines are ignored."""
     found: dict[str, str] = {}

@@ -1,4 +1,4 @@
-"""Memory: the app's peak resident set with 4 live sessions open, against a minimal Textual app.
+"""Memory: the app's peak resident set with 4 live sessions open; the budget is 100 MiB.
 
 The simulated cloud runs in another process (`maider-tui sim`); 4 sessions (Qwen2.5-Coder-7B-AWQ on
 one RTX 4000 Ada each) are launched beforehand with the app's own ops code. `maider-tui --sim-url`
@@ -7,8 +7,9 @@ tunnel, watchdog); the script waits until the sim has counted the app's login on
 the first session's dashboard (Enter) for DASHBOARD_S seconds, and reads VmHWM (peak RSS) from
 /proc for the app and for the baseline (`_baseline_app.py static`, running at the same time).
 
-Prints `name=value` lines; the headline `rss_ratio` (app peak / baseline peak) is last. Exits 1
-only when it could not measure. Takes about 40 seconds.
+Prints `name=value` lines; `rss_ratio` (app peak / baseline peak) for information only, and last the
+headline `app_peak_rss_mib`, after its budget and `within_budget`. Exits 1 when it could not
+measure, 2 when the app is over the budget. Takes about 40 seconds.
 
     .venv/bin/python benchmarks/memory.py
 """
@@ -33,6 +34,7 @@ from benchmarks._harness import (  # noqa: E402
     app_env,
     baseline_argv,
     emit,
+    emit_budget,
     launch_sessions,
     peak_rss_mib,
     rss_mib,
@@ -40,6 +42,7 @@ from benchmarks._harness import (  # noqa: E402
 )
 
 SESSIONS = 4
+BUDGET_MIB = 100.0  # peak resident set of the app with SESSIONS live sessions
 SPEED = 300.0
 DASHBOARD_S = 10.0
 
@@ -95,11 +98,10 @@ def main() -> int:
     emit("sessions", SESSIONS)
     emit("app_rss_mib", app_now)
     emit("baseline_rss_mib", base_now)
-    emit("app_peak_rss_mib", app_peak)
     emit("baseline_peak_rss_mib", base_peak)
-    emit("elapsed_s", time.monotonic() - started)
     emit("rss_ratio", app_peak / base_peak)
-    return 0
+    emit("elapsed_s", time.monotonic() - started)
+    return emit_budget("app_peak_rss_mib", app_peak, BUDGET_MIB)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ more polls (DASHBOARD_S) than 5 minutes at the default poll would (5) and DASHBO
 The baseline is the seed tool's way, one connection per command: the commands this run sent are
 counted too (`commands_sent`), so `handshakes_saved` shows what the one connection spared.
 
-Prints `name=value` lines; the headline `ssh_handshakes` is last. Exits 1 only when it could not
-measure. Takes about a minute.
+Prints `name=value` lines; the headline `ssh_handshakes` is last, after its budget (1) and
+`within_budget`. Exits 1 when it could not measure, 2 when it counted more than one. Takes about a minute.
 
     .venv/bin/python benchmarks/ssh_economy.py
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._harness import emit, temp_home  # noqa: E402
+from benchmarks._harness import emit, emit_budget, temp_home  # noqa: E402
 
 SPEED = 300.0
 DASHBOARD_S = 20.0
@@ -134,8 +134,7 @@ def main() -> int:
     emit("seed_tool_handshakes_at_least", int(figures["commands_sent"]))
     emit("handshakes_saved", int(figures["commands_sent"] - headline))
     emit("elapsed_s", time.monotonic() - started)
-    emit("ssh_handshakes", int(headline))
-    return 0
+    return emit_budget("ssh_handshakes", int(headline), 1)
 
 
 if __name__ == "__main__":

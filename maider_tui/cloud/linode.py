@@ -76,7 +76,12 @@ class LinodeProvider:
     # --- calls and retries --------------------------------------------------------------------
 
     async def _call(self, fn: Callable[[], R], *, retry: bool = True, **context: str) -> R:
-        """Run `fn` in a thread; retry what may pass on a second try (429, 5xx, network) when `retry`."""
+        """Run `fn` in a thread; retry what may pass on a second try (429, 5xx, network) when `retry`.
+
+        Not linode_api4's own retry (off above): urllib3 sleeps its thread on the wall clock, where this
+        waits on the injected Clock that tests drive, caps the API's Retry-After, and logs each retry;
+        and the caller decides per call (`retry=False`) what must not be sent twice.
+        """
         attempt = 0
         while True:
             try:

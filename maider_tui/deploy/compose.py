@@ -20,7 +20,7 @@ WEBUI_CONTAINER_PORT = 8080
 # Multi-GPU reliability on PCIe cloud VMs: no InfiniBand here, P2P left on, warnings only.
 NCCL_ENV = {"NCCL_DEBUG": "WARN", "NCCL_IB_DISABLE": "1", "NCCL_P2P_DISABLE": "0"}
 # vLLM closes an idle HTTP connection after 5 s by default; the dashboard polls /metrics and /health
-# every 5 s over one kept connection (remote/http_get.py), which a 5 s limit would close between polls.
+# every 5 s over one kept connection (VllmClient's), which a 5 s limit would close between polls.
 SERVER_ENV = {"VLLM_HTTP_TIMEOUT_KEEP_ALIVE": "30"}
 # Cold starts (download, torch.compile, CUDA graphs) take many minutes; failing health checks
 # before then would mark a healthy start as broken.

@@ -184,7 +184,12 @@ class SshSession:
             raise SshUnreachable(f"cannot reach SSH at {where}: {reason}") from None
 
     async def _supervise(self) -> None:
-        """Wait for the connection to drop, then reconnect with backoff until it works or is closed."""
+        """Wait for the connection to drop, then reconnect with backoff until it works or is closed.
+
+        Our own loop: asyncssh does not reconnect, no kept library retries, and the loop is short. It
+        waits on the injected Clock (tests drive it), and its stops are the session's own states: closed
+        by us, or refused for good by a changed host key or a rejected client key.
+        """
         while self.state not in ("closed", "refused"):
             conn = self._conn
             if conn is not None:

@@ -1,68 +1,33 @@
 """vLLM's OpenAI-compatible server: Prometheus `/metrics` parsing and an async client.
 
-`parse_metrics` is pure. `VllmClient` sends its GETs (`/health`, `/metrics`, `/v1/models`, polled
-while a session is watched) over one kept-alive connection (`http_get.KeptConnection`) and its
-completions through `httpx.AsyncClient`; every failure it reports is a `VllmError` with a one-line
-message fit for the log pane.
+`parse_metrics` is pure. `VllmClient` sends everything (the GETs of `/health`, `/metrics` and
+`/v1/models`, polled while a session is watched, and the completions and streams) through one
+`httpx.AsyncClient` whose connection is kept between polls; every failure it reports is a `VllmError`
+with a one-line message fit for the log pane.
+
+The streams' server-sent events are read in `stream_chat` (httpx has no reader for them; httpx-sse
+would be a new dependency for one prefix test), the Prometheus text by `prometheus.parse_samples`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
-from collections.abc import AsyncIterator, Container, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import httpx
 
 from maider_tui.clock import Clock, SystemClock
-from maider_tui.remote.http_get import GetError, GetResponse, KeptConnection
+from maider_tui.remote.prometheus import parse_samples
 from maider_tui.tls import shared_context
 
-# name{label="value",...} value [timestamp]; label values may hold commas, braces, spaces, \" escapes.
-_SAMPLE = re.compile(
-    r'^(?P<name>[a-zA-Z_:][\w:]*)'
-    r'(?:\{(?P<labels>(?:\s*[a-zA-Z_]\w*\s*=\s*"(?:[^"\\]|\\.)*"\s*,?)*)\s*\})?'
-    r'\s+(?P<value>\S+)(?:\s+-?\d+)?\s*$'
-)
-_LABEL = re.compile(r'([a-zA-Z_]\w*)\s*=\s*"((?:[^"\\]|\\.)*)"')
-_ESCAPE = re.compile(r"\\(.)")
-
-
-class MetricSample(NamedTuple):
-    """One line of Prometheus text: `name{labels} value`."""
-
-    name: str
-    labels: Mapping[str, str]
-    value: float
-
-
-def parse_samples(text: str, names: Container[str] | None = None) -> list[MetricSample]:
-    """Every well-formed sample of a Prometheus text exposition; comments and garbage are skipped.
-
-    With `names`, only samples of those names: the others (vLLM's histograms are most of its
-    exposition) are passed over before their labels are parsed.
-    """
-    samples: list[MetricSample] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if names is not None:
-            head = line[:line.find("{")] if "{" in line else line
-            if (head.split(None, 1) or ("",))[0] not in names:
-                continue
-        match = None if line.startswith("#") else _SAMPLE.match(line)
-        if not match:
-            continue
-        try:
-            value = float(match["value"])
-        except ValueError:
-            continue
-        labels = {k: _ESCAPE.sub(lambda m: "\n" if m[1] == "n" else m[1], v)
-                  for k, v in _LABEL.findall(match["labels"] or "")}
-        samples.append(MetricSample(match["name"], labels, value))
-    return samples
+# An idle connection is kept this long: past the dashboard's 5 s poll, so each poll reuses it (through
+# the tunnel, a new connection is a new SSH channel), and short of vLLM's own limit, which the compose
+# file sets to 30 s (VLLM_HTTP_TIMEOUT_KEEP_ALIVE). A server that closes sooner (vLLM's default is 5 s)
+# is seen by httpx before reuse, as a socket readable while idle, and a new connection is opened.
+KEEPALIVE_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -221,7 +186,7 @@ def _body_message(body: Any) -> str | None:
     return None if not found else found if isinstance(found, str) else json.dumps(found)
 
 
-def _http_error(response: httpx.Response | GetResponse) -> VllmError:
+def _http_error(response: httpx.Response) -> VllmError:
     try:
         message = _body_message(response.json())
     except ValueError:
@@ -232,10 +197,23 @@ def _http_error(response: httpx.Response | GetResponse) -> VllmError:
     return VllmError(summary, status=status)
 
 
+def _refused(exc: BaseException | None) -> bool:
+    """Whether a connection refusal is behind `exc` (anyio wraps it in "All connection attempts failed")."""
+    while exc is not None:
+        if isinstance(exc, ConnectionRefusedError):
+            return True
+        if isinstance(exc, BaseExceptionGroup):
+            return any(_refused(inner) for inner in exc.exceptions)
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _transport_error(url: str, exc: httpx.TransportError) -> VllmError:
     reason = str(exc).strip() or type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
         reason = f"timed out ({type(exc).__name__})"
+    elif isinstance(exc, httpx.ConnectError) and _refused(exc):
+        reason = "connection refused"
     return VllmError(f"Cannot reach vLLM at {url}: {reason}")
 
 
@@ -246,7 +224,7 @@ def _chat_body(model: str, messages: Sequence[Mapping[str, Any]], max_tokens: in
             "max_tokens": max_tokens, "temperature": temperature}
 
 
-def _json(response: httpx.Response | GetResponse, what: str) -> dict[str, Any]:
+def _json(response: httpx.Response, what: str) -> dict[str, Any]:
     try:
         payload = response.json()
     except ValueError:
@@ -264,15 +242,16 @@ class VllmClient:
     """
 
     def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 60.0,
-                 transport: httpx.AsyncBaseTransport | None = None, clock: Clock | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, clock: Clock | None = None,
+                 keepalive_s: float = KEEPALIVE_S) -> None:
         root = base_url.rstrip("/")
         self.base_url = root[:-3] if root.endswith("/v1") else root
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, transport=transport,
                                        verify=shared_context(),
+                                       limits=httpx.Limits(max_connections=100, max_keepalive_connections=20,
+                                                           keepalive_expiry=keepalive_s),
                                        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
-        self._kept = KeptConnection(self.base_url, headers=headers, timeout=timeout,
-                                    connect_timeout=min(timeout, 10.0), ssl_context=shared_context)
         self._clock = clock or SystemClock()
 
     async def __aenter__(self) -> VllmClient:
@@ -282,24 +261,31 @@ class VllmClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the kept connection and the connection pool."""
-        await self._kept.aclose()
+        """Close the kept connection."""
         await self._http.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The answer to one request, any status; a VllmError when none came.
+
+        A GET the server dropped before answering (`RemoteProtocolError`: it closed a kept connection
+        just as the request went out, too late for httpx's check of an idle socket) is sent once more,
+        on a new connection. This one retry is ours because httpx retries only connects, and a GET is
+        safe to repeat; a POST is not, and is never sent twice.
+        """
         try:
-            response = await self._http.request(method, path, **kwargs)
+            return await self._http.request(method, path, **kwargs)
+        except httpx.RemoteProtocolError as exc:
+            if method != "GET":
+                raise _transport_error(self.base_url, exc) from exc
         except httpx.TransportError as exc:
             raise _transport_error(self.base_url, exc) from exc
-        if response.status_code >= 400:
-            raise _http_error(response)
-        return response
-
-    async def _get(self, path: str) -> GetResponse:
         try:
-            response = await self._kept.get(path)
-        except GetError as exc:
-            raise VllmError(f"Cannot reach vLLM at {self.base_url}: {exc}") from exc
+            return await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise _transport_error(self.base_url, exc) from exc
+
+    async def _ok(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = await self._request(method, path, **kwargs)
         if response.status_code >= 400:
             raise _http_error(response)
         return response
@@ -307,14 +293,14 @@ class VllmClient:
     async def health(self) -> bool:
         """True when `/health` answers 200; False while loading (refused), dead (503) or unreachable."""
         try:
-            response = await self._kept.get("/health")
-        except GetError:
+            response = await self._request("GET", "/health")
+        except VllmError:
             return False
         return response.status_code == 200
 
     async def models(self) -> list[ModelInfo]:
         """The models the server serves, from `GET /v1/models`."""
-        entries = _json(await self._get("/v1/models"), "model list").get("data") or []
+        entries = _json(await self._ok("GET", "/v1/models"), "model list").get("data") or []
         return [
             ModelInfo(id=str(e["id"]), root=str(e.get("root") or e["id"]),
                       max_model_len=e["max_model_len"] if isinstance(e.get("max_model_len"), int) else None)
@@ -323,7 +309,7 @@ class VllmClient:
 
     async def metrics(self) -> VllmMetrics:
         """Scrape and parse `/metrics`."""
-        response = await self._get("/metrics")
+        response = await self._ok("GET", "/metrics")
         return parse_metrics(response.text)
 
     async def stream_chat(self, model: str, messages: Sequence[Mapping[str, Any]], *, max_tokens: int,
@@ -349,7 +335,9 @@ class VllmClient:
                     raise _http_error(response)
                 done = False
                 async for line in response.aiter_lines():
-                    data = line[5:].strip() if line.startswith("data:") else ""  # SSE: only data lines matter
+                    # Server-sent events, read here: httpx has no reader for them, and vLLM's are one
+                    # `data:` line each, so a prefix test is the whole parser (comments, ids: skipped).
+                    data = line[5:].strip() if line.startswith("data:") else ""
                     if done or data == "[DONE]":
                         # Read on to the body's end rather than leave: an unfinished response closes
                         # its connection, and the next request would pay for a new one (a new channel
@@ -400,7 +388,7 @@ class VllmClient:
         """One non-streamed chat completion, e.g. the readiness test after a model loads."""
         body = _chat_body(model, messages, max_tokens, temperature, extra)
         start = self._clock.monotonic()
-        payload = _json(await self._request("POST", "/v1/chat/completions", json=body), "chat completion")
+        payload = _json(await self._ok("POST", "/v1/chat/completions", json=body), "chat completion")
         elapsed = self._clock.monotonic() - start
         choice = (payload.get("choices") or [{}])[0]
         message = choice.get("message") or {}

@@ -138,6 +138,7 @@ class SimVllmServer:
         self._e2e = _Histogram("e2e_request_latency_seconds", "e2e request latency", _E2E_BUCKETS)
         self._util_rng = random.Random(seed)
         self._log: deque[str] = deque(maxlen=2000)
+        self.clients: set[object] = set()  # (host, port) of every connection a request came on
         self._runner: web.AppRunner | None = None
         try:
             self.keep_alive_s = float(config.env.get("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", DEFAULT_KEEP_ALIVE_S))
@@ -249,6 +250,7 @@ class SimVllmServer:
     async def _gate(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
         """The API key guards /v1 only (as `--api-key` does), and every request gets an access-log line."""
         response: web.StreamResponse
+        self.clients.add(request.transport.get_extra_info("peername") if request.transport else None)
         if self._api_key and request.path.startswith("/v1") and \
                 request.headers.get("Authorization") != f"Bearer {self._api_key}":
             response = web.json_response({"error": "Unauthorized"}, status=401)

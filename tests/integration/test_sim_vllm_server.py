@@ -254,7 +254,7 @@ async def test_vllm_polls_keep_one_connection_to_the_sims_server_for_as_long_as_
                     await vllm.metrics()
                     assert await vllm.health()
                     await asyncio.sleep(0.15)
-                seen.append(vllm._kept.connections)
+            seen.append(len(server.clients))
         finally:
             await server.stop()
         return seen[-1]

@@ -6,18 +6,15 @@ metrics, on the frozen clock, so the picture never depends on timing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
 
 from maider_tui import catalog
 from maider_tui.app import MaiderApp
 from maider_tui.models import VllmConfig
-from maider_tui.ops.live import LiveSession
 from maider_tui.ops.telemetry import VllmReading
 from maider_tui.remote.gpu import GpuSample, GpuSnapshot
 from maider_tui.remote.vllm import VllmMetrics
+from maider_tui.sim.fixtures import HOST_KEY, FakeHandle, FakeLive, FakeWatchdog
 from maider_tui.store import SessionRecord
 from maider_tui.ui.screens.dashboard import DashboardScreen
 
@@ -28,54 +25,6 @@ PLANS = {
 }
 NAME = "qwen-20261122-093012"
 MEMORY = (0.50, 0.74, 0.90, 0.97)  # one GPU per bar colour: ok, ok, warning, error
-HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBu7nkV0rJ1S3ff2a1I4d0Wb7x6xHCnCx0jH3V7z2Jc1 maider"
-
-
-class FakeSsh:
-    host, port, state = "127.0.0.1", 2201, "connected"
-
-    def on_state(self, callback):
-        return lambda: None
-
-
-@dataclass
-class FakeHandle:
-    name: str
-    record: SessionRecord
-    config: VllmConfig
-    ssh: FakeSsh = field(default_factory=FakeSsh)
-    endpoint: str = "http://127.0.0.1:8000/v1"
-    local_port: int = 8000
-    max_model_len: int = 32768
-    heals: int = 0
-
-
-@dataclass
-class FakeWatchdog:
-    state: str = "watching"
-    idle_s: float = 350.0
-    remaining_s: float = 1450.0
-    unreachable: bool = False
-    warning_s: float = 300.0
-    holds: list = field(default_factory=list)
-    extended: int = 0
-
-    def extend(self) -> None:
-        self.extended += 1
-        self.idle_s, self.remaining_s = 0.0, 1800.0
-
-
-class FakeLive:
-    """What the dashboard asks of LiveSessions, with one connected session and nothing streaming."""
-
-    def __init__(self, handle: Any, watchdog: Any | None) -> None:
-        self.session = LiveSession(handle.name, handle=handle, watchdog=watchdog)
-
-    def get(self, name: str):
-        return self.session if name == self.session.name else None
-
-    def subscribe(self, listener):
-        return lambda: None
 
 
 def snapshot_of(gpus: int, tick: int, name: str, total_mib: int) -> GpuSnapshot:

@@ -25,8 +25,8 @@ from maider_tui.ui.widgets.patch import patch, size_may_change
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 SCRIPTS = ("startup", "dashboard_cpu", "memory", "ssh_economy", "bench_accuracy", "orchestration")
-HEADLINES = {"startup": "startup_ratio", "dashboard_cpu": "cpu_ratio", "memory": "rss_ratio",
-             "ssh_economy": "ssh_handshakes", "bench_accuracy": "ttft_error_ms", "orchestration": "overhead_s"}
+HEADLINES = {"startup": "startup_ratio", "dashboard_cpu": "cpu_pct_of_core",
+             "memory": "app_peak_rss_mib", "ssh_economy": "ssh_handshakes", "bench_accuracy": "ttft_error_ms", "orchestration": "overhead_s"}
 
 
 def load(name: str):
@@ -57,6 +57,21 @@ def test_escape_sequences_are_stripped_from_terminal_output():
     harness = load("_harness")
     drawn = "\x1b[?1049h\x1b[1;1H\x1b[38;2;1;2;3mSess\x1b[0mions\x1b]0;title\x07 ok"
     assert harness.strip_escapes(drawn) == "Sessions ok"
+
+
+def test_the_headline_is_judged_by_its_budget_and_printed_last(capsys):
+    harness = load("_harness")
+    assert harness.emit_budget("cpu_pct_of_core", 0.81, 2.0) == 0
+    assert harness.emit_budget("cpu_pct_of_core", 2.5, 2.0) == harness.OVER_BUDGET != 1  # 1: not measured
+    out = capsys.readouterr().out
+    assert out.splitlines()[-3:] == ["cpu_pct_of_core_budget=2", "within_budget=0", "cpu_pct_of_core=2.5"]
+    assert harness.parse_figures(out)["within_budget"] == "0"
+
+
+@pytest.mark.parametrize("name", ["startup", "dashboard_cpu", "memory", "ssh_economy"])
+def test_the_budgeted_benchmarks_end_on_their_budget_not_a_ratio(name):
+    source = (BENCHMARKS / f"{name}.py").read_text()
+    assert f'return emit_budget("{HEADLINES[name]}"' in source
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from maider_tui.remote.vllm import VllmMetrics, parse_metrics, parse_samples
+from maider_tui.remote.prometheus import parse_samples
+from maider_tui.remote.vllm import VllmMetrics, parse_metrics
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
