@@ -15,7 +15,7 @@ import yaml
 from maider_tui.cloud.base import CreateSpec
 from maider_tui.remote.ssh import SshSession, SshUnreachable, generate_keypair
 from maider_tui.sim import SimCloud, SimFaults
-from maider_tui.sim.__main__ import main as sim_main
+from maider_tui.commands.sim import main as sim_main
 
 HOST = generate_keypair("host")
 CLIENT = generate_keypair("client")
@@ -126,3 +126,4 @@ def test_python_m_sim_prints_url_and_token():
     text = out.getvalue()
     assert "http://127.0.0.1:" in text and "/v4" in text and "Token: sim-" in text
     assert "Simulated Hugging Face Hub" in text and "/hf" in text
+
