@@ -48,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
         return run_plan_command(args)
     if args.command in HEADLESS:
         return run_headless(args)
+    if args.command == "sim":  # after the app's options (`--demo sim`); `sim ...` never gets here
+        from .sim import main as sim_main
+
+        return sim_main([])
     raise ValueError(f"not a command: {args.command!r}")
 
 
