@@ -83,6 +83,17 @@ def test_bench_deploy_and_catalog_import_nothing_above_them():
     assert bad == []
 
 
+def test_the_commands_import_no_screen():
+    """A command runs the app's ops without the full screen: nothing of ui/ or Textual."""
+    root = Path(maider_tui.__file__).parent
+    files = sorted((root / "commands").rglob("*.py"))
+    assert len(files) > 5
+    bad = [f"{path.name}:{line} imports {name}" for path in files
+           for line, name in imported_names(path, "maider_tui.commands")
+           if name.startswith(("maider_tui.ui", "maider_tui.app", "textual"))]
+    assert bad == []
+
+
 def test_the_import_scan_sees_lazy_and_relative_imports(tmp_path):
     source = tmp_path / "mod.py"
     source.write_text("def f():\n    import argparse\n    from ..ops import live\n    from .. import cli\n"
