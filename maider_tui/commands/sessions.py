@@ -67,7 +67,7 @@ def run_ls(args: argparse.Namespace, context: Any) -> int:
 def _destroyed_in(record: Any, context: Any, now: float) -> str:
     """The watchdog's countdown as the store has it (the session's own minutes): "29:12", "12:00 kept"
     (no model serving: it goes whatever its use) or "-" (not watched)."""
-    from ..ops.watchdog import is_kept, stored_deadline
+    from ..ops.deadlines import is_kept, stored_deadline
 
     settings = context.settings.settings.watchdog
     deadline = stored_deadline(record, settings)

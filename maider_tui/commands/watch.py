@@ -144,7 +144,7 @@ async def _orphans(context: Any, provider: Any, out: Out) -> list:
 
 def _watchable(store: Any, names: list[str], out: Out) -> list[str]:
     """The named sessions that still have a VM, or every session whose VM bills when none is named."""
-    from ..ops.watchdog import is_kept
+    from ..ops.deadlines import is_kept
 
     if not names:
         return [r.name for r in store.list_sessions(include_ended=False) if r.state == "ready" or is_kept(r)]
@@ -164,7 +164,7 @@ async def _start_watchdog(live: Any, name: str, settings: Any, notifier: Any, ou
     """Connect to the session and build its Watchdog; None when its VM is already gone. A kept VM
     (no model serving) has nothing to connect to: its watchdog counts from when it was kept."""
     from ..ops.watching import ATTACH_TIMEOUT_S
-    from ..ops.watchdog import is_kept
+    from ..ops.deadlines import is_kept
 
     if is_kept(live.store.get_session(name)):
         return live.new_watchdog(name, notifier)
