@@ -25,19 +25,19 @@ from maider_tui.ops.events import (EventSink, FailedEvent, HealEvent, LogEvent, 
                                    WarningEvent)
 from maider_tui.ops.naming import next_free, session_name, validate_session_name
 from maider_tui.ops.readiness import (
-    COMPOSE_CMD, STAGE_NAMES, STAGES, TOTAL_S, ReadinessLimits, StageFailed, VllmAttempt, connect_ssh,
-    last_line, wait_cloud_init, wait_running, wait_vllm_healing,
+    STAGE_NAMES, STAGES, TOTAL_S, ReadinessLimits, StageFailed, VllmAttempt, connect_ssh, wait_cloud_init,
+    wait_running, wait_vllm_healing,
 )
 from maider_tui.ops.launch_plan import DEFAULT_IMAGE, LaunchPlan, SessionHandle
 from maider_tui.ops.session_files import write_aider_files, write_ssh_files
 from maider_tui.ops.session_keys import session_keys
+from maider_tui.ops.vm_compose import compose_up, put_compose, put_env
 from maider_tui.paths import AppPaths
-from maider_tui.remote.ssh import KeyPair, SshDropped, SshError, SshSession
+from maider_tui.remote.ssh import KeyPair, SshError, SshSession
 from maider_tui.store import SessionRecord, Store, StoreError
 
 __all__ = ["DEFAULT_IMAGE", "LaunchPlan", "ProvisionFailed", "SessionEnded", "SessionHandle", "provision"]
 
-UPLOAD_TRIES = 3  # an upload cut by an SSH drop is sent again once reconnected
 NAME_TRIES = 50  # automatic names taken meanwhile by other launches: -2, -3 ... until one is free
 
 
@@ -154,7 +154,7 @@ class _Launch:
         await wait_cloud_init(ssh, self.limits, self.clock, self.warn)
         await self._upload(ssh)
         self.stage("compose_up")
-        await self._compose_up(ssh)
+        await compose_up(ssh, self.limits, self.log)
         self.stage("vllm", f"Waiting for vLLM to load {self.config.model}")
         local_port = await ssh.forward(self.plan.compose.vllm_port)
         served = await self._vllm_with_healing(ssh, local_port)
@@ -331,39 +331,12 @@ class _Launch:
         self.stage("upload", "Uploading the compose file" if keep_env else None)
         await ssh.run(f"mkdir -p {compose.LLM_DIR}", timeout=self.limits.command_timeout_s)
         if not keep_env:
-            try:
-                env_text = compose.env_file_text(self.hf_token)
-            except ValueError as exc:  # a mangled paste; the message never quotes the token
-                raise StageFailed("upload", str(exc)) from None
-            await self._put(ssh, compose.ENV_PATH, env_text.encode(), 0o600)
+            await put_env(ssh, self.hf_token, clock=self.clock, limits=self.limits, log=self.log)
             self.store.update_session(self.name, extra={**record.extra, "env_uploaded": True})
         await self._put_compose(ssh)
 
     async def _put_compose(self, ssh: SshSession) -> None:
-        await self._put(ssh, compose.COMPOSE_PATH, compose.render(self.config, self.plan.compose).encode(), 0o644)
-
-    async def _put(self, ssh: SshSession, path: str, data: bytes, mode: int) -> None:
-        """`ssh.put` writes a temporary name and renames it, so an upload the connection dropped under
-        left nothing at `path`: send it again once the session has reconnected."""
-        for attempt in range(1, UPLOAD_TRIES + 1):
-            try:
-                await ssh.put(path, data, mode)
-                return
-            except SshDropped as exc:
-                if attempt == UPLOAD_TRIES:
-                    raise
-                self.log(f"Upload of {path} cut ({exc}); sending it again")
-                await self.clock.sleep(self.limits.poll_s)
-
-    async def _compose_up(self, ssh: SshSession) -> None:
-        # `up` pulls the image on a real VM, which takes minutes: bounded by the vLLM limit.
-        result = await ssh.run(f"{COMPOSE_CMD} up -d", timeout=self.limits.vllm_s)
-        for line in (result.stdout + result.stderr).splitlines()[-5:]:
-            if line.strip():
-                self.log(line.strip())
-        if not result.ok:
-            said = last_line(result.stderr or result.stdout) or f"exit {result.exit_status}"
-            raise StageFailed("compose_up", f"docker compose up failed on the VM: {said}")
+        await put_compose(ssh, self.config, self.plan.compose, clock=self.clock, limits=self.limits, log=self.log)
 
     async def _vllm_with_healing(self, ssh: SshSession, local_port: int) -> VllmAttempt:
         """Wait for vLLM, healing a failed start: new flags, new compose, `up -d` again."""
@@ -378,7 +351,7 @@ class _Launch:
             self.config = new
             self.store.update_session(self.name, vllm_config=new.to_dict())
             await self._put_compose(ssh)
-            await self._compose_up(ssh)
+            await compose_up(ssh, self.limits, self.log)
 
         return await wait_vllm_healing(ssh, local_port, lambda: self.config,
                                        gpu_count=self.plan.gpu_type.gpus, options=self.plan.compose,

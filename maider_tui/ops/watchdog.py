@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any, Awaitable, Callable
 
 from maider_tui.clock import Clock, sleep_unless
+from maider_tui.ops.deadlines import is_kept, kept_minutes, session_minutes  # noqa: F401 - is_kept: ui
 from maider_tui.ops.events import EventSink, WatchdogEvent
 from maider_tui.ops.notify import say
 from maider_tui.remote.vllm import VllmClient, VllmMetrics
@@ -33,41 +34,6 @@ METRICS_TIMEOUT_S = 10.0  # a hung tunnel counts as unreachable, it must not sta
 
 MetricsSource = Callable[[], Awaitable[VllmMetrics | None]]
 Notify = Callable[[str, str], Any]
-
-
-def session_minutes(record: Any, settings: WatchdogSettings) -> int:
-    """The idle timeout of a session: its own "Watchdog minutes" when it has one, else the global one."""
-    options = getattr(record, "options", None) or {}
-    value = options.get("watchdog_minutes")
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 1:
-        return int(value)
-    return settings.timeout_minutes
-
-
-def kept_minutes(record: Any, settings: WatchdogSettings) -> int:
-    """How long a VM with no model serving is kept before it is destroyed."""
-    return max(session_minutes(record, settings), settings.inspect_minutes)
-
-
-def is_kept(record: Any) -> bool:
-    """A session whose VM bills but has no vLLM to read: watched by the time it was kept, not by use."""
-    return record is not None and not record.ended and record.instance_id is not None and record.state != "ready"
-
-
-def stored_deadline(record: Any, settings: WatchdogSettings) -> float | None:
-    """When the watchdog destroys the session's VM if nothing happens, from what the store keeps (for
-    `ls`); None when it is not watched (the watchdog off, nothing billing, a kept VM not yet seen)."""
-    if not settings.enabled or record is None or record.ended:
-        return None
-    if is_kept(record):
-        since = record.extra.get("kept_since")
-        return float(since) + kept_minutes(record, settings) * 60.0 if isinstance(since, (int, float)) else None
-    if record.state != "ready":
-        return None
-    for value in (record.extra.get("idle_since"), record.last_activity, record.ready_at, record.created_at):
-        if isinstance(value, (int, float)):
-            return float(value) + session_minutes(record, settings) * 60.0
-    return None
 
 
 def metrics_from_tunnel(local_port: int | Callable[[], int | None], *,

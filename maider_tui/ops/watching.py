@@ -33,8 +33,9 @@ class Watching:
 
     def new_watchdog(self, name: str, notify: Callable[[str, str], Any]):
         """A Watchdog for `name` reading vLLM's metrics through the tunnel, reconnecting when it is down;
-        for a VM with no model serving (see watchdog.is_kept), one counting from when it was kept."""
-        from .watchdog import Watchdog, is_kept, metrics_from_tunnel
+        for a VM with no model serving (see deadlines.is_kept), one counting from when it was kept."""
+        from .deadlines import is_kept
+        from .watchdog import Watchdog, metrics_from_tunnel
 
         if is_kept(self.live.store.get_session(name)):
             async def nothing():
@@ -74,9 +75,8 @@ class Watching:
         """Watch `name` from this process: take its lock, then run its Watchdog. A background
         `maider-tui watch` holding the lock is asked to stop, and the lock taken once it lets go.
         None when the watchdog is off or another app holds the session."""
+        from .deadlines import is_kept
         from .owner import stop_owner, try_acquire
-
-        from .watchdog import is_kept
 
         if not self.live.settings.watchdog.enabled or name in self.launching:
             return None  # off, or launching here: watched once the launch ends

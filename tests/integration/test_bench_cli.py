@@ -11,7 +11,7 @@ import json
 import pytest
 
 from maider_tui import catalog
-from maider_tui.bench.cli import add_bench_parsers, bench_session, run_bench, run_recommend
+from maider_tui.commands.bench import add_bench_parsers, bench_session, run_bench, run_recommend
 from maider_tui.clock import SystemClock
 from maider_tui.ops.events import EventRecorder
 from maider_tui.ops.provision import LaunchPlan, provision

@@ -13,7 +13,9 @@ import pytest
 from maider_tui import catalog
 from maider_tui.clock import FastClock, SystemClock
 from maider_tui.cloud import CreateSpec
-from maider_tui.headless import add_headless_parsers, run_down, run_ls, watch_sessions
+from maider_tui.commands import add_parsers as add_headless_parsers
+from maider_tui.commands.sessions import run_down, run_ls
+from maider_tui.commands.watch import watch_sessions
 from maider_tui.ops.events import EventRecorder
 from maider_tui.ops.owner import owner_of, try_acquire
 from maider_tui.ops.provision import LaunchPlan, provision

@@ -8,7 +8,7 @@ import io
 
 import yaml
 
-from maider_tui.deploy.plan import add_plan_parser, run_plan
+from maider_tui.commands.plan import add_plan_parser, run_plan
 from maider_tui.settings import Settings
 
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from maider_tui import catalog
-from maider_tui.cli import build_parser, main, run_types
+from maider_tui.cli import build_parser, main
+from maider_tui.commands.gpu_types import run_types
 from maider_tui.clock import SystemClock
 from maider_tui.cloud import CreateSpec, LinodeProvider, ProviderError
 from maider_tui.sim.faults import SimFaults

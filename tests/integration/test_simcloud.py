@@ -15,7 +15,7 @@ import yaml
 from maider_tui.cloud.base import CreateSpec
 from maider_tui.remote.ssh import SshSession, SshUnreachable, generate_keypair
 from maider_tui.sim import SimCloud, SimFaults
-from maider_tui.sim.__main__ import main as sim_main
+from maider_tui.commands.sim import main as sim_main
 
 HOST = generate_keypair("host")
 CLIENT = generate_keypair("client")
@@ -126,3 +126,25 @@ def test_python_m_sim_prints_url_and_token():
     text = out.getvalue()
     assert "http://127.0.0.1:" in text and "/v4" in text and "Token: sim-" in text
     assert "Simulated Hugging Face Hub" in text and "/hf" in text
+
+
+def test_sim_after_the_apps_options_runs_the_sim_not_the_app(tmp_path):
+    """`maider-tui --demo sim` (the app's option first) is still the `sim` command."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MAIDER_HOME": str(tmp_path), "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([sys.executable, "-m", "maider_tui", "--demo", "sim"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        end = time.monotonic() + 20
+        while not any(line.startswith("Token: sim-") for line in lines) and time.monotonic() < end:
+            time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert lines and lines[0].startswith("Simulated Linode API: http://127.0.0.1:"), lines[:3]

@@ -14,7 +14,7 @@ from maider_tui import catalog
 from maider_tui.catalog import context_label
 from maider_tui.deploy import compose
 from maider_tui.deploy.launch import default_context, resolve, split_flag
-from maider_tui.deploy.plan import add_plan_parser, run_plan
+from maider_tui.commands.plan import add_plan_parser, run_plan
 from maider_tui.ops.provision import LaunchPlan
 from maider_tui.profiles import builtin_profile
 from maider_tui.settings import Settings

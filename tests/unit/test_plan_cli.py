@@ -10,12 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from maider_tui.deploy.plan import (
-    HF_TOKEN_PLACEHOLDER,
-    HOST_KEY_PLACEHOLDER_PUBLIC,
-    add_plan_parser,
-    run_plan,
-)
+from maider_tui.commands.plan import add_plan_parser, run_plan
+from maider_tui.deploy.plan import HF_TOKEN_PLACEHOLDER, HOST_KEY_PLACEHOLDER_PUBLIC
 from maider_tui.settings import Settings
 
 

@@ -1,7 +1,6 @@
-"""Headless benchmark commands: `bench run|compare|status|import|export` and `recommend`.
+"""`maider-tui bench run|compare|status|import|export` and `maider-tui recommend`.
 
-The same functions the screens call. `cli.py` adds the parsers with `add_bench_parsers` and calls
-`run_bench` / `run_recommend`; tests pass their own context (a store in a temporary home).
+The same functions the screens call; tests pass their own context (a store in a temporary home).
 Results go to stdout, errors to stderr with a non-zero exit.
 """
 
@@ -9,15 +8,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import sys
-from typing import Any, Callable
+from typing import Any
 
 from maider_tui.bench.aggregate import SORT_KEYS, ComparisonRow, comparison_rows
 from maider_tui.bench.prompts import CATEGORIES
 from maider_tui.bench.recommend import BUDGETS, SIZES, TASKS, recommend
 
-Out = Callable[[str], None]
+from .common import Out, provider_or_say, say_error
 
 
 def add_bench_parsers(subparsers: Any) -> None:
@@ -68,17 +68,12 @@ def _context(args: argparse.Namespace, context: Any | None) -> Any:
     return build_context(AppPaths.default(), config_path=getattr(args, "config", None))
 
 
-def _err(message: str) -> int:
-    print(message, file=sys.stderr)
-    return 1
-
-
 def run_bench(args: argparse.Namespace, context: Any | None = None, *, out: Out = print) -> int:
     """Run one `bench` action; 0 on success, 1 (message on stderr) otherwise."""
     context = _context(args, context)
     store = context.store
     if store is None:
-        return _err(f"Cannot read the benchmarks: {context.store_error}")
+        return say_error(f"Cannot read the benchmarks: {context.store_error}")
     action = args.bench_command
     if action == "compare":
         return _compare(args, store, out)
@@ -95,7 +90,7 @@ def run_bench(args: argparse.Namespace, context: Any | None = None, *, out: Out 
         try:
             count = export_database(store, args.file)
         except OSError as exc:
-            return _err(f"Cannot write {args.file}: {exc.strerror or exc}. Nothing was written.")
+            return say_error(f"Cannot write {args.file}: {exc.strerror or exc}. Nothing was written.")
         out(f"Exported {count} run{'s' if count != 1 else ''} to {args.file}.")
         return 0
     if action == "run":
@@ -103,8 +98,8 @@ def run_bench(args: argparse.Namespace, context: Any | None = None, *, out: Out 
             return asyncio.run(bench_session(context, args.session, category=args.category,
                                              endpoint=args.endpoint, sweep=args.sweep, out=out))
         except KeyboardInterrupt:
-            return _err("Benchmark cancelled; nothing was stored.")
-    return _err(f"Unknown bench action {action!r}.")
+            return say_error("Benchmark cancelled; nothing was stored.")
+    return say_error(f"Unknown bench action {action!r}.")
 
 
 def _compare(args: argparse.Namespace, store: Any, out: Out) -> int:
@@ -114,7 +109,7 @@ def _compare(args: argparse.Namespace, store: Any, out: Out) -> int:
                            task_category=args.task_category, sort_by=args.sort_by)
     if args.format == "table":
         if args.output:
-            return _err("--output needs --format json, csv or markdown.")
+            return say_error("--output needs --format json, csv or markdown.")
         if not rows:
             out("No benchmark matches. Run one with `maider-tui bench run SESSION`.")
             return 0
@@ -126,7 +121,7 @@ def _compare(args: argparse.Namespace, store: Any, out: Out) -> int:
     try:
         path = export_rows(rows, args.output, args.format)
     except ExportError as exc:
-        return _err(str(exc))
+        return say_error(str(exc))
     out(f"Wrote {len(rows)} row{'s' if len(rows) != 1 else ''} to {path}.")
     return 0
 
@@ -152,17 +147,9 @@ def _table_text(rows: list[ComparisonRow]) -> str:
                       f"${r.hourly_usd:.2f}",
                       "-" if r.cost_efficiency is None else f"{r.cost_efficiency:.1f}", str(r.runs),
                       f"[{colour}]{r.confidence}[/]")
-    console = Console(width=160, highlight=False, force_terminal=False, record=True, file=_Null())
+    console = Console(width=160, highlight=False, force_terminal=False, record=True, file=io.StringIO())
     console.print(table)
     return console.export_text().rstrip("\n")
-
-
-class _Null:
-    def write(self, _: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass
 
 
 def _import(file: str, store: Any, out: Out) -> int:
@@ -171,9 +158,9 @@ def _import(file: str, store: Any, out: Out) -> int:
     try:
         report = import_database(file, store)
     except DatabaseFormatError as exc:
-        return _err(f"{file} is not a benchmark database we can read ({exc}); nothing was imported.")
+        return say_error(f"{file} is not a benchmark database we can read ({exc}); nothing was imported.")
     except OSError as exc:
-        return _err(f"Cannot read {file}: {exc.strerror or exc}.")
+        return say_error(f"Cannot read {file}: {exc.strerror or exc}.")
     skipped = f"; {report.skipped} already there, skipped" if report.skipped else ""
     out(f"Imported {report.imported} run{'s' if report.imported != 1 else ''} from {file}{skipped}.")
     return 0
@@ -193,7 +180,7 @@ async def bench_session(context: Any, name: str, *, category: str = "all", endpo
     try:
         if endpoint:
             if record is None:
-                return _err(f"There is no session named {name!r}; `maider-tui ls` lists them.")
+                return say_error(f"There is no session named {name!r}; `maider-tui ls` lists them.")
             target = BenchTarget.from_session(endpoint, record, _config(record))
         else:
             live, target = await _attach(context, name)
@@ -204,7 +191,7 @@ async def bench_session(context: Any, name: str, *, category: str = "all", endpo
                                       emit=lambda e: out(f"  [{e.done}/{e.total}] {e.message}"),
                                       concurrency_sweep=sweep, max_tokens_scale=max_tokens_scale)
     except BenchError as exc:
-        return _err(f"{exc} Nothing was stored.")
+        return say_error(f"{exc} Nothing was stored.")
     finally:
         if live is not None:
             await live.close_all()
@@ -232,7 +219,7 @@ async def _attach(context: Any, name: str) -> tuple[Any, Any]:
     from maider_tui.ops.live import LiveSessions
     from maider_tui.ops.readiness import ReadinessLimits
 
-    provider = await _provider(context)
+    provider = await provider_or_say(context, otherwise=", or pass --endpoint")
     if provider is None:
         return None, None
     limits = ReadinessLimits()
@@ -243,31 +230,16 @@ async def _attach(context: Any, name: str) -> tuple[Any, Any]:
     try:
         session = await live.attach(name)
     except Exception as exc:  # noqa: BLE001 - LookupError, SSH or API failures: one line for the user
-        _err(f"Cannot connect to {name}: {exc}")
+        say_error(f"Cannot connect to {name}: {exc}")
         return live, None
     return live, BenchTarget.from_live(session)
-
-
-async def _provider(context: Any) -> Any:
-    """The cloud provider (a blocking keyring look-up, so in a thread), or None after saying why."""
-    from maider_tui.secrets import SecretError
-
-    try:
-        provider = await asyncio.to_thread(context.get_provider)
-    except SecretError as exc:
-        _err(str(exc))
-        return None
-    if provider is None:
-        _err("No Linode token: add one with `maider-tui token set linode` or set LINODE_TOKEN, "
-             "or pass --endpoint.")
-    return provider
 
 
 def run_recommend(args: argparse.Namespace, context: Any | None = None, *, out: Out = print) -> int:
     """Print the top 3 recommendations as a table or JSON."""
     context = _context(args, context)
     if context.store is None:
-        return _err(f"Cannot read the benchmarks: {context.store_error}")
+        return say_error(f"Cannot read the benchmarks: {context.store_error}")
     recs = recommend(context.store.bench_runs(), task=args.task, budget=args.budget, size=args.size,
                      now=context.clock.now())
     if args.format == "json":

@@ -78,12 +78,24 @@ def config_file(text: str) -> str:
     """A settings file that can be read: it exists, is a regular file under 1 MiB, and is valid TOML."""
     from pathlib import Path
 
-    from .userfiles import toml_file_problem
+    from ..userfiles import toml_file_problem
 
     problem = toml_file_problem(Path(text).expanduser())
     if problem:
         raise argparse.ArgumentTypeError(f"{text} {problem}; give the path of a TOML settings file")
     return text
+
+
+def context_tokens(text: str) -> int:
+    """A context length: 32768, 32k or 32K (K = 1024 tokens, as the app shows contexts)."""
+    value = text.strip()
+    try:
+        tokens = int(value[:-1]) * 1024 if value[-1:] in ("k", "K") else int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a context length like 32768 or 32k") from None
+    if tokens < 256:
+        raise argparse.ArgumentTypeError(f"{tokens} tokens is too short a context; vLLM needs at least 256")
+    return tokens
 
 
 # The app's own options and how many values each takes; they may also follow the command.
