@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import io
 import json
-import sys
 from typing import Any
 
 from maider_tui.bench.aggregate import SORT_KEYS, ComparisonRow, comparison_rows
