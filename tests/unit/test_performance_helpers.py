@@ -298,27 +298,6 @@ asyncio.run(main())
     assert out.stdout.strip().splitlines()[-1] == "[(True, 'HomeScreen', [])] 1 True"
 
 
-def test_settings_and_a_launch_plan_load_no_validation_library():
-    """Settings, their checks and a stored vLLM config cost no validation library's memory: pydantic
-    alone was about 8 MiB of the app's resident set (docs/performance.md)."""
-    import subprocess
-
-    script = """
-import sys
-from maider_tui.settings import load_settings, settings_reference_markdown
-from maider_tui.models import VllmConfig
-from maider_tui.secrets import SecretStr
-loaded = load_settings(environ={"MAIDER_VLLM__PORT": "8001", "VLLM_MAX_NUM_SEQS": "x"}, dotenv_path=None)
-config = VllmConfig.from_dict({"model": "m", "extra_args": ["--a"]}).replace(max_model_len=4096)
-settings_reference_markdown()
-print(loaded.settings.vllm.port, len(loaded.problems), config.to_dict()["max_model_len"],
-      sorted(m for m in sys.modules if m.split(".")[0] in ("pydantic", "pydantic_core", "pydantic_settings")))
-"""
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["8001", "1", "4096", "[]"]
-
-
 async def test_a_vllm_reading_is_drawn_with_the_next_gpu_sample_not_in_a_frame_of_its_own(make_context, clock):
     from maider_tui.ops.telemetry import VllmReading
     from maider_tui.remote.vllm import VllmMetrics
