@@ -266,7 +266,7 @@ def test_starting_the_app_imports_neither_ssh_nor_the_cloud_client_nor_the_comma
 
 
 def test_the_first_frame_is_drawn_before_settings_and_the_keyring_load(tmp_path):
-    """Settings and the keyring load only once the sessions screen has been drawn."""
+    """Settings (and pydantic with them) and the keyring load only once the sessions screen has been drawn."""
     import subprocess
 
     script = """
@@ -281,14 +281,15 @@ async def main():
     load, seen = context.load, []
     def watched_load():
         seen.append((app._first_frame.is_set(), type(app.screen).__name__,
-                     sorted(m for m in ("maider_tui.settings", "keyring") if m in sys.modules)))
+                     sorted(m for m in ("maider_tui.settings", "keyring", "pydantic", "pydantic_settings")
+                            if m in sys.modules)))
         return load()
     context.load = watched_load
     async with app.run_test() as pilot:
         await pilot.pause()
         await app.workers.wait_for_complete()
         stack = len(app.screen_stack)
-    print(seen, stack, "maider_tui.settings" in sys.modules)
+    print(seen, stack, "maider_tui.settings" in sys.modules and "pydantic_settings" in sys.modules)
 
 asyncio.run(main())
 """
