@@ -25,6 +25,7 @@ from pydantic_settings import (
     DotEnvSettingsSource,
     EnvSettingsSource,
     PydanticBaseSettingsSource,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -58,12 +59,14 @@ class SettingsProblem:
 
 # --- The shape of the settings: groups, their fields, free-form tables, old keys -------------------
 
+@cache
 def groups(settings_cls: type[BaseModel]) -> dict[str, type[BaseModel]]:
     """The nested models of the settings by name (`keymap` is a plain table, not a group)."""
     return {name: info.annotation for name, info in settings_cls.model_fields.items()
             if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)}
 
 
+@cache
 def old_keys(settings_cls: type[BaseModel]) -> dict[str, Leaf]:
     """The old tool's flat `.env` keys (a field's `old` extra), each with the setting it sets."""
     return {info.json_schema_extra["old"]: (group, name)  # type: ignore[index]
@@ -81,6 +84,7 @@ def is_table(settings_cls: type[BaseModel], path: Leaf) -> bool:
     return info is not None and get_origin(info.annotation) is dict
 
 
+@cache
 def _env_paths(settings_cls: type[BaseModel]) -> dict[str, Leaf]:
     """Every setting's MAIDER_ variable, upper-cased, with its path (tables included)."""
     paths = {f"{ENV_PREFIX}{name}".upper(): (name,) for name in settings_cls.model_fields}
@@ -167,6 +171,16 @@ class _Forgiving:
         """The key of `path` as the user wrote it."""
         return ".".join(path)
 
+    def checked(self, read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """What `read` gives, forgiven; a source pydantic-settings cannot read at all is one problem."""
+        try:
+            data = read()
+        except SettingsError as exc:  # pragma: no cover - the variables passed on are all plain text
+            self.problems.append(SettingsProblem(self.name, "", f"could not be read ({exc}), so none of its "
+                                                 "settings were used."))
+            return {}
+        return self.forgive(data)
+
     def forgive(self, data: dict[str, Any]) -> dict[str, Any]:
         """`data` without the values the settings model refuses, each one a problem."""
         while True:
@@ -188,8 +202,7 @@ class _Forgiving:
                 shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
                 message = f"= {shown} was ignored because {problem_text(error)}; {_FALLBACK}"
                 self.problems.append(SettingsProblem(self.name, self.key_of(path), message))
-            dropped = bool(bad)
-            if not dropped:  # pragma: no cover - every error lies under a value; a guard against a loop
+            if not bad:  # pragma: no cover - every error lies under a value; a guard against a loop
                 return {}
 
 
@@ -266,7 +279,7 @@ class EnvSource(_Forgiving, EnvSettingsSource):
         return self.keys.get(path, ".".join(path))
 
     def __call__(self) -> dict[str, Any]:
-        return self.forgive(super().__call__())
+        return self.checked(super().__call__)
 
 
 class DotEnvSource(_Forgiving, DotEnvSettingsSource):
@@ -285,7 +298,7 @@ class DotEnvSource(_Forgiving, DotEnvSettingsSource):
         return self.keys.get(path, ".".join(path))
 
     def __call__(self) -> dict[str, Any]:
-        return self.forgive(super().__call__())
+        return self.checked(super().__call__)
 
 
 class OldKeysSource(_Forgiving, PydanticBaseSettingsSource):
@@ -325,7 +338,7 @@ class TomlSource(_Forgiving, TomlConfigSettingsSource):
         return read_file(self.path, parse_toml, self.problems)
 
     def __call__(self) -> dict[str, Any]:
-        return self.forgive(super().__call__())
+        return self.checked(super().__call__)
 
 
 def user_sources(settings_cls: type[BaseSettings], toml_path: Path, dotenv_path: Path | None,

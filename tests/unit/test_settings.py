@@ -115,6 +115,16 @@ def test_nested_env_keys_with_double_underscore(setup: Setup) -> None:
     assert s.keymap == {"quit": "ctrl+q"}
 
 
+def test_a_group_or_table_given_as_one_variable_is_not_a_setting_and_never_stops_the_load(setup: Setup) -> None:
+    # pydantic-settings would read these as JSON, and fail the whole environment on a broken one.
+    setup.write_dotenv("MAIDER_VLLM={not json\nMAIDER_KEYMAP=[1\nMAIDER_VLLM__PORT=8002\n")
+    loaded = setup.load({"MAIDER_WATCHDOG": '{"timeout_minutes": 5}', "MAIDER_VLLM__ENV": "x",
+                         "MAIDER_VLLM__MAX_NUM_SEQS": "2"})
+    s = loaded.settings
+    assert (s.vllm.port, s.vllm.max_num_seqs, s.watchdog.timeout_minutes) == (8002, 2, 30)
+    assert (s.vllm.env, s.keymap, loaded.problems) == ({}, {}, [])
+
+
 def test_tables_merge_across_sources(setup: Setup) -> None:
     setup.write_toml("[vllm.env]\nNCCL_P2P_DISABLE = 1\n[keymap]\nquit = 'ctrl+q'\n")
     s = setup.load({"MAIDER_VLLM__ENV__NCCL_DEBUG": "INFO", "MAIDER_KEYMAP__help": "f1"}).settings
