@@ -35,6 +35,7 @@ from maider_tui.settings_sources import (
     ENV_PREFIX,
     ENVIRONMENT,
     NESTED_DELIMITER,
+    DotEnvSource,
     SettingsProblem,
     groups,
     is_table,
@@ -256,7 +257,7 @@ def load_settings(
     # Lowest source first, as a user reads them: the file, then `.env`, then the environment.
     order = [str(toml_path), str(dotenv_path), ENVIRONMENT]
     problems.sort(key=lambda problem: order.index(problem.source) if problem.source in order else 0)
-    dotenv = next((source.raw for source in sources if hasattr(source, "path") and hasattr(source, "raw")), {})
+    dotenv = next((source.raw for source in sources if isinstance(source, DotEnvSource)), {})
     return LoadedSettings(settings, problems, toml_path, dict(dotenv))
 
 
@@ -267,7 +268,8 @@ def settings_reference_markdown() -> str:
         "| TOML key | Environment variable | Old `.env` key | Default | Description |",
         "| --- | --- | --- | --- | --- |",
     ]
-    fields = [((group, name), info) for group, model in _GROUPS.items() for name, info in model.model_fields.items()]
+    fields = [((group, name), info)
+              for group, model in _GROUPS.items() for name, info in model.model_fields.items()]
     fields.append((("keymap", "<binding id>"), Settings.model_fields["keymap"]))
     for path, info in fields:
         # Binding ids keep their spelling in the variable name; group and field names are upper-cased.

@@ -118,7 +118,8 @@ def read_file(path: Path, parse: Callable[[str], dict], problems: list[SettingsP
         return {}
     except UnusableFile as exc:
         reason = str(exc).removeprefix("is ")  # shown after "FILE:", as "not valid TOML" is
-        problems.append(SettingsProblem(str(path), "", f"{reason}, so none of this file's settings were used."))
+        message = f"{reason}, so none of this file's settings were used."
+        problems.append(SettingsProblem(str(path), "", message))
         return {}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         found = re.search(r"at line (\d+)", str(exc))
@@ -166,10 +167,11 @@ class _Forgiving:
     name: str
     problems: list[SettingsProblem]
     settings_cls: type[BaseSettings]
+    keys: dict[Leaf, str]  # the key each path was given by, as the user wrote it, where not `a.b`
 
     def key_of(self, path: Leaf) -> str:
         """The key of `path` as the user wrote it."""
-        return ".".join(path)
+        return self.keys.get(path, ".".join(path))
 
     def checked(self, read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """What `read` gives, forgiven; a source pydantic-settings cannot read at all is one problem."""
@@ -275,9 +277,6 @@ class EnvSource(_Forgiving, EnvSettingsSource):
     def _load_env_vars(self) -> Mapping[str, str | None]:
         return _normalised(self.settings_cls, self.raw, self.keys)
 
-    def key_of(self, path: Leaf) -> str:
-        return self.keys.get(path, ".".join(path))
-
     def __call__(self) -> dict[str, Any]:
         return self.checked(super().__call__)
 
@@ -291,11 +290,9 @@ class DotEnvSource(_Forgiving, DotEnvSettingsSource):
         super().__init__(settings_cls, env_file=path)
 
     def _read_env_files(self) -> Mapping[str, str | None]:
-        self.raw = read_file(self.path, lambda text: parse_dotenv(text, self.path, self.problems), self.problems)
+        parse = lambda text: parse_dotenv(text, self.path, self.problems)  # noqa: E731
+        self.raw = read_file(self.path, parse, self.problems)
         return _normalised(self.settings_cls, self.raw, self.keys)
-
-    def key_of(self, path: Leaf) -> str:
-        return self.keys.get(path, ".".join(path))
 
     def __call__(self) -> dict[str, Any]:
         return self.checked(super().__call__)
@@ -313,9 +310,6 @@ class OldKeysSource(_Forgiving, PydanticBaseSettingsSource):
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False  # __call__ reads the whole mapping at once
 
-    def key_of(self, path: Leaf) -> str:
-        return self.keys.get(path, ".".join(path))
-
     def __call__(self) -> dict[str, Any]:
         legacy = old_keys(self.settings_cls)
         data: dict[str, Any] = {}
@@ -331,7 +325,7 @@ class TomlSource(_Forgiving, TomlConfigSettingsSource):
     """The TOML settings file, read through `maider_tui.userfiles` (so never a device, never past 1 MiB)."""
 
     def __init__(self, settings_cls: type[BaseSettings], path: Path, problems: list[SettingsProblem]) -> None:
-        self.path, self.name, self.problems = path, str(path), problems
+        self.path, self.name, self.problems, self.keys = path, str(path), problems, {}
         super().__init__(settings_cls, toml_file=path)
 
     def _read_files(self, files: Any, deep_merge: bool = False) -> dict[str, Any]:
@@ -342,7 +336,8 @@ class TomlSource(_Forgiving, TomlConfigSettingsSource):
 
 
 def user_sources(settings_cls: type[BaseSettings], toml_path: Path, dotenv_path: Path | None,
-                 environ: Mapping[str, str], problems: list[SettingsProblem]) -> tuple[PydanticBaseSettingsSource, ...]:
+                 environ: Mapping[str, str],
+                 problems: list[SettingsProblem]) -> tuple[PydanticBaseSettingsSource, ...]:
     """The sources of the user's settings, highest first as pydantic-settings takes them: the
     environment, then `.env`, then the TOML file (each place's MAIDER_ keys above its old flat keys).
     The files are read lowest first, so their problems are listed in that order."""
@@ -351,5 +346,5 @@ def user_sources(settings_cls: type[BaseSettings], toml_path: Path, dotenv_path:
     in_file: tuple[PydanticBaseSettingsSource, ...] = ()
     if dotenv is not None:
         in_file = (dotenv, OldKeysSource(settings_cls, dotenv.raw, str(dotenv_path), problems))
-    return (EnvSource(settings_cls, environ, problems), OldKeysSource(settings_cls, environ, ENVIRONMENT, problems),
-            *in_file, toml)
+    return (EnvSource(settings_cls, environ, problems),
+            OldKeysSource(settings_cls, environ, ENVIRONMENT, problems), *in_file, toml)

@@ -50,7 +50,8 @@ def test_booleans_take_the_usual_spellings(on, expected) -> None:
     ({"max_model_len": 100}, "it must be at least 256"),
     ({"extra_args": 5}, "it is not a list"),
     ({"env": ["A"]}, "it is not a table"),
-    ({"extra_args": "--chat-template 'unclosed"}, "it is not a valid shell-style argument list (No closing quotation)"),
+    ({"extra_args": "--chat-template 'unclosed"},
+     "it is not a valid shell-style argument list (No closing quotation)"),
 ])
 def test_a_bad_value_names_its_field_and_says_why(given, message) -> None:
     with pytest.raises(ValidationError) as caught:
@@ -72,7 +73,8 @@ def test_a_bad_boolean_says_so(given, message) -> None:
 def test_text_items_and_values_must_be_text_where_numbers_are_not_text() -> None:
     with pytest.raises(ValidationError) as caught:
         VllmConfig.from_dict({"model": 5, "extra_args": ["--a", 1], "env": {"A": 1}})
-    assert said(caught.value) == [(("model",), "it is not text"), (("extra_args", "1"), "every item must be text"),
+    assert said(caught.value) == [(("model",), "it is not text"),
+                                  (("extra_args", "1"), "every item must be text"),
                                   (("env", "A"), "it is not text")]
 
 
@@ -80,7 +82,8 @@ def test_every_bad_field_is_reported_at_once_with_its_path_and_unknown_keys_are_
     with pytest.raises(ValidationError) as caught:
         Settings.from_dict({"vllm": {"port": "x", "new_key": 1}, "watchdog": {"enabled": "maybe"},
                             "provider": "flat", "other": 2})
-    assert said(caught.value) == [(("provider",), "it is not a table"), (("vllm", "port"), "it is not a whole number"),
+    assert said(caught.value) == [(("provider",), "it is not a table"),
+                                  (("vllm", "port"), "it is not a whole number"),
                                   (("watchdog", "enabled"), "it is not true or false")]
 
 
