@@ -29,7 +29,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from maider_tui.models import Record, Text, Whole
+from maider_tui.records import Record, Text, Whole
 from maider_tui.paths import AppPaths, config_file_path
 from maider_tui.settings_sources import (
     ENV_PREFIX,

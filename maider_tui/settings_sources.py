@@ -29,7 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from maider_tui.models import problem_text
+from maider_tui.records import problem_text
 from maider_tui.userfiles import UnusableFile, parse_toml, read_text_capped
 
 if TYPE_CHECKING:

@@ -26,7 +26,8 @@ from maider_tui.catalog.sizes import (
     weights_per_gpu_bytes,
 )
 from maider_tui.catalog.speed import DEFAULT_EFFICIENCY, TP_SCALING_EXPONENT
-from maider_tui.models import GpuType, ModelSpec, VllmConfig, first_problem
+from maider_tui.models import GpuType, ModelSpec
+from maider_tui.records import VllmConfig, first_problem
 from maider_tui.sim import vllm_logs as text
 from maider_tui.sim.faults import SimFaults
 from maider_tui.sim.vllm_logs import Phases, architecture_of, boot, ready

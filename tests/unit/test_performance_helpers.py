@@ -265,6 +265,19 @@ def test_starting_the_app_imports_neither_ssh_nor_the_cloud_client_nor_the_comma
     assert out.stdout.strip() == "[]"
 
 
+def test_the_catalog_types_and_the_cloud_client_load_no_pydantic():
+    """`--sim-url` and an account with a token build the cloud client before the first frame; its
+    catalog types are plain dataclasses, and pydantic comes only with a vLLM config or the settings."""
+    import subprocess
+
+    script = ("import sys; import maider_tui.cloud.linode, maider_tui.catalog, maider_tui.sim.remote; "
+              "first = 'pydantic' in sys.modules; from maider_tui.models import VllmConfig; "
+              "print(first, VllmConfig(model='m').model, 'pydantic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "m", "True"]
+
+
 def test_the_first_frame_is_drawn_before_settings_and_the_keyring_load(tmp_path):
     """Settings (and pydantic with them) and the keyring load only once the sessions screen has been drawn."""
     import subprocess

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from maider_tui.models import VllmConfig, first_problem, problem_text
+from maider_tui.models import VllmConfig
+from maider_tui.records import first_problem, problem_text
 from maider_tui.settings import ProviderSettings, Settings, VllmSettings, WatchdogSettings
 
 
