@@ -25,7 +25,7 @@ from maider_tui.ui.widgets.patch import patch, size_may_change
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 SCRIPTS = ("startup", "dashboard_cpu", "memory", "ssh_economy", "bench_accuracy", "orchestration")
-HEADLINES = {"startup": "startup_ratio", "dashboard_cpu": "cpu_ratio", "memory": "rss_ratio",
+HEADLINES = {"startup": "startup_ratio", "dashboard_cpu": "cpu_ratio", "memory": "app_peak_rss_mib",
              "ssh_economy": "ssh_handshakes", "bench_accuracy": "ttft_error_ms", "orchestration": "overhead_s"}
 
 
