@@ -198,7 +198,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Values given to Settings(...) win; then the environment, `.env` (Settings(_env_file=...) names
-        # another, None none) and the TOML file (--config's MAIDER_CONFIG, else the user config dir).
+        # another, None none) and the TOML file (MAIDER_CONFIG, else the user config dir). A bad value
+        # is dropped quietly here; load_settings() builds the same sources and returns the problems.
         env_file = getattr(dotenv_settings, "env_file", None)
         dotenv = Path(env_file) if isinstance(env_file, (str, os.PathLike)) else None
         toml = config_file_path(AppPaths.default())
