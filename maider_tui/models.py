@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from maider_tui.typed import Record, setting
+if TYPE_CHECKING:
+    from maider_tui.records import VllmConfig
 
 
-@dataclass(frozen=True)
-class VllmConfig(Record):
-    """The vLLM settings of one deployment; compose rendering, healing and model switching all speak it.
+def __getattr__(name: str) -> Any:
+    # VllmConfig is a pydantic model (maider_tui.records): imported on first use, so that the catalog
+    # types below, which the app needs before its first frame, do not load pydantic.
+    if name == "VllmConfig":
+        from maider_tui.records import VllmConfig
 
-    Checked when made (`VllmConfig.from_dict` for a stored one, `.replace()` for a changed one);
-    `.to_dict()` is what the session record stores.
-    """
-
-    model: str
-    served_model_name: str | None = None
-    tensor_parallel_size: int = setting(1, ge=1)
-    pipeline_parallel_size: int = setting(1, ge=1)
-    max_model_len: int | None = setting(None, ge=256)
-    gpu_memory_utilization: float = setting(0.90, gt=0.1, le=0.99)
-    max_num_seqs: int | None = setting(None, ge=1)
-    dtype: str = "auto"
-    kv_cache_dtype: str = "auto"
-    trust_remote_code: bool = False
-    extra_args: tuple[str, ...] = ()
-    env: dict[str, str] = setting(factory=dict)
+        return VllmConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- Catalog types: GPUs, regions, models and the fit planner's verdict --------------------------
@@ -187,6 +177,8 @@ class FitReport:
 
     def to_vllm_config(self, served_model_name: str | None = None) -> VllmConfig:
         """The vLLM settings this plan stands for; raises ValueError when it does not fit."""
+        from maider_tui.records import VllmConfig
+
         if not self.fits:
             raise ValueError(f"no vLLM config for a plan that does not fit: {self.reason}")
         return VllmConfig(

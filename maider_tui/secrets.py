@@ -14,6 +14,8 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 from maider_tui.log import redact, register_secret
 
 SERVICE = "maider-tui"
@@ -48,34 +50,6 @@ def token_shape_problem(value: str) -> str | None:
 
 class SecretError(Exception):
     """A token could not be read or stored; the message is one sentence for the user, without the token."""
-
-
-class SecretStr:
-    """A token that never shows itself: printed, logged or in a traceback it reads as stars."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get_secret_value(self) -> str:
-        """The token itself, for the one call that sends it."""
-        return self._value
-
-    def __str__(self) -> str:
-        return "**********" if self._value else ""
-
-    def __repr__(self) -> str:
-        return f"SecretStr('{self}')"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SecretStr) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __len__(self) -> int:
-        return len(self._value)
 
 
 @dataclass(frozen=True)

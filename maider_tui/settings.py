@@ -1,205 +1,230 @@
 """Settings: defaults < TOML file < `.env` < process environment (last wins), never fatal.
 
-Each group is a frozen `Record` (maider_tui.typed): its fields carry their limits and the old
-tool's flat `.env` key, and the docstring under each field becomes the docs. `load_settings()` reads
-each source itself and merges them, so that a bad value can be traced to the file (and key) that
-gave it, dropped from that source alone, and reported as a `SettingsProblem` while the app starts on
-the value below it. The loader only reads.
+`Settings` is a pydantic-settings `BaseSettings` of nested groups: `MAIDER_VLLM__PORT=8001` in the
+environment or `.env` sets `[vllm] port = 8001` of the TOML file, and the old tool's flat `.env` keys
+(`VLLM_PORT=8001`) still work. The docstring under each field is its description, and so the docs.
+The sources (maider_tui.settings_sources) forgive: a bad value is dropped from the source that gave it
+and reported as a `SettingsProblem` naming the file and key, while the app starts on the value below.
+`Settings()` reads the user's sources as any pydantic-settings class does; `load_settings()` reads
+the ones it is given and returns the problems too. `Settings.defaults()` reads nothing.
 Tokens are not settings: they live in `maider_tui.secrets`.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import re
 import shlex
-import tomllib
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_origin
+from typing import Annotated, Any, Self
 
-from dotenv.parser import parse_stream
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
+from maider_tui.records import Record, Text, Whole
 from maider_tui.paths import AppPaths, config_file_path
-from maider_tui.typed import InvalidRecord, Record, default_of, field_docs, fields_of, setting
-from maider_tui.userfiles import UnusableFile, parse_toml, read_text_capped
+from maider_tui.settings_sources import (
+    ENV_PREFIX,
+    ENVIRONMENT,
+    NESTED_DELIMITER,
+    DotEnvSource,
+    SettingsProblem,
+    groups,
+    is_table,
+    old_keys,
+    user_sources,
+)
 
-ENV_PREFIX = "MAIDER_"
-NESTED_DELIMITER = "__"
-ENVIRONMENT = "environment"
+__all__ = ["ENVIRONMENT", "LEGACY_KEYS", "LoadedSettings", "Settings", "SettingsProblem", "load_settings",
+           "settings_reference_markdown"]
 
 
-def _split_tags(value: str) -> list[str]:
-    return [tag.strip() for tag in value.split(",") if tag.strip()]
+def _old(key: str) -> dict[str, Any]:
+    """Field metadata naming the old tool's flat `.env` key for this setting."""
+    return {"json_schema_extra": {"old": key}}
 
 
-def _split_args(value: str) -> list[str]:
+def _split_tags(value: Any) -> Any:
+    return [tag.strip() for tag in value.split(",") if tag.strip()] if isinstance(value, str) else value
+
+
+def _split_args(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
     try:
         return shlex.split(value)
     except ValueError as exc:
         raise ValueError(f"it is not a valid shell-style argument list ({exc})") from exc
 
 
-@dataclass(frozen=True)
+# A string is split here, not read as JSON by pydantic-settings (NoDecode).
+Tags = Annotated[list[str], NoDecode, BeforeValidator(_split_tags)]
+Args = Annotated[list[str], NoDecode, BeforeValidator(_split_args)]
+
+
 class ProviderSettings(Record):
     """Where the GPU VM is rented."""
 
-    region: str = setting("us-ord", old="REGION")
+    region: str = Field("us-ord", **_old("REGION"))
     """Linode region for new VMs; GPU plans exist only in some regions."""
-    type: str = setting("g2-gpu-rtx4000a2-s", old="TYPE")
+    type: str = Field("g2-gpu-rtx4000a2-s", **_old("TYPE"))
     """Linode plan (instance type) for new VMs."""
     image: str = "linode/ubuntu22.04"
     """Linode OS image the VM boots."""
-    firewall_id: int | None = setting(None, ge=1, old="FIREWALL_ID")
+    firewall_id: Whole | None = Field(None, ge=1, **_old("FIREWALL_ID"))
     """Cloud Firewall to attach to new VMs; unset attaches none."""
-    tags: list[str] = setting(factory=lambda: ["maider"], before=_split_tags)
+    tags: Tags = Field(default_factory=lambda: ["maider"])
     """Tags put on every VM the app creates (a string is split on commas)."""
 
 
-@dataclass(frozen=True)
 class VllmSettings(Record):
     """The vLLM server on the VM."""
 
     # Env values written as TOML numbers (NCCL_P2P_DISABLE = 1) are meant as strings.
-    NUMBERS_AS_TEXT = True
+    model_config = ConfigDict(coerce_numbers_to_str=True)
 
-    model: str = setting("Qwen/Qwen2.5-Coder-32B-Instruct-AWQ", min_length=1, old="MODEL_ID")
+    model: Text = Field("Qwen/Qwen2.5-Coder-32B-Instruct-AWQ", **_old("MODEL_ID"))
     """Hugging Face model id vLLM serves."""
-    served_model_name: str | None = setting(None, old="SERVED_MODEL_NAME")
+    served_model_name: str | None = Field(None, **_old("SERVED_MODEL_NAME"))
     """Name clients use for the model; unset uses the model id."""
-    image: str = setting("vllm/vllm-openai:v0.11.0", old="VLLM_IMAGE")
+    image: str = Field("vllm/vllm-openai:v0.11.0", **_old("VLLM_IMAGE"))
     """vLLM container image, pinned so a deployment is reproducible."""
-    port: int = setting(8000, ge=1, le=65535, old="VLLM_PORT")
+    port: Whole = Field(8000, ge=1, le=65535, **_old("VLLM_PORT"))
     """Port of vLLM's OpenAI-compatible API (on the VM's loopback, reached through the tunnel)."""
-    gpu_memory_utilization: float = setting(0.90, ge=0.1, le=0.99, old="VLLM_GPU_MEMORY_UTILIZATION")
+    gpu_memory_utilization: float = Field(0.90, ge=0.1, le=0.99, **_old("VLLM_GPU_MEMORY_UTILIZATION"))
     """Share of each GPU's memory vLLM may take, 0.1 to 0.99."""
-    max_model_len: int | None = setting(None, ge=256, old="VLLM_MAX_MODEL_LEN")
+    max_model_len: Whole | None = Field(None, ge=256, **_old("VLLM_MAX_MODEL_LEN"))
     """Context length in tokens; unset lets vLLM take the model's own."""
-    max_num_seqs: int | None = setting(None, ge=1, old="VLLM_MAX_NUM_SEQS")
+    max_num_seqs: Whole | None = Field(None, ge=1, **_old("VLLM_MAX_NUM_SEQS"))
     """Most sequences served at once; unset keeps vLLM's default."""
-    tensor_parallel_size: int | None = setting(None, ge=1, old="VLLM_TENSOR_PARALLEL_SIZE")
+    tensor_parallel_size: Whole | None = Field(None, ge=1, **_old("VLLM_TENSOR_PARALLEL_SIZE"))
     """GPUs to split the model across; unset uses the VM's GPU count."""
-    kv_cache_dtype: str = setting("auto", old="VLLM_KV_CACHE_DTYPE")
+    kv_cache_dtype: str = Field("auto", **_old("VLLM_KV_CACHE_DTYPE"))
     """Data type of the KV cache (`auto`, `fp8`, ...)."""
-    dtype: str = setting("auto", old="VLLM_DTYPE")
+    dtype: str = Field("auto", **_old("VLLM_DTYPE"))
     """Data type of the weights and activations (`auto`, `half`, `bfloat16`, ...)."""
-    extra_args: list[str] = setting(factory=list, old="VLLM_EXTRA_ARGS", before=_split_args)
+    extra_args: Args = Field(default_factory=list, **_old("VLLM_EXTRA_ARGS"))
     """More `vllm serve` arguments; a string is split shell-style."""
-    env: dict[str, str] = setting(factory=dict)
+    env: dict[str, str] = Field(default_factory=dict)
     """Extra environment variables for the vLLM container."""
 
 
-@dataclass(frozen=True)
 class ComposeSettings(Record):
     """What the generated docker-compose file on the VM contains."""
 
-    enable_openwebui: bool = setting(False, old="ENABLE_OPENWEBUI")
+    enable_openwebui: bool = Field(False, **_old("ENABLE_OPENWEBUI"))
     """Run Open WebUI beside vLLM."""
-    enable_hf_cache: bool = setting(True, old="ENABLE_HF_CACHE")
+    enable_hf_cache: bool = Field(True, **_old("ENABLE_HF_CACHE"))
     """Keep the Hugging Face download cache on the VM's disk across container restarts."""
-    enable_healthchecks: bool = setting(True, old="ENABLE_HEALTHCHECKS")
+    enable_healthchecks: bool = Field(True, **_old("ENABLE_HEALTHCHECKS"))
     """Give the containers health checks."""
-    enable_nccl_env: bool = setting(True, old="ENABLE_NCCL_ENV")
+    enable_nccl_env: bool = Field(True, **_old("ENABLE_NCCL_ENV"))
     """Set NCCL environment variables that make multi-GPU runs reliable."""
-    openwebui_image: str = setting("ghcr.io/open-webui/open-webui:main", old="OPENWEBUI_IMAGE")
+    openwebui_image: str = Field("ghcr.io/open-webui/open-webui:main", **_old("OPENWEBUI_IMAGE"))
     """Open WebUI container image."""
-    webui_port: int = setting(3000, ge=1, le=65535, old="WEBUI_PORT")
+    webui_port: Whole = Field(3000, ge=1, le=65535, **_old("WEBUI_PORT"))
     """Port of Open WebUI (on the VM's loopback, reached through the tunnel)."""
 
 
-@dataclass(frozen=True)
 class WatchdogSettings(Record):
     """The client-side watchdog that destroys an idle VM."""
 
-    enabled: bool = setting(True, old="WATCHDOG_ENABLED")
+    enabled: bool = Field(True, **_old("WATCHDOG_ENABLED"))
     """Destroy a VM after it has been idle for `timeout_minutes`."""
-    timeout_minutes: int = setting(30, ge=1, old="WATCHDOG_TIMEOUT_MINUTES")
+    timeout_minutes: Whole = Field(30, ge=1, **_old("WATCHDOG_TIMEOUT_MINUTES"))
     """Idle minutes before the VM is destroyed."""
-    warning_minutes: int = setting(5, ge=0, old="WATCHDOG_WARNING_MINUTES")
+    warning_minutes: Whole = Field(5, ge=0, **_old("WATCHDOG_WARNING_MINUTES"))
     """Minutes of warning before the destroy."""
-    poll_seconds: int = setting(60, ge=1, old="WATCHDOG_POLL_SECONDS")
+    poll_seconds: Whole = Field(60, ge=1, **_old("WATCHDOG_POLL_SECONDS"))
     """Seconds between activity checks."""
     unreachable_is_idle: bool = True
     """Count time the VM cannot be reached as idle time."""
-    inspect_minutes: int = setting(0, ge=0)
+    inspect_minutes: Whole = Field(0, ge=0)
     """Minutes a VM with no model serving (a launch interrupted or failed and kept for inspection, an
     unreachable or orphan VM) is kept before it is destroyed, when longer than the idle timeout."""
 
 
-@dataclass(frozen=True)
 class NotificationSettings(Record):
     """How warnings reach the user when the app is not in front."""
 
     desktop: bool = True
     """Send desktop notifications (notify-send or osascript)."""
-    ntfy_url: str | None = setting(None, old="NTFY_URL")
+    ntfy_url: str | None = Field(None, **_old("NTFY_URL"))
     """ntfy.sh topic URL to post warnings to; unset sends none."""
 
 
-@dataclass(frozen=True)
 class ReadinessSettings(Record):
     """How long a launch may wait at each stage before it stops and says why (the VM is kept)."""
 
-    running_minutes: float = setting(10, gt=0)
+    running_minutes: float = Field(10, gt=0)
     """From create until Linode reports the VM running."""
-    ssh_minutes: float = setting(20, gt=0)
+    ssh_minutes: float = Field(20, gt=0)
     """Until SSH answers with the pinned host key."""
-    cloud_init_minutes: float = setting(30, gt=0)
+    cloud_init_minutes: float = Field(30, gt=0)
     """Until cloud-init has installed the driver, docker and the container toolkit."""
-    vllm_minutes: float = setting(40, gt=0)
+    vllm_minutes: float = Field(40, gt=0)
     """Per start attempt: image pull, model download and load, until vLLM serves."""
 
 
-@dataclass(frozen=True)
-class Settings(Record):
+class Settings(BaseSettings):
     """Every setting of the app; tokens are never here."""
 
-    provider: ProviderSettings = setting(factory=ProviderSettings)
-    vllm: VllmSettings = setting(factory=VllmSettings)
-    compose: ComposeSettings = setting(factory=ComposeSettings)
-    watchdog: WatchdogSettings = setting(factory=WatchdogSettings)
-    notifications: NotificationSettings = setting(factory=NotificationSettings)
-    readiness: ReadinessSettings = setting(factory=ReadinessSettings)
-    keymap: dict[str, str] = setting(factory=dict)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED_DELIMITER, env_file=".env", env_ignore_empty=True,
+        dotenv_filtering="only_existing", extra="ignore", frozen=True, allow_inf_nan=False,
+        use_attribute_docstrings=True)
+
+    provider: ProviderSettings = Field(default_factory=ProviderSettings)
+    vllm: VllmSettings = Field(default_factory=VllmSettings)
+    compose: ComposeSettings = Field(default_factory=ComposeSettings)
+    watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    readiness: ReadinessSettings = Field(default_factory=ReadinessSettings)
+    keymap: dict[str, str] = Field(default_factory=dict)
     """Key overrides, binding id -> keys (for example `quit = "ctrl+q"`), given to Textual's keymap."""
 
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Values given to Settings(...) win; then the environment, `.env` (Settings(_env_file=...) names
+        # another, None none) and the TOML file (MAIDER_CONFIG, else the user config dir). A bad value
+        # is dropped quietly here; load_settings() builds the same sources and returns the problems.
+        env_file = getattr(dotenv_settings, "env_file", None)
+        dotenv = Path(env_file) if isinstance(env_file, (str, os.PathLike)) else None
+        toml = config_file_path(AppPaths.default())
+        return (init_settings, *user_sources(settings_cls, toml, dotenv, os.environ, []))
 
-# The groups of Settings by name; `keymap` is a plain table, not a group.
-_GROUPS: dict[str, type[Record]] = {spec.name: hint for spec, hint in fields_of(Settings) if spec.name != "keymap"}
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The settings from `data` alone (nested tables, as the TOML file has them), reading no file and
+        no environment; raises pydantic's ValidationError."""
+        return cls(_build_sources=((InitSettingsSource(cls, dict(data)),), {}))
 
-# The old tool's flat `.env` keys, so an existing user's `.env` keeps working.
-LEGACY_KEYS: dict[str, tuple[str, str]] = {
-    spec.metadata["old"]: (group, spec.name)
-    for group, model in _GROUPS.items()
-    for spec in fields(model)
-    if spec.metadata.get("old")
-}
+    @classmethod
+    def defaults(cls) -> Self:
+        """The settings with every value at its default, reading no file and no environment."""
+        return cls.from_dict({})
 
-Leaf = tuple[str, ...]
-
-# Every setting's MAIDER_ variable, upper-cased, with its path; `keymap` is a table of its own.
-_ENV_PATHS: dict[str, Leaf] = {
-    f"{ENV_PREFIX}{group}{NESTED_DELIMITER}{name}".upper(): (group, name)
-    for group, model in _GROUPS.items()
-    for name in (spec.name for spec in fields(model))
-} | {f"{ENV_PREFIX}KEYMAP": ("keymap",)}
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready data."""
+        return self.model_dump(mode="json")
 
 
-@dataclass(frozen=True)
-class SettingsProblem:
-    """One thing wrong in the user's settings; the app carried on without it."""
+_GROUPS = groups(Settings)
 
-    source: str  # the file it came from, or "environment"
-    key: str  # the key as the user wrote it; empty when a whole file or line was skipped
-    message: str  # what is wrong and what the app did instead
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.source} line {self.line}" if self.line else self.source
-        return f"{where}: {self.key} {self.message}" if self.key else f"{where}: {self.message}"
+LEGACY_KEYS: dict[str, tuple[str, ...]] = old_keys(Settings)
+"""The old tool's flat `.env` keys, so an existing user's `.env` keeps working."""
 
 
 @dataclass
@@ -210,12 +235,6 @@ class LoadedSettings:
     problems: list[SettingsProblem]
     config_path: Path
     dotenv_values: dict[str, str] = field(default_factory=dict)  # raw `.env`, tokens included, for secrets
-
-
-@dataclass
-class _Source:
-    name: str
-    values: dict[Leaf, tuple[Any, str]]  # leaf path -> (raw value, key as written)
 
 
 def load_settings(
@@ -231,147 +250,16 @@ def load_settings(
     # Passing an override always keeps config_file_path from consulting os.environ behind `environ`.
     toml_path = config_file_path(paths, config_path or env.get("MAIDER_CONFIG") or paths.config_file)
     problems: list[SettingsProblem] = []
-    toml_values = _read(toml_path, parse_toml, problems)
-    dotenv: dict[str, str] = {}
-    if dotenv_path is not None:
-        dotenv = _read(dotenv_path, lambda text: _parse_dotenv(text, dotenv_path, problems), problems)
-    # Lowest first; a bad value dropped from one source lets the next one down show through.
-    sources = [
-        _Source(str(toml_path), {path: (value, ".".join(path)) for path, value in _flatten(toml_values)}),
-        *_env_sources(str(dotenv_path), dotenv),
-        *_env_sources(ENVIRONMENT, env),
-    ]
-    return LoadedSettings(_validate(sources, problems), problems, toml_path, dotenv)
-
-
-def _read(path: Path, parse: Callable[[str], dict], problems: list[SettingsProblem]) -> dict[str, Any]:
-    """`parse` of the file's text; a missing file reads as empty, a broken one as one problem and empty."""
+    sources = user_sources(Settings, toml_path, dotenv_path, env, problems)
     try:
-        return parse(read_text_capped(path))
-    except FileNotFoundError:
-        return {}
-    except UnusableFile as exc:
-        reason = str(exc).removeprefix("is ")  # shown after "FILE:", as "not valid TOML" is
-        message = f"{reason}, so none of this file's settings were used."
-        problems.append(SettingsProblem(str(path), "", message))
-        return {}
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        found = re.search(r"at line (\d+)", str(exc))
-        what = "not valid TOML" if isinstance(exc, tomllib.TOMLDecodeError) else "not readable"
-        message = f"{what} ({exc}), so none of this file's settings were used."
-        problems.append(SettingsProblem(str(path), "", message, int(found[1]) if found else None))
-        return {}
-
-
-def _parse_dotenv(text: str, path: Path, problems: list[SettingsProblem]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    # Parsed without interpolation, so the real environment never leaks into the file's values.
-    for binding in parse_stream(io.StringIO(text)):
-        if binding.error:
-            skipped = "this line is not KEY=value, so it was skipped."
-            problems.append(SettingsProblem(str(path), "", skipped, binding.original.line))
-        elif binding.key is not None and binding.value is not None:
-            values[binding.key] = binding.value
-    return values
-
-
-def _flatten(data: Mapping[str, Any], prefix: Leaf = ()) -> Iterator[tuple[Leaf, Any]]:
-    """Yield (leaf path, value) for every non-table value in nested tables."""
-    for key, value in data.items():
-        path = prefix + (str(key),)
-        if isinstance(value, dict):
-            yield from _flatten(value, path)
-        else:
-            yield path, value
-
-
-def _is_table(path: Leaf) -> bool:
-    """True for `keymap` and `vllm.env`: free-form tables whose keys are the user's own."""
-    model = _GROUPS.get(path[0]) if len(path) == 2 else None
-    hint = dict(_hints(model)).get(path[1]) if model else None
-    return path == ("keymap",) or get_origin(hint) is dict
-
-
-def _hints(model: type[Record]) -> list[tuple[str, Any]]:
-    return [(spec.name, hint) for spec, hint in fields_of(model)]
-
-
-def _env_path(key: str) -> Leaf | None:
-    """The path a MAIDER_ variable sets, or None; table keys keep their spelling (NCCL_DEBUG, binding ids)."""
-    path = _ENV_PATHS.get(key.upper())
-    if path is not None and not _is_table(path):
-        return path
-    head, _, name = key.rpartition(NESTED_DELIMITER)
-    table = _ENV_PATHS.get(head.upper())
-    return (*table, name) if table and name and _is_table(table) else None
-
-
-def _env_sources(name: str, mapping: Mapping[str, str]) -> list[_Source]:
-    """The old flat keys, then the MAIDER_ keys (which beat them), of one `.env` file or environment."""
-    legacy, modern = _Source(name, {}), _Source(name, {})
-    for key, value in mapping.items():
-        # An empty value means unset (`KEY=` in a `.env` file does not blank a setting).
-        if not isinstance(value, str) or value == "":
-            continue
-        if key.upper() in LEGACY_KEYS:
-            legacy.values[LEGACY_KEYS[key.upper()]] = (value, key)
-        path = _env_path(key)
-        if path is not None:
-            modern.values[path] = (value, key)
-    return [legacy, modern]
-
-
-def _overlaps(a: Leaf, b: Leaf) -> bool:
-    """True when one path is the other or lies inside it: setting one replaces the other."""
-    shorter = min(len(a), len(b))
-    return a[:shorter] == b[:shorter]
-
-
-def _merge(sources: list[_Source]) -> tuple[dict[str, Any], dict[Leaf, _Source]]:
-    """The nested data to validate, and which source each leaf of it came from."""
-    leaves: dict[Leaf, tuple[Any, _Source]] = {}
-    for source in sources:
-        for path, (value, _) in source.values.items():
-            leaves = {other: item for other, item in leaves.items() if not _overlaps(other, path)}
-            leaves[path] = (value, source)
-    nested: dict[str, Any] = {}
-    for path, (value, _) in leaves.items():
-        node = nested
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = value
-    return nested, {path: source for path, (_, source) in leaves.items()}
-
-
-_FALLBACK = "the value from a lower source (or the default) is used."
-
-
-def _validate(sources: list[_Source], problems: list[SettingsProblem]) -> Settings:
-    """Validate the merged sources, dropping each bad value from the source that gave it until valid."""
-    while True:
-        data, owners = _merge(sources)
-        try:
-            return Settings.from_dict(data)
-        except InvalidRecord as exc:
-            errors = exc.problems
-        dropped = False
-        for error in errors:
-            loc = error.loc
-            hits = [path for path in owners if _overlaps(path, loc)]
-            # The highest source among the overlapping leaves is the one whose value won.
-            source = max((owners[path] for path in hits), key=sources.index, default=None)
-            bad = [path for path in hits if owners[path] is source and path in source.values]
-            if bad:
-                value, key = source.values[bad[0]]
-                for path in bad:
-                    del source.values[path]
-                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-                reason = error.message
-                message = f"= {shown} was ignored because {reason[:1].lower()}{reason[1:]}; {_FALLBACK}"
-                problems.append(SettingsProblem(source.name, key, message))
-                dropped = True
-        if not dropped:  # pragma: no cover - every leaf has an owner; a safety net against a loop
-            return Settings()
+        settings = Settings(_build_sources=(sources, {}))
+    except ValidationError:  # pragma: no cover - each source checked its own values; a safety net
+        settings = Settings.defaults()
+    # Lowest source first, as a user reads them: the file, then `.env`, then the environment.
+    order = [str(toml_path), str(dotenv_path), ENVIRONMENT]
+    problems.sort(key=lambda problem: order.index(problem.source) if problem.source in order else 0)
+    dotenv = next((source.raw for source in sources if isinstance(source, DotEnvSource)), {})
+    return LoadedSettings(settings, problems, toml_path, dict(dotenv))
 
 
 def settings_reference_markdown() -> str:
@@ -381,18 +269,17 @@ def settings_reference_markdown() -> str:
         "| TOML key | Environment variable | Old `.env` key | Default | Description |",
         "| --- | --- | --- | --- | --- |",
     ]
-    rows_of = [((group, spec.name), spec, field_docs(model)) for group, model in _GROUPS.items()
-               for spec in fields(model)]
-    keymap = next(spec for spec in fields(Settings) if spec.name == "keymap")
-    rows_of.append((("keymap", "<binding id>"), keymap, field_docs(Settings)))
-    for path, spec, docs in rows_of:
+    fields = [((group, name), info)
+              for group, model in _GROUPS.items() for name, info in model.model_fields.items()]
+    fields.append((("keymap", "<binding id>"), Settings.model_fields["keymap"]))
+    for path, info in fields:
         # Binding ids keep their spelling in the variable name; group and field names are upper-cased.
         env = ENV_PREFIX + NESTED_DELIMITER.join(part if part[0] == "<" else part.upper() for part in path)
-        env += f"{NESTED_DELIMITER}<NAME>" if _is_table(path) else ""
+        env += f"{NESTED_DELIMITER}<NAME>" if is_table(Settings, path) else ""
         old = f"`{legacy[path]}`" if path in legacy else ""
-        default = default_of(spec)
+        default = info.get_default(call_default_factory=True)
         # JSON spells these defaults (strings, numbers, booleans, lists, empty tables) as TOML does.
         shown = "unset" if default is None else f"`{json.dumps(default)}`"
-        desc = " ".join(docs.get(spec.name, "").split()).replace("|", "\\|")
+        desc = " ".join((info.description or "").split()).replace("|", "\\|")
         rows.append(f"| `{'.'.join(path)}` | `{env}` | {old} | {shown} | {desc} |")
     return "\n".join(rows) + "\n"

@@ -74,7 +74,7 @@ def run_plan(args: argparse.Namespace, *, settings: Any = None, out: TextIO | No
     if settings is None:
         from ..settings import Settings
 
-        settings = Settings()  # defaults only: a dry run reads no file
+        settings = Settings.defaults()  # defaults only: a dry run reads no file
     try:
         gpu_type = catalog.gpu_type(args.type)
     except UnknownCatalogIdError as exc:

@@ -159,7 +159,7 @@ def plan_config(model_id: str, gpu_type: str, *, settings: Any | None = None, ma
     from ..deploy.launch import resolve
     from ..settings import Settings
 
-    settings = settings if settings is not None else Settings()
+    settings = settings if settings is not None else Settings.defaults()
     try:
         spec, gpu = catalog.model(model_id), catalog.gpu_type(gpu_type)
     except catalog.UnknownCatalogIdError as exc:

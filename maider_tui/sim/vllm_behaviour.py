@@ -14,6 +14,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from maider_tui.catalog.fit import RESERVE_GB
 from maider_tui.catalog.sizes import (
     GIB,
@@ -24,8 +26,8 @@ from maider_tui.catalog.sizes import (
     weights_per_gpu_bytes,
 )
 from maider_tui.catalog.speed import DEFAULT_EFFICIENCY, TP_SCALING_EXPONENT
-from maider_tui.models import GpuType, ModelSpec, VllmConfig
-from maider_tui.typed import InvalidRecord
+from maider_tui.models import GpuType, ModelSpec
+from maider_tui.records import VllmConfig, first_problem
 from maider_tui.sim import vllm_logs as text
 from maider_tui.sim.faults import SimFaults
 from maider_tui.sim.vllm_logs import Phases, architecture_of, boot, ready
@@ -165,10 +167,9 @@ def config_from_args(args: list[str], env: Mapping[str, str] | None = None) -> V
     try:
         return VllmConfig(model=str(model), extra_args=tuple(extra), env=dict(env or {}),
                           **fields)  # type: ignore[arg-type]
-    except InvalidRecord as exc:
-        first = exc.problems[0]
-        field = first.loc[0] if first.loc else ""
-        raise ValueError(f"argument {_FLAG_OF.get(field, field)}: {first.message}") from None
+    except ValidationError as exc:
+        field, message = first_problem(exc)
+        raise ValueError(f"argument {_FLAG_OF.get(field, field)}: {message}") from None
 
 
 def extra_option(config: VllmConfig, flag: str) -> str | None:

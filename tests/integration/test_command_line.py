@@ -148,6 +148,23 @@ def test_a_settings_file_the_app_finds_itself_is_reported_and_skipped(tmp_path: 
     assert not home.exists()
 
 
+def test_a_bad_setting_is_named_by_its_source_and_key_and_the_one_below_is_used(tmp_path: Path):
+    """A value pydantic refuses (here in the environment) is a warning naming where it came from;
+    the command goes on with the TOML file's value for that key, and the TOML file's bad key keeps
+    the default."""
+    config = tmp_path / "config.toml"
+    config.write_text("[vllm]\nmax_model_len = 8192\ngpu_memory_utilization = 1.5\n")
+    plan = ["plan", "--type", "g2-gpu-rtx4000a2-s", "--model", "Qwen/Qwen2.5-Coder-32B-Instruct-AWQ",
+            "--summary"]
+    done = run(plan, app_env(tmp_path / "home", MAIDER_CONFIG=str(config), MAIDER_VLLM__MAX_MODEL_LEN="lots"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert ("warning: environment: MAIDER_VLLM__MAX_MODEL_LEN = 'lots' was ignored because it is not a "
+            "whole number") in done.stderr
+    assert f"warning: {config}: vllm.gpu_memory_utilization = 1.5 was ignored because it must be at most 0.99" \
+        in done.stderr
+    assert "--max-model-len 8192 --gpu-memory-utilization 0.9 " in done.stdout
+
+
 def store_with(paths: AppPaths, name: str, **fields) -> None:
     with open_store(paths.database) as store:
         store.add_session(SessionRecord(name=name, state="ready", hourly_usd=0.52, **fields))

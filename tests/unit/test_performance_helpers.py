@@ -281,8 +281,21 @@ def test_starting_the_app_imports_neither_ssh_nor_the_cloud_client_nor_the_comma
     assert out.stdout.split("\n")[:2] == ["[]", "['maider_tui.commands.argtypes']"]  # no command's module
 
 
+def test_the_catalog_types_and_the_cloud_client_load_no_pydantic():
+    """`--sim-url` and an account with a token build the cloud client before the first frame; its
+    catalog types are plain dataclasses, and pydantic comes only with a vLLM config or the settings."""
+    import subprocess
+
+    script = ("import sys; import maider_tui.cloud.linode, maider_tui.catalog, maider_tui.sim.remote; "
+              "first = 'pydantic' in sys.modules; from maider_tui.models import VllmConfig; "
+              "print(first, VllmConfig(model='m').model, 'pydantic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "m", "True"]
+
+
 def test_the_first_frame_is_drawn_before_settings_and_the_keyring_load(tmp_path):
-    """Settings and the keyring load only once the sessions screen has been drawn."""
+    """Settings (and pydantic with them) and the keyring load only once the sessions screen has been drawn."""
     import subprocess
 
     script = """
@@ -297,14 +310,15 @@ async def main():
     load, seen = context.load, []
     def watched_load():
         seen.append((app._first_frame.is_set(), type(app.screen).__name__,
-                     sorted(m for m in ("maider_tui.settings", "keyring") if m in sys.modules)))
+                     sorted(m for m in ("maider_tui.settings", "keyring", "pydantic", "pydantic_settings")
+                            if m in sys.modules)))
         return load()
     context.load = watched_load
     async with app.run_test() as pilot:
         await pilot.pause()
         await app.workers.wait_for_complete()
         stack = len(app.screen_stack)
-    print(seen, stack, "maider_tui.settings" in sys.modules)
+    print(seen, stack, "maider_tui.settings" in sys.modules and "pydantic_settings" in sys.modules)
 
 asyncio.run(main())
 """
@@ -312,27 +326,6 @@ asyncio.run(main())
     assert out.returncode == 0, out.stderr
     # Loaded once, after the first frame, over the sessions screen (the bottom of the stack).
     assert out.stdout.strip().splitlines()[-1] == "[(True, 'HomeScreen', [])] 1 True"
-
-
-def test_settings_and_a_launch_plan_load_no_validation_library():
-    """Settings, their checks and a stored vLLM config cost no validation library's memory: pydantic
-    alone was about 8 MiB of the app's resident set (docs/performance.md)."""
-    import subprocess
-
-    script = """
-import sys
-from maider_tui.settings import load_settings, settings_reference_markdown
-from maider_tui.models import VllmConfig
-from maider_tui.secrets import SecretStr
-loaded = load_settings(environ={"MAIDER_VLLM__PORT": "8001", "VLLM_MAX_NUM_SEQS": "x"}, dotenv_path=None)
-config = VllmConfig.from_dict({"model": "m", "extra_args": ["--a"]}).replace(max_model_len=4096)
-settings_reference_markdown()
-print(loaded.settings.vllm.port, len(loaded.problems), config.to_dict()["max_model_len"],
-      sorted(m for m in sys.modules if m.split(".")[0] in ("pydantic", "pydantic_core", "pydantic_settings")))
-"""
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["8001", "1", "4096", "[]"]
 
 
 async def test_a_vllm_reading_is_drawn_with_the_next_gpu_sample_not_in_a_frame_of_its_own(make_context, clock):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -72,7 +71,7 @@ def setup(tmp_path: Path) -> Setup:
 
 def test_nothing_configured_gives_defaults_and_no_problems(setup: Setup) -> None:
     loaded = setup.load()
-    assert loaded.settings == Settings()
+    assert loaded.settings == Settings.defaults()
     assert loaded.problems == []
     assert loaded.config_path == setup.toml
     assert loaded.settings.vllm.image.startswith("vllm/vllm-openai:v")
@@ -113,6 +112,16 @@ def test_nested_env_keys_with_double_underscore(setup: Setup) -> None:
     assert s.compose.enable_openwebui is True
     assert s.vllm.env == {"NCCL_DEBUG": "INFO"}
     assert s.keymap == {"quit": "ctrl+q"}
+
+
+def test_a_group_or_table_given_as_one_variable_is_not_a_setting_and_never_stops_the_load(setup: Setup) -> None:
+    # pydantic-settings would read these as JSON, and fail the whole environment on a broken one.
+    setup.write_dotenv("MAIDER_VLLM={not json\nMAIDER_KEYMAP=[1\nMAIDER_VLLM__PORT=8002\n")
+    loaded = setup.load({"MAIDER_WATCHDOG": '{"timeout_minutes": 5}', "MAIDER_VLLM__ENV": "x",
+                         "MAIDER_VLLM__MAX_NUM_SEQS": "2"})
+    s = loaded.settings
+    assert (s.vllm.port, s.vllm.max_num_seqs, s.watchdog.timeout_minutes) == (8002, 2, 30)
+    assert (s.vllm.env, s.keymap, loaded.problems) == ({}, {}, [])
 
 
 def test_tables_merge_across_sources(setup: Setup) -> None:
@@ -241,7 +250,7 @@ def test_unreadable_toml_is_a_problem_not_a_crash(setup: Setup) -> None:
     setup.toml.parent.mkdir(parents=True)
     setup.toml.write_bytes(b"[vllm]\nmodel = '\xff\xfe'\n")
     loaded = setup.load()
-    assert loaded.settings == Settings()
+    assert loaded.settings == Settings.defaults()
     assert [p.source for p in loaded.problems] == [str(setup.toml)]
 
 
@@ -272,7 +281,7 @@ def test_a_file_that_cannot_be_settings_is_one_problem_and_read_no_further(setup
     if not deep:  # the same file as `.env` too (its parser does not recurse)
         os.symlink(config, setup.dotenv)
     loaded = setup.load(config_path=str(config))
-    assert loaded.settings == Settings()
+    assert loaded.settings == Settings.defaults()
     assert [p.source for p in loaded.problems] == [str(config)] + ([] if deep else [str(setup.dotenv)])
     expected = {"too big": "larger than 1 MiB", "folder": "a folder, not a file", "fifo": "not a regular file",
                 "device": "not a regular file"}.get(kind, "nests tables or arrays more than 32 levels deep")
@@ -335,7 +344,7 @@ def test_bad_values_in_every_source_each_give_a_problem(setup: Setup) -> None:
 def test_wrong_shapes_and_bad_shell_quoting_are_problems(setup: Setup) -> None:
     setup.write_toml("vllm = 'not a table'\n[watchdog.enabled]\nx = 1\n")
     loaded = setup.load({"VLLM_EXTRA_ARGS": "--chat-template 'unclosed"})
-    assert loaded.settings == Settings()
+    assert loaded.settings == Settings.defaults()
     assert {p.key for p in loaded.problems} == {"vllm", "watchdog.enabled.x", "VLLM_EXTRA_ARGS"}
     assert "shell-style" in str([p for p in loaded.problems if p.key == "VLLM_EXTRA_ARGS"][0])
 
@@ -393,15 +402,27 @@ def test_tokens_in_dotenv_never_reach_settings(setup: Setup) -> None:
     assert loaded.dotenv_values["REGION"] == "us-east"
 
 
-def test_settings_alone_never_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_alone_reads_the_users_sources_as_pydantic_settings_does(
+        setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    setup.write_toml("[vllm]\nport = 8001\nmax_num_seqs = 2\n[watchdog]\ntimeout_minutes = 0\n")
+    monkeypatch.setenv("MAIDER_CONFIG", str(setup.toml))
+    monkeypatch.chdir(setup.dotenv.parent)
+    setup.write_dotenv("MAIDER_VLLM__MAX_NUM_SEQS=3\nMODEL_ID=acme/Old\n")
     monkeypatch.setenv("MAIDER_VLLM__PORT", "9999")
-    assert Settings().vllm.port == 8000
+    settings = Settings()
+    # Environment over `.env` over the TOML file; a bad value (timeout 0) leaves the default.
+    assert (settings.vllm.port, settings.vllm.max_num_seqs, settings.vllm.model) == (9999, 3, "acme/Old")
+    assert settings.watchdog.timeout_minutes == 30
+    assert Settings(_env_file=None).vllm.max_num_seqs == 2  # pydantic-settings' own switch for `.env`
+    # Values given win; defaults() and from_dict() read nothing.
+    assert Settings(vllm={"port": 7000}).vllm.port == 7000
+    assert Settings.defaults().vllm.port == 8000 and Settings.from_dict({"vllm": {"port": 7001}}).vllm.port == 7001
 
 
 def test_reference_table_lists_every_key() -> None:
     table = settings_reference_markdown()
     for group in ("provider", "vllm", "compose", "watchdog", "notifications"):
-        for name in (spec.name for spec in dataclasses.fields(getattr(Settings(), group))):
+        for name in type(getattr(Settings.defaults(), group)).model_fields:
             assert f"`{group}.{name}`" in table
     assert "`MAIDER_WATCHDOG__TIMEOUT_MINUTES`" in table and "`WATCHDOG_TIMEOUT_MINUTES`" in table
     assert "`keymap.<binding id>`" in table
