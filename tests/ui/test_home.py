@@ -96,7 +96,8 @@ async def test_a_tick_updates_only_the_cells_that_changed_and_keeps_the_rows(sam
         assert updated == []  # nothing moved: nothing touched
 
 
-async def test_a_cell_update_repaints_its_row_only_and_the_row_shows_every_change(sample_app, clock, monkeypatch):
+async def test_a_cell_update_repaints_its_row_only_and_the_row_shows_every_change(sample_app, clock,
+                                                                                 monkeypatch):
     """After every tick, each repaint the table asks for is one line, that line is the updated row's,
     and the table draws it (`render_line`, what the compositor sends) with the row's new cost; a row
     left out of the repaint, or a line drawn from a stale cache, would fail."""
@@ -118,7 +119,8 @@ async def test_a_cell_update_repaints_its_row_only_and_the_row_shows_every_chang
             repainted.clear()
             clock.advance(600)
             screen.refresh_sessions()
-            lines = {region.y: table.render_line(region.y).text for regions in repainted for region in regions}
+            lines = {region.y: table.render_line(region.y).text
+                     for regions in repainted for region in regions}
             await pilot.pause()
             # Two rows changed, and only they were repainted: not the 30-odd lines of the box.
             assert len(repainted) == 2 and all(len(r) == 1 and r[0].height == 1 for r in repainted)
@@ -139,7 +141,8 @@ async def test_the_tick_sleeps_while_another_screen_is_on_top(make_context, monk
         home = app.screen
         ticker, calls = home._ticker, []
         for name in ("pause", "resume"):  # Timer has no public flag: its public switches are watched
-            monkeypatch.setattr(ticker, name, lambda _n=name, _f=getattr(ticker, name): calls.append(_n) or _f())
+            switch = getattr(ticker, name)
+            monkeypatch.setattr(ticker, name, lambda _n=name, _f=switch: calls.append(_n) or _f())
         await app.push_screen(Screen())
         await pilot.pause()
         assert calls == ["pause"]

@@ -10,19 +10,18 @@ An AST scan of every `.py` file under `maider_tui/` and `tests/` flags:
   the Textual classes of that MRO uses `_name` (its members, or `self._name` in its source): reading
   it is private use, and writing it clobbers Textual's state;
 - `x._name` where `_name` is a private name anywhere in Textual's source, and either a private
-  name of the Textual classes the code holds most (`App`, `Screen`, `Widget`, `Pilot`,
-  `DataTable`, `RichLog`, `Static`; a Timer's `_active`, the compositor's `_dirty_regions`) or one no class of this project defines
-  itself (a method, a class attribute, `self._name = ...`), and `x` is named as
+  name of the Textual classes the code holds most (`App`, `Screen`, `Widget`, `Pilot`, `DataTable`,
+  `RichLog`, `Static`; a Timer's `_active`, the compositor's `_dirty_regions`) or one no class of
+  this project defines itself (a method, a class attribute, `self._name = ...`), and `x` is named as
   Textual objects are in this project (`app`, `screen`, `pilot`, `table`, `widget`, `timer`,
   `self.app`, `home._ticker`, ... see `TEXTUAL_NAMES`).
 
-Limits: a Textual object under another name (`obj._nodes`, `things[0]._x`, `getattr(w, "_x")`)
-is not seen, nor a private name Textual builds at run time; a project attribute that happens to
-share a Textual private name on one of those names is flagged though it is the project's own (rename
-it: on a Textual subclass it would shadow Textual's). `_`-prefixed names the project defines on its
-own objects (not Textual's) are not flagged, so a project class that defines a name Textual also
-uses privately hides that name on those holders (the `self` rule still flags it inside a Textual
-subclass).
+Limits: a Textual object under another name (`obj._nodes`, `things[0]._x`) is not seen, nor a
+private name reached at run time (`getattr(w, "_x")`). A name this project defines that Textual also
+uses privately, outside those core classes (a Timer's `_tick` beside the screens' own `_tick`), is
+not flagged on the holders; inside a Textual subclass the `self` rule still flags it where its MRO
+uses it. A core class's private name that a project object held under one of those names defines
+for itself is flagged though it is the project's own: rename it.
 """
 
 from __future__ import annotations
