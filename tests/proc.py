@@ -2,8 +2,9 @@
 SIGKILL, two apps at once, files another program holds.
 
 `AppProcess` starts `python -m maider_tui ...` on a pty of a fixed size, drains its output in a
-thread into `Terminal` (just enough of a VT100 to know what is on screen), types keys into it, and
-kills or quits it. Nothing here sleeps for a fixed time: every wait polls a condition with a bound.
+thread into a pyte screen (the terminal emulator the tests read what is on screen from), types keys
+into it, and kills or quits it. Nothing here sleeps for a fixed time: every wait polls a condition
+with a bound.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import codecs
 import fcntl
 import os
-import re
 import signal
 import struct
 import subprocess
@@ -22,76 +22,26 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pyte
+
 # The checkout these tests belong to: the child runs its code, not whichever copy is installed.
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"enter": "\r", "escape": "\x1b", "down": "\x1b[B", "up": "\x1b[A", "tab": "\t"}
-# CSI (ESC [ params final), OSC (ESC ] ... BEL or ESC \), and two-byte escapes.
-_ESCAPE = re.compile(r"\x1b\[([0-9;?<=>$ ]*)([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[^\[\]]")
 
 
-class Terminal:
-    """A screen grid fed with what the app writes: cursor moves and text, colours ignored."""
+class Terminal(pyte.Screen):
+    """pyte's screen, which also keeps every piece of text drawn on it, in order (`drawn`)."""
 
     def __init__(self, cols: int, rows: int) -> None:
-        self.cols, self.rows = cols, rows
-        self.grid = [[" "] * cols for _ in range(rows)]
-        self.x = self.y = 0
-        self._pending = ""  # an escape sequence cut in two by a read
+        super().__init__(cols, rows)
+        self.drawn: list[str] = []
 
-    def feed(self, text: str) -> None:
-        text, self._pending = self._pending + text, ""
-        cut = text.rfind("\x1b")
-        if cut >= 0 and cut > len(text) - 64 and not _ESCAPE.match(text, cut):
-            text, self._pending = text[:cut], text[cut:]
-        pos = 0
-        for match in _ESCAPE.finditer(text):
-            self._write(text[pos:match.start()])
-            if match.group(2):
-                self._csi(match.group(1), match.group(2))
-            pos = match.end()
-        self._write(text[pos:])
-
-    def _csi(self, params: str, final: str) -> None:
-        if params.startswith(("?", ">", "<", "=")) or "$" in params:
-            return  # modes and queries
-        numbers = [int(p) if p.isdigit() else 0 for p in params.split(";")] if params else []
-        first = numbers[0] if numbers and numbers[0] else 1
-        if final in "Hf":
-            row = numbers[0] if numbers and numbers[0] else 1
-            col = numbers[1] if len(numbers) > 1 and numbers[1] else 1
-            self.y, self.x = min(row, self.rows) - 1, min(col, self.cols) - 1
-        elif final == "A":
-            self.y = max(0, self.y - first)
-        elif final == "B":
-            self.y = min(self.rows - 1, self.y + first)
-        elif final == "C":
-            self.x = min(self.cols - 1, self.x + first)
-        elif final == "D":
-            self.x = max(0, self.x - first)
-        elif final == "G":
-            self.x = min(first, self.cols) - 1
-        elif final == "J" and numbers[:1] in ([2], [3]):
-            self.grid = [[" "] * self.cols for _ in range(self.rows)]
-        elif final == "K":
-            start, end = {0: (self.x, self.cols), 1: (0, self.x + 1), 2: (0, self.cols)}.get(
-                numbers[0] if numbers else 0, (self.x, self.cols))
-            self.grid[self.y][start:end] = [" "] * (end - start)
-
-    def _write(self, text: str) -> None:
-        for char in text:
-            if char == "\r":
-                self.x = 0
-            elif char == "\n":
-                self.y = min(self.rows - 1, self.y + 1)
-            elif char == "\b":
-                self.x = max(0, self.x - 1)
-            elif char >= " ":
-                if self.x < self.cols:
-                    self.grid[self.y][self.x] = char
-                self.x += 1
+    def draw(self, data: str) -> None:
+        self.drawn.append(data)
+        super().draw(data)
 
     def text(self) -> str:
-        return "\n".join("".join(row).rstrip() for row in self.grid)
+        return "\n".join(line.rstrip() for line in self.display)
 
 
 class AppProcess:
@@ -100,7 +50,7 @@ class AppProcess:
     def __init__(self, args: list[str], env: dict[str, str], *, size: tuple[int, int] = (120, 40)) -> None:
         self.args, self.env, self.size = list(args), dict(env), size
         self.term = Terminal(*size)
-        self.output = ""  # everything written, escapes stripped: for what a toast said and took away
+        self._stream = pyte.Stream(self.term)  # keeps an escape sequence cut in two by a read
         self.proc: subprocess.Popen | None = None
         self._master: int | None = None
         self._lock = threading.Lock()
@@ -134,8 +84,7 @@ class AppProcess:
                 break
             text = decoder.decode(data)
             with self._lock:
-                self.term.feed(text)
-                self.output += _ESCAPE.sub("", text)
+                self._stream.feed(text)
 
     def screen(self) -> str:
         """What the terminal shows now, one line per row."""
@@ -153,9 +102,9 @@ class AppProcess:
         return " ".join(parts)
 
     def shown(self) -> str:
-        """Everything the app ever wrote, as plain text (toasts that timed out included)."""
+        """Everything the app ever drew, as plain text (toasts that timed out included)."""
         with self._lock:
-            return self.output
+            return "".join(self.term.drawn)
 
     def wait_for(self, check: str | Callable[[], object], timeout: float = 20.0, what: str = "") -> object:
         """Poll until `check` (text on screen, or a callable's truthy result) holds; fail after `timeout`."""

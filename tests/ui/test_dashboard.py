@@ -23,6 +23,8 @@ from maider_tui.ui.screens.dashboard import DashboardScreen
 from maider_tui.ui.widgets.gpu_bars import GpuBars
 from maider_tui.ui.widgets.log_pane import LogPane
 
+from .toasts import toasts
+
 TYPE_ID = "g2-gpu-rtx4000a2-s"
 MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
 
@@ -288,12 +290,12 @@ async def test_aider_missing_says_how_to_install(app, monkeypatch):
     import maider_tui.ui.screens.dashboard_keys as keys
 
     monkeypatch.setattr(keys.shutil, "which", lambda name: None)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(notifications=True, size=(120, 40)) as pilot:
         name, screen = await launch(app, pilot)
         try:
             await pilot.press("a")
             await pilot.pause()
-            assert any("pipx install aider-chat" in str(n.message) for n in app._notifications)
+            assert any("pipx install aider-chat" in text for text in toasts(app))
         finally:
             await cleanup(app, name, None)
 

@@ -21,6 +21,7 @@ from maider_tui.ui.widgets.top_bar import TopBar
 
 from ..integration.test_faults import rekey
 from .test_dashboard import cleanup, fast_scrape, launch, log_text, until  # noqa: F401 - fast_scrape is autouse
+from .toasts import toasts
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def app(sim_context, sim_cloud):
 
 
 def notes(app: MaiderApp) -> str:
-    return "\n".join(str(n.message) for n in app._notifications)
+    return "\n".join(toasts(app))
 
 
 def vllm_text(screen: DashboardScreen) -> str:
@@ -49,7 +50,7 @@ def vllm_text(screen: DashboardScreen) -> str:
 
 
 async def test_a_destroy_the_api_keeps_refusing_says_so_and_keeps_the_session(app, sim_cloud):
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(notifications=True, size=(120, 40)) as pilot:
         name, screen = await launch(app, pilot)
         instance_id = app.context.store.get_session(name).instance_id
         try:
@@ -127,7 +128,7 @@ async def test_a_vm_deleted_outside_the_app_shows_gone(app, sim_cloud):
 
 
 async def test_a_changed_host_key_on_reconnect_is_refused_naming_the_risk(app, sim_cloud):
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(notifications=True, size=(120, 40)) as pilot:
         name, screen = await launch(app, pilot)
         instance_id = app.context.store.get_session(name).instance_id
         app.live.get(name).handle.ssh.backoff = (0.05,)

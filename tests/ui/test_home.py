@@ -6,9 +6,11 @@ import pytest
 
 from maider_tui.app import MaiderApp
 from maider_tui.ui.screens.home import HomeScreen
+from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from .sessions import add_sample_sessions
+from .toasts import toasts
 
 
 async def test_first_run_says_how_to_add_a_token(make_context):
@@ -39,12 +41,12 @@ async def test_a_refused_token_is_said_on_screen(make_context, memory_keyring, s
     context = make_context()
     context.provider = LinodeProvider("not-the-token", base_url=sim_cloud.linode_base_url, store=context.store)
     app = MaiderApp(context)
-    async with app.run_test() as pilot:
+    async with app.run_test(notifications=True) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
         text = str(app.screen.query_one("#first-run", Static).render())
         assert "token was refused" in text
-        assert any("token was refused" in n.message for n in app._notifications)
+        assert any("token was refused" in text for text in toasts(app))
 
 
 @pytest.fixture
@@ -94,61 +96,59 @@ async def test_a_tick_updates_only_the_cells_that_changed_and_keeps_the_rows(sam
         assert updated == []  # nothing moved: nothing touched
 
 
-async def test_a_cell_update_repaints_its_row_only_and_the_terminal_shows_every_change(sample_app, clock):
-    """What the app writes, frame after frame, painted on one grid: after every tick each row on it
-    shows the cost the table holds (a row left out of the repaint would still show the old one)."""
-    from tests.ui.test_dashboard_culling import paint
-
+async def test_a_cell_update_repaints_its_row_only_and_the_row_shows_every_change(sample_app, clock,
+                                                                                 monkeypatch):
+    """After every tick, each repaint the table asks for is one line, that line is the updated row's,
+    and the table draws it (`render_line`, what the compositor sends) with the row's new cost; a row
+    left out of the repaint, or a line drawn from a stale cache, would fail."""
     app = sample_app
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         screen, table = app.screen, app.screen.query_one(DataTable)
-        compositor = screen._compositor
-        render_update = compositor.render_update
-        terminal = paint(render_update(full=True))
+        repainted: list = []  # what reaches Textual's Widget.refresh for the table
+        refresh = Widget.refresh
 
-        def sent(*args, **kwargs):
-            update = render_update(*args, **kwargs)
-            if update is not None:
-                terminal.update(paint(update))
-            return update
+        def spy(widget, *regions, **kwargs):
+            if widget is table:
+                repainted.append(regions)
+            return refresh(widget, *regions, **kwargs)
 
-        def line_of(name: str) -> str:
-            [line] = [text for y in range(40)
-                      if name in (text := "".join(terminal.get((x, y), (" ",))[0] for x in range(120)))]
-            return line
-
-        compositor.render_update = sent
-        repainted: list = []
-        refresh = table.refresh
-        table.refresh = lambda *regions, **kwargs: repainted.append(regions) or refresh(*regions, **kwargs)
+        monkeypatch.setattr(Widget, "refresh", spy)
         costs = set()
         for _ in range(3):  # ten minutes on each time: both live sessions' costs move, no wider
+            repainted.clear()
             clock.advance(600)
             screen.refresh_sessions()
+            lines = {region.y: table.render_line(region.y).text
+                     for regions in repainted for region in regions}
             await pilot.pause()
+            # Two rows changed, and only they were repainted: not the 30-odd lines of the box.
+            assert len(repainted) == 2 and all(len(r) == 1 and r[0].height == 1 for r in repainted)
             for name in ("qwen32b-20261122-093012", "qwen14b-20261122-101544"):
                 cost = str(table.get_row(name)[6])
-                assert f" {cost} " in line_of(name)
+                [line] = [text for text in lines.values() if name in text]
+                assert f" {cost} " in line
                 costs.add(cost)
         assert "3.64" in costs and len(costs) == 6  # 3.5 hours at $1.04 at the end; every tick moved both
-        # Per tick two rows changed, and only they were repainted: not the 30-odd lines of the box.
-        assert len(repainted) == 6 and all(len(r) == 1 and r[0].height == 1 for r in repainted)
 
 
-async def test_the_tick_sleeps_while_another_screen_is_on_top(make_context):
+async def test_the_tick_sleeps_while_another_screen_is_on_top(make_context, monkeypatch):
     """Under the dashboard nobody sees the table: its timer must not wake the app every second."""
     from textual.screen import Screen
 
     app = MaiderApp(make_context())
     async with app.run_test() as pilot:
         home = app.screen
+        ticker, calls = home._ticker, []
+        for name in ("pause", "resume"):  # Timer has no public flag: its public switches are watched
+            switch = getattr(ticker, name)
+            monkeypatch.setattr(ticker, name, lambda _n=name, _f=switch: calls.append(_n) or _f())
         await app.push_screen(Screen())
         await pilot.pause()
-        assert not home._ticker._active.is_set()  # paused (Timer has no public flag for it)
+        assert calls == ["pause"]
         await app.pop_screen()
         await pilot.pause()
-        assert home._ticker._active.is_set()
+        assert calls == ["pause", "resume"]
 
 
 async def test_q_quits(make_context):
@@ -178,9 +178,9 @@ async def test_broken_settings_file_is_reported_on_screen(make_context, paths):
     paths.config_dir.mkdir(parents=True, exist_ok=True)
     paths.config_file.write_text("[vllm]\nport = 'abc'\n")
     app = MaiderApp(make_context())
-    async with app.run_test() as pilot:
+    async with app.run_test(notifications=True) as pilot:
         await pilot.pause()
-        messages = [n.message for n in app._notifications]
+        messages = toasts(app)
         assert any("port" in m and "config.toml" in m for m in messages), messages
         assert app.context.settings.settings.vllm.port == 8000
 
@@ -404,7 +404,7 @@ async def test_enter_on_an_interrupted_launch_offers_to_resume(sim_context, sim_
 async def test_f12_saves_a_screenshot_or_says_why_not(make_context, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     app = MaiderApp(make_context())
-    async with app.run_test() as pilot:
+    async with app.run_test(notifications=True) as pilot:
         await pilot.press("f12")
         await app.workers.wait_for_complete()
         [shot] = tmp_path.glob("maider-tui_*.svg")
@@ -417,8 +417,7 @@ async def test_f12_saves_a_screenshot_or_says_why_not(make_context, tmp_path, mo
         await pilot.press("f12")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert any("Could not save" in str(n.message) and "Permission denied" in str(n.message)
-                   for n in app._notifications)
+        assert any("Could not save" in text and "Permission denied" in text for text in toasts(app))
 
 
 def test_the_sessions_table_does_not_load_richs_emoji_table(tmp_path):

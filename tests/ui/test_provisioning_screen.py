@@ -18,6 +18,8 @@ from maider_tui.ui.dialogs.confirm import ConfirmDialog
 from maider_tui.ui.screens.home import HomeScreen
 from maider_tui.ui.screens.provisioning import ProvisioningScreen
 
+from .toasts import toasts
+
 CODER_7B_AWQ = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
 
 
@@ -94,7 +96,7 @@ async def test_a_failure_offers_retry_destroy_and_keep(sim_context, sim_cloud):
     plan = plan_for(CODER_7B_AWQ, "g2-gpu-rtx4000a1-s", "qwen7b-fails")
     sim_cloud.faults.unsupported_models = {CODER_7B_AWQ}
     try:
-        async with app.run_test(size=(120, 40)) as pilot:
+        async with app.run_test(notifications=True, size=(120, 40)) as pilot:
             await app.workers.wait_for_complete()
             screen = ProvisioningScreen(context, app.live, plan)
             await app.push_screen(screen)
@@ -116,7 +118,7 @@ async def test_a_failure_offers_retry_destroy_and_keep(sim_context, sim_cloud):
             await pilot.pause()
             assert isinstance(app.screen, HomeScreen)
             record = context.store.get_session("qwen7b-fails")
-            hint = [n.message for n in app._notifications if n.message.startswith("ssh ")]
+            hint = [line for text in toasts(app) for line in text.splitlines() if line.startswith("ssh ")]
             assert hint and "maider-qwen7b-fails" in hint[0]  # the session's own ssh_config entry
             # The command as shown reaches the kept VM with no prompt: its key and host key are pinned.
             command = shlex.split(hint[0].splitlines()[0])

@@ -8,6 +8,8 @@ import sqlite3
 from maider_tui.app import MaiderApp
 from maider_tui.store import SessionRecord, StoreError, open_store
 
+from .toasts import toasts
+
 import pytest
 
 LOCKED = "is locked by another program"
@@ -22,16 +24,16 @@ async def test_a_locked_database_is_said_once_and_writes_stop_waiting(make_conte
     other.execute("BEGIN EXCLUSIVE")
     app = MaiderApp(context)
     try:
-        async with app.run_test() as pilot:
+        async with app.run_test(notifications=True) as pilot:
             await app.workers.wait_for_complete()  # the account check's cache writes found the file locked
             assert context.store.locked
             await pilot.pause()
-            said = [n for n in app._notifications if LOCKED in n.message]
-            assert len(said) == 1 and said[0].severity == "error"
+            said = [text for text in toasts(app) if LOCKED in text]
+            assert len(said) == 1 and said == [text for text in toasts(app, "error") if LOCKED in text]
             with pytest.raises(StoreError):  # another write in the same episode is not said again
                 await asyncio.to_thread(context.store.add_session, SessionRecord("during-the-lock"))
             await pilot.pause()
-            assert len([n for n in app._notifications if LOCKED in n.message]) == 1
+            assert len([text for text in toasts(app) if LOCKED in text]) == 1
             other.execute("ROLLBACK")
             context.store.add_session(SessionRecord("after-the-lock"))
             assert not context.store.locked
@@ -39,7 +41,7 @@ async def test_a_locked_database_is_said_once_and_writes_stop_waiting(make_conte
             with pytest.raises(StoreError):
                 context.store.add_session(SessionRecord("second-lock"))
             await pilot.pause()
-            assert len([n for n in app._notifications if LOCKED in n.message]) == 2
+            assert len([text for text in toasts(app) if LOCKED in text]) == 2
             other.execute("ROLLBACK")
     finally:
         other.close()

@@ -15,6 +15,8 @@ from maider_tui.ui.screens.provisioning import ProvisioningScreen
 from maider_tui.ui.screens.wizard import WizardScreen
 from maider_tui.ui.screens.wizard_steps import CAPABILITY, GPU_TYPE, MODEL, REGION, REVIEW
 
+from .toasts import toasts
+
 QWEN_7B_CONFIG = {  # Qwen2.5-Coder-7B-Instruct's config.json, the keys the planner reads
     "architectures": ["Qwen2ForCausalLM"], "hidden_size": 3584, "intermediate_size": 18944,
     "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
@@ -357,12 +359,12 @@ async def test_a_moe_model_asks_for_its_parameter_count(sim_context, monkeypatch
 
 async def test_ctrl_r_asks_the_api_again(sim_context):
     app = MaiderApp(sim_context())
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(notifications=True, size=(120, 40)) as pilot:
         wizard = await open_wizard(app, pilot)
         await press(app, pilot, "enter")
         await press(app, pilot, "ctrl+r")
         assert wizard.regions_data.source == "api"
-        assert any("GPU types in 12 regions (api)" in n.message for n in app._notifications)
+        assert any("GPU types in 12 regions (api)" in text for text in toasts(app))
         assert wizard.step == REGION and highlighted_id(wizard) == "us-ord"
 
 

@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.geometry import Region
 from textual.screen import Screen
+from textual.visual import visualize
 from textual.widgets import Static
 
 from maider_tui.app import MaiderApp
@@ -107,13 +108,19 @@ async def test_patch_lays_out_only_when_the_size_can_change():
     app = _Statics()
     async with app.run_test(size=(60, 8)) as pilot:
         fixed, auto = app.query_one("#fixed", Static), app.query_one("#auto", Static)
-        assert not size_may_change(fixed, "12.0 GB", "13.5 GB  90%")  # one line within a fixed width
-        assert size_may_change(fixed, "12.0 GB", "12.0 GB\n90%")  # another line: another height
-        assert not size_may_change(auto, "58°C", "61°C")  # as wide as before
-        assert size_may_change(auto, "58°C", "101°C")  # wider: the auto width changes
+        assert not size_may_change(fixed, visualize(fixed, "12.0 GB"), visualize(fixed, "13.5 GB  90%"))
+        assert size_may_change(fixed, visualize(fixed, "12.0 GB"), visualize(fixed, "12.0 GB\n90%"))
+        assert not size_may_change(auto, visualize(auto, "58°C"), visualize(auto, "61°C"))  # as wide
+        assert size_may_change(auto, visualize(auto, "58°C"), visualize(auto, "101°C"))  # wider: auto width
+        await pilot.pause()
+        layouts = []  # Textual publishes this signal after each layout pass of the screen
+        app.screen.screen_layout_refresh_signal.subscribe(app.screen, lambda _screen: layouts.append(1))
         patch(fixed, "13.5 GB")
         await pilot.pause()
-        assert str(fixed.render()) == "13.5 GB"
+        assert str(fixed.render()) == "13.5 GB" and layouts == []
+        patch(auto, "101°C")
+        await pilot.pause()
+        assert str(auto.render()) == "101°C" and auto.size.width == 5 and layouts == [1]
 
 
 async def test_the_gpu_panel_draws_two_lines_a_gpu_and_redraws_only_what_changed():
@@ -212,13 +219,12 @@ async def test_a_line_panel_repaints_only_the_lines_that_changed():
         await pilot.pause()
         panel = app.query_one("#lines", LinePanel)
         rendered: list[int] = []
-        render_line = panel._styles_cache.render_line
-        panel._styles_cache.render_line = lambda styles, y, *rest: (
-            rendered.append(y) or render_line(styles, y, *rest))
+        render_line = panel.render_line  # what Textual calls for a content line not in its cache
+        panel.render_line = lambda y: rendered.append(y) or render_line(y)
         shown = list(_Panels.LINES)
         panel.show_lines(["idle 00:06 · destroys in 29:54", *shown[1:]])
         await pilot.pause()
-        assert rendered == [1]  # the first content line, below the border: not the border, not the title
+        assert rendered == [0]  # the first content line (below the border): not the others
         refreshes: list[int] = []
         refresh = panel.refresh
         panel.refresh = lambda *regions, **kw: refreshes.append(len(regions)) or refresh(*regions, **kw)
@@ -232,7 +238,7 @@ async def test_a_line_panel_repaints_only_the_lines_that_changed():
         panel.show_lines(["idle 00:06 · destroys in 29:54", *shown[1:]])
         panel.show_lines(["idle 00:06 · destroys in 29:54", "", ("no tokens generated yet", ""), shown[3]])
         await pilot.pause()
-        assert rendered == [3]  # equal lines repaint nothing; a line whose style alone changed repaints
+        assert rendered == [2]  # equal lines repaint nothing; a line whose style alone changed repaints
         assert panel.lines[2] == "no tokens generated yet"
 
 
@@ -259,6 +265,7 @@ async def test_the_sessions_table_does_not_tick_under_another_screen(make_contex
         assert isinstance(home, HomeScreen)
         calls = []
         monkeypatch.setattr(home, "refresh_sessions", lambda: calls.append(1))
+        home._ticker.stop()  # the ticks are called here: a real one on a slow machine would add a call
         home._tick()
         assert calls == [1]
         await app.push_screen(Screen())
@@ -384,25 +391,21 @@ def test_an_attached_session_does_not_import_yaml():
 
 
 class _RenderedLines:
-    """Which lines of which widgets Textual draws anew (rather than takes from its line cache)."""
+    """Which content lines of which widgets Textual draws anew, rather than takes from its line
+    cache: the calls of each widget's `render_line` (the Line API; y below the top border)."""
 
     def __init__(self, monkeypatch) -> None:
-        from textual._styles_cache import StylesCache
+        from textual.widget import Widget
 
         self.lines: dict[str, list[int]] = {}
-        render_widget, render_line = StylesCache.render_widget, StylesCache.render_line
-        current: list[str] = [""]
+        for cls in (Widget, LinePanel, GpuBars):
+            monkeypatch.setattr(cls, "render_line", self._spy(cls.render_line))
 
-        def widget_rendered(cache, widget, crop):
-            current[0] = widget.id or type(widget).__name__
-            return render_widget(cache, widget, crop)
-
-        def line_rendered(cache, styles, y, *rest):
-            self.lines.setdefault(current[0], []).append(y)
-            return render_line(cache, styles, y, *rest)
-
-        monkeypatch.setattr(StylesCache, "render_widget", widget_rendered)
-        monkeypatch.setattr(StylesCache, "render_line", line_rendered)
+    def _spy(self, render_line):
+        def line_rendered(widget, y):
+            self.lines.setdefault(widget.id or type(widget).__name__, []).append(y)
+            return render_line(widget, y)
+        return line_rendered
 
 
 async def _show_fed(app, pilot, screen) -> None:
@@ -435,10 +438,10 @@ async def test_a_dashboard_second_repaints_only_the_panel_lines_that_changed(mak
         _, _, _, gpu_name, total = PLANS[2]
         screen.show_telemetry(snapshot_of(2, 60, gpu_name, total))
         await pilot.pause()
-        # Below each panel's top border (line 0): the watchdog's countdown line, the cost lines that moved.
-        assert rendered.lines.pop("watchdog") == [1] and str(dog.render()).startswith("idle 05:51")
+        # Of each panel's content lines: the watchdog's countdown line, the cost lines that moved.
+        assert rendered.lines.pop("watchdog") == [0] and str(dog.render()).startswith("idle 05:51")
         cost_after = str(cost.render()).split("\n")
-        changed = [1 + y for y, (a, b) in enumerate(zip(cost_before, cost_after)) if a != b]
+        changed = [y for y, (a, b) in enumerate(zip(cost_before, cost_after)) if a != b]
         assert rendered.lines.pop("cost", []) == changed
         assert rendered.lines.pop("GpuBars") == [1, 3]  # the utilisation lines; memory did not move
         assert set(rendered.lines) <= {"top-right"}  # nothing else but the clock, were its minute to turn
@@ -466,10 +469,8 @@ async def test_a_vllm_reading_repaints_the_load_line_and_lays_nothing_out(make_c
     app = MaiderApp(context)
     async with app.run_test(size=(120, 40)) as pilot:
         await _show_fed(app, pilot, screen)
-        layouts = []
-        refresh_layout = screen._refresh_layout
-        monkeypatch.setattr(screen, "_refresh_layout",
-                            lambda *a, **k: layouts.append(1) or refresh_layout(*a, **k))
+        layouts = []  # Textual publishes this signal after each layout pass of the screen
+        screen.screen_layout_refresh_signal.subscribe(screen, lambda _screen: layouts.append(1))
         rendered = _RenderedLines(monkeypatch)
         # A longer load line than the last one (more requests, a faster rate): the panel's size is the same.
         metrics = VllmMetrics(requests_running=12, requests_waiting=3, generation_tokens_total=412_345,
@@ -477,7 +478,7 @@ async def test_a_vllm_reading_repaints_the_load_line_and_lays_nothing_out(make_c
         screen.show_metrics(VllmReading(15.0, metrics, 1234.5))
         await pilot.pause()
         assert "running 12 · waiting 3 · 1234.5 tok/s" in str(screen.query_one("#vllm").render())
-        assert rendered.lines["vllm"] == [2]  # below the border and the model line
+        assert rendered.lines["vllm"] == [1]  # below the model line
         assert layouts == []
 
 

@@ -24,7 +24,6 @@ from ...paths import styles_dir
 from ...ops.events import LogEvent
 from ...ops.telemetry import MetricsPoller, VllmReading, gpu_snapshots
 from ...remote.gpu import GpuSnapshot
-from ..culling import CullingCompositor
 from ..messages import Attached, MetricsRead, SessionEvent, Telemetry, TelemetryStatus
 from ..widgets.cost_panel import CostPanel, CostView
 from ..widgets.endpoint_panel import EndpointPanel, EndpointView
@@ -93,8 +92,6 @@ class DashboardScreen(DashboardKeys, Screen[None]):
 
     def __init__(self, context: "AppContext", live: Any, name: str, *, stream: bool = True) -> None:
         super().__init__()
-        # Renders, for each frame, only the widgets whose pixels it sends (see ui/culling.py).
-        self._compositor = CullingCompositor()
         self.context, self.live, self.session = context, live, name
         self.stream = stream
         self.problem: str | None = None

@@ -10,20 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from rich.cells import cell_len
-from textual.visual import visualize
+from textual.visual import Visual
 from textual.widgets import Static
 
 
-def _line_widths(widget: Static, content: Any) -> list[int] | None:
-    plain = getattr(visualize(widget, content, markup=widget._render_markup), "plain", None)
+def _line_widths(visual: Visual) -> list[int] | None:
+    plain = getattr(visual, "plain", None)
     return None if plain is None else [cell_len(line) for line in plain.split("\n")]
 
 
-def size_may_change(widget: Static, old: Any, new: Any) -> bool:
-    """Whether showing `new` instead of `old` may change the widget's size (True when unsure)."""
+def size_may_change(widget: Static, old: Visual, new: Visual) -> bool:
+    """Whether showing `new` instead of `old` (visuals, as `Static.visual` holds them) may change the
+    widget's size (True when unsure)."""
     if not widget.is_mounted or not widget.size.width:
         return True
-    before, after = _line_widths(widget, old), _line_widths(widget, new)
+    before, after = _line_widths(old), _line_widths(new)
     if before is None or after is None or len(before) != len(after):
         return True  # not plain text, or another number of lines: another height
     width = widget.styles.width
@@ -34,8 +35,14 @@ def size_may_change(widget: Static, old: Any, new: Any) -> bool:
 
 
 def patch(widget: Static, content: Any) -> None:
-    """`widget.update(content)`, skipped when nothing changed, without layout when the size cannot change."""
+    """`widget.update(content)`, skipped when nothing changed, without layout when the size cannot change.
+
+    The new content is read as the widget reads it (markup or not): the update repaints only, then
+    `Static.visual` before and after tell whether a layout pass is needed too."""
     old = widget.content
     if type(old) is type(content) and old == content:
         return
-    widget.update(content, layout=size_may_change(widget, old, content))
+    before = widget.visual
+    widget.update(content, layout=False)
+    if size_may_change(widget, before, widget.visual):
+        widget.refresh(layout=True)
