@@ -321,7 +321,6 @@ class LiveSessions:
         return self.watching.orphan_watch
 
     async def switch_model(self, name: str, model_id: str, *, max_model_len: int | None = None):
-        from ..deploy.compose import ComposeOptions
         from .switch_model import switch_model
 
         live = self._sessions.get(name)
@@ -329,8 +328,7 @@ class LiveSessions:
             raise LookupError(f"{name} is not connected.")
         provider = await self.provider()
         config = await switch_model(name, model_id, ssh=live.handle.ssh, store=self.store, clock=self.clock,
-                                    emit=self.emit, settings=self.settings,
-                                    options=ComposeOptions.from_settings(self.settings), provider=provider,
+                                    emit=self.emit, settings=self.settings, provider=provider,
                                     max_model_len=max_model_len, limits=self.limits, paths=self.paths)
         live.handle.config = config
         return config

@@ -82,8 +82,8 @@ class Destroyed(Message):
 
 
 class HealOffer(Message):
-    """vLLM's log named a failure and a remedy exists: ask before applying it."""
+    """vLLM's log named a failure and a remedy exists (`proposal.config`): ask before applying it."""
 
-    def __init__(self, diagnosis: Any, config: Any, change: str) -> None:
+    def __init__(self, proposal: HealProposal) -> None:
         super().__init__()
-        self.diagnosis, self.config, self.change = diagnosis, config, change
+        self.proposal = proposal

@@ -68,8 +68,9 @@ class FakeWatchdog:
 class FakeLive:
     """What the dashboard asks of LiveSessions, with one connected session and nothing streaming."""
 
-    def __init__(self, handle: Any, watchdog: Any | None) -> None:
+    def __init__(self, handle: Any, watchdog: Any | None, store: Any = None) -> None:
         self.session = LiveSession(handle.name, handle=handle, watchdog=watchdog)
+        self.store, self.settings, self.limits = store, None, None  # what the ops of vllm_care read
 
     def get(self, name: str):
         return self.session if name == self.session.name else None
@@ -97,7 +98,7 @@ def build(context, clock, gpus: int, *, watchdog: bool = True) -> DashboardScree
                             ts=clock.now() - 3 * 3600)
     context.store.add_event(NAME, "activity", "activity · idle timer reset", ts=clock.now() - 350)
     handle = FakeHandle(NAME, record, VllmConfig(model=model))
-    return DashboardScreen(context, FakeLive(handle, FakeWatchdog() if watchdog else None), NAME, stream=False)
+    return DashboardScreen(context, FakeLive(handle, FakeWatchdog() if watchdog else None, context.store), NAME, stream=False)
 
 
 def feed(screen: DashboardScreen, gpus: int) -> None:

@@ -7,23 +7,22 @@ and reports back through messages (`SessionEvent`, `Destroyed`, `HealOffer`, `Vl
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import work
 
+from ...ops import vllm_care
 from ...ops.events import LogEvent
-from ...ops.readiness import COMPOSE_CMD
 from ...ops.session_files import aider_command, ssh_argv
-from ...remote.ssh import SshError
 from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.model_picker import ModelPickerDialog
 from ..messages import Destroyed, HealOffer, SessionEvent, VllmLog
 from ..widgets.cost_panel import cost_so_far, format_countdown, format_runtime
 from ..widgets.log_pane import LogPane
 
-VLLM_LOG_CMD = f"{COMPOSE_CMD} logs --tail 200 vllm"
+if TYPE_CHECKING:
+    from ...models import VllmConfig
 NEEDS_CONNECTION = frozenset({"extend", "switch_model", "heal", "aider", "shell", "copy_command"})
 
 
@@ -74,15 +73,13 @@ class DashboardKeys:
 
     @work(exclusive=True, exit_on_error=False, group="vllm-log", description="Read the vLLM log")
     async def fetch_vllm_log(self) -> None:
-        handle = self.handle
-        if handle is None:
+        if self.handle is None or self.live is None:
             self.post_message(VllmLog("Not connected: there is no vLLM log to read."))
             return
         try:
-            result = await handle.ssh.run(VLLM_LOG_CMD, timeout=30)
-            self.post_message(VllmLog(result.stdout + result.stderr))
-        except SshError as exc:
-            self.post_message(VllmLog(f"Could not read the vLLM log: {exc}"))
+            self.post_message(VllmLog(await vllm_care.read_vllm_log(self.live, self.session)))
+        except vllm_care.CareError as exc:
+            self.post_message(VllmLog(f"{str(exc)[:1].upper()}{str(exc)[1:]}"))
 
     def on_vllm_log(self, message: VllmLog) -> None:
         self.query_one(LogPane).set_vllm_log(message.text)
@@ -154,18 +151,14 @@ class DashboardKeys:
     # heal now
     @work(exclusive=True, exit_on_error=False, group="heal", description="Diagnose vLLM")
     async def action_heal(self) -> None:
-        from ...ops import heal
-
-        handle = self.handle
-        if handle is None:
+        if self.handle is None or self.live is None:
             return
         try:
-            result = await handle.ssh.run(VLLM_LOG_CMD, timeout=60)
-        except SshError as exc:
-            self._say(f"could not read the vLLM log: {exc}")
+            proposal = await vllm_care.propose_heal(self.live, self.session)
+        except vllm_care.CareError as exc:
+            self._say(str(exc))
             return
-        found = heal.diagnose(result.stdout + result.stderr)
-        remedied = heal.remedy(handle.config, found, handle.heals + 1, handle.record.gpu_count) if found else None
+        found, remedied = proposal.diagnosis, proposal.config
         if remedied is None and self._vllm_down():
             # A server that died after it was ready (a GPU fault) needs no new flags, only a restart.
             self.offer_restart(f"{found.summary}; no flag to change" if found else "its log names no cause")
@@ -176,7 +169,7 @@ class DashboardKeys:
         if remedied is None:
             self._say(f"diagnosis: {found.summary}; no remedy is left to try.")
             return
-        self.post_message(HealOffer(found, remedied, heal.describe_change(handle.config, remedied)))
+        self.post_message(HealOffer(proposal))
 
     def _vllm_down(self) -> bool:
         """The last scrape failed: /metrics unreachable or /health not answering 200."""
@@ -195,50 +188,37 @@ class DashboardKeys:
 
     @work(exclusive=True, exit_on_error=False, group="heal", description="Restart vLLM")
     async def restart_vllm(self) -> None:
-        handle = self.handle
-        if handle is None:
+        if self.handle is None or self.live is None:
             return
         try:
-            result = await handle.ssh.run(f"{COMPOSE_CMD} restart vllm", timeout=120)
-        except SshError as exc:
-            self._say(f"restart failed: {exc}")
+            await vllm_care.restart_vllm(self.live, self.session)
+        except vllm_care.CareError as exc:
+            self._say(str(exc))
             return
-        if not result.ok:
-            self._say(f"restart failed: {(result.stderr or result.stdout).strip()[-200:]}")
-            return
-        self.context.store.add_event(self.session, "restart", "vLLM restarted from the dashboard")
         self._say("vLLM is restarting with the same flags")
 
     def on_heal_offer(self, message: HealOffer) -> None:
-        text = (f"Diagnosis: {message.diagnosis.summary}\nEvidence: {message.diagnosis.evidence[:160]}\n\n"
-                f"Remedy: {message.change}\nvLLM restarts with these flags.")
+        proposal = message.proposal
+        assert proposal.diagnosis is not None and proposal.config is not None
+        config, change = proposal.config, proposal.change
+        text = (f"Diagnosis: {proposal.diagnosis.summary}\nEvidence: {proposal.diagnosis.evidence[:160]}\n\n"
+                f"Remedy: {change}\nvLLM restarts with these flags.")
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.apply_heal(message.config, message.change)
+                self.apply_heal(config, change)
 
         self.app.push_screen(ConfirmDialog("Heal vLLM?", text, yes="Apply", no="Cancel"), answered)
 
     @work(exclusive=True, exit_on_error=False, group="heal", description="Apply the remedy")
-    async def apply_heal(self, config: Any, change: str) -> None:
-        from ...deploy.compose import ComposeOptions
-        from ...ops.switch_model import deploy_compose
-
-        handle, record = self.handle, self.record
-        if handle is None or record is None:
+    async def apply_heal(self, config: VllmConfig, change: str) -> None:
+        if self.handle is None or self.live is None:
             return
-        saved = record.options.get("compose")
-        known = {f.name for f in dataclasses.fields(ComposeOptions)}
-        options = (ComposeOptions(**{k: v for k, v in saved.items() if k in known}) if isinstance(saved, dict)
-                   else ComposeOptions.from_settings(self.context.settings.settings))
         try:
-            await deploy_compose(handle.ssh, config, options, self.live.limits)
-        except Exception as exc:  # noqa: BLE001 - the old flags keep running: say what failed
-            self._say(f"heal failed: {exc}")
+            await vllm_care.apply_heal(self.live, self.session, config, change)
+        except vllm_care.CareError as exc:
+            self._say(str(exc))
             return
-        handle.config, handle.heals = config, handle.heals + 1
-        self.context.store.update_session(self.session, vllm_config=config.to_dict())
-        self.context.store.add_event(self.session, "heal", f"heal now: {change}", {"change": change})
         self._say(f"applied {change}; vLLM is restarting")
 
     # programs in this terminal
