@@ -296,9 +296,14 @@ class LiveSessions:
             if on_wait is not None:
                 on_wait()
 
-        async with destroying(self.paths, name, on_wait=waiting):
-            receipt = await destroy_session(name, provider=provider, store=self.store, clock=self.clock,
-                                            emit=self.emit, ssh=live.ssh if live else None, paths=self.paths)
+        self.emit(LogEvent(name, "destroying the VM …"))
+        try:
+            async with destroying(self.paths, name, on_wait=waiting):
+                receipt = await destroy_session(name, provider=provider, store=self.store, clock=self.clock,
+                                                emit=self.emit, ssh=live.ssh if live else None, paths=self.paths)
+        except Exception as exc:
+            self.emit(LogEvent(name, f"destroy failed: {exc}"))  # the session's log says it, as it said the start
+            raise
         self.watching.stop(live)
         self._sessions.pop(name, None)
         return receipt

@@ -323,8 +323,12 @@ class DashboardScreen(DashboardKeys, Screen[None]):
             self.set_timer(METRICS_S, self.poll_metrics)  # re-armed only now: scrapes never overlap
 
     def on_session_event(self, message: SessionEvent) -> None:
+        from ...ops.events import DestroyedEvent
+
         self.query_one(LogPane).add(event_text(message.event), self.context.clock.now())
         self._set(model=self._model())
+        if isinstance(message.event, DestroyedEvent) and self.is_current:
+            self.app.pop_screen()  # the VM is gone: the receipt is on screen, the list shows it
 
     def _on_ops_event(self, event: Any) -> None:
         if getattr(event, "session", None) == self.session:

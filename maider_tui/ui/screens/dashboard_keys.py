@@ -1,7 +1,8 @@
 """The dashboard's key actions, as a mixin of DashboardScreen (kept apart so each file stays short).
 
 Everything here reads the screen's state through its properties (`handle`, `record`, `watchdog`)
-and reports back through messages (`SessionEvent`, `Destroyed`, `HealOffer`, `VllmLog`).
+and reports back through messages (`SessionEvent`, `HealOffer`, `VllmLog`); what the app does
+(destroy, a benchmark run, validation) it asks for with a request message.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from ...ops.events import LogEvent
 from ...ops.session_files import aider_command, ssh_argv
 from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.model_picker import ModelPickerDialog
-from ..messages import Destroyed, HealOffer, SessionEvent, VllmLog
-from ..widgets.cost_panel import cost_so_far, format_countdown, format_runtime
+from ..messages import (BenchmarkRunRequested, DestroyRequested, HealOffer, SessionEvent, ValidationRequested,
+                        VllmLog)
+from ..widgets.cost_panel import format_countdown
 from ..widgets.log_pane import LogPane
 
 if TYPE_CHECKING:
@@ -50,10 +52,10 @@ class DashboardKeys:
         self.app.pop_screen()
 
     def action_benchmark(self) -> None:
-        self.app.run_benchmark_on(self.session)
+        self.post_message(BenchmarkRunRequested(self.session))
 
     def action_validate(self) -> None:
-        self.app.open_validation(self.session)
+        self.post_message(ValidationRequested(self.session))
 
     def action_extend(self) -> None:
         watchdog = self.watchdog
@@ -116,37 +118,9 @@ class DashboardKeys:
             return
         self._say(f"now serving {config.model}")
 
-    # destroy
+    # destroy: the app's one destroy flow asks and destroys; the screen leaves on the receipt
     def action_destroy(self) -> None:
-        record = self.record
-        now = self.context.clock.now()
-        started = record.created_at or now
-        text = (f"Runtime {format_runtime(now - started)}, cost so far "
-                f"${cost_so_far(record.hourly_usd, started, now):.2f} at ${record.hourly_usd:.2f}/h.\n\n"
-                "The VM and its disk are deleted and the meter stops. This cannot be undone.")
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.destroy_session()
-
-        self.app.push_screen(ConfirmDialog(f"Destroy {self.session}?", text, yes="Destroy", no="Cancel"), answered)
-
-    @work(exclusive=True, exit_on_error=False, group="destroy", description="Destroy the session")
-    async def destroy_session(self) -> None:
-        self._say("destroying the VM …")
-        try:
-            receipt = await self.live.destroy(self.session)
-        except Exception as exc:  # noqa: BLE001 - the VM may still run: say so loudly, keep the screen
-            self._say(f"destroy failed: {exc}")
-            self.notify(f"Destroy failed: {exc}. The VM may still be running; try again.", title="Destroy",
-                        severity="error", timeout=30)
-            return
-        self.post_message(Destroyed(receipt))
-
-    def on_destroyed(self, message: Destroyed) -> None:
-        self.notify(message.receipt.summary(), title=f"Receipt · {self.session}", timeout=30)
-        if self.is_current:
-            self.app.pop_screen()
+        self.post_message(DestroyRequested(self.session))
 
     # heal now
     @work(exclusive=True, exit_on_error=False, group="heal", description="Diagnose vLLM")
