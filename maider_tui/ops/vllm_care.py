@@ -96,3 +96,13 @@ async def apply_heal(live: LiveSessions, name: str, config: VllmConfig, change: 
     handle.config, handle.heals = config, handle.heals + 1
     live.store.update_session(name, vllm_config=config.to_dict())
     live.store.add_event(name, "heal", f"heal now: {change}", {"change": change})
+
+
+def remember_tokens(live: LiveSessions, name: str, tokens: int) -> bool:
+    """Keep the tokens vLLM reports generated, so a receipt written without a reachable vLLM still
+    has the last count seen. False (nothing written) once the session has ended."""
+    record = live.store.get_session(name)
+    if record is None or record.ended:
+        return False
+    live.store.update_session(name, tokens_generated=tokens)
+    return True

@@ -355,11 +355,10 @@ class DashboardScreen(DashboardKeys, Screen[None]):
         else:
             self._set(vllm=reading)
         tokens = reading.tokens_generated
-        if tokens and tokens != self._tokens_saved and self.context.store is not None:
-            record = self.record
-            if record is not None and not record.ended:
-                # Kept so a receipt written without a reachable vLLM still has the last count seen.
-                self.context.store.update_session(self.session, tokens_generated=tokens)
+        if tokens and tokens != self._tokens_saved and self.live is not None:
+            from ...ops.vllm_care import remember_tokens
+
+            if remember_tokens(self.live, self.session, tokens):
                 self._tokens_saved = tokens
 
     def _take_pending(self) -> dict[str, Any]:
