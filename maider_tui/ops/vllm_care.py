@@ -1,4 +1,5 @@
-"""Tending a connected session's vLLM from the dashboard: read its log, restart it, heal it now.
+"""Tending a connected session's vLLM from the dashboard: read its log, restart it, heal it now;
+forward Open WebUI; keep the token count.
 
 The dashboard asks and shows; these do the SSH, the store writes and the healing decisions. Each takes
 the app's LiveSessions and the session's name, and raises CareError with a sentence to show.
@@ -106,3 +107,16 @@ def remember_tokens(live: LiveSessions, name: str, tokens: int) -> bool:
         return False
     live.store.update_session(name, tokens_generated=tokens)
     return True
+
+
+async def forward_webui(live: LiveSessions, name: str) -> str | None:
+    """Open WebUI listens on the VM's localhost only: forward it over the session's SSH, like vLLM.
+    Its local URL, or None when the session was launched without it."""
+    from .launch_plan import compose_options_of
+
+    handle = _handle(live, name)
+    record = live.store.get_session(name)
+    options = compose_options_of(record.options if record is not None else {})
+    if not options.enable_openwebui:
+        return None
+    return f"http://127.0.0.1:{await handle.ssh.forward(options.webui_port)}"

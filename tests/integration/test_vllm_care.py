@@ -115,3 +115,11 @@ async def test_a_switch_keeps_open_webui_the_session_was_launched_with(live):
     await live.switch_model(name, FOURTEEN_B)
     compose = await _compose_file(live, name)
     assert FOURTEEN_B in compose and "open-webui" in compose
+
+
+async def test_open_webui_is_forwarded_only_for_a_session_launched_with_it(live):
+    with_webui = await _launch(live, ComposeOptions(enable_openwebui=True))
+    url = await vllm_care.forward_webui(live, with_webui)
+    assert url is not None and url.startswith("http://127.0.0.1:")
+    without = await _launch(live)
+    assert await vllm_care.forward_webui(live, without) is None

@@ -262,19 +262,22 @@ class DashboardScreen(DashboardKeys, Screen[None]):
 
     def _webui_port(self, record: "SessionRecord | None" = None) -> int | None:
         """The VM's Open WebUI port when the session was launched with it, else None."""
+        from ...ops.launch_plan import compose_options_of
+
         record = record or self.record
-        compose = (record.options.get("compose") or {}) if record is not None else {}
-        return int(compose.get("webui_port", 3000)) if compose.get("enable_openwebui") else None
+        options = compose_options_of(record.options) if record is not None else None
+        return options.webui_port if options is not None and options.enable_openwebui else None
 
     @work(exclusive=True, exit_on_error=False, group="webui", description="Forward Open WebUI")
     async def forward_webui(self) -> None:
         """Open WebUI listens on the VM's localhost only: forward it over the session's SSH, like vLLM."""
-        handle, port = self.handle, self._webui_port()
-        if handle is None or port is None:
+        from ...ops.vllm_care import forward_webui
+
+        if self.handle is None or self.live is None:
             return
-        local = await handle.ssh.forward(port)
-        self.webui_url = f"http://127.0.0.1:{local}"
-        self._say(f"Open WebUI at {self.webui_url}")
+        self.webui_url = await forward_webui(self.live, self.session)
+        if self.webui_url is not None:
+            self._say(f"Open WebUI at {self.webui_url}")
 
     _unsubscribe_ssh: Any = None
     _panels_ready = False  # set in on_mount: before it, the panels are not there to patch
