@@ -25,7 +25,10 @@ class DatabaseHealth:
         store = self.app.context.store
         if store is None:
             return
-        store.on_lock_change = lambda locked: self.app.post_message(StoreLock(locked))
+        def changed(locked: bool) -> None:
+            self.app.post_message(StoreLock(locked))
+
+        store.on_lock_change = changed
         if store.locked:  # it happened before anyone listened
             self.app.post_message(StoreLock(True))
 
@@ -70,10 +73,14 @@ class DatabaseHealth:
         context = self.app.context
         try:
             moved, store = await asyncio.to_thread(replace_broken, context.paths.database, context.clock)
-        except (StoreError, OSError) as exc:
+        except StoreError as exc:
             context.store_error = exc
             self.app.notify(f"{exc} Nothing will be saved this time.", title="Database", severity="error",
                             timeout=30)
+            return
+        except OSError as exc:
+            self.app.notify(f"Could not move the broken database aside: {exc.strerror or exc}. Nothing will be "
+                            "saved this time.", title="Database", severity="error", timeout=30)
             return
         context.store, context.store_error = store, None
         self.watch_lock()

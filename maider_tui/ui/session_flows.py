@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from ..store import SessionRecord
 
 log = logging.getLogger(__name__)
-DESTROY_ERRORS: tuple[type[Exception], ...] = (RuntimeError, LookupError, ValueError)
 
 
 def destroy_question(record: SessionRecord, now: float) -> str:
@@ -113,10 +112,14 @@ class SessionFlows:
             return
         for name in names:
             self._notify(f"Destroying {name}…", title="Destroy")
+
+            def waiting(name: str = name) -> None:
+                self._notify(f"Another maider-tui process is destroying {name}; waiting for it to finish.",
+                             title="Destroy")
+
             try:
-                receipt = await live.destroy(name, on_wait=lambda name=name: self._notify(
-                    f"Another maider-tui process is destroying {name}; waiting for it to finish.", title="Destroy"))
-            except (ProviderError, *DESTROY_ERRORS) as exc:
+                receipt = await live.destroy(name, on_wait=waiting)
+            except (ProviderError, RuntimeError, LookupError, ValueError) as exc:
                 failed.append(f"{name} was not destroyed: {exc}. The VM may still be running; try again.")
                 continue
             finally:
@@ -125,7 +128,7 @@ class SessionFlows:
         for orphan in orphans:
             try:
                 await cleanup.destroy_orphan(live, orphan)
-            except (ProviderError, *DESTROY_ERRORS) as exc:
+            except (ProviderError, RuntimeError, LookupError, ValueError) as exc:
                 failed.append(f"VM {orphan.id} was not destroyed: {exc}")
                 continue
             self.orphan_gone(orphan.id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -156,8 +156,7 @@ class HomeScreen(Screen[None]):
         self.refresh_sessions()
 
     def _live(self) -> LiveSessions | None:
-        app: MaiderApp = self.app  # type: ignore[assignment] - this screen lives in MaiderApp only
-        return app.live
+        return cast("MaiderApp", self.app).live  # this screen lives in MaiderApp only
 
     def _idle_left(self, rec: "SessionRecord") -> str:
         live = self._live()
