@@ -392,7 +392,7 @@ class WizardScreen(Screen[None]):
     def launch(self) -> None:
         """Check the edits, re-plan with them, and hand the plan to the provisioning screen."""
         plan = self.query_one(ReviewForm).plan(self.settings, self.picked_region.id, self.report,
-                                               self.taken_names())
+                                               self.taken_names(), self.context.paths)
         if plan is None:
             return  # the form says what is wrong, next to the field
         app = self.app
