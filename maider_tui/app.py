@@ -17,7 +17,6 @@ from . import __version__
 from .context import AppContext
 from .paths import styles_dir
 from .ui.commands import MaiderCommands, PaletteCommand
-from .ui.dialogs.confirm import ConfirmDialog
 from .ui.screens.home import HomeScreen
 from .ui.database_health import DatabaseHealth
 from .ui.session_flows import SessionFlows
@@ -286,7 +285,7 @@ class MaiderApp(App[None]):
         self.flows.request_resume(message.record)
 
     def on_destroy_requested(self, message: m.DestroyRequested) -> None:
-        self.flows.request_destroy(message.name, ask=message.ask)
+        self.flows.request_destroy(message.name, ask=message.ask, leave=message.leave)
 
     def on_adopt_requested(self, message: m.AdoptRequested) -> None:
         self.flows.adopt(message.orphan)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 
 if TYPE_CHECKING:
+    from textual.screen import Screen
+
     from ..ops.events import OpsEvent
     from ..ops.launch_plan import LaunchPlan
     from ..ops.recover import Orphan
@@ -119,11 +121,12 @@ class ResumeRequested(Message):
 
 
 class DestroyRequested(Message):
-    """Destroy session `name` ("orphan:<id>" for an orphan VM); with `ask`, confirm first."""
+    """Destroy session `name` ("orphan:<id>" for an orphan VM); with `ask`, confirm first. `leave`:
+    the screen that asked, closed once the VM is gone (if it is still the one shown)."""
 
-    def __init__(self, name: str, *, ask: bool = True) -> None:
+    def __init__(self, name: str, *, ask: bool = True, leave: Screen | None = None) -> None:
         super().__init__()
-        self.name, self.ask = name, ask
+        self.name, self.ask, self.leave = name, ask, leave
 
 
 class AdoptRequested(Message):

@@ -18,6 +18,8 @@ from .dialogs.confirm import ConfirmDialog
 from .dialogs.quit import QuitDialog
 
 if TYPE_CHECKING:
+    from textual.screen import Screen
+
     from ..app import MaiderApp
     from ..context import AppContext
     from ..ops.live import LiveSessions
@@ -60,8 +62,9 @@ class SessionFlows:
         return list(home.orphans) if home is not None else []
 
     # destroy: every screen's d comes here
-    def request_destroy(self, name: str, *, ask: bool = True) -> None:
-        """Destroy session `name` (or "orphan:<id>"); with `ask`, after a confirmation."""
+    def request_destroy(self, name: str, *, ask: bool = True, leave: Screen | None = None) -> None:
+        """Destroy session `name` (or "orphan:<id>"); with `ask`, after a confirmation. `leave`: the
+        screen to close once the VM is gone, if it is still the one shown."""
         if name.startswith("orphan:"):
             orphan = next((o for o in self._orphans() if f"orphan:{o.id}" == name), None)
             if orphan is not None:
@@ -73,12 +76,12 @@ class SessionFlows:
             self._notify(f"{name} has no VM to destroy.")
             return
         if not ask:
-            self.destroy([name])
+            self.destroy([name], leave=leave)
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.destroy([name])
+                self.destroy([name], leave=leave)
 
         question = destroy_question(record, self.context.clock.now())
         self.app.push_screen(ConfirmDialog(f"Destroy {name}?", question, yes="Destroy", no="Cancel"), answered)
@@ -95,13 +98,16 @@ class SessionFlows:
         self.app.push_screen(ConfirmDialog("Destroy this orphan VM?", message, yes="Destroy", no="Cancel"),
                              answered)
 
-    def destroy(self, names: list[str], orphans: list[Orphan] | None = None, *, then_quit: bool = False) -> Worker:
+    def destroy(self, names: list[str], orphans: list[Orphan] | None = None, *, then_quit: bool = False,
+                leave: Screen | None = None) -> Worker:
         """Destroy the sessions `names` and the `orphans` in a worker; each says on screen how it went.
-        With `then_quit`, the app exits once every one is gone (and stays open, saying why, if not)."""
-        return self.app.run_worker(self._destroy(names, orphans or [], then_quit), group="destroy",
+        With `then_quit`, the app exits once every one is gone (and stays open, saying why, if not);
+        `leave` is closed once they are gone, if it is still the screen shown."""
+        return self.app.run_worker(self._destroy(names, orphans or [], then_quit, leave), group="destroy",
                                    exit_on_error=False, description="Destroy")
 
-    async def _destroy(self, names: list[str], orphans: list[Orphan], then_quit: bool) -> None:
+    async def _destroy(self, names: list[str], orphans: list[Orphan], then_quit: bool,
+                       leave: Screen | None = None) -> None:
         from ..cloud.errors import ProviderError
         from ..ops import cleanup
 
@@ -139,6 +145,8 @@ class SessionFlows:
             self._notify("\n".join(failed), title="Destroy", severity="error", timeout=30)
         elif then_quit:
             self.app.exit()
+        elif leave is not None and leave.is_current:
+            self.app.pop_screen()
 
     def orphan_gone(self, vm_id: int) -> None:
         """An orphan adopted or destroyed (by the user or at its deadline): off the list."""

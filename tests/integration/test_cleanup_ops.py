@@ -103,3 +103,17 @@ def test_a_report_is_written_whole_or_not_at_all(tmp_path: Path):
     with pytest.raises(IsADirectoryError):
         write_report(tmp_path, "x")
     assert not (tmp_path / "missing").exists()
+
+
+def test_a_sessions_history_is_the_store_then_the_unstored_log_lines(paths):
+    from maider_tui.ops.events import LogEvent, WarningEvent, session_history
+
+    store = open_store(paths.database)
+    try:
+        store.add_session(SessionRecord(name="s", state="ready"))
+        store.add_event("s", "ready", "ready in 6m", ts=10.0)
+        recent = [LogEvent("s", "ready in 6m"), LogEvent("s", "pulling the image"), WarningEvent("s", "slow")]
+        assert session_history(store, "s", recent) == [("ready in 6m", 10.0), ("pulling the image", None)]
+        assert session_history(None, "s", recent) == [("ready in 6m", None), ("pulling the image", None)]
+    finally:
+        store.close()

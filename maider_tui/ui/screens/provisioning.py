@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, RichLog, Static
 
 from ...paths import styles_dir
-from ...ops.events import DestroyedEvent, FailedEvent, HealEvent, LogEvent, ReadyEvent, StageEvent, WarningEvent
+from ...ops.events import FailedEvent, HealEvent, LogEvent, ReadyEvent, StageEvent, WarningEvent
 from ...ops.naming import session_name
 from ...ops.readiness import STAGES
 from ..commands import PaletteCommand
@@ -196,8 +196,6 @@ class ProvisioningScreen(Screen[None]):
             self.call_later(self.open_dashboard)
         elif isinstance(event, FailedEvent) and self.failed is None:
             self.show_failure(event)
-        elif isinstance(event, DestroyedEvent) and self.is_current:
-            self.app.pop_screen()  # destroyed (asked here or elsewhere): the receipt is on screen
 
     def write(self, log: RichLog, text: str, style: str = "") -> None:
         self.lines.append(text)
@@ -315,12 +313,11 @@ class ProvisioningScreen(Screen[None]):
                                            yes="Destroy", no="Keep"), answered)
 
     def destroy_vm(self) -> None:
-        """Asked and answered here: the app's one destroy flow deletes the VM; the screen leaves on
-        the receipt (a DestroyedEvent). Before the session was recorded nothing was rented: the launch
-        is only stopped."""
+        """Asked and answered here: the app's one destroy flow deletes the VM and closes this screen.
+        Before the session was recorded nothing was rented: the launch is only stopped."""
         if self.owned:
             self.write(self.query_one("#log", RichLog), "Destroying the VM…", "bold")
-            self.post_message(DestroyRequested(self.session, ask=False))
+            self.post_message(DestroyRequested(self.session, ask=False, leave=self))
             return
         live = self.live.get(self.session) if self.live is not None else None
         if live is not None and live.task is not None and not live.task.done():
