@@ -41,7 +41,8 @@ class CannedDashboard(MaiderApp):
             gpu_count=GPUS, model=MODEL, hourly_usd=4.16, created_at=now - 600, host_key=HOST_KEY,
             vllm_config={"model": MODEL}))
         self.watchdog = FakeWatchdog(idle_s=0.0, remaining_s=1800.0)
-        live = FakeLive(FakeHandle(NAME, record, VllmConfig(model=MODEL, tensor_parallel_size=GPUS)), self.watchdog)
+        live = FakeLive(FakeHandle(NAME, record, VllmConfig(model=MODEL, tensor_parallel_size=GPUS)), self.watchdog,
+                        self.context.store)
         self.dashboard = DashboardScreen(self.context, live, NAME, stream=False)
         self.push_screen(self.dashboard)
         self.ticks = 0

@@ -17,14 +17,17 @@ from . import __version__
 from .context import AppContext
 from .paths import styles_dir
 from .ui.commands import MaiderCommands, PaletteCommand
-from .ui.dialogs.confirm import ConfirmDialog
 from .ui.screens.home import HomeScreen
-from .ui.bench_actions import BenchActions
-from .ui.session_actions import SessionActions
-from .ui.validate_actions import ValidateActions
+from .ui.database_health import DatabaseHealth
+from .ui.session_flows import SessionFlows
 
 if TYPE_CHECKING:
-    from .ui.messages import StoreLock
+    from collections.abc import Mapping
+    from typing import Any
+
+    from .ops.launch_plan import LaunchPlan
+    from .ops.live import LiveSessions
+    from .ui import messages as m
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ def freeze_start_up_objects() -> None:
         gc.freeze()
 
 
-class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
+class MaiderApp(App[None]):
     """maider-tui: sessions, dashboards, benchmarks; the data and the clock are injected."""
 
     TITLE = "maider-tui"
@@ -67,12 +70,13 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
     def __init__(self, context: AppContext) -> None:
         super().__init__()
         self.context = context
-        self._live: object | None = None
+        self._live: LiveSessions | None = None
         self._live_made = False
-        self._said_locked = False  # the database's lock was told for the episode under way
+        self.flows = SessionFlows(self)  # destroy, adopt, clean up, resume, quit
+        self.database = DatabaseHealth(self)  # the store's lock and a broken file, said on screen
 
     @property
-    def live(self):
+    def live(self) -> LiveSessions | None:
         """The app-level LiveSessions (ops.live), made on first use: not before the first frame."""
         if not self._live_made:
             self._live, self._live_made = self._make_live(), True
@@ -81,10 +85,10 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
         return self._live
 
     @live.setter
-    def live(self, value) -> None:
+    def live(self, value: LiveSessions | None) -> None:
         self._live, self._live_made = value, True
 
-    def _make_live(self):
+    def _make_live(self) -> LiveSessions | None:
         """The app-level live sessions (None while the database cannot be used: nothing to record to)."""
         if self.context.store is None:
             return None
@@ -129,8 +133,8 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
         for problem in await asyncio.to_thread(self.context.profile_problems):
             self.notify(f"Model profile skipped: {problem}", title="Model profiles", severity="warning", timeout=20)
         if self.context.store_error is not None:
-            self._offer_store_recovery()
-        self._watch_store_lock()
+            self.database.offer_recovery()
+        self.database.watch_lock()
         self.live  # noqa: B018 - made now, so session events reach the sessions table from the start
         freeze_start_up_objects()
         await self._check_account()
@@ -140,7 +144,7 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
         from .ops.events import DestroyedEvent, FailedEvent, ReadyEvent, WatchdogEvent
 
         if isinstance(event, (WatchdogEvent, DestroyedEvent, ReadyEvent, FailedEvent)):
-            self._refresh_home()
+            self.refresh_home()
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
@@ -152,11 +156,17 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
         what = event.worker.description or event.worker.name or "A background task"
         self.notify(f"{what} failed: {error}", title="Error", severity="error", timeout=30)
 
-    def _home(self) -> HomeScreen | None:
+    def home(self) -> HomeScreen | None:
+        """The sessions screen (the bottom of the stack), if it is there."""
         for screen in self.screen_stack:
             if isinstance(screen, HomeScreen):
                 return screen
         return None
+
+    def refresh_home(self) -> None:
+        home = self.home()
+        if home is not None:
+            home.refresh_sessions()
 
     @work(exclusive=True, exit_on_error=False, group="account", description="Check the Linode account")
     async def check_account(self) -> None:
@@ -168,7 +178,7 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
         # The keyring may talk to a desktop service (D-Bus), and op:// runs a program: not on the UI loop.
         present = self.context.provider is not None or await asyncio.to_thread(
             self.context.secrets.has, "linode_token")
-        home = self._home()
+        home = self.home()
         if home is not None:
             home.set_has_token(present)
         if not present:
@@ -195,84 +205,28 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
             line += f" {types.message}"
         if home is not None:
             home.set_account_line(line)
-        self.run_recovery()
+        self.flows.recover()
 
-    def _watch_store_lock(self) -> None:
-        """The store says when another program locks the database and when it lets go (writes come
-        from worker threads too, so it posts a message)."""
-        from .ui.messages import StoreLock
+    def on_store_lock(self, message: m.StoreLock) -> None:
+        self.database.lock_changed(message.locked)
 
-        store = self.context.store
-        if store is None:
-            return
-        store.on_lock_change = lambda locked: self.post_message(StoreLock(locked))
-        if store.locked:  # it happened before anyone listened
-            self.post_message(StoreLock(True))
-
-    def on_store_lock(self, message: StoreLock) -> None:
-        """Once per episode: writes fail while another program holds the database (the store then
-        stops waiting the full busy timeout on each, so the app stays responsive)."""
-        store = self.context.store
-        if message.locked and not self._said_locked and store is not None:
-            from .paths import display_path
-
-            self.notify(f"{display_path(store.path)} is locked by another program: changes are not saved "
-                        "until it lets go. Close it (another maider-tui, a sqlite3 shell).",
-                        title="Database", severity="error", timeout=30)
-        self._said_locked = message.locked
-
-    def _offer_store_recovery(self) -> None:
-        from .store import StoreCorruptError, move_aside
-
-        error = self.context.store_error
-        if not isinstance(error, StoreCorruptError):
-            self.notify(str(error), title="Database", severity="error", timeout=30)
-            return
-        path = self.context.paths.database
-
-        def answered(yes: bool | None) -> None:
-            if not yes:
-                self.notify("Running without a database: nothing will be saved this time.",
-                            title="Database", severity="warning", timeout=20)
-                return
-            moved = move_aside(path)
-            self._reopen_store()
-            self.notify(f"Moved the broken database to {moved.name}; started a new one.", title="Database")
-
-        self.push_screen(
-            ConfirmDialog(
-                "The session database cannot be read",
-                f"{error}\n\nMove it aside (renamed, not deleted) and start a new one?",
-                yes="Move aside",
-                no="Keep it",
-            ),
-            answered,
-        )
-
-    def _reopen_store(self) -> None:
-        from .store import StoreError, open_store
-
-        try:
-            self.context.store = open_store(self.context.paths.database, clock=self.context.clock)
-            self.context.store_error = None
-            self._watch_store_lock()
-            self._live_made = False  # made again, on the store just opened
-        except StoreError as exc:
-            self.context.store_error = exc
-            self.notify(str(exc), title="Database", severity="error", timeout=30)
+    def database_reopened(self) -> None:
+        """A new database was opened: the live sessions are made again on it, the list redrawn."""
+        self._live_made = False
         screen = self.screen
         if isinstance(screen, HomeScreen):
             screen.refresh_sessions()
 
-    # Navigation: screens are imported when first used, so start-up stays fast.
+    # Requests the screens post (ui.messages), and the navigation they lead to. Screens are imported
+    # when first used, so start-up stays fast.
     def action_new_session(self) -> None:
         """Open the launch wizard (it asks for a token first when there is none)."""
         from .ui.screens.wizard import WizardScreen
 
         self.push_screen(WizardScreen(self.context))
 
-    def start_launch(self, plan) -> None:
-        """Show the provisioning screen for `plan` (an ops.provision.LaunchPlan) and start it."""
+    def start_launch(self, plan: LaunchPlan) -> None:
+        """Show the provisioning screen for `plan` and start it."""
         from .ui.screens.provisioning import ProvisioningScreen
 
         self.push_screen(ProvisioningScreen(self.context, self.live, plan))
@@ -284,6 +238,85 @@ class MaiderApp(SessionActions, BenchActions, ValidateActions, App[None]):
         while len(self.screen_stack) > 1 and not isinstance(self.screen, HomeScreen):
             self.pop_screen()
         self.push_screen(DashboardScreen(self.context, self.live, name))
+
+    def open_benchmarks(self) -> None:
+        """Show the comparison table of every benchmark run."""
+        from .ui.screens.benchmarks import BenchmarksScreen
+
+        self.push_screen(BenchmarksScreen(self.context))
+
+    def open_recommend(self) -> None:
+        """Show the recommend form (task, budget, size -> the top 3)."""
+        from .ui.screens.recommend import RecommendScreen
+
+        self.push_screen(RecommendScreen(self.context))
+
+    def run_benchmark_on(self, name: str, **options: Any) -> None:
+        """Open the run-benchmark dialog for live session `name`; `options` go to BenchRunScreen."""
+        from .ui.screens.bench_run import BenchRunScreen
+
+        live = self.live.get(name) if self.live is not None else None
+        if live is None or live.handle is None:
+            self.notify(f"{name} is not connected: open its dashboard and reconnect (r) first.",
+                        title="Benchmark", severity="warning")
+            return
+        self.push_screen(BenchRunScreen(self.context, live, **options))
+
+    def open_validation(self, name: str, *, full: bool = False,
+                        run_options: Mapping[str, Any] | None = None) -> None:
+        """Show the validation screen of session `name` and start a quick check (or, with `full`, all
+        of it). `run_options` ({"quick": {...}, "full": {...}}) pass keyword arguments to the ops, e.g.
+        a `duration_scale` or fewer `max_tokens` in tests."""
+        from .ui.screens.validation import ValidationScreen
+
+        live = self.live.get(name) if self.live is not None else None
+        if live is None or live.handle is None:
+            self.notify(f"{name} is not connected: open its dashboard and reconnect first.", severity="warning")
+            return
+        self.push_screen(ValidationScreen(self.context, self.live, name, full=full, run_options=run_options))
+
+    def on_launch_requested(self, message: m.LaunchRequested) -> None:
+        self.start_launch(message.plan)
+
+    def on_dashboard_requested(self, message: m.DashboardRequested) -> None:
+        self.open_dashboard(message.name)
+
+    def on_resume_requested(self, message: m.ResumeRequested) -> None:
+        self.flows.request_resume(message.record)
+
+    def on_destroy_requested(self, message: m.DestroyRequested) -> None:
+        self.flows.request_destroy(message.name, ask=message.ask, leave=message.leave)
+
+    def on_adopt_requested(self, message: m.AdoptRequested) -> None:
+        self.flows.adopt(message.orphan)
+
+    def on_clean_up_requested(self, message: m.CleanUpRequested) -> None:
+        self.flows.recover(interactive=True)
+
+    def on_account_check_requested(self, message: m.AccountCheckRequested) -> None:
+        self.check_account()
+
+    def on_benchmarks_requested(self, message: m.BenchmarksRequested) -> None:
+        self.open_benchmarks()
+
+    def on_recommend_requested(self, message: m.RecommendRequested) -> None:
+        self.open_recommend()
+
+    def on_benchmark_run_requested(self, message: m.BenchmarkRunRequested) -> None:
+        self.run_benchmark_on(message.name, **message.options)
+
+    def on_validation_requested(self, message: m.ValidationRequested) -> None:
+        self.open_validation(message.name, full=message.full, run_options=message.run_options)
+
+    def on_benchmarks_changed(self, message: m.BenchmarksChanged) -> None:
+        from .ui.screens.benchmarks import BenchmarksScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, BenchmarksScreen):
+                screen.refresh_data()
+
+    async def action_quit(self) -> None:
+        self.flows.quit()
 
     @work(exit_on_error=False, group="screenshot", description="Save a screenshot")
     async def action_save_screenshot(self) -> None:

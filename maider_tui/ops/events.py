@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import Any, Callable, Iterable, Union
 
 
 @dataclass(frozen=True)
@@ -103,3 +103,16 @@ class EventRecorder:
 
     def of(self, kind: type) -> list:
         return [e for e in self.events if isinstance(e, kind)]
+
+
+def session_history(store: Any, name: str, recent: Iterable[OpsEvent] = (), *,
+                    limit: int = 100) -> list[tuple[str, float | None]]:
+    """A session's log as (message, time): its last `limit` store events, then the log lines among
+    `recent` (a live session's events) that the store does not hold; `store` None: only those."""
+    lines: list[tuple[str, float | None]] = []
+    if store is not None:
+        lines = [(event.message, event.ts) for event in store.events(name, limit=limit)]
+    seen = {message for message, _ in lines}
+    # Only log lines are never stored; every other ops event has its store twin above.
+    lines += [(event.text, None) for event in recent if isinstance(event, LogEvent) and event.text not in seen]
+    return lines

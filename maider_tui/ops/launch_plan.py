@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from maider_tui import catalog
 from maider_tui.cloud import SESSION_TAG, Vm
@@ -15,6 +15,18 @@ from maider_tui.remote.ssh import SshSession
 from maider_tui.store import SessionRecord
 
 DEFAULT_IMAGE = "linode/ubuntu24.04"
+
+
+def compose_options_of(stored: Mapping[str, Any], settings: Any | None = None) -> compose.ComposeOptions:
+    """The compose options a session was launched with (provisioning keeps them in its record's
+    options under "compose"), so a resume, a switch or a heal neither adds nor drops Open WebUI;
+    options a newer or older version no longer knows are dropped. Without any: the settings' own
+    (`settings` None: the defaults). The one place a session's ComposeOptions are rebuilt."""
+    saved = stored.get("compose")
+    if isinstance(saved, dict):
+        known = {f.name for f in dataclasses.fields(compose.ComposeOptions)}
+        return compose.ComposeOptions(**{k: v for k, v in saved.items() if k in known})
+    return compose.ComposeOptions.from_settings(settings) if settings is not None else compose.ComposeOptions()
 
 
 @dataclass(frozen=True)
@@ -74,9 +86,7 @@ class LaunchPlan:
             gpu = GpuType(record.gpu_type, record.gpu_type, record.gpu_count,
                           catalog.family_for_type_id(record.gpu_type), record.hourly_usd, 0.0)
         opts = dict(record.options)
-        known = {f.name for f in dataclasses.fields(compose.ComposeOptions)}
-        options = compose.ComposeOptions(**{k: v for k, v in (opts.pop("compose", None) or {}).items()
-                                            if k in known})
+        options = compose_options_of({"compose": opts.pop("compose", None) or {}})
         return cls(region=record.region, gpu_type=gpu, config=VllmConfig.from_dict(record.vllm_config),
                    compose=options, name=record.name, image=opts.pop("image", DEFAULT_IMAGE),
                    firewall_id=opts.pop("firewall_id", None), tags=tuple(opts.pop("tags", ())), options=opts)

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from ..clock import Clock
 from ..paths import AppPaths
@@ -18,6 +18,16 @@ from ..store import SessionRecord, Store
 from .events import EventSink, FailedEvent, LogEvent, OpsEvent, WarningEvent
 from .limits import ReadinessLimits
 from .watching import Watching
+
+if TYPE_CHECKING:
+    from ..cloud import Provider
+    from ..settings import Settings
+    from .launch_plan import LaunchPlan, SessionHandle
+    from .orphan_watch import OrphanWatch
+    from .owner import SessionLock
+    from .receipt import Receipt
+    from .recover import Orphan
+    from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +39,12 @@ class LiveSession:
     """A session this process holds a connection to."""
 
     name: str
-    handle: Any | None = None  # ops.provision.SessionHandle once ready or attached
+    handle: SessionHandle | None = None  # once ready or attached
     task: asyncio.Task | None = None  # the running launch, switch or destroy
     events: deque = field(default_factory=lambda: deque(maxlen=500))
-    watchdog: Any | None = None  # ops.watchdog.Watchdog
+    watchdog: Watchdog | None = None
     watchdog_task: asyncio.Task | None = None
-    lock: Any | None = None  # ops.owner.SessionLock: this process watches the session
+    lock: SessionLock | None = None  # this process watches the session
 
     @property
     def ssh(self):
@@ -48,8 +58,8 @@ class LiveSession:
 class LiveSessions:
     """Launches, attaches, switches and destroys sessions, and fans their events out to listeners."""
 
-    def __init__(self, *, store: Store, paths: AppPaths, settings: Any, clock: Clock,
-                 provider: Callable[[], Any], hf_token: Callable[[], str | None],
+    def __init__(self, *, store: Store, paths: AppPaths, settings: Settings, clock: Clock,
+                 provider: Callable[[], Provider | None], hf_token: Callable[[], str | None],
                  limits: ReadinessLimits | None = None,
                  notify: Callable[[str, str], Any] | None = None) -> None:
         # provider and hf_token are blocking look-ups (keyring, op read): called through to_thread.
@@ -91,14 +101,14 @@ class LiveSessions:
         """The live session called `name`, made (empty) if this process holds none yet."""
         return self._sessions.setdefault(name, LiveSession(name))
 
-    async def provider(self):
+    async def provider(self) -> Provider:
         provider = await asyncio.to_thread(self._provider_factory)
         if provider is None:
             raise RuntimeError("No Linode token: add one first (maider-tui token set linode, or LINODE_TOKEN).")
         return provider
 
     # workflows
-    async def launch(self, plan: Any, *, claim: Callable[[str], Any] | None = None) -> LiveSession:
+    async def launch(self, plan: LaunchPlan, *, claim: Callable[[str], Any] | None = None) -> LiveSession:
         """Provision `plan` to ready; the live session is registered from the first event on.
 
         `claim(name)` is called once the session's record is this launch's own: until then (the name
@@ -272,7 +282,7 @@ class LiveSessions:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
-    async def destroy(self, name: str, *, on_wait: Callable[[], Any] | None = None):
+    async def destroy(self, name: str, *, on_wait: Callable[[], Any] | None = None) -> Receipt:
         """Destroy the session's VM (token checked first); the connection closes only once it is gone.
 
         When the destroy fails the session is as it was, its watchdog included. A destroy of the
@@ -296,9 +306,14 @@ class LiveSessions:
             if on_wait is not None:
                 on_wait()
 
-        async with destroying(self.paths, name, on_wait=waiting):
-            receipt = await destroy_session(name, provider=provider, store=self.store, clock=self.clock,
-                                            emit=self.emit, ssh=live.ssh if live else None, paths=self.paths)
+        self.emit(LogEvent(name, "destroying the VM …"))
+        try:
+            async with destroying(self.paths, name, on_wait=waiting):
+                receipt = await destroy_session(name, provider=provider, store=self.store, clock=self.clock,
+                                                emit=self.emit, ssh=live.ssh if live else None, paths=self.paths)
+        except Exception as exc:
+            self.emit(LogEvent(name, f"destroy failed: {exc}"))  # the session's log says it, as it said the start
+            raise
         self.watching.stop(live)
         self._sessions.pop(name, None)
         return receipt
@@ -313,15 +328,14 @@ class LiveSessions:
     def watch_all(self) -> list[str]:
         return self.watching.watch_all()
 
-    def watch_orphans(self, orphans: list, notify: Callable[[str, str], Any] | None = None):
+    def watch_orphans(self, orphans: list[Orphan], notify: Callable[[str, str], Any] | None = None):
         return self.watching.watch_orphans(orphans, notify)
 
     @property
-    def orphan_watch(self) -> Any | None:
+    def orphan_watch(self) -> OrphanWatch | None:
         return self.watching.orphan_watch
 
     async def switch_model(self, name: str, model_id: str, *, max_model_len: int | None = None):
-        from ..deploy.compose import ComposeOptions
         from .switch_model import switch_model
 
         live = self._sessions.get(name)
@@ -329,8 +343,7 @@ class LiveSessions:
             raise LookupError(f"{name} is not connected.")
         provider = await self.provider()
         config = await switch_model(name, model_id, ssh=live.handle.ssh, store=self.store, clock=self.clock,
-                                    emit=self.emit, settings=self.settings,
-                                    options=ComposeOptions.from_settings(self.settings), provider=provider,
+                                    emit=self.emit, settings=self.settings, provider=provider,
                                     max_model_len=max_model_len, limits=self.limits, paths=self.paths)
         live.handle.config = config
         return config

@@ -92,10 +92,16 @@ def make_receipt(session: str, *, started_at: float, ended_at: float, hourly_usd
     )
 
 
+def cost_so_far(hourly_usd: float, started_at: float, now: float) -> float:
+    """What a running VM has cost: elapsed real hours since `started_at` x the hourly price. The one
+    sum the dashboard, the provisioning screen, the sessions list, `ls` and the destroy question show."""
+    return cost_usd(elapsed_hours(started_at, now), hourly_usd)
+
+
 def session_cost_so_far(record: Any, now: float) -> float:
-    """What a session has cost: the stored receipt once ended, else elapsed hours at its price."""
+    """What a session has cost: the stored receipt once ended, else `cost_so_far` at its price."""
     if record.ended and record.cost_usd is not None:
         return record.cost_usd
     started = record.created_at if record.created_at is not None else now
     ended = record.ended_at if record.ended_at is not None else now
-    return cost_usd(elapsed_hours(started, max(started, ended)), record.hourly_usd)
+    return cost_so_far(record.hourly_usd, started, ended)

@@ -34,6 +34,7 @@ from maider_tui.ops.events import (
     StageEvent,
     WarningEvent,
 )
+from maider_tui.ops.launch_plan import compose_options_of
 from maider_tui.ops.readiness import COMPOSE_CMD, ReadinessLimits, StageFailed, wait_vllm, wait_vllm_healing
 from maider_tui.ops.session_files import write_aider_files
 from maider_tui.paths import AppPaths
@@ -82,7 +83,7 @@ async def switch_model(name: str, new_model_id: str, *, ssh: SshSession, store: 
     if not record.vllm_config:
         raise SwitchRefused(f"{name} has no recorded vLLM config to roll back to; relaunch instead")
     old = VllmConfig.from_dict(record.vllm_config)
-    options = options or _session_options(record.options, settings)
+    options = options or compose_options_of(record.options, settings)
     profile = None
     if paths is not None:
         from ..profiles import image_for, profile_for
@@ -139,16 +140,6 @@ async def switch_model(name: str, new_model_id: str, *, ssh: SshSession, store: 
         write_aider_files(paths, name, endpoint=endpoint, served_name=served.served_name, max_model_len=max_len)
     emit(ReadyEvent(name, endpoint, clock.monotonic() - started, max_len, heals))
     return current
-
-
-def _session_options(stored: dict[str, Any], settings: Any | None) -> ComposeOptions:
-    """The compose options the session was launched with (provisioning keeps them in the record), so
-    a switch or a rollback does not quietly add or drop Open WebUI; else the settings' own."""
-    saved = stored.get("compose")
-    if isinstance(saved, dict):
-        known = {f.name for f in dataclasses.fields(ComposeOptions)}
-        return ComposeOptions(**{k: v for k, v in saved.items() if k in known})
-    return ComposeOptions.from_settings(settings) if settings is not None else ComposeOptions()
 
 
 def plan_config(model_id: str, gpu_type: str, *, settings: Any | None = None, max_model_len: int | None = None,

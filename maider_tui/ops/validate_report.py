@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from ..models import VllmConfig
@@ -355,3 +356,16 @@ def advice_finding(advice: Sequence[Advice]) -> Finding:
     status: Status = "warn" if any(a.problem for a in advice) else "pass"
     return Finding("configuration", status, f"{len(advice)} suggestion(s) for this setup",
                    tuple(f"{a.setting}: {a.why}" for a in advice))
+
+
+def write_report(path: Path, text: str) -> None:
+    """Write a report's Markdown `text` to `path`. A missing folder or a folder in the way fails before
+    anything is written (OSError; ValueError for a NUL in the name); a temporary name, then a rename:
+    never half a report."""
+    from .session_files import write_private
+
+    if path.is_dir():
+        raise IsADirectoryError(21, "it is a folder", str(path))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(2, "its folder does not exist", str(path.parent))
+    write_private(path, text)

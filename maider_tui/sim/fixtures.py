@@ -57,8 +57,9 @@ class FakeWatchdog:
 class FakeLive:
     """What the dashboard asks of LiveSessions, with one connected session and nothing streaming."""
 
-    def __init__(self, handle: Any, watchdog: Any | None) -> None:
+    def __init__(self, handle: Any, watchdog: Any | None, store: Any = None) -> None:
         self.session = LiveSession(handle.name, handle=handle, watchdog=watchdog)
+        self.store, self.settings, self.limits = store, None, None  # what the ops of vllm_care read
 
     def get(self, name: str) -> LiveSession | None:
         return self.session if name == self.session.name else None

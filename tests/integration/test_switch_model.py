@@ -150,11 +150,11 @@ async def test_only_a_ready_session_switches(store: Store):
 
 
 def test_a_switch_keeps_the_compose_options_the_session_was_launched_with():
-    from maider_tui.ops.switch_model import _session_options
+    from maider_tui.ops.launch_plan import compose_options_of
 
     stored = {"compose": {"enable_openwebui": True, "vllm_port": 8001, "retired_option": 1}}
-    assert _session_options(stored, Settings()) == ComposeOptions(enable_openwebui=True, vllm_port=8001)
-    assert _session_options({}, None) == ComposeOptions()
+    assert compose_options_of(stored, Settings()) == ComposeOptions(enable_openwebui=True, vllm_port=8001)
+    assert compose_options_of({}, None) == ComposeOptions()
 
 
 # --- a switch the app died in, settled by the next attach --------------------------------------------

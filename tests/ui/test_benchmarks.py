@@ -14,19 +14,13 @@ import pytest
 from maider_tui.app import MaiderApp
 from maider_tui.bench.dbjson import export_database
 from maider_tui.store import BenchRunRecord
-from maider_tui.ui.bench_actions import BenchActions
 from maider_tui.ui.dialogs.export_path import PathDialog
 from maider_tui.ui.screens.benchmarks import BenchmarksScreen
 
 DAY = 86_400.0
 
 
-# MaiderApp mixes BenchActions in; until it does, these tests mix it in themselves.
-if issubclass(MaiderApp, BenchActions):
-    BenchApp = MaiderApp
-else:
-    class BenchApp(BenchActions, MaiderApp):  # type: ignore[no-redef]
-        """MaiderApp with the benchmark actions mixed in, as the lead wires it."""
+BenchApp = MaiderApp  # the app opens the benchmark screens (BenchmarksRequested and the like)
 
 
 def run(run_id: str, gpu_type: str, gpu_count: int, vram: float, hourly: float, model_id: str, category: str,

@@ -287,7 +287,7 @@ async def test_the_record_is_read_again_only_when_the_database_changed(make_cont
 
 
 async def test_aider_missing_says_how_to_install(app, monkeypatch):
-    import maider_tui.ui.screens.dashboard_keys as keys
+    import maider_tui.ui.screens.dashboard_tools as keys
 
     monkeypatch.setattr(keys.shutil, "which", lambda name: None)
     async with app.run_test(notifications=True, size=(120, 40)) as pilot:

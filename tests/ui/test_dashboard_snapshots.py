@@ -46,7 +46,7 @@ def build(context, clock, gpus: int, *, watchdog: bool = True) -> DashboardScree
                             ts=clock.now() - 3 * 3600)
     context.store.add_event(NAME, "activity", "activity · idle timer reset", ts=clock.now() - 350)
     handle = FakeHandle(NAME, record, VllmConfig(model=model))
-    return DashboardScreen(context, FakeLive(handle, FakeWatchdog() if watchdog else None), NAME, stream=False)
+    return DashboardScreen(context, FakeLive(handle, FakeWatchdog() if watchdog else None, context.store), NAME, stream=False)
 
 
 def feed(screen: DashboardScreen, gpus: int) -> None:

@@ -27,7 +27,7 @@ FAST = {"quick": {"max_tokens": 16, "sample_s": 0.05},
         "full": {"max_tokens": 16, "prompt_sizes": (64,), "duration_scale": 0.01}}
 
 
-ValidatingApp = MaiderApp  # the app carries the validation actions (ui/validate_actions.py)
+ValidatingApp = MaiderApp  # the app opens the validation screen (ValidationRequested)
 
 
 async def until(predicate, timeout: float = 15.0) -> None:

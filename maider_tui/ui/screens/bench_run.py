@@ -20,6 +20,7 @@ from textual.widgets import Button, Checkbox, Footer, Log, ProgressBar, RadioBut
 
 from ...paths import styles_dir
 from ...ops.bench_run import BenchError, BenchOutcome, BenchProgressEvent, BenchTarget, run_benchmark
+from ..messages import BenchmarksChanged
 
 if TYPE_CHECKING:
     from ...context import AppContext
@@ -168,9 +169,7 @@ class BenchRunScreen(ModalScreen[None]):
         else:
             self.outcome = message.outcome
             summary.update(summary_text(message.outcome))
-            refresh = getattr(self.app, "refresh_benchmarks", None)
-            if refresh is not None:
-                refresh()
+            self.post_message(BenchmarksChanged())
         self.refresh_bindings()
 
     def action_cancel(self) -> None:

@@ -21,6 +21,7 @@ from ...paths import styles_dir
 from ...bench.aggregate import SORT_KEYS, ComparisonRow, comparison_rows
 from ...bench.coverage import coverage_report
 from ..commands import PaletteCommand
+from ..messages import RecommendRequested
 from ..dialogs.export_path import PathDialog, check_export_path, check_file_path, export_format
 from ..widgets.bar_chart import BarChart
 from ..widgets.top_bar import TopBar
@@ -229,9 +230,7 @@ class BenchmarksScreen(Screen[None]):
         self.app.pop_screen()
 
     def action_recommend(self) -> None:
-        opener = getattr(self.app, "open_recommend", None)
-        if opener is not None:
-            opener()
+        self.post_message(RecommendRequested())
 
     # --- files ----------------------------------------------------------------------------------
 

@@ -1,18 +1,17 @@
 """The dashboard of one live session: GPUs, cost, watchdog, vLLM, endpoint and log, with its keys.
 
-Data flows one way: workers (nvidia-smi stream, /metrics poll, attach) post messages; each message
-becomes one frozen `DashboardState` assigned to `state` inside `app.batch_update()`; `watch_state`
-patches the panels in place. The keys' actions are in dashboard_keys.py.
+Data flows one way: the session's feed (dashboard_feed.SessionFeed: attach, nvidia-smi stream,
+/metrics poll) posts messages; each message becomes one frozen `DashboardState` assigned to `state`
+inside `app.batch_update()`; `watch_state` patches the panels in place. What the keys change about
+vLLM (heal, restart, switch) is dashboard_serving.ServingChanges; what the app does (destroy, a
+benchmark, validation) is asked for with a request message.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -22,44 +21,38 @@ from textual.widgets import Footer
 
 from ...paths import styles_dir
 from ...ops.events import LogEvent
-from ...ops.telemetry import MetricsPoller, VllmReading, gpu_snapshots
+from ...ops.telemetry import VllmReading
 from ...remote.gpu import GpuSnapshot
-from ..messages import Attached, MetricsRead, SessionEvent, Telemetry, TelemetryStatus
-from ..widgets.cost_panel import CostPanel, CostView
+from ..messages import (Attached, BenchmarkRunRequested, DestroyRequested, HealOffer, MetricsRead, SessionEvent,
+                        Telemetry, TelemetryStatus, ValidationRequested, VllmLog)
+from ..widgets.cost_panel import CostPanel, CostView, format_countdown
 from ..widgets.endpoint_panel import EndpointPanel, EndpointView
-from ..widgets.gpu_bars import HISTORY, GpuBars
+from ..widgets.gpu_bars import GpuBars
 from ..widgets.log_pane import LogPane, event_text
 from ..widgets.top_bar import TopBar
 from ..widgets.vllm_panel import VllmPanel
 from ..widgets.watchdog_panel import WatchdogPanel, WatchdogView
-from .dashboard_keys import DashboardKeys
+from .dashboard_feed import SessionFeed
+from .dashboard_serving import ServingChanges
+from .dashboard_tools import ClientTools
+from .dashboard_view import DashboardState, FramePacer, top_bar_title
 
 if TYPE_CHECKING:
     from ...context import AppContext
+    from ...ops.launch_plan import SessionHandle
+    from ...ops.live import LiveSessions
+    from ...ops.watchdog import Watchdog
     from ...store import SessionRecord
 
 # /metrics + /health scrape period: two requests through the tunnel each time, so not too often.
 # Re-armed only after the previous scrape returned: scrapes never overlap.
 METRICS_S = 5.0
 NARROW = 100  # below this many columns the panels stack
-# The stream samples every second: one that came less than this long ago means the next is on its way.
-SAMPLE_DUE_S = 1.5
+NEEDS_CONNECTION = frozenset({"extend", "switch_model", "heal", "aider", "shell", "copy_command",
+                              "benchmark", "validate"})
 
 
-@dataclass(frozen=True)
-class DashboardState:
-    """Everything the panels show at one instant; a new one per tick, never mutated."""
-
-    now: float
-    gpu: GpuSnapshot | None = None
-    history: tuple[tuple[float | None, ...], ...] = ()
-    vllm: VllmReading | None = None
-    tunnel: str = "not connected"
-    watchdog: WatchdogView = WatchdogView()
-    model: str = ""
-
-
-class DashboardScreen(DashboardKeys, Screen[None]):
+class DashboardScreen(Screen[None]):
     """One session, live. `stream=False` shows only what is posted to it (snapshot tests)."""
 
     CSS_PATH = styles_dir() / "dashboard.tcss"
@@ -90,18 +83,27 @@ class DashboardScreen(DashboardKeys, Screen[None]):
     # a full redraw of every widget once or twice a second.
     state: reactive[DashboardState] = reactive(DashboardState(0.0), init=False, repaint=False)
 
-    def __init__(self, context: "AppContext", live: Any, name: str, *, stream: bool = True) -> None:
+    def __init__(self, context: AppContext, live: LiveSessions | None, name: str, *, stream: bool = True) -> None:
         super().__init__()
         self.context, self.live, self.session = context, live, name
-        self.stream = stream
+        self.pacer = FramePacer(context.clock, stream=stream)  # one frame per GPU sample
         self.problem: str | None = None
-        self._util: dict[int, deque] = {}
-        self._poller: MetricsPoller | None = None
-        self._vllm_client: Any = None
+        self.feed = SessionFeed(self)  # the connection, telemetry, metrics
+        self.serving = ServingChanges(self)  # heal, restart, switch model
+        self.tools = ClientTools(self)  # aider, a shell, the aider command
         self._unsubscribe: list[Any] = []
-        self.set_reactive(DashboardScreen.state, DashboardState(context.clock.now(), model=self._model()))
+        self.set_reactive(DashboardScreen.state, DashboardState(context.clock.now(), model=self.model()))
 
     # --- what the screen knows -------------------------------------------------------------------
+
+    @property
+    def stream(self) -> bool:
+        """Live data is streamed (False: only what is posted to the screen is shown)."""
+        return self.pacer.stream
+
+    @stream.setter
+    def stream(self, value: bool) -> None:
+        self.pacer.stream = value
 
     @property
     def record(self) -> "SessionRecord | None":
@@ -115,12 +117,12 @@ class DashboardScreen(DashboardKeys, Screen[None]):
         return self._record
 
     @property
-    def handle(self) -> Any | None:
+    def handle(self) -> SessionHandle | None:
         live = self.live.get(self.session) if self.live is not None else None
         return live.handle if live is not None else None
 
     @property
-    def watchdog(self) -> Any | None:
+    def watchdog(self) -> Watchdog | None:
         live = self.live.get(self.session) if self.live is not None else None
         return live.watchdog if live is not None else None
 
@@ -128,7 +130,8 @@ class DashboardScreen(DashboardKeys, Screen[None]):
     def connected(self) -> bool:
         return self.handle is not None
 
-    def _model(self) -> str:
+    def model(self) -> str:
+        """The model served now (the connection's config), else the one recorded."""
         handle = self.handle
         if handle is not None:
             return handle.config.model
@@ -175,7 +178,7 @@ class DashboardScreen(DashboardKeys, Screen[None]):
         if self.connected:
             self._start_live()
         elif self.record is not None and not self.record.ended and self.live is not None:
-            self.attach()
+            self.feed.attach()
         else:
             self._say_problem("This session has no VM running: nothing to show live.")
 
@@ -183,44 +186,91 @@ class DashboardScreen(DashboardKeys, Screen[None]):
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
-        if self._unsubscribe_ssh is not None:
-            self._unsubscribe_ssh()
-        if self._vllm_client is not None:
-            self.app.run_worker(self._vllm_client.aclose(), exit_on_error=False)
+        self.feed.close()
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < NARROW, "-narrow")
 
     def _fill_log(self) -> None:
         """History from the store, then what this process saw that the store does not hold."""
-        pane = self.query_one(LogPane)
-        seen = set()
-        if self.context.store is not None:
-            for event in self.context.store.events(self.session, limit=100):
-                pane.add(event.message, event.ts)
-                seen.add(event.message)
-        live = self.live.get(self.session) if self.live is not None else None
-        for event in list(live.events) if live is not None else []:
-            # Only log lines are never stored; every other ops event has its store twin above.
-            if isinstance(event, LogEvent) and event.text not in seen:
-                pane.add(event.text)
+        from ...ops.events import session_history
 
-    # --- live data -------------------------------------------------------------------------------
+        pane, live = self.query_one(LogPane), self.live.get(self.session) if self.live is not None else None
+        for message, ts in session_history(self.context.store, self.session, list(live.events) if live else ()):
+            pane.add(message, ts)
 
-    @work(exclusive=True, exit_on_error=False, group="attach", description="Reconnect to the session")
-    async def attach(self, reconnect: bool = False) -> None:
-        """Connect to the session's VM; with `reconnect`, close the current connection first."""
-        live = self.live.get(self.session)
-        if reconnect and live is not None and live.handle is not None:
-            handle, live.handle = live.handle, None
-            self.post_message(TelemetryStatus("reconnecting"))
-            await handle.close()
-        try:
-            await self.live.attach(self.session)
-        except Exception as exc:  # noqa: BLE001 - any failure is shown; the keys that need a VM grey out
-            self.post_message(Attached(str(exc) or type(exc).__name__))
+    # --- keys ------------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """None greys a key out: no connected VM to act on (or no watchdog to extend)."""
+        if action in NEEDS_CONNECTION and not self.connected:
+            return None
+        if action == "extend" and self.watchdog is None:
+            return None
+        if action in ("destroy", "reconnect"):
+            record = self.record  # no connection needed: an unreachable VM still costs money
+            return None if record is None or record.ended else True
+        return True
+
+    def say(self, text: str) -> None:
+        """A line in the log pane, through the same path as the ops events."""
+        self.post_message(SessionEvent(LogEvent(self.session, text)))
+
+    def vllm_down(self) -> bool:
+        """The last scrape failed: /metrics unreachable or /health not answering 200."""
+        reading = self.state.vllm
+        return reading is not None and reading.metrics is None
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_benchmark(self) -> None:
+        self.post_message(BenchmarkRunRequested(self.session))
+
+    def action_validate(self) -> None:
+        self.post_message(ValidationRequested(self.session))
+
+    def action_destroy(self) -> None:
+        # The app's one destroy flow asks and destroys; this screen closes once the VM is gone.
+        self.post_message(DestroyRequested(self.session, leave=self))
+
+    def action_reconnect(self) -> None:
+        self.feed.attach(reconnect=True)
+
+    def action_heal(self) -> None:
+        self.serving.heal()
+
+    def on_heal_offer(self, message: HealOffer) -> None:
+        self.serving.ask_heal(message.proposal)
+
+    def action_switch_model(self) -> None:
+        self.serving.pick_model()
+
+    def action_extend(self) -> None:
+        watchdog = self.watchdog
+        if watchdog is None:
             return
-        self.post_message(Attached())
+        watchdog.extend()
+        self.say(f"watchdog extended: destroys in {format_countdown(watchdog.remaining_s)}")
+        self._set()
+
+    def action_copy_command(self) -> None:
+        self.tools.copy_command()
+
+    def action_aider(self) -> None:
+        self.tools.aider()
+
+    def action_shell(self) -> None:
+        self.tools.shell()
+
+    def action_toggle_log(self) -> None:
+        if self.query_one(LogPane).toggle():
+            self.feed.read_vllm_log()
+
+    def on_vllm_log(self, message: VllmLog) -> None:
+        self.query_one(LogPane).set_vllm_log(message.text)
+
+    # --- live data: the feed's messages -----------------------------------------------------------
 
     def on_attached(self, message: Attached) -> None:
         from ...remote.ssh import HOST_KEY_CHANGED
@@ -238,74 +288,20 @@ class DashboardScreen(DashboardKeys, Screen[None]):
 
     def _start_live(self) -> None:
         """Start (or restart after a reconnect) the telemetry stream and the metrics poll."""
-        from ...remote.vllm import VllmClient
-
-        handle = self.handle
-        if handle is None:
-            return
-        if self._unsubscribe_ssh is not None:
-            self._unsubscribe_ssh()
-        self._unsubscribe_ssh = handle.ssh.on_state(self._on_ssh_state)
-        if self._vllm_client is not None:  # a reconnect: the old tunnel's connection is of no more use
-            self.app.run_worker(self._vllm_client.aclose(), exit_on_error=False)
-        self._vllm_client = VllmClient(handle.endpoint, timeout=5.0)
-        self._poller = MetricsPoller(self._vllm_client.metrics, self.context.clock, health=self._vllm_client.health)
-        self._set(tunnel="ok" if handle.ssh.state == "connected" else handle.ssh.state, model=handle.config.model)
-        self.stream_telemetry()
-        self.poll_metrics()
-        if self._webui_port() is not None:
-            self.forward_webui()
+        tunnel = self.feed.start()
+        if tunnel is not None:
+            self._set(tunnel=tunnel, model=self.model())
         self.refresh_bindings()
 
-    def _webui_port(self, record: "SessionRecord | None" = None) -> int | None:
-        """The VM's Open WebUI port when the session was launched with it, else None."""
-        record = record or self.record
-        compose = (record.options.get("compose") or {}) if record is not None else {}
-        return int(compose.get("webui_port", 3000)) if compose.get("enable_openwebui") else None
+    @property
+    def webui_url(self) -> str | None:
+        return self.feed.webui_url
 
-    @work(exclusive=True, exit_on_error=False, group="webui", description="Forward Open WebUI")
-    async def forward_webui(self) -> None:
-        """Open WebUI listens on the VM's localhost only: forward it over the session's SSH, like vLLM."""
-        handle, port = self.handle, self._webui_port()
-        if handle is None or port is None:
-            return
-        local = await handle.ssh.forward(port)
-        self.webui_url = f"http://127.0.0.1:{local}"
-        self._say(f"Open WebUI at {self.webui_url}")
-
-    _unsubscribe_ssh: Any = None
     _panels_ready = False  # set in on_mount: before it, the panels are not there to patch
     _record: "SessionRecord | None" = None
     _tokens_at: float | None = None  # when the vLLM reading shown was first drawn
     _record_version: tuple | None = None  # the store and its version `_record` was read at
-    webui_url: str | None = None
     _tokens_saved: int | None = None
-    _sampled_at = float("-inf")  # the clock's time of the last GPU sample
-    _pending_vllm: VllmReading | None = None  # a reading that rides the next sample's frame
-    _aider_shown: str | None = None  # the aider command as the Endpoint panel shows it
-
-    def _on_ssh_state(self, state: str) -> None:
-        self.post_message(TelemetryStatus("ok" if state == "connected" else state))
-        handle = self.handle
-        if state == "refused" and handle is not None and handle.ssh.error is not None:
-            # A reconnect after a drop met another host key (or our key refused): never retried, so say why.
-            self.post_message(Attached(str(handle.ssh.error)))
-
-    @work(exclusive=True, exit_on_error=False, group="telemetry", description="GPU telemetry")
-    async def stream_telemetry(self) -> None:
-        """The one long-lived nvidia-smi stream of this dashboard; resumes by itself after a drop."""
-        handle = self.handle
-        if handle is None:
-            return
-        async for snapshot in gpu_snapshots(handle.ssh, gpu_count=handle.record.gpu_count,
-                                            clock=self.context.clock,
-                                            on_status=lambda s: self.post_message(TelemetryStatus(s))):
-            self.post_message(Telemetry(snapshot))
-
-    @work(exclusive=True, exit_on_error=False, group="metrics", description="vLLM metrics")
-    async def poll_metrics(self) -> None:
-        if self._poller is not None:
-            self.post_message(MetricsRead(await self._poller.poll()))
 
     def on_telemetry(self, message: Telemetry) -> None:
         self.show_telemetry(message.snapshot)
@@ -317,11 +313,11 @@ class DashboardScreen(DashboardKeys, Screen[None]):
     def on_metrics_read(self, message: MetricsRead) -> None:
         self.show_metrics(message.reading)
         if self.stream and self.connected and self.is_attached:
-            self.set_timer(METRICS_S, self.poll_metrics)  # re-armed only now: scrapes never overlap
+            self.set_timer(METRICS_S, self.feed.poll_metrics)  # re-armed only now: scrapes never overlap
 
     def on_session_event(self, message: SessionEvent) -> None:
         self.query_one(LogPane).add(event_text(message.event), self.context.clock.now())
-        self._set(model=self._model())
+        self._set(model=self.model())
 
     def _on_ops_event(self, event: Any) -> None:
         if getattr(event, "session", None) == self.session:
@@ -329,46 +325,25 @@ class DashboardScreen(DashboardKeys, Screen[None]):
 
     def show_telemetry(self, snapshot: GpuSnapshot) -> None:
         """One nvidia-smi tick: update the histories, then one new state for every panel."""
-        for sample in snapshot.gpus:
-            self._util.setdefault(sample.index, deque(maxlen=HISTORY)).append(sample.utilization_pct)
-        history = tuple(tuple(self._util.get(s.index, ())) for s in snapshot.gpus)
-        self._sampled_at = self.context.clock.now()
-        self._set(gpu=snapshot, history=history, tunnel="ok", **self._take_pending())
-
-    def _sample_due(self) -> bool:
-        """Whether the telemetry stream is delivering: a GPU sample came less than 1.5 s ago, so the
-        next one, which redraws every panel, is due within the second."""
-        return self.stream and self.context.clock.now() - self._sampled_at < SAMPLE_DUE_S
+        self._set(**self.pacer.sample(snapshot))
 
     def show_metrics(self, reading: VllmReading) -> None:
-        if self._sample_due():
-            # The reading is drawn in the next sample's frame rather than in one of its own (each
-            # frame redraws every panel it crosses).
-            self._pending_vllm = reading
-        else:
-            self._set(vllm=reading)
+        changes = self.pacer.reading(reading)  # drawn now, or in the next sample's frame
+        if changes is not None:
+            self._set(**changes)
         tokens = reading.tokens_generated
-        if tokens and tokens != self._tokens_saved and self.context.store is not None:
-            record = self.record
-            if record is not None and not record.ended:
-                # Kept so a receipt written without a reachable vLLM still has the last count seen.
-                self.context.store.update_session(self.session, tokens_generated=tokens)
+        if tokens and tokens != self._tokens_saved and self.live is not None:
+            from ...ops.vllm_care import remember_tokens
+
+            if remember_tokens(self.live, self.session, tokens):
                 self._tokens_saved = tokens
 
-    def _take_pending(self) -> dict[str, Any]:
-        """The vLLM reading waiting for the next frame, as a state change (or none)."""
-        reading, self._pending_vllm = self._pending_vllm, None
-        return {} if reading is None else {"vllm": reading}
-
     def _tick(self) -> None:
-        # The clock, cost and countdown move once a second; the 1 Hz telemetry already redraws them
-        # (and a waiting vLLM reading) with each sample, so while samples come the tick draws nothing:
-        # it would add a frame between two samples. Without a stream, or once it stalls, the tick
-        # draws when nothing was drawn for a second.
-        if self._sample_due():
-            return
-        if self._pending_vllm is not None or self.context.clock.now() - self.state.now >= 1.0:
-            self._set(**self._take_pending())
+        # The clock, cost and countdown move once a second, drawn with each GPU sample; the tick
+        # draws only when no sample does (see FramePacer).
+        changes = self.pacer.tick(self.state.now)
+        if changes is not None:
+            self._set(**changes)
 
     def _set(self, **changes: Any) -> None:
         """Assign one new frozen state (time and watchdog read now) inside one batch update."""
@@ -386,7 +361,7 @@ class DashboardScreen(DashboardKeys, Screen[None]):
         if new.gpu is not None and (new.gpu is not old.gpu or old is new):
             self._gpus.show(new.gpu, new.history)
         if new.vllm is not old.vllm or new.model != old.model or old is new:
-            self._vllm.show(new.model or self._model(), new.vllm)
+            self._vllm.show(new.model or self.model(), new.vllm)
         if record is not None:
             started = record.created_at or new.now
             end = record.ended_at or new.now
@@ -399,34 +374,18 @@ class DashboardScreen(DashboardKeys, Screen[None]):
         self._endpoint.show(self._endpoint_view(record, new))
         self._update_top_bar(record, new)
 
-    def _endpoint_view(self, record: "SessionRecord | None", state: DashboardState) -> EndpointView:
-        from ...ops.session_files import aider_command
-        from ...paths import display_path
-
+    def _endpoint_view(self, record: SessionRecord | None, state: DashboardState) -> EndpointView:
         handle = self.handle
         endpoint = handle.endpoint if handle is not None else None
         if endpoint is None and record is not None:
             endpoint = record.extra.get("endpoint")
         tunnel = state.tunnel if handle is not None else "not connected"
-        webui = self.webui_url if self._webui_port(record) is not None and handle is not None else None
-        if self._aider_shown is None:  # depends only on the paths and the name: made once, not every tick
-            aider = aider_command(self.context.paths, self.session)
-            home = display_path(self.context.paths.sessions_dir)
-            self._aider_shown = aider.replace(str(self.context.paths.sessions_dir), home)
-        return EndpointView(endpoint, tunnel, webui, self._aider_shown)
+        webui = self.webui_url if handle is not None and self.feed.webui_port(record) is not None else None
+        return EndpointView(endpoint, tunnel, webui, self.tools.shown_command)
 
-    def _update_top_bar(self, record: "SessionRecord | None", state: DashboardState) -> None:
-        from .home import gpu_label, model_label, state_label
-
+    def _update_top_bar(self, record: SessionRecord | None, state: DashboardState) -> None:
         bar = self._top_bar
-        if record is None:
-            bar.title = f"{self.session} · unknown session"
-        else:
-            status = "reconnecting" if state.tunnel == "reconnecting" else state_label(record)
-            if status == "ready" and state.vllm is not None and state.vllm.error is not None:
-                status = "ready · vLLM down"  # the VM is there and paid for; its server is not serving
-            bar.title = " · ".join([self.session, status, model_label(state.model or record.model),
-                                    gpu_label(record), record.region])
+        bar.title = top_bar_title(self.session, record, state)
         bar.badge = "demo" if self.context.demo else ""
         bar.status = self.problem or ""
         bar.set_time(state.now)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,12 +12,16 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from ..messages import (AdoptRequested, BenchmarksRequested, CleanUpRequested, DashboardRequested,
+                        DestroyRequested, RecommendRequested, ResumeRequested)
 from ..widgets.patch import patch
 from ..widgets.sessions_table import SessionsTable
 from ..widgets.top_bar import TopBar
 
 if TYPE_CHECKING:
+    from ...app import MaiderApp
     from ...context import AppContext
+    from ...ops.live import LiveSessions
     from ...store import SessionRecord
 
 COLUMNS = ("NAME", "STATE", "GPU", "MODEL", "REGION", "$/H", "SO FAR", "IDLE LEFT")
@@ -28,13 +32,6 @@ def _cells(*values: str) -> list[Text]:
     markup parse: names and labels show as they are, and Rich's emoji table (about 1 MiB) is never
     loaded for them."""
     return [Text(value, no_wrap=True, end="") for value in values]
-
-
-def cost_so_far(rec: "SessionRecord", now: float) -> float:
-    """Dollars spent on a session so far (the same sum as `maider-tui ls` and the receipts)."""
-    from ...ops.receipt import session_cost_so_far
-
-    return session_cost_so_far(rec, now)
 
 
 def state_label(rec: "SessionRecord") -> str:
@@ -158,8 +155,11 @@ class HomeScreen(Screen[None]):
         self.account_line = line
         self.refresh_sessions()
 
+    def _live(self) -> LiveSessions | None:
+        return cast("MaiderApp", self.app).live  # this screen lives in MaiderApp only
+
     def _idle_left(self, rec: "SessionRecord") -> str:
-        live = getattr(self.app, "live", None)
+        live = self._live()
         session = live.get(rec.name) if live is not None else None
         watchdog = session.watchdog if session is not None else None
         if rec.ended:
@@ -172,7 +172,7 @@ class HomeScreen(Screen[None]):
         return _countdown(watchdog.remaining_s)
 
     def _orphan_left(self, orphan) -> str:
-        live = getattr(self.app, "live", None)
+        live = self._live()
         watch = live.orphan_watch if live is not None else None
         remaining = watch.remaining_s(orphan.id) if watch is not None else None
         if orphan.elsewhere:
@@ -219,9 +219,9 @@ class HomeScreen(Screen[None]):
         if record is None:
             return
         if record.state in {"ready", "unreachable"}:
-            self.app.open_dashboard(key)
-        elif record.state in {"creating", "booting", "healing", "failed"} and self.app.live is not None:
-            self.app.resume_launch(record)
+            self.post_message(DashboardRequested(key))
+        elif record.state in {"creating", "booting", "healing", "failed"} and self._live() is not None:
+            self.post_message(ResumeRequested(record))
         else:
             self.notify(f"{key} is {record.state}" + (f" (stopped at {record.stage})" if record.stage else "")
                         + ": nothing to open yet.")
@@ -229,21 +229,21 @@ class HomeScreen(Screen[None]):
     def action_destroy(self) -> None:
         key = self._selected()
         if key is not None:
-            self.app.confirm_destroy(key)
+            self.post_message(DestroyRequested(key))
 
     def action_adopt(self) -> None:
         orphan = self._selected_orphan()
         if orphan is not None:
-            self.app.adopt_orphan(orphan)
+            self.post_message(AdoptRequested(orphan))
 
     def action_benchmarks(self) -> None:
-        self.app.open_benchmarks()
+        self.post_message(BenchmarksRequested())
 
     def action_recommend(self) -> None:
-        self.app.open_recommend()
+        self.post_message(RecommendRequested())
 
     def action_clean_up(self) -> None:
-        self.app.run_recovery(interactive=True)
+        self.post_message(CleanUpRequested())
 
     def sessions(self) -> list["SessionRecord"]:
         store = self.context.store
@@ -252,6 +252,8 @@ class HomeScreen(Screen[None]):
     def refresh_sessions(self) -> None:
         if not self._composed:
             return  # on_mount draws whatever arrived before it
+        from ...ops.receipt import session_cost_so_far  # the sum of `maider-tui ls` and the receipts
+
         now = self.context.clock.now()
         records = self.sessions()
         table = self.query_one("#sessions", DataTable)
@@ -259,7 +261,7 @@ class HomeScreen(Screen[None]):
         live_rate = 0.0
         live = 0
         for rec in records:
-            so_far = cost_so_far(rec, now)
+            so_far = session_cost_so_far(rec, now)
             if not rec.ended and rec.instance_id is not None:  # a VM that bills, whatever its state
                 live += 1
                 live_rate += rec.hourly_usd

@@ -26,12 +26,14 @@ from ...ops.naming import session_name
 from ...ops.readiness import STAGES
 from ..commands import PaletteCommand
 from ..dialogs.confirm import ConfirmDialog
+from ..messages import DashboardRequested, DestroyRequested
 from ..widgets.top_bar import TopBar
 
 if TYPE_CHECKING:
     from ...context import AppContext
     from ...ops.live import LiveSessions
     from ...ops.launch_plan import LaunchPlan
+    from ...ops.events import OpsEvent
 
 LAST_LINES = 6  # log lines repeated in the failure panel
 
@@ -164,7 +166,7 @@ class ProvisioningScreen(Screen[None]):
 
     # --- events -----------------------------------------------------------------------------------
 
-    def on_ops_event(self, event: Any) -> None:
+    def on_ops_event(self, event: OpsEvent) -> None:
         """One event of any session: this screen's are shown, in place."""
         if getattr(event, "session", None) != self.session or not self.is_attached:
             return
@@ -219,6 +221,8 @@ class ProvisioningScreen(Screen[None]):
         """The cost so far, from the moment the VM was created (the clock's own time)."""
         now = self.context.clock.now()
         self.query_one(TopBar).set_time(now)
+        from ...ops.receipt import cost_so_far
+
         rate = self.plan.gpu_type.hourly_usd
         if self.created_at is None:
             self.query_one("#cost", Static).update(f"${rate:.2f}/h once the VM exists")
@@ -226,7 +230,7 @@ class ProvisioningScreen(Screen[None]):
         seconds = max(0.0, now - self.created_at)
         minutes, secs = divmod(int(seconds), 60)
         self.query_one("#cost", Static).update(
-            f"${seconds / 3600 * rate:.2f} so far ({minutes}m {secs:02d}s at ${rate:.2f}/h)")
+            f"${cost_so_far(rate, self.created_at, now):.2f} so far ({minutes}m {secs:02d}s at ${rate:.2f}/h)")
 
     def show_failure(self, event: FailedEvent) -> None:
         self.failed = event
@@ -253,7 +257,7 @@ class ProvisioningScreen(Screen[None]):
         if not self.is_current:
             return  # the user left with "keep": the session shows up on the home screen
         if importlib.util.find_spec("maider_tui.ui.screens.dashboard") is not None:
-            self.app.open_dashboard(self.session)
+            self.post_message(DashboardRequested(self.session))
             return
         self.app.pop_screen()
         self.app.notify(f"{self.session} is ready.", title="Session")
@@ -308,23 +312,17 @@ class ProvisioningScreen(Screen[None]):
                                            "It stops costing money; nothing on it is kept.",
                                            yes="Destroy", no="Keep"), answered)
 
-    @work(exclusive=True, exit_on_error=False, group="provision", description="Destroy the VM")
-    async def destroy_vm(self) -> None:
-        if not self.owned:  # nothing recorded yet, so nothing created: stopping the launch is enough
-            task = self.live.get(self.session).task if self.live and self.live.get(self.session) else None
-            if task is not None and not task.done():
-                task.cancel()
-            self.notify("The launch stopped before any VM was rented.", title="Session")
-            if self.is_current:
-                self.app.pop_screen()
+    def destroy_vm(self) -> None:
+        """Asked and answered here: the app's one destroy flow deletes the VM and closes this screen.
+        Before the session was recorded nothing was rented: the launch is only stopped."""
+        if self.owned:
+            self.write(self.query_one("#log", RichLog), "Destroying the VM…", "bold")
+            self.post_message(DestroyRequested(self.session, ask=False, leave=self))
             return
-        self.write(self.query_one("#log", RichLog), "Destroying the VM…", "bold")
-        try:
-            await self.live.destroy(self.session)
-        except Exception as exc:  # noqa: BLE001 - say it; the home screen still lists the session
-            self.notify(f"Could not destroy {self.session}: {exc}", title="Destroy", severity="error")
-            return
-        self.notify(f"{self.session} destroyed.", title="Session")
+        live = self.live.get(self.session) if self.live is not None else None
+        if live is not None and live.task is not None and not live.task.done():
+            live.task.cancel()
+        self.notify("The launch stopped before any VM was rented.", title="Session")
         if self.is_current:
             self.app.pop_screen()
 

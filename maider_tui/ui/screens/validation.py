@@ -248,10 +248,12 @@ class ValidationScreen(Screen[None]):
         if not raw:
             self._say("Type a path for the Markdown file, then press enter.", error=True)
             return
+        from ...ops.validate_report import write_report
+
         path = Path(raw)
         try:
             path = path.expanduser()
-            await asyncio.to_thread(_write_new, path, text)
+            await asyncio.to_thread(write_report, path, text)
         except (OSError, ValueError, RuntimeError) as exc:  # also a NUL in the name, an unknown ~user
             reason = getattr(exc, "strerror", None) or exc
             self._say(f"Nothing written: {path} cannot be written ({reason}). Choose another path.", error=True)
@@ -259,14 +261,3 @@ class ValidationScreen(Screen[None]):
         self.query_one("#val-export").display = False
         self._say(f"Report written to {path}.")
         self.notify(f"Report written to {path}.", title="Validation")
-
-
-def _write_new(path: Path, text: str) -> None:
-    """Write `text` to `path`; a missing folder or a directory in the way fails before anything is written."""
-    if path.is_dir():
-        raise IsADirectoryError(21, "it is a folder", str(path))
-    if not path.parent.is_dir():
-        raise FileNotFoundError(2, "its folder does not exist", str(path.parent))
-    from ...ops.session_files import write_private
-
-    write_private(path, text)  # a temporary name, then a rename: never half a report

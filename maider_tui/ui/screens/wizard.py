@@ -22,6 +22,7 @@ from textual.widgets.option_list import Option
 from ...paths import styles_dir
 from ...ops.naming import session_name
 from ..commands import PaletteCommand
+from ..messages import AccountCheckRequested, LaunchRequested
 from ..widgets.steps_header import StepsHeader
 from ..widgets.top_bar import TopBar
 from . import wizard_steps as steps
@@ -129,9 +130,7 @@ class WizardScreen(Screen[None]):
             return
         self.context.provider = provider  # the one the token was checked with
         self.load_catalog()
-        check_account = getattr(self.app, "check_account", None)
-        if check_account is not None:
-            check_account()  # the sessions screen behind learns about the account too
+        self.post_message(AccountCheckRequested())  # the sessions screen behind learns about the account too
 
     @work(exclusive=True, exit_on_error=False, group="wizard-catalog",
           description="Load GPU regions and types")
@@ -393,12 +392,12 @@ class WizardScreen(Screen[None]):
     def launch(self) -> None:
         """Check the edits, re-plan with them, and hand the plan to the provisioning screen."""
         plan = self.query_one(ReviewForm).plan(self.settings, self.picked_region.id, self.report,
-                                               self.taken_names())
+                                               self.taken_names(), self.context.paths)
         if plan is None:
             return  # the form says what is wrong, next to the field
         app = self.app
         app.pop_screen()  # the wizard gives way to the provisioning screen
-        app.start_launch(plan)
+        app.post_message(LaunchRequested(plan))  # to the app: the wizard is off the screen stack now
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
         yield PaletteCommand("wizard: refresh prices", "Ask the API again for regions, types and prices",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,6 +19,9 @@ from ...ops.naming import validate_session_name
 from ...ops.launch_plan import LaunchPlan
 from ...profiles import builtin_profile
 from .wizard_steps import minutes_to_ready
+
+if TYPE_CHECKING:
+    from ...paths import AppPaths
 
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
 MAX_NUM_SEQS = 65_536  # far above what any GPU batches; a bigger number is a slip
@@ -168,16 +171,17 @@ class ReviewForm(VerticalScroll):
         self.show_errors(errors)
         return edits, errors
 
-    def plan(self, settings: Any, region_id: str, report: FitReport, taken: set[str]) -> LaunchPlan | None:
-        """The launch plan with the edits, re-planned with their memory use and KV dtype; None (and
-        the reasons shown) when a field is wrong or the plan no longer fits."""
+    def plan(self, settings: Any, region_id: str, report: FitReport, taken: set[str],
+             paths: AppPaths) -> LaunchPlan | None:
+        """The launch plan with the edits, re-planned with their memory use and KV dtype (and the model's
+        profile under `paths`); None (and the reasons shown) when a field is wrong or the plan no longer fits."""
         edits, errors = self.read(taken)
         if edits is None:
             self.show_errors(errors, "Fix the fields marked above; nothing was launched.")
             return None
         from ...profiles import profile_for
 
-        profile, problems = profile_for(report.model.id, self.app.context.paths)
+        profile, problems = profile_for(report.model.id, paths)
         for problem in problems:
             self.notify(f"Model profile skipped: {problem}", severity="warning", timeout=20)
         replanned = resolve(report.model, report.gpu_type, settings, profile=profile,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .lines import LinePanel
-from ...ops.receipt import SECONDS_PER_HOUR, cost_usd, elapsed_hours, usd_per_1k_tokens
+from ...ops.receipt import SECONDS_PER_HOUR, cost_so_far, usd_per_1k_tokens
 
 
 def format_countdown(seconds: float | None) -> str:
@@ -37,11 +37,6 @@ def format_tokens(tokens: int) -> str:
     if tokens >= 1000:
         return f"{tokens / 1000:.1f}k"
     return str(tokens)
-
-
-def cost_so_far(hourly_usd: float, started_at: float, now: float) -> float:
-    """What the meter shows now: elapsed real hours x the hourly price."""
-    return cost_usd(elapsed_hours(started_at, now), hourly_usd)
 
 
 def projected_total(hourly_usd: float, started_at: float, now: float, remaining_s: float | None) -> float | None:

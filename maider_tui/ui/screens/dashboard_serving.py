@@ -1,0 +1,136 @@
+"""What the dashboard changes about what vLLM serves, each asked first: heal now (diagnose, offer the
+remedy, apply it), restart a vLLM that died, switch the model.
+
+The screen owns one ServingChanges; ops (ops.vllm_care, LiveSessions.switch_model) do the work in
+the screen's workers, and every outcome is a line in the session's log.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ...ops import vllm_care
+from ..dialogs.confirm import ConfirmDialog
+from ..messages import HealOffer
+
+if TYPE_CHECKING:
+    from ...models import VllmConfig
+    from .dashboard import DashboardScreen
+
+
+class ServingChanges:
+    def __init__(self, screen: DashboardScreen) -> None:
+        self.screen = screen
+
+    def _run(self, work, group: str, description: str) -> None:
+        self.screen.run_worker(work, exclusive=True, exit_on_error=False, group=group, description=description)
+
+    # heal now
+    def heal(self) -> None:
+        """Read vLLM's log and offer its remedy, or a restart of a server that died, or say why neither."""
+        self._run(self._heal(), "heal", "Diagnose vLLM")
+
+    async def _heal(self) -> None:
+        screen = self.screen
+        if screen.handle is None or screen.live is None:
+            return
+        try:
+            proposal = await vllm_care.propose_heal(screen.live, screen.session)
+        except vllm_care.CareError as exc:
+            screen.say(str(exc))
+            return
+        found, remedied = proposal.diagnosis, proposal.config
+        if remedied is None and screen.vllm_down():
+            # A server that died after it was ready (a GPU fault) needs no new flags, only a restart.
+            self.offer_restart(f"{found.summary}; no flag to change" if found else "its log names no cause")
+            return
+        if found is None:
+            screen.say("vLLM's log shows no failure: nothing to heal.")
+            return
+        if remedied is None:
+            screen.say(f"diagnosis: {found.summary}; no remedy is left to try.")
+            return
+        screen.post_message(HealOffer(proposal))
+
+    def ask_heal(self, proposal: vllm_care.HealProposal) -> None:
+        """The diagnosis and the change in a dialog; yes deploys it."""
+        if proposal.diagnosis is None or proposal.config is None:
+            return
+        config, change = proposal.config, proposal.change
+        text = (f"Diagnosis: {proposal.diagnosis.summary}\nEvidence: {proposal.diagnosis.evidence[:160]}\n\n"
+                f"Remedy: {change}\nvLLM restarts with these flags.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._run(self._apply(config, change), "heal", "Apply the remedy")
+
+        self.screen.app.push_screen(ConfirmDialog("Heal vLLM?", text, yes="Apply", no="Cancel"), answered)
+
+    async def _apply(self, config: VllmConfig, change: str) -> None:
+        screen = self.screen
+        if screen.handle is None or screen.live is None:
+            return
+        try:
+            await vllm_care.apply_heal(screen.live, screen.session, config, change)
+        except vllm_care.CareError as exc:
+            screen.say(str(exc))
+            return
+        screen.say(f"applied {change}; vLLM is restarting")
+
+    # restart
+    def offer_restart(self, why: str) -> None:
+        text = (f"vLLM is down ({why}).\n\nRestart its container with the same flags? "
+                "Requests in flight are lost; the model loads again.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._run(self._restart(), "heal", "Restart vLLM")
+
+        self.screen.app.push_screen(ConfirmDialog("Restart vLLM?", text, yes="Restart", no="Cancel"), answered)
+
+    async def _restart(self) -> None:
+        screen = self.screen
+        if screen.handle is None or screen.live is None:
+            return
+        try:
+            await vllm_care.restart_vllm(screen.live, screen.session)
+        except vllm_care.CareError as exc:
+            screen.say(str(exc))
+            return
+        screen.say("vLLM is restarting with the same flags")
+
+    # model switch
+    def pick_model(self) -> None:
+        """The models that fit these GPUs in a picker; the one chosen is switched to."""
+        from ... import catalog
+        from ..dialogs.model_picker import ModelPickerDialog
+        from .home import gpu_label
+
+        screen, record = self.screen, self.screen.record
+        if record is None:
+            return
+        try:
+            reports = catalog.models_that_fit(record.gpu_type)
+        except catalog.UnknownGpuTypeError:
+            screen.notify(f"{record.gpu_type} is not in the catalog: no fit plan to offer.", severity="warning")
+            return
+
+        def chosen(model_id: str | None) -> None:
+            if model_id:
+                self._run(self._switch(model_id), "switch", "Switch the model")
+
+        screen.app.push_screen(ModelPickerDialog(reports, gpu_label=gpu_label(record), current=screen.model()),
+                               chosen)
+
+    async def _switch(self, model_id: str) -> None:
+        screen = self.screen
+        if screen.live is None:
+            return
+        screen.say(f"switching to {model_id} …")
+        try:
+            config = await screen.live.switch_model(screen.session, model_id)
+        except Exception as exc:  # noqa: BLE001 - refused or rolled back: the log and a toast say why
+            screen.say(f"switch to {model_id} failed: {exc}")
+            screen.notify(str(exc), title="Switch model", severity="error", timeout=20)
+            return
+        screen.say(f"now serving {config.model}")
