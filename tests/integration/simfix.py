@@ -8,6 +8,10 @@ import pytest
 
 from maider_tui.sim import SimCloud, SimFaults
 
+# The real seconds a launch's waits may take on the sim before they fail. Only a failure waits this
+# long; it is generous so that a suite on 2 busy cores never fails a wait that would have succeeded.
+WAIT_S = 60
+
 
 def reset_faults(faults: SimFaults) -> None:
     """Every fault back to its default, in place (the running VMs share the object)."""

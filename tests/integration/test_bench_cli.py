@@ -21,6 +21,7 @@ from maider_tui.sim.faults import SimFaults
 from maider_tui.sim.vllm_behaviour import config_from_args, startup_outcome
 from maider_tui.sim.vllm_server import SimVllmServer
 from maider_tui.store import BenchRunRecord, SessionRecord
+from tests.integration.simfix import WAIT_S
 
 DAY = 86_400.0
 A1, A2, R2 = "g2-gpu-rtx4000a1-s", "g2-gpu-rtx4000a2-s", "g1-gpu-rtx6000-2"
@@ -164,7 +165,7 @@ async def test_bench_run_attaches_to_a_sim_session_over_ssh(sim_context, capsys)
     context.clock = SystemClock()
     context.cloud_speed = 1000
     gpu = catalog.gpu_type(A1)
-    limits = ReadinessLimits(running_s=20, ssh_s=20, cloud_init_s=20, vllm_s=20, poll_s=0.02, time_scale=1000)
+    limits = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=1000)
     handle = await provision(LaunchPlan(region=gpu.regions[0], gpu_type=gpu,
                                         config=catalog.fit(M7, gpu).to_vllm_config()),
                              provider=context.provider, store=context.store, paths=context.paths,

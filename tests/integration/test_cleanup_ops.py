@@ -19,8 +19,9 @@ from maider_tui.settings import Settings
 from maider_tui.store import SessionRecord, StoreCorruptError, open_store
 
 from tests.integration.test_destroy_recover import bare_vm, make_provider
+from tests.integration.simfix import WAIT_S
 
-LIMITS = ReadinessLimits(running_s=20, ssh_s=20, cloud_init_s=20, vllm_s=20, poll_s=0.02, time_scale=1000)
+LIMITS = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=1000)
 
 
 @pytest.fixture

@@ -31,14 +31,14 @@ from maider_tui.settings import Settings
 from maider_tui.sim import SimCloud
 from maider_tui.store import SessionRecord, Store, open_store
 
-from tests.integration.simfix import module_sim, reset_faults
+from tests.integration.simfix import WAIT_S, module_sim, reset_faults
 
 REGION = "us-ord"
 ONE_GPU = "g2-gpu-rtx4000a1-s"
 SMALL_MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
 CLIENT = generate_keypair("client")
 # Real-time limits far above what the sim at speed 1000 needs; polls short.
-LIMITS = ReadinessLimits(running_s=20, ssh_s=20, cloud_init_s=20, vllm_s=20, poll_s=0.02, time_scale=1000)
+LIMITS = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=1000)
 
 
 sim, clean_faults = module_sim(seed=4)  # the module's cloud; faults reset around each test

@@ -23,11 +23,12 @@ from maider_tui.ops.readiness import ReadinessLimits
 from maider_tui.remote.ssh import generate_keypair
 from maider_tui.settings import NotificationSettings, Settings, WatchdogSettings
 from maider_tui.store import SessionRecord
+from tests.integration.simfix import WAIT_S
 
 MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
 GPU = "g2-gpu-rtx4000a1-s"
 CLIENT = generate_keypair("client")
-LIMITS = ReadinessLimits(running_s=20, ssh_s=20, cloud_init_s=20, vllm_s=20, poll_s=0.02, time_scale=1000)
+LIMITS = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=1000)
 
 
 def add_vm_session(context, name: str) -> int:

@@ -14,8 +14,9 @@ from maider_tui.ops.provision import LaunchPlan
 from maider_tui.ops.readiness import ReadinessLimits
 from maider_tui.settings import Settings
 from maider_tui.store import open_store
+from tests.integration.simfix import WAIT_S
 
-LIMITS = ReadinessLimits(running_s=20, ssh_s=20, cloud_init_s=20, vllm_s=20, poll_s=0.02, time_scale=1000)
+LIMITS = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=1000)
 
 
 def _plan() -> LaunchPlan:

@@ -25,10 +25,11 @@ from maider_tui.remote.vllm import VllmClient
 from maider_tui.settings import Settings
 from maider_tui.sim import SimCloud
 from maider_tui.store import SessionRecord, open_store
+from tests.integration.simfix import WAIT_S
 
 SPEED = 1000
 # Real-time limits far above what the sim needs; polls short, since the sim runs 1000x faster.
-LIMITS = ReadinessLimits(running_s=20, ssh_s=20, cloud_init_s=20, vllm_s=20, poll_s=0.02, time_scale=SPEED)
+LIMITS = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=SPEED)
 HF_TOKEN = "hf_testTokenAbcdefghijklmnopqrstuvwx"
 CODER_32B_AWQ = "Qwen/Qwen2.5-Coder-32B-Instruct-AWQ"
 CODER_7B_AWQ = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"

@@ -18,9 +18,10 @@ from maider_tui.sim import SimCloud
 from maider_tui.sim.hub_models import REPOS
 from maider_tui.sim.vllm_behaviour import decode_rate
 from maider_tui.store import open_store
+from tests.integration.simfix import WAIT_S
 
 SPEED = 1000
-LIMITS = ReadinessLimits(running_s=20, ssh_s=20, cloud_init_s=20, vllm_s=20, poll_s=0.02, time_scale=SPEED)
+LIMITS = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=SPEED)
 HF_TOKEN = "hf_simUserTokenAbcdefghijklmnopqrstu"
 SMALL = "Qwen/Qwen2.5-Coder-1.5B-Instruct"
 GATED = "meta-llama/Llama-3.2-3B-Instruct"

@@ -19,9 +19,10 @@ from maider_tui.ops.validate import FULL_SECTIONS, QUICK_SECTIONS, full_validati
 from maider_tui.settings import Settings
 from maider_tui.sim import SimCloud
 from maider_tui.store import open_store
+from tests.integration.simfix import WAIT_S
 
 SPEED = 1000
-LIMITS = ReadinessLimits(running_s=20, ssh_s=20, cloud_init_s=20, vllm_s=20, poll_s=0.02, time_scale=SPEED)
+LIMITS = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=SPEED)
 TYPE_ID = "g2-gpu-rtx4000a2-s"
 MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
 SCALE = 0.01  # the 30 s load test in 0.3 s
