@@ -8,6 +8,7 @@ from maider_tui.cloud.base import (
     Provider,
     Vm,
     home_tag,
+    is_session_vm,
     made_elsewhere,
     session_tag,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "Vm",
     "from_api_error",
     "home_tag",
+    "is_session_vm",
     "made_elsewhere",
     "label_taken",
     "session_tag",

@@ -35,6 +35,12 @@ def made_elsewhere(tags: "list[str] | tuple[str, ...]", home: str) -> bool:
     return bool(homes) and home not in homes
 
 
+def is_session_vm(vm: "Vm", name: str, home: str) -> bool:
+    """Whether `vm` is the VM of this home's session `name`: its label, its session tag, and not made
+    by another home (where a session may bear the same name)."""
+    return vm.label == name and session_tag(name) in vm.tags and not made_elsewhere(vm.tags, home)
+
+
 def session_tag(label: str) -> str:
     """The per-session tag; Linode caps tags at 50 characters, so a long session name is cut."""
     return f"{SESSION_TAG_PREFIX}{label}"[:50]

@@ -19,7 +19,7 @@ from urllib3.util.retry import Retry
 from maider_tui import catalog
 from maider_tui.clock import Clock, SystemClock
 from maider_tui.cloud import convert
-from maider_tui.cloud.base import SESSION_TAG, Account, Catalogued, CreateSpec, Vm, session_tag
+from maider_tui.cloud.base import HOME_TAG_PREFIX, SESSION_TAG, Account, Catalogued, CreateSpec, Vm, session_tag
 from maider_tui.cloud.errors import API_EXCEPTIONS, MAYBE_DONE, ProviderError, from_api_error, label_taken
 from maider_tui.log import register_secret
 from maider_tui.models import GpuType, Region
@@ -235,7 +235,7 @@ class LinodeProvider:
             except ProviderError as err:
                 failure = err
             if failure.kind in MAYBE_DONE or (sent and label_taken(failure)):
-                found = await self._find_after_failure(spec.label, failure)
+                found = await self._find_after_failure(spec.label, failure, spec.tags)
                 if found is not None:
                     log.warning("create of %s: %s, but the VM exists (id %s)",
                                 spec.label, failure.message, found.id)
@@ -248,9 +248,11 @@ class LinodeProvider:
             await self._pause(failure, attempt)
             attempt += 1
 
-    async def _find_after_failure(self, label: str, failure: ProviderError) -> Vm | None:
+    async def _find_after_failure(self, label: str, failure: ProviderError,
+                                  tags: Sequence[str] = ()) -> Vm | None:
         try:
-            return await self.find_label(label)
+            # The VM this create made carries the home's tag: another home's VM of that label is not it.
+            return await self.find_label(label, [t for t in tags if t.startswith(HOME_TAG_PREFIX)])
         except ProviderError as err:
             raise ProviderError(
                 f"Creating {label} failed ({failure.message}) and checking whether Linode made it failed "
@@ -258,14 +260,15 @@ class LinodeProvider:
                 failure.kind, status=failure.status,
             ) from err
 
-    async def find_label(self, label: str) -> Vm | None:
-        """Our VM (tagged `maider`) with this label, or None."""
+    async def find_label(self, label: str, tags: Sequence[str] = ()) -> Vm | None:
+        """Our VM (tagged `maider`, and `tags` too) with this label, or None."""
 
         def fetch() -> list[Vm]:
             found = self._client.linode.instances(Instance.label == label)
             return [self._vm(i) for i in found]
 
-        ours = (vm for vm in await self._call(fetch) if vm.label == label and SESSION_TAG in vm.tags)
+        ours = (vm for vm in await self._call(fetch)
+                if vm.label == label and SESSION_TAG in vm.tags and all(t in vm.tags for t in tags))
         return next(ours, None)
 
     async def get(self, vm_id: int) -> Vm | None:

@@ -18,10 +18,11 @@ import asyncio
 import contextlib
 import logging
 import shutil
+from pathlib import Path
 
 from maider_tui import catalog
 from maider_tui.clock import Clock
-from maider_tui.cloud import SESSION_TAG, Provider, ProviderError, session_tag
+from maider_tui.cloud import SESSION_TAG, Provider, ProviderError, home_tag, is_session_vm
 from maider_tui.ops.events import DestroyedEvent, EventSink, FailedEvent, LogEvent
 from maider_tui.ops.receipt import Receipt, make_receipt
 from maider_tui.ops.session_files import remove_ssh_entry, session_dir
@@ -70,7 +71,7 @@ async def destroy_session(name: str, *, provider: Provider, store: Store, clock:
     tokens = await _generated_tokens(ssh, vllm_port, emit, name) if ssh is not None else None
 
     try:
-        vm_ids = [record.instance_id] if record.instance_id is not None else await _by_label(provider, name)
+        vm_ids = [record.instance_id] if record.instance_id is not None else await _by_label(provider, name, home_tag(Path(store.path).parent))
         deleted = [await provider.destroy(vm_id) for vm_id in vm_ids]
     except ProviderError as err:
         _failed(store, emit, name, "destroy VM", err)
@@ -101,10 +102,10 @@ async def destroy_session(name: str, *, provider: Provider, store: Store, clock:
     return receipt
 
 
-async def _by_label(provider: Provider, name: str) -> list[int]:
-    """VMs of a session that never recorded its id: its create may have reached the API anyway."""
-    return [vm.id for vm in await provider.list(SESSION_TAG)
-            if vm.label == name and session_tag(name) in vm.tags]
+async def _by_label(provider: Provider, name: str, home: str) -> list[int]:
+    """VMs of a session that never recorded its id: its create may have reached the API anyway.
+    Never another home's VM of the same name."""
+    return [vm.id for vm in await provider.list(SESSION_TAG) if is_session_vm(vm, name, home)]
 
 
 def _failed(store: Store, emit: EventSink, name: str, stage: str, err: ProviderError) -> None:

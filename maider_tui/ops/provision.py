@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from maider_tui.clock import Clock
 from maider_tui.cloud import (
-    SESSION_TAG, CreateSpec, Provider, ProviderError, Vm, home_tag, label_taken, session_tag,
+    SESSION_TAG, CreateSpec, Provider, ProviderError, Vm, home_tag, is_session_vm, label_taken,
 )
 from maider_tui.deploy import cloud_init, compose
 from maider_tui.log import register_secret
@@ -220,7 +220,8 @@ class _Launch:
             if vm is None:
                 self.warn(f"The VM {self.instance_id} of {self.name} is gone; renting a new one.")
             return vm
-        found = [vm for vm in await self.provider.list(SESSION_TAG) if vm.label == self.name]
+        home = home_tag(self.paths.data_dir)
+        found = [vm for vm in await self.provider.list(SESSION_TAG) if is_session_vm(vm, self.name, home)]
         return found[0] if found else None
 
     def _keys(self, vm_exists: bool) -> tuple[str, str, KeyPair | None]:
@@ -263,10 +264,11 @@ class _Launch:
         except ProviderError as err:
             if not label_taken(err):
                 raise
-            found = [vm for vm in await self.provider.list(SESSION_TAG)
-                     if vm.label == self.name and session_tag(self.name) in vm.tags]
-            if not found:
-                raise
+            home = home_tag(self.paths.data_dir)
+            found = [vm for vm in await self.provider.list(SESSION_TAG) if is_session_vm(vm, self.name, home)]
+            if not found:  # another home's session, or not ours at all: never take it over
+                raise StageFailed("create", f"Another VM of this Linode account is labelled {self.name} "
+                                            "(made elsewhere); launch again under another session name.") from None
             self.log(f"The VM {found[0].id} already holds the label {self.name} (an earlier run's create "
                      "landed meanwhile); carrying on with it")
             return found[0]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from maider_tui import catalog
 from maider_tui.clock import Clock
-from maider_tui.cloud import SESSION_TAG, Provider, Vm, home_tag, made_elsewhere, session_tag
+from maider_tui.cloud import SESSION_TAG, Provider, Vm, home_tag, is_session_vm, made_elsewhere, session_tag
 from maider_tui.ops.events import EventSink, WarningEvent
 from maider_tui.ops.receipt import make_receipt
 from maider_tui.ops.session_files import remove_ssh_entry
@@ -94,9 +94,10 @@ async def recover(*, provider: Provider, store: Store, clock: Clock, emit: Event
             missing.append(record)
     by_label = {vm.label: vm for vm in unclaimed.values()}
     links: dict[str, Vm] = {}
+    home = home_tag(Path(store.path).parent)
     for record in live:
         vm = by_label.get(record.name) if record.instance_id is None else None
-        if vm is not None and session_tag(record.name) in vm.tags:
+        if vm is not None and is_session_vm(vm, record.name, home):
             links[record.name] = unclaimed.pop(vm.id)
 
     # 2. Then mark: nothing above changed the store, so an API failure left it as it was.

@@ -203,3 +203,23 @@ async def test_a_vm_the_database_cannot_record_is_deleted_again_and_the_message_
     assert sim_cloud.world.creates == 1 and _live_vms(sim_cloud) == [], "no VM bills unrecorded"
     assert "was created but the database could not record it" in message and "deleted again" in message
     assert "still running" not in message
+
+
+async def test_a_vm_of_the_same_name_from_another_home_is_never_linked_nor_destroyed(sim_cloud, live, store):
+    """Two machines on one account, each with a session called `shared-name`: this home's launch
+    meets the label clash and stops; its destroy by label leaves the other machine's VM alone."""
+    from maider_tui.cloud import CreateSpec, home_tag
+
+    provider = sim_cloud.provider(store=store)
+    gpu = catalog.gpu_type("g2-gpu-rtx4000a1-s")
+    other = await provider.create(CreateSpec(
+        label="shared-name", region=gpu.regions[0], type=gpu.id, image="linode/ubuntu24.04",
+        authorized_keys=["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBu7nkV0rJ1S3ff2a1I4d0Wb7x6xHCnCx0jH3V7z2Jc1 x"],
+        tags=[home_tag("/elsewhere", host="other-machine")]))
+    with pytest.raises(ProvisionFailed) as failed:
+        await live.launch(_plan("shared-name"))
+    assert "labelled shared-name" in failed.value.message and "another session name" in failed.value.message
+    assert store.get_session("shared-name").instance_id is None
+    await live.destroy("shared-name")
+    assert [vm.id for vm in _live_vms(sim_cloud)] == [other.id], "the other machine's VM is untouched"
+    assert "no VM had been created" in store.events("shared-name")[-1].message
