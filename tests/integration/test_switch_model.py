@@ -179,6 +179,20 @@ class Gate:
         return held
 
 
+def vllm_gate(monkeypatch) -> Gate:
+    """A gate every vLLM the sim starts waits at (while closed) before it loads its model."""
+    from maider_tui.sim import docker
+
+    gate, run_vllm = Gate(), docker.DockerEngine._run_vllm
+
+    async def held_vllm(engine, container):
+        await gate.wait()
+        return await run_vllm(engine, container)
+
+    monkeypatch.setattr(docker.DockerEngine, "_run_vllm", held_vllm)
+    return gate
+
+
 async def until(check, timeout: float = 15.0) -> None:
     for _ in range(int(timeout / 0.01)):
         if check():
@@ -222,15 +236,8 @@ def one_gpu_plan(paths):
 async def test_a_switch_cut_short_after_compose_up_settles_to_the_new_model(sim: SimCloud, store: Store, paths,
                                                                            monkeypatch):
     from maider_tui.ops.events import WarningEvent
-    from maider_tui.sim import docker
 
-    gate, run_vllm = Gate(), docker.DockerEngine._run_vllm
-
-    async def held_vllm(engine, container):
-        await gate.wait()
-        return await run_vllm(engine, container)
-
-    monkeypatch.setattr(docker.DockerEngine, "_run_vllm", held_vllm)
+    gate = vllm_gate(monkeypatch)
     first = live_sessions(sim, store, paths)
     name = (await first.launch(one_gpu_plan(paths))).name
     instance_id = store.get_session(name).instance_id
@@ -298,15 +305,8 @@ async def test_a_switch_cut_short_before_compose_up_settles_to_the_old_model(sim
 
 async def test_while_an_interrupted_switch_is_unsettled_the_old_model_can_be_chosen_again(
         sim: SimCloud, store: Store, paths, monkeypatch):
-    from maider_tui.sim import docker
 
-    gate, run_vllm = Gate(), docker.DockerEngine._run_vllm
-
-    async def held_vllm(engine, container):
-        await gate.wait()
-        return await run_vllm(engine, container)
-
-    monkeypatch.setattr(docker.DockerEngine, "_run_vllm", held_vllm)
+    gate = vllm_gate(monkeypatch)
     first = live_sessions(sim, store, paths)
     name = (await first.launch(one_gpu_plan(paths))).name
     gate.closed.set()
