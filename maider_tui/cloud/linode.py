@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from linode_api4 import Instance, LinodeClient, Type
+from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -38,10 +39,11 @@ class _TimeoutAdapter(HTTPAdapter):
         super().__init__(max_retries=Retry(total=0, redirect=0, raise_on_status=False))
         self._timeout = timeout
 
-    def send(self, request: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - requests' own signature
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self._timeout
-        return super().send(request, **kwargs)
+    def send(self, request: PreparedRequest, stream: bool = False,
+             timeout: float | tuple[float | None, float | None] | None = None, verify: bool | str = True,
+             cert: str | tuple[str, str] | None = None, proxies: dict[str, str] | None = None) -> Response:
+        return super().send(request, stream=stream, timeout=self._timeout if timeout is None else timeout,
+                            verify=verify, cert=cert, proxies=proxies)
 
 
 class LinodeProvider:

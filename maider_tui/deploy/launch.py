@@ -126,11 +126,12 @@ def default_context(model: ModelSpec, gpu: GpuType, settings: Any, profile: Prof
                     *, gpu_memory_utilization: float | None = None, kv_cache_dtype: str | None = None) -> int | None:
     """Step 1 without a typed length: the context the model step starts from (None: nothing fits)."""
     profile = profile or builtin_profile(model.id)
-    options = {"gpu_memory_utilization": gpu_memory_utilization or settings.vllm.gpu_memory_utilization,
-               "kv_cache_dtype": kv_cache_dtype or settings.vllm.kv_cache_dtype}
-    most = catalog.fit(model, gpu, **options).max_context
+    utilization: float = gpu_memory_utilization or settings.vllm.gpu_memory_utilization
+    kv_dtype: str = kv_cache_dtype or settings.vllm.kv_cache_dtype
+    most = catalog.fit(model, gpu, gpu_memory_utilization=utilization, kv_cache_dtype=kv_dtype).max_context
     wanted = settings.vllm.max_model_len
-    if wanted and catalog.fit(model, gpu, max_model_len=wanted, **options).fits:
+    if wanted and catalog.fit(model, gpu, max_model_len=wanted, gpu_memory_utilization=utilization,
+                              kv_cache_dtype=kv_dtype).fits:
         return wanted
     if profile.max_model_len and most:
         return min(profile.max_model_len, most)
