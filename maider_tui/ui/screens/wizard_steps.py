@@ -213,6 +213,13 @@ def model_choices(gpu: GpuType, models: Sequence[ModelSpec], settings: Any,
             f" PP {report.pipeline_parallel_size}" if report.pipeline_parallel_size > 1 else "")
         size = f"{spec.params_b:.1f}B"
         planned = launch_context(spec, gpu, settings, profile_of(spec.id))
+        if planned is None:  # it fits in vLLM's usual share of each GPU, not in the settings' smaller one
+            share = settings.vllm.gpu_memory_utilization
+            rows.append(Choice(spec.id, (spec.short_name, size, layout, "none", f"{spec.id}"), report,
+                               dimmed=True, reason=f"no context fits in {share:.0%} of each GPU's memory",
+                               detail=f"{spec.id} does not fit in {share:.0%} of each GPU's memory: raise "
+                                      "vllm.gpu_memory_utilization in the settings or choose a smaller model."))
+            continue
         cells = (spec.short_name, size, layout, catalog.context_label(planned),
                  f"{report.weights_per_gpu_gb:.1f} GB · {spec.id}")
         most = "" if planned == report.max_context else f" (up to {catalog.context_label(report.max_context)} fits)"
@@ -223,13 +230,14 @@ def model_choices(gpu: GpuType, models: Sequence[ModelSpec], settings: Any,
 
 def default_model(rows: Sequence[Choice], wanted: str) -> str | None:
     """The settings' model when it fits, else the largest that fits (rows are largest first)."""
-    for row in rows:
+    usable = [row for row in rows if not row.dimmed]
+    for row in usable:
         if row.id.lower() == wanted.lower():
             return row.id
-    return rows[0].id if rows else None
+    return usable[0].id if usable else None
 
 
-def default_context(report: FitReport, settings: Any, profile: Profile | None = None) -> int:
+def default_context(report: FitReport, settings: Any, profile: Profile | None = None) -> int | None:
     """The context the model step starts from: `deploy.launch.default_context`."""
     return launch_context(report.model, report.gpu_type, settings, profile)
 
@@ -287,10 +295,14 @@ def step_rows(step: int, settings: Any, *, models: Sequence[ModelSpec], tier_lab
         return (rows, default_region(rows, settings.provider.region),
                 f"GPU regions ({SOURCE_WORDS[regions.source]}){offline}", "No GPU regions.")
     if step == GPU_TYPE:
+        if region is None:  # the region step comes first
+            return [], None, "GPU types", "Choose a region first."
         rows = type_choices(region.id, types.items, models)
         chosen = default_type(rows, settings.provider.type)
         return (mark_settings_type(rows, chosen, settings.provider.type), chosen,
                 f"GPU types in {region.id} ({source}){offline}", "No GPU types in this region.")
+    if gpu is None:  # the GPU type step comes first
+        return [], None, "Models", "Choose a GPU type first."
     rows = model_choices(gpu, models, settings, profile_of)
     return (rows, default_model(rows, settings.vllm.model),
             f"Models of {tier_label} that fit {gpu.id}", "No model of this tier fits.")
