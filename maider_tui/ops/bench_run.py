@@ -127,7 +127,7 @@ def scaled_tokens(target: int, scale: float) -> int:
 
 
 async def run_benchmark(target: BenchTarget, *, category: str = "all", store: Any | None = None,
-                        clock: Clock | None = None, emit: Callable[[Any], None] | None = None,
+                        clock: Clock | None = None, emit: Callable[[BenchProgressEvent], object] | None = None,
                         concurrency_sweep: bool = False, prompts: Sequence[BenchPrompt] | None = None,
                         max_tokens_scale: float = 1.0, api_key: str | None = None, timeout: float = 300.0,
                         extra: dict[str, Any] | None = None, timer: Clock | None = None) -> BenchOutcome:
@@ -182,7 +182,7 @@ def _line(prompt: BenchPrompt, m: Measurement) -> str:
 
 
 async def _sweep(client: VllmClient, model: str, scale: float, extra: dict[str, Any] | None, clock: Clock,
-                 name: str, report: Callable[[Any], None]) -> list[dict[str, Any]]:
+                 name: str, report: Callable[[BenchProgressEvent], object]) -> list[dict[str, Any]]:
     """Aggregate throughput and latency with 1, 4 and 8 requests in flight at once."""
     prompt = next(p for p in prompts_for("all") if p.id == SWEEP_PROMPT)
     max_tokens = scaled_tokens(prompt.target_tokens, scale)

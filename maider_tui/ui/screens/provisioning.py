@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib.util
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Iterable
 
 from rich.text import Text
@@ -85,7 +86,7 @@ class ProvisioningScreen(Screen[None]):
         self.failed: FailedEvent | None = None
         self.ready = False
         self.lines: list[str] = []
-        self._unsubscribe = None
+        self._unsubscribe: Callable[[], None] | None = None
 
     # --- layout ---------------------------------------------------------------------------------
 
