@@ -10,9 +10,12 @@ import argparse
 import asyncio
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .common import Out, event_printer, provider_or_say
+
+if TYPE_CHECKING:
+    from maider_tui.settings import Settings
 
 WATCH_HELP = """\
 Watch sessions without the app: the same idle watchdog, headless. For each session (every session
@@ -160,7 +163,7 @@ def _watchable(store: Any, names: list[str], out: Out) -> list[str]:
     return found
 
 
-async def _start_watchdog(live: Any, name: str, settings: Any, notifier: Any, out: Out):
+async def _start_watchdog(live: Any, name: str, settings: Settings, notifier: Any, out: Out):
     """Connect to the session and build its Watchdog; None when its VM is already gone. A kept VM
     (no model serving) has nothing to connect to: its watchdog counts from when it was kept."""
     from ..ops.watching import ATTACH_TIMEOUT_S

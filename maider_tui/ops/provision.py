@@ -11,7 +11,7 @@ this module never destroys anything. See docs/provisioning.md.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from maider_tui.clock import Clock
 from maider_tui.cloud import (
@@ -36,6 +36,9 @@ from maider_tui.paths import AppPaths
 from maider_tui.remote.ssh import KeyPair, SshError, SshSession
 from maider_tui.store import SessionRecord, Store, StoreError
 
+if TYPE_CHECKING:
+    from maider_tui.settings import Settings
+
 __all__ = ["DEFAULT_IMAGE", "LaunchPlan", "ProvisionFailed", "SessionEnded", "SessionHandle", "provision"]
 
 NAME_TRIES = 50  # automatic names taken meanwhile by other launches: -2, -3 ... until one is free
@@ -56,7 +59,7 @@ class ProvisionFailed(Exception):
 
 
 async def provision(plan: LaunchPlan | None, *, provider: Provider, store: Store, paths: AppPaths,
-                    settings: Any, clock: Clock, emit: EventSink, hf_token: str | None,
+                    settings: Settings, clock: Clock, emit: EventSink, hf_token: str | None,
                     limits: ReadinessLimits | None = None,
                     resume_from: SessionRecord | None = None,
                     claim: Callable[[str], Any] | None = None) -> SessionHandle:

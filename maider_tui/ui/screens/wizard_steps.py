@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rich.text import Text
 
@@ -17,6 +17,9 @@ from ...deploy.launch import default_context as launch_context
 from ...models import Capability, FitReport, GpuType, ModelSpec, Region
 from ...profiles import Profile, builtin_profile
 from ..widgets.steps_header import StepMark
+
+if TYPE_CHECKING:
+    from maider_tui.settings import Settings
 
 STEP_TITLES = ("Capability", "Region", "GPU type", "Model", "Review")
 CAPABILITY, REGION, GPU_TYPE, MODEL, REVIEW = range(5)
@@ -198,7 +201,7 @@ def mark_settings_type(rows: list[Choice], chosen: str | None, wanted: str) -> l
 
 # --- step 4: model --------------------------------------------------------------------------------
 
-def model_choices(gpu: GpuType, models: Sequence[ModelSpec], settings: Any,
+def model_choices(gpu: GpuType, models: Sequence[ModelSpec], settings: Settings,
                   profile_of: Callable[[str], Profile] = builtin_profile) -> list[Choice]:
     """The tier's models that fit `gpu`, largest first, each with the context it would launch with
     (`deploy.launch.default_context`: the settings', the profile's limit, or the most that fits)."""
@@ -237,7 +240,7 @@ def default_model(rows: Sequence[Choice], wanted: str) -> str | None:
     return usable[0].id if usable else None
 
 
-def default_context(report: FitReport, settings: Any, profile: Profile | None = None) -> int | None:
+def default_context(report: FitReport, settings: Settings, profile: Profile | None = None) -> int | None:
     """The context the model step starts from: `deploy.launch.default_context`."""
     return launch_context(report.model, report.gpu_type, settings, profile)
 
@@ -274,7 +277,7 @@ def minutes_to_ready(report: FitReport) -> int:
 
 # --- all steps ------------------------------------------------------------------------------------
 
-def step_rows(step: int, settings: Any, *, models: Sequence[ModelSpec], tier_label: str,
+def step_rows(step: int, settings: Settings, *, models: Sequence[ModelSpec], tier_label: str,
               regions: Any = None, types: Any = None, region: Region | None = None,
               gpu: GpuType | None = None, loading: str = "",
               profile_of: Callable[[str], Profile] = builtin_profile) -> tuple[list[Choice], str | None, str, str]:
