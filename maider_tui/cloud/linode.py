@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from linode_api4 import Instance, LinodeClient, Type
 from requests import PreparedRequest, Response
@@ -24,6 +24,9 @@ from maider_tui.cloud.base import HOME_TAG_PREFIX, SESSION_TAG, Account, Catalog
 from maider_tui.cloud.errors import API_EXCEPTIONS, MAYBE_DONE, ProviderError, from_api_error, label_taken
 from maider_tui.log import register_secret
 from maider_tui.models import GpuType, Region
+
+if TYPE_CHECKING:
+    from maider_tui.store import Store
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -54,7 +57,7 @@ class LinodeProvider:
         token: str,
         *,
         base_url: str = "https://api.linode.com/v4",
-        store: Any | None = None,
+        store: Store | None = None,
         clock: Clock | None = None,
         ssh_resolver: Callable[[int], tuple[str, int]] | None = None,
         timeout: float = 30,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .common import Out, event_printer, provider_or_say
 
 if TYPE_CHECKING:
+    from maider_tui.store import Store
     from maider_tui.settings import Settings
 
 WATCH_HELP = """\
@@ -145,7 +146,7 @@ async def _orphans(context: Any, provider: Any, out: Out) -> list:
     return report.orphans
 
 
-def _watchable(store: Any, names: list[str], out: Out) -> list[str]:
+def _watchable(store: Store, names: list[str], out: Out) -> list[str]:
     """The named sessions that still have a VM, or every session whose VM bills when none is named."""
     from ..ops.deadlines import is_kept
 

@@ -15,6 +15,7 @@ from maider_tui.remote.ssh import SshSession
 from maider_tui.store import SessionRecord
 
 if TYPE_CHECKING:
+    from maider_tui.profiles import Profile
     from maider_tui.settings import Settings
 
 DEFAULT_IMAGE = "linode/ubuntu24.04"
@@ -58,7 +59,7 @@ class LaunchPlan:
     @classmethod
     def from_settings(cls, settings: Settings, *, gpu_type: GpuType | str | None = None,
                       model: str | None = None, region: str | None = None, max_model_len: int | None = None,
-                      name: str | None = None, profile: Any | None = None) -> LaunchPlan:
+                      name: str | None = None, profile: Profile | None = None) -> LaunchPlan:
         """The plan the settings describe for the model on the GPU type: `deploy.launch.resolve` (the
         fit plan, the model's profile, the user's own vLLM settings, in that order)."""
         from ..deploy.launch import resolve

@@ -43,6 +43,7 @@ from maider_tui.remote.vllm import ModelInfo
 from maider_tui.store import SessionRecord, Store
 
 if TYPE_CHECKING:
+    from maider_tui.profiles import Profile
     from maider_tui.settings import Settings
 
 SWITCH_MARK = "switching"  # record.extra: {"to": the VllmConfig going up, "from": the old model}
@@ -148,7 +149,7 @@ async def switch_model(name: str, new_model_id: str, *, ssh: SshSession, store: 
 
 def plan_config(model_id: str, gpu_type: str, *, settings: Settings | None = None,
                 max_model_len: int | None = None, served_model_name: str | None = None,
-                profile: Any | None = None) -> VllmConfig:
+                profile: Profile | None = None) -> VllmConfig:
     """The vLLM config `model_id` gets on `gpu_type`: the launch's own (`deploy.launch.resolve`: fit
     plan, profile, the user's settings); SwitchRefused when it cannot fit. `served_model_name` wins
     over the settings' (the session keeps the name aider already uses)."""

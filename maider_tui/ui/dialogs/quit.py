@@ -11,6 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 if TYPE_CHECKING:
+    from maider_tui.store import SessionRecord
     from maider_tui.settings import WatchdogSettings
 
 
@@ -18,7 +19,7 @@ def _minutes(seconds: float) -> str:
     return f"{max(1, round(seconds / 60))} min"
 
 
-def session_fate(record: Any, watchdog: Any | None, settings: WatchdogSettings) -> str:
+def session_fate(record: SessionRecord, watchdog: Any | None, settings: WatchdogSettings) -> str:
     """What becomes of a session's VM once the app is gone, in a few words."""
     from ...ops.watchdog import is_kept, kept_minutes, session_minutes
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -21,6 +21,7 @@ from ...profiles import builtin_profile
 from .wizard_steps import minutes_to_ready
 
 if TYPE_CHECKING:
+    from maider_tui.profiles import Profile
     from maider_tui.settings import Settings
     from ...paths import AppPaths
 
@@ -58,7 +59,7 @@ class ReviewEdits:
     watchdog_minutes: int
 
     @classmethod
-    def from_settings(cls, settings: Settings, name: str, profile: Any | None = None) -> ReviewEdits:
+    def from_settings(cls, settings: Settings, name: str, profile: Profile | None = None) -> ReviewEdits:
         """The defaults the review starts from: the model profile's flags under the settings' vLLM,
         compose and watchdog values (`deploy.launch.defaults`), so each field shows what will run."""
         start = defaults(settings, profile or builtin_profile(""))
@@ -228,7 +229,7 @@ def plan_summary(region: Region, report: FitReport) -> Text:
 
 
 def build_plan(settings: Settings, region_id: str, report: FitReport, edits: ReviewEdits,
-               profile: Any | None = None) -> LaunchPlan:
+               profile: Profile | None = None) -> LaunchPlan:
     """The launch plan: `deploy.launch.resolve` with the review's edits, at the model step's context."""
     launch = resolve(report.model, report.gpu_type, settings, profile=profile, context=report.max_model_len,
                      edits=edits.launch_edits())
