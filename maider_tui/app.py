@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Iterable
 
 from textual import on, work
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 STYLES = styles_dir()
 # app.tcss (shared classes) and the home screen's file; every other screen brings its own file
 # (its CSS_PATH), read the first time it opens, so start-up parses only what the first frame shows.
-CSS_FILES = [STYLES / "app.tcss", STYLES / "home.tcss"]
+CSS_FILES: list[str | PurePath] = [STYLES / "app.tcss", STYLES / "home.tcss"]
 
 
 _frozen = False

@@ -69,10 +69,10 @@ def groups(settings_cls: type[BaseModel]) -> dict[str, type[BaseModel]]:
 @cache
 def old_keys(settings_cls: type[BaseModel]) -> dict[str, Leaf]:
     """The old tool's flat `.env` keys (a field's `old` extra), each with the setting it sets."""
-    return {info.json_schema_extra["old"]: (group, name)  # type: ignore[index]
+    return {old: (group, name)
             for group, model in groups(settings_cls).items()
             for name, info in model.model_fields.items()
-            if isinstance(info.json_schema_extra, dict) and "old" in info.json_schema_extra}
+            if isinstance(info.json_schema_extra, dict) and isinstance(old := info.json_schema_extra.get("old"), str)}
 
 
 def is_table(settings_cls: type[BaseModel], path: Leaf) -> bool:
@@ -87,7 +87,7 @@ def is_table(settings_cls: type[BaseModel], path: Leaf) -> bool:
 @cache
 def _env_paths(settings_cls: type[BaseModel]) -> dict[str, Leaf]:
     """Every setting's MAIDER_ variable, upper-cased, with its path (tables included)."""
-    paths = {f"{ENV_PREFIX}{name}".upper(): (name,) for name in settings_cls.model_fields}
+    paths: dict[str, Leaf] = {f"{ENV_PREFIX}{name}".upper(): (name,) for name in settings_cls.model_fields}
     for group, model in groups(settings_cls).items():
         paths |= {f"{ENV_PREFIX}{group}{NESTED_DELIMITER}{name}".upper(): (group, name)
                   for name in model.model_fields}
@@ -213,17 +213,20 @@ def refused(settings_cls: type[BaseModel], data: Mapping[str, Any]) -> list[Any]
     itself would read its sources again); each error's `loc` starts with the field's name."""
     errors = []
     for name, value in data.items():
-        info = settings_cls.model_fields.get(name)
-        if info is not None:
+        if name in settings_cls.model_fields:
             try:
-                _adapter(info.annotation).validate_python(value)
+                _adapter(settings_cls, name).validate_python(value)
             except ValidationError as exc:
                 errors += [{**error, "loc": (name, *error["loc"])} for error in exc.errors()]
     return errors
 
 
 @cache
-def _adapter(annotation: Any) -> TypeAdapter:
+def _adapter(settings_cls: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    """The validator of one field of `settings_cls`, by its own type."""
+    annotation = settings_cls.model_fields[name].annotation
+    if annotation is None:  # pydantic refuses a model field without a type
+        raise TypeError(f"{settings_cls.__name__}.{name} has no type")
     return TypeAdapter(annotation)
 
 

@@ -20,15 +20,32 @@ Qwen2.5-72B-Instruct-AWQ, which pads the MLP to 29696 so tensor parallelism spli
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TypedDict, Unpack
 
 from maider_tui.models import Capability, ModelSpec
 
+class _Family(TypedDict):
+    """The shape fields a model family shares."""
+
+    head_dim: int
+    vocab_size: int
+    tie_word_embeddings: bool
+    max_positions: int
+
+
+class _AwqChanges(TypedDict, total=False):
+    """What an AWQ twin may change besides the quantisation."""
+
+    category: str
+    params_b: float
+
+
 # Qwen2.5 models were trained to 32768 positions; longer needs YaRN, which we do not enable.
-_QWEN25 = dict(head_dim=128, vocab_size=152064, tie_word_embeddings=False, max_positions=32768)
-_LLAMA31 = dict(head_dim=128, vocab_size=128256, tie_word_embeddings=False, max_positions=131072)
+_QWEN25 = _Family(head_dim=128, vocab_size=152064, tie_word_embeddings=False, max_positions=32768)
+_LLAMA31 = _Family(head_dim=128, vocab_size=128256, tie_word_embeddings=False, max_positions=131072)
 
 
-def _awq(spec: ModelSpec, **changes: object) -> ModelSpec:
+def _awq(spec: ModelSpec, **changes: Unpack[_AwqChanges]) -> ModelSpec:
     """The 4-bit AWQ (group size 128) twin of a 16-bit spec."""
     return replace(
         spec,

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from linode_api4 import Instance, LinodeClient, Type
+from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -23,6 +24,9 @@ from maider_tui.cloud.base import HOME_TAG_PREFIX, SESSION_TAG, Account, Catalog
 from maider_tui.cloud.errors import API_EXCEPTIONS, MAYBE_DONE, ProviderError, from_api_error, label_taken
 from maider_tui.log import register_secret
 from maider_tui.models import GpuType, Region
+
+if TYPE_CHECKING:
+    from maider_tui.store import Store
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -38,10 +42,11 @@ class _TimeoutAdapter(HTTPAdapter):
         super().__init__(max_retries=Retry(total=0, redirect=0, raise_on_status=False))
         self._timeout = timeout
 
-    def send(self, request: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - requests' own signature
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self._timeout
-        return super().send(request, **kwargs)
+    def send(self, request: PreparedRequest, stream: bool = False,
+             timeout: float | tuple[float | None, float | None] | None = None, verify: bool | str = True,
+             cert: str | tuple[str, str] | None = None, proxies: dict[str, str] | None = None) -> Response:
+        return super().send(request, stream=stream, timeout=self._timeout if timeout is None else timeout,
+                            verify=verify, cert=cert, proxies=proxies)
 
 
 class LinodeProvider:
@@ -52,7 +57,7 @@ class LinodeProvider:
         token: str,
         *,
         base_url: str = "https://api.linode.com/v4",
-        store: Any | None = None,
+        store: Store | None = None,
         clock: Clock | None = None,
         ssh_resolver: Callable[[int], tuple[str, int]] | None = None,
         timeout: float = 30,

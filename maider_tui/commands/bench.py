@@ -10,13 +10,16 @@ import argparse
 import asyncio
 import io
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maider_tui.bench.aggregate import SORT_KEYS, ComparisonRow, comparison_rows
 from maider_tui.bench.prompts import CATEGORIES
 from maider_tui.bench.recommend import BUDGETS, SIZES, TASKS, recommend
 
 from .common import Out, provider_or_say, say_error
+
+if TYPE_CHECKING:
+    from maider_tui.store import SessionRecord, Store
 
 
 def add_bench_parsers(subparsers: Any) -> None:
@@ -101,7 +104,7 @@ def run_bench(args: argparse.Namespace, context: Any | None = None, *, out: Out 
     return say_error(f"Unknown bench action {action!r}.")
 
 
-def _compare(args: argparse.Namespace, store: Any, out: Out) -> int:
+def _compare(args: argparse.Namespace, store: Store, out: Out) -> int:
     from maider_tui.bench.export import ExportError, export_rows, render
 
     rows = comparison_rows(store.bench_runs(), gpu_type=args.gpu_type, model_category=args.model_category,
@@ -151,7 +154,7 @@ def _table_text(rows: list[ComparisonRow]) -> str:
     return console.export_text().rstrip("\n")
 
 
-def _import(file: str, store: Any, out: Out) -> int:
+def _import(file: str, store: Store, out: Out) -> int:
     from maider_tui.bench.dbjson import DatabaseFormatError, import_database
 
     try:
@@ -201,7 +204,7 @@ async def bench_session(context: Any, name: str, *, category: str = "all", endpo
     return 0
 
 
-def _config(record: Any) -> Any:
+def _config(record: SessionRecord) -> Any:
     from maider_tui.models import VllmConfig
 
     try:

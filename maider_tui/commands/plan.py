@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .. import catalog
 from ..catalog import UnknownCatalogIdError
@@ -25,6 +25,9 @@ from ..deploy.plan import HOST_KEY_PLACEHOLDER_PRIVATE, HOST_KEY_PLACEHOLDER_PUB
 from ..models import ModelSpec
 from ..profiles import Profile, builtin_profile
 from . import argtypes
+
+if TYPE_CHECKING:
+    from maider_tui.settings import Settings
 
 EXIT_OK, EXIT_DOES_NOT_FIT, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -60,7 +63,7 @@ def add_plan_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def run_plan(args: argparse.Namespace, *, settings: Any = None, out: TextIO | None = None,
+def run_plan(args: argparse.Namespace, *, settings: Settings | None = None, out: TextIO | None = None,
              err: TextIO | None = None, profiles: dict[str, Profile] | None = None,
              hf_base_url: str = HF_BASE_URL, hf_token: str | None = None) -> int:
     """Print the plan: 0 when it fits, 1 when the model does not fit, 2 for an unknown type/model/region.
@@ -100,12 +103,13 @@ def run_plan(args: argparse.Namespace, *, settings: Any = None, out: TextIO | No
     profile = (profiles or {}).get(spec.id) or builtin_profile(spec.id)
     launch = resolve(spec, gpu_type, settings, profile=profile, context=args.context)
     report, config = launch.report, launch.config
-    fit_options = {"max_model_len": args.context or vllm.max_model_len, "kv_cache_dtype": vllm.kv_cache_dtype,
-                   "gpu_memory_utilization": vllm.gpu_memory_utilization}
     if not report.fits:
         print(f"{spec.id} does not fit {gpu_type.id}: {report.reason}.", file=err)
         types = catalog.gpu_types(region_id=region.id if region else None)
-        fitting = [t.id for t in types if catalog.fit(spec, t, **fit_options).fits]
+        fitting = [t.id for t in types
+                   if catalog.fit(spec, t, max_model_len=args.context or vllm.max_model_len,
+                                  kv_cache_dtype=vllm.kv_cache_dtype,
+                                  gpu_memory_utilization=vllm.gpu_memory_utilization).fits]
         where = f" in {region.id}" if region else ""
         found = f"Plans it fits{where}: {', '.join(fitting)}" if fitting else f"No built-in plan{where} fits it."
         print(found, file=err)

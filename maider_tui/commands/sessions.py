@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .common import Out, event_printer, provider_or_say
+
+if TYPE_CHECKING:
+    from maider_tui.store import SessionRecord
 
 
 def add_session_parsers(subparsers: Any) -> None:
@@ -64,7 +67,7 @@ def run_ls(args: argparse.Namespace, context: Any) -> int:
     return 0
 
 
-def _destroyed_in(record: Any, context: Any, now: float) -> str:
+def _destroyed_in(record: SessionRecord, context: Any, now: float) -> str:
     """The watchdog's countdown as the store has it (the session's own minutes): "29:12", "12:00 kept"
     (no model serving: it goes whatever its use) or "-" (not watched)."""
     from ..ops.deadlines import is_kept, stored_deadline

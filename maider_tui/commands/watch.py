@@ -10,9 +10,13 @@ import argparse
 import asyncio
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .common import Out, event_printer, provider_or_say
+
+if TYPE_CHECKING:
+    from maider_tui.store import Store
+    from maider_tui.settings import Settings
 
 WATCH_HELP = """\
 Watch sessions without the app: the same idle watchdog, headless. For each session (every session
@@ -142,7 +146,7 @@ async def _orphans(context: Any, provider: Any, out: Out) -> list:
     return report.orphans
 
 
-def _watchable(store: Any, names: list[str], out: Out) -> list[str]:
+def _watchable(store: Store, names: list[str], out: Out) -> list[str]:
     """The named sessions that still have a VM, or every session whose VM bills when none is named."""
     from ..ops.deadlines import is_kept
 
@@ -160,7 +164,7 @@ def _watchable(store: Any, names: list[str], out: Out) -> list[str]:
     return found
 
 
-async def _start_watchdog(live: Any, name: str, settings: Any, notifier: Any, out: Out):
+async def _start_watchdog(live: Any, name: str, settings: Settings, notifier: Any, out: Out):
     """Connect to the session and build its Watchdog; None when its VM is already gone. A kept VM
     (no model serving) has nothing to connect to: its watchdog counts from when it was kept."""
     from ..ops.watching import ATTACH_TIMEOUT_S

@@ -8,9 +8,12 @@ and is the only place the token is ever written out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maider_tui.models import VllmConfig
+
+if TYPE_CHECKING:
+    from maider_tui.settings import Settings
 
 LLM_DIR = "/opt/llm"
 COMPOSE_PATH = f"{LLM_DIR}/docker-compose.yml"
@@ -41,7 +44,7 @@ class ComposeOptions:
     enable_nccl_env: bool = True
 
     @classmethod
-    def from_settings(cls, settings: Any) -> ComposeOptions:
+    def from_settings(cls, settings: Settings) -> ComposeOptions:
         """The options a `Settings` object (its `vllm` and `compose` groups) asks for."""
         vllm, compose = settings.vllm, settings.compose
         return cls(

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from maider_tui import catalog
 from maider_tui.deploy.compose import ComposeOptions
 from maider_tui.models import FitReport, GpuType, ModelSpec, VllmConfig
 from maider_tui.profiles import Profile, builtin_profile, image_for
+
+if TYPE_CHECKING:
+    from maider_tui.settings import Settings
 
 MAX_NUM_SEQS_FLAG = "--max-num-seqs"
 # Turing's shared memory (64 KB a block) is too small for the Triton and Flex kernels at these head sizes.
@@ -103,7 +106,7 @@ def split_flag(args: tuple[str, ...] | list[str], flag: str) -> tuple[int | None
     return value, tuple(rest)
 
 
-def defaults(settings: Any, profile: Profile) -> LaunchEdits:
+def defaults(settings: Settings, profile: Profile) -> LaunchEdits:
     """Steps 3-4 as editable values: the profile's flags under the settings' own."""
     vllm = settings.vllm
     profile_seqs, profile_args = split_flag(profile.extra_args, MAX_NUM_SEQS_FLAG)
@@ -122,22 +125,23 @@ def defaults(settings: Any, profile: Profile) -> LaunchEdits:
                        enable_openwebui=settings.compose.enable_openwebui)
 
 
-def default_context(model: ModelSpec, gpu: GpuType, settings: Any, profile: Profile | None = None,
+def default_context(model: ModelSpec, gpu: GpuType, settings: Settings, profile: Profile | None = None,
                     *, gpu_memory_utilization: float | None = None, kv_cache_dtype: str | None = None) -> int | None:
     """Step 1 without a typed length: the context the model step starts from (None: nothing fits)."""
     profile = profile or builtin_profile(model.id)
-    options = {"gpu_memory_utilization": gpu_memory_utilization or settings.vllm.gpu_memory_utilization,
-               "kv_cache_dtype": kv_cache_dtype or settings.vllm.kv_cache_dtype}
-    most = catalog.fit(model, gpu, **options).max_context
+    utilization: float = gpu_memory_utilization or settings.vllm.gpu_memory_utilization
+    kv_dtype: str = kv_cache_dtype or settings.vllm.kv_cache_dtype
+    most = catalog.fit(model, gpu, gpu_memory_utilization=utilization, kv_cache_dtype=kv_dtype).max_context
     wanted = settings.vllm.max_model_len
-    if wanted and catalog.fit(model, gpu, max_model_len=wanted, **options).fits:
+    if wanted and catalog.fit(model, gpu, max_model_len=wanted, gpu_memory_utilization=utilization,
+                              kv_cache_dtype=kv_dtype).fits:
         return wanted
     if profile.max_model_len and most:
         return min(profile.max_model_len, most)
     return most or None
 
 
-def resolve(model: ModelSpec, gpu: GpuType, settings: Any, *, profile: Profile | None = None,
+def resolve(model: ModelSpec, gpu: GpuType, settings: Settings, *, profile: Profile | None = None,
             context: int | None = None, edits: LaunchEdits | None = None) -> Launch:
     """Steps 1-4 (see the module docstring). `report.fits` False: nothing may be launched, and
     `config` holds only the model."""

@@ -12,13 +12,16 @@ import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..bench.prompts import WARMUP, BenchPrompt, prompts_for
 from ..bench.runmath import Measurement, measurement_from_stream, summarize, sweep_point
 from ..clock import Clock, SystemClock
 from ..remote.vllm import StreamResult, VllmClient
 from ..store import BenchResultRecord, BenchRunRecord
+
+if TYPE_CHECKING:
+    from maider_tui.store import SessionRecord, Store
 
 SWEEP_LEVELS = (1, 4, 8)
 SWEEP_PROMPT = "coding_code_review"
@@ -45,7 +48,7 @@ class BenchTarget:
     vllm_config: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_session(cls, endpoint: str, record: Any, config: Any | None = None) -> BenchTarget:
+    def from_session(cls, endpoint: str, record: SessionRecord, config: Any | None = None) -> BenchTarget:
         """From a SessionRecord (and its VllmConfig); VRAM and category come from the catalog."""
         from .. import catalog
 
@@ -126,8 +129,8 @@ def scaled_tokens(target: int, scale: float) -> int:
     return max(2, round(target * scale))
 
 
-async def run_benchmark(target: BenchTarget, *, category: str = "all", store: Any | None = None,
-                        clock: Clock | None = None, emit: Callable[[Any], None] | None = None,
+async def run_benchmark(target: BenchTarget, *, category: str = "all", store: Store | None = None,
+                        clock: Clock | None = None, emit: Callable[[BenchProgressEvent], object] | None = None,
                         concurrency_sweep: bool = False, prompts: Sequence[BenchPrompt] | None = None,
                         max_tokens_scale: float = 1.0, api_key: str | None = None, timeout: float = 300.0,
                         extra: dict[str, Any] | None = None, timer: Clock | None = None) -> BenchOutcome:
@@ -182,7 +185,7 @@ def _line(prompt: BenchPrompt, m: Measurement) -> str:
 
 
 async def _sweep(client: VllmClient, model: str, scale: float, extra: dict[str, Any] | None, clock: Clock,
-                 name: str, report: Callable[[Any], None]) -> list[dict[str, Any]]:
+                 name: str, report: Callable[[BenchProgressEvent], object]) -> list[dict[str, Any]]:
     """Aggregate throughput and latency with 1, 4 and 8 requests in flight at once."""
     prompt = next(p for p in prompts_for("all") if p.id == SWEEP_PROMPT)
     max_tokens = scaled_tokens(prompt.target_tokens, scale)
@@ -201,7 +204,7 @@ async def _sweep(client: VllmClient, model: str, scale: float, extra: dict[str, 
 
 
 def _finish(target: BenchTarget, category: str, measurements: list[Measurement], sweep: list[dict[str, Any]],
-            clock: Clock, store: Any | None, scale: float) -> BenchOutcome:
+            clock: Clock, store: Store | None, scale: float) -> BenchOutcome:
     by_category, summary = summarize(measurements, target.hourly_usd)
     summary["category"] = category
     if scale != 1.0:

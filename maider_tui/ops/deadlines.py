@@ -5,12 +5,15 @@ without one running."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from maider_tui.settings import WatchdogSettings
 
+if TYPE_CHECKING:
+    from maider_tui.store import SessionRecord
 
-def session_minutes(record: Any, settings: WatchdogSettings) -> int:
+
+def session_minutes(record: SessionRecord | None, settings: WatchdogSettings) -> int:
     """The idle timeout of a session: its own "Watchdog minutes" when it has one, else the global one."""
     options = getattr(record, "options", None) or {}
     value = options.get("watchdog_minutes")
@@ -19,17 +22,17 @@ def session_minutes(record: Any, settings: WatchdogSettings) -> int:
     return settings.timeout_minutes
 
 
-def kept_minutes(record: Any, settings: WatchdogSettings) -> int:
+def kept_minutes(record: SessionRecord | None, settings: WatchdogSettings) -> int:
     """How long a VM with no model serving is kept before it is destroyed."""
     return max(session_minutes(record, settings), settings.inspect_minutes)
 
 
-def is_kept(record: Any) -> bool:
+def is_kept(record: SessionRecord | None) -> bool:
     """A session whose VM bills but has no vLLM to read: watched by the time it was kept, not by use."""
     return record is not None and not record.ended and record.instance_id is not None and record.state != "ready"
 
 
-def stored_deadline(record: Any, settings: WatchdogSettings) -> float | None:
+def stored_deadline(record: SessionRecord, settings: WatchdogSettings) -> float | None:
     """When the watchdog destroys the session's VM if nothing happens, from what the store keeps (for
     `ls`); None when it is not watched (the watchdog off, nothing billing, a kept VM not yet seen)."""
     if not settings.enabled or record is None or record.ended:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Union
+
+if TYPE_CHECKING:
+    from maider_tui.store import Store
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ class EventRecorder:
         return [e for e in self.events if isinstance(e, kind)]
 
 
-def session_history(store: Any, name: str, recent: Iterable[OpsEvent] = (), *,
+def session_history(store: Store | None, name: str, recent: Iterable[OpsEvent] = (), *,
                     limit: int = 100) -> list[tuple[str, float | None]]:
     """A session's log as (message, time): its last `limit` store events, then the log lines among
     `recent` (a live session's events) that the store does not hold; `store` None: only those."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from maider_tui import catalog
 from maider_tui.cloud import SESSION_TAG, Vm
@@ -14,10 +14,14 @@ from maider_tui.models import GpuType, VllmConfig
 from maider_tui.remote.ssh import SshSession
 from maider_tui.store import SessionRecord
 
+if TYPE_CHECKING:
+    from maider_tui.profiles import Profile
+    from maider_tui.settings import Settings
+
 DEFAULT_IMAGE = "linode/ubuntu24.04"
 
 
-def compose_options_of(stored: Mapping[str, Any], settings: Any | None = None) -> compose.ComposeOptions:
+def compose_options_of(stored: Mapping[str, Any], settings: Settings | None = None) -> compose.ComposeOptions:
     """The compose options a session was launched with (provisioning keeps them in its record's
     options under "compose"), so a resume, a switch or a heal neither adds nor drops Open WebUI;
     options a newer or older version no longer knows are dropped. Without any: the settings' own
@@ -53,9 +57,9 @@ class LaunchPlan:
         return self.config.model
 
     @classmethod
-    def from_settings(cls, settings: Any, *, gpu_type: GpuType | str | None = None, model: str | None = None,
-                      region: str | None = None, max_model_len: int | None = None,
-                      name: str | None = None, profile: Any | None = None) -> LaunchPlan:
+    def from_settings(cls, settings: Settings, *, gpu_type: GpuType | str | None = None,
+                      model: str | None = None, region: str | None = None, max_model_len: int | None = None,
+                      name: str | None = None, profile: Profile | None = None) -> LaunchPlan:
         """The plan the settings describe for the model on the GPU type: `deploy.launch.resolve` (the
         fit plan, the model's profile, the user's own vLLM settings, in that order)."""
         from ..deploy.launch import resolve

@@ -202,6 +202,7 @@ class LiveSessions:
         record = self.store.get_session(name)
         if record is None or record.instance_id is None or not record.host_key:
             raise LookupError(f"{name} has no VM to connect to.")
+        host_key = record.host_key
         provider = await self.provider()
         vm = await provider.get(record.instance_id)
         if vm is None:
@@ -210,7 +211,7 @@ class LiveSessions:
                               "is marked gone and its cost stopped counting.")
         host, port = provider.ssh_endpoint(vm)
         key = await asyncio.to_thread(client_key_path(self.paths, name).read_text)
-        ssh = await connect_ssh(host, port, key, record.host_key, self.limits, self.clock)
+        ssh = await connect_ssh(host, port, key, host_key, self.limits, self.clock)
         try:
             wanted = record.extra.get("local_port")
             wanted = wanted if isinstance(wanted, int) and 0 < wanted < 65536 else None
@@ -231,7 +232,7 @@ class LiveSessions:
             # pointing at a port something else may listen on next.
             write_aider_files(self.paths, name, endpoint=endpoint, served_name=served_name,
                               max_model_len=max_len or config.max_model_len or DEFAULT_CONTEXT)
-            write_ssh_files(self.paths, name, host=host, port=port, host_key=record.host_key)
+            write_ssh_files(self.paths, name, host=host, port=port, host_key=host_key)
             record = self.store.update_session(name, ip=host, ssh_port=port, extra={
                 **record.extra, "local_port": local_port, "endpoint": endpoint})
             handle = SessionHandle(name, record, vm, ssh, local_port, endpoint, config,

@@ -33,7 +33,7 @@ def model_tag(model_id: str) -> str:
     family_match = _FAMILY.match(repo)
     family = family_match.group(1).lower() if family_match else ""
     version = family_match.group(2) if family_match else None
-    if version and repo[family_match.end(2):family_match.end(2) + 1] in ("b", "B"):
+    if version and family_match and repo[family_match.end(2):family_match.end(2) + 1] in ("b", "B"):
         version = None  # "Mistral-7B": that number is the size, not a version
     if version and "." not in version:
         family = f"{family}{version}"

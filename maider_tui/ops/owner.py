@@ -19,10 +19,13 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maider_tui.paths import AppPaths
 from maider_tui.store import StoreError
+
+if TYPE_CHECKING:
+    from maider_tui.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ def this_process() -> str:
 class SessionLock:
     """A held watch lock; `release()` (or leaving the `with` block, or exiting) gives it up."""
 
-    def __init__(self, name: str, path: Path, fd: int, owner: str, store: Any | None) -> None:
+    def __init__(self, name: str, path: Path, fd: int, owner: str, store: Store | None) -> None:
         self.name, self.path, self.owner = name, path, owner
         self._fd: int | None = fd
         self._store = store
@@ -75,7 +78,7 @@ class SessionLock:
         self.release()
 
 
-def try_acquire(paths: AppPaths, name: str, *, store: Any | None = None,
+def try_acquire(paths: AppPaths, name: str, *, store: Store | None = None,
                 background: bool = False) -> SessionLock | None:
     """Take the watch lock of session `name`, or None when another holder (any process) has it.
 

@@ -11,7 +11,7 @@ this module never destroys anything. See docs/provisioning.md.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from maider_tui.clock import Clock
 from maider_tui.cloud import (
@@ -36,6 +36,9 @@ from maider_tui.paths import AppPaths
 from maider_tui.remote.ssh import KeyPair, SshError, SshSession
 from maider_tui.store import SessionRecord, Store, StoreError
 
+if TYPE_CHECKING:
+    from maider_tui.settings import Settings
+
 __all__ = ["DEFAULT_IMAGE", "LaunchPlan", "ProvisionFailed", "SessionEnded", "SessionHandle", "provision"]
 
 NAME_TRIES = 50  # automatic names taken meanwhile by other launches: -2, -3 ... until one is free
@@ -56,7 +59,7 @@ class ProvisionFailed(Exception):
 
 
 async def provision(plan: LaunchPlan | None, *, provider: Provider, store: Store, paths: AppPaths,
-                    settings: Any, clock: Clock, emit: EventSink, hf_token: str | None,
+                    settings: Settings, clock: Clock, emit: EventSink, hf_token: str | None,
                     limits: ReadinessLimits | None = None,
                     resume_from: SessionRecord | None = None,
                     claim: Callable[[str], Any] | None = None) -> SessionHandle:
@@ -146,7 +149,7 @@ class _Launch:
         vm = await wait_running(self.provider, vm.id, self.limits, self.clock)
         self.stage("ssh")
         address, port = self.provider.ssh_endpoint(vm)
-        host_public = self.store.get_session(self.name).host_key or ""
+        host_public = self.store.session(self.name).host_key or ""
         self.ssh = ssh = await connect_ssh(address, port, client_pem, host_public, self.limits, self.clock)
         self.store.update_session(self.name, ip=address, ssh_port=port)
         write_ssh_files(self.paths, self.name, host=address, port=port, host_key=host_public)
@@ -328,7 +331,7 @@ class _Launch:
     async def _upload(self, ssh: SshSession) -> None:
         """The compose file always; `.env` always on a first launch (a stale token must not survive),
         and on resume only when a token was given (else the uploaded one stays)."""
-        record = self.store.get_session(self.name)
+        record = self.store.session(self.name)
         keep_env = self.resume is not None and self.hf_token is None and record.extra.get("env_uploaded")
         self.stage("upload", "Uploading the compose file" if keep_env else None)
         await ssh.run(f"mkdir -p {compose.LLM_DIR}", timeout=self.limits.command_timeout_s)
@@ -362,7 +365,7 @@ class _Launch:
     def _finish(self, vm: Vm, ssh: SshSession, local_port: int, served: VllmAttempt) -> SessionHandle:
         self.stage("tunnel", f"Tunnel open: 127.0.0.1:{local_port} -> the VM's vLLM")
         endpoint = f"http://127.0.0.1:{local_port}/v1"
-        record = self.store.get_session(self.name)
+        record = self.store.session(self.name)
         self.store.update_session(self.name, extra={**record.extra, "local_port": local_port,
                                                     "endpoint": endpoint})
         max_len = served.max_model_len or self.config.max_model_len or heal.DEFAULT_CONTEXT
@@ -372,7 +375,7 @@ class _Launch:
         # One write for stage and state: a kill between two would leave "creating" at stage "ready".
         self.stage("ready", f"Ready: {served.served_name} at {endpoint}", state="ready",
                    ready_at=self.clock.now(), vllm_config=self.config.to_dict())
-        record = self.store.get_session(self.name)
+        record = self.store.session(self.name)
         elapsed = self.clock.monotonic() - self.started
         self.store.add_event(self.name, "ready", f"ready at {endpoint} after {elapsed:.0f} s",
                              {"endpoint": endpoint, "max_model_len": max_len, "heals": self.heals})

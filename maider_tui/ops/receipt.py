@@ -15,10 +15,13 @@ that straddles two calendar months.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import math
 from dataclasses import dataclass
+
+if TYPE_CHECKING:
+    from maider_tui.store import SessionRecord
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -98,7 +101,7 @@ def cost_so_far(hourly_usd: float, started_at: float, now: float) -> float:
     return cost_usd(elapsed_hours(started_at, now), hourly_usd)
 
 
-def session_cost_so_far(record: Any, now: float) -> float:
+def session_cost_so_far(record: SessionRecord, now: float) -> float:
     """What a session has cost: the stored receipt once ended, else `cost_so_far` at its price."""
     if record.ended and record.cost_usd is not None:
         return record.cost_usd

@@ -30,7 +30,7 @@ def session_keys(paths: AppPaths, store: Store, name: str, *, vm_exists: bool, r
             raise FileNotFoundError(f"the SSH key of {name} is missing ({path}), so its VM cannot be reached; "
                                     "destroy the VM and launch again")
         return path.read_text(), "", None
-    kept = _kept(path, host_path, store.get_session(name).host_key, name, warn) if resumed else None
+    kept = _kept(path, host_path, store.session(name).host_key, name, warn) if resumed else None
     if kept is not None:
         client, host = kept
         return client.private_pem, client.public_line, host

@@ -16,7 +16,7 @@ the record to the truth (`settle_switch`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maider_tui import catalog
 from maider_tui.clock import Clock
@@ -42,6 +42,10 @@ from maider_tui.remote.ssh import SshError, SshSession
 from maider_tui.remote.vllm import ModelInfo
 from maider_tui.store import SessionRecord, Store
 
+if TYPE_CHECKING:
+    from maider_tui.profiles import Profile
+    from maider_tui.settings import Settings
+
 SWITCH_MARK = "switching"  # record.extra: {"to": the VllmConfig going up, "from": the old model}
 
 
@@ -62,7 +66,8 @@ class SwitchFailed(RuntimeError):
 
 
 async def switch_model(name: str, new_model_id: str, *, ssh: SshSession, store: Store, clock: Clock,
-                       emit: EventSink, settings: Any | None = None, options: ComposeOptions | None = None,
+                       emit: EventSink, settings: Settings | None = None,
+                       options: ComposeOptions | None = None,
                        provider: Provider | None = None, max_model_len: int | None = None,
                        limits: ReadinessLimits | None = None, paths: AppPaths | None = None) -> VllmConfig:
     """Serve `new_model_id` on the session's VM instead of its current model; returns the new config.
@@ -142,8 +147,9 @@ async def switch_model(name: str, new_model_id: str, *, ssh: SshSession, store: 
     return current
 
 
-def plan_config(model_id: str, gpu_type: str, *, settings: Any | None = None, max_model_len: int | None = None,
-                served_model_name: str | None = None, profile: Any | None = None) -> VllmConfig:
+def plan_config(model_id: str, gpu_type: str, *, settings: Settings | None = None,
+                max_model_len: int | None = None, served_model_name: str | None = None,
+                profile: Profile | None = None) -> VllmConfig:
     """The vLLM config `model_id` gets on `gpu_type`: the launch's own (`deploy.launch.resolve`: fit
     plan, profile, the user's settings); SwitchRefused when it cannot fit. `served_model_name` wins
     over the settings' (the session keeps the name aider already uses)."""

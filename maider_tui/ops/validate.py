@@ -111,7 +111,8 @@ def _resolve(gpu_type: GpuType | str) -> GpuType | None:
 def _prompt(tokens: int) -> list[dict[str, str]]:
     """A code-reading prompt of about `tokens` tokens (vLLM and the sim count ~4 characters a token)."""
     line = "def add_{i}(x):\n    return x + {i}\n"
-    body, i = [], 0
+    body: list[str] = []
+    i = 0
     while sum(map(len, body)) < tokens * 4:
         body.append(line.format(i=i))
         i += 1

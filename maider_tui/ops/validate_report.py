@@ -16,7 +16,7 @@ from ..models import VllmConfig
 from ..remote.gpu import GpuSample
 
 Status = Literal["pass", "warn", "fail"]
-_RANK: dict[str, int] = {"pass": 0, "warn": 1, "fail": 2}
+_RANK: dict[Status, int] = {"pass": 0, "warn": 1, "fail": 2}
 SPREAD_LIMIT_PCT = 15.0  # the seed's rule: more spread than this across GPUs is worth a look
 IDLE_MEMORY_PCT = 5.0  # a GPU holding a TP shard is far above this; an unused one sits near 0
 IDLE_UTIL_PCT = 10.0  # under load a working GPU is busy well above this
@@ -81,7 +81,7 @@ class ValidationReport:
     def status(self) -> Status:
         """The worst status of any finding (pass when there is none yet)."""
         worst = max((_RANK[f.status] for f in self.findings), default=0)
-        return next(s for s, r in _RANK.items() if r == worst)  # type: ignore[return-value]
+        return next(s for s, r in _RANK.items() if r == worst)
 
     def counts(self) -> dict[str, int]:
         return {s: sum(f.status == s for f in self.findings) for s in _RANK}

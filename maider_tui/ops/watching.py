@@ -142,7 +142,7 @@ class Watching:
     def watch_all(self) -> list[str]:
         """Watch every session whose VM bills (serving or kept), except launches running here; the
         names now watched from this process."""
-        watched = []
+        watched: list[str] = []
         if self.live.notify is None:
             return watched
         for record in self.live.store.list_sessions(include_ended=False):

@@ -23,6 +23,7 @@ from maider_tui.sim.vm import SimVm
 from maider_tui.sim.world import SimInstance, World
 
 if TYPE_CHECKING:
+    from maider_tui.store import Store
     from maider_tui.cloud.linode import LinodeProvider
 
 log = logging.getLogger(__name__)
@@ -220,7 +221,7 @@ class SimCloud:
         """SSH logins (successful authentications) the VM has seen."""
         return self._lookup(instance_id)[1].handshakes
 
-    def provider(self, store: Any | None = None) -> LinodeProvider:
+    def provider(self, store: Store | None = None) -> LinodeProvider:
         """The app's own LinodeProvider, wired to this cloud's API and SSH ports."""
         from maider_tui.cloud.linode import LinodeProvider  # sim must not import cloud/ at module level
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maider_tui.models import VllmConfig
 from maider_tui.ops.live import LiveSession
 from maider_tui.store import SessionRecord
+
+if TYPE_CHECKING:
+    from maider_tui.store import Store
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBu7nkV0rJ1S3ff2a1I4d0Wb7x6xHCnCx0jH3V7z2Jc1 maider"
 
@@ -57,7 +60,7 @@ class FakeWatchdog:
 class FakeLive:
     """What the dashboard asks of LiveSessions, with one connected session and nothing streaming."""
 
-    def __init__(self, handle: Any, watchdog: Any | None, store: Any = None) -> None:
+    def __init__(self, handle: Any, watchdog: Any | None, store: Store | None = None) -> None:
         self.session = LiveSession(handle.name, handle=handle, watchdog=watchdog)
         self.store, self.settings, self.limits = store, None, None  # what the ops of vllm_care read
 

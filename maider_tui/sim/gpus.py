@@ -282,7 +282,10 @@ def parse_args(argv: Sequence[str]) -> NvidiaSmiCall:
         if "-m" not in argv and "--matrix" not in argv:
             raise NvidiaSmiError(f"{_INVALID} Please run 'nvidia-smi topo -h' for help.")
         return NvidiaSmiCall("topo")
-    mode, fields, fmt, interval, ids = "table", (), "", None, None
+    mode, fmt = "table", ""
+    fields: tuple[str, ...] = ()
+    interval: float | None = None
+    ids: tuple[int, ...] | None = None
     args = list(argv)
     while args:
         arg = args.pop(0)

@@ -82,7 +82,8 @@ def type_json(
 
 
 def all_types(world: World | None = None) -> list[dict[str, Any]]:
-    out = [type_json(*plain[:3], 0, *plain[3:]) for plain in PLAIN_TYPES]
+    out = [type_json(type_id, label, type_class, 0, memory, vcpus, disk, transfer, hourly, monthly)
+           for type_id, label, type_class, memory, vcpus, disk, transfer, hourly, monthly in PLAIN_TYPES]
     for t in world.gpu_types() if world is not None else catalog.gpu_types():
         # A few catalog plans lack disk/vCPU figures; the real API always has them.
         out.append(type_json(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
+    from maider_tui.store import Store
     from maider_tui.cloud.linode import LinodeProvider
 
 
@@ -81,7 +82,7 @@ class RemoteSim:
         """The sim's counters and speed; RemoteSimError when it is not there or the token is wrong."""
         return self._request("GET", "/sim/stats")
 
-    def provider(self, store: Any | None = None) -> LinodeProvider:
+    def provider(self, store: Store | None = None) -> LinodeProvider:
         """The app's own LinodeProvider, wired to this cloud's API and SSH ports."""
         from maider_tui.cloud.linode import LinodeProvider
 

@@ -165,8 +165,8 @@ def config_from_args(args: list[str], env: Mapping[str, str] | None = None) -> V
     if not model:
         raise ValueError("no model given: pass it first (vllm serve <model>) or with --model")
     try:
-        return VllmConfig(model=str(model), extra_args=tuple(extra), env=dict(env or {}),
-                          **fields)  # type: ignore[arg-type]
+        return VllmConfig.model_validate({**fields, "model": str(model), "extra_args": tuple(extra),
+                                          "env": dict(env or {})})
     except ValidationError as exc:
         field, message = first_problem(exc)
         raise ValueError(f"argument {_FLAG_OF.get(field, field)}: {message}") from None
@@ -222,8 +222,10 @@ def startup_outcome(
     log = text.VllmLog(started_at if started_at is not None else text.DEFAULT_STARTED_AT)
     boot(log, config)
 
-    def fail(kind: str, used: list[int] | None = None, **numbers: float) -> StartupOutcome:
-        return _outcome(False, kind, log, gpus, used, model, gpu_type, config, **numbers)
+    def fail(kind: str, used: list[int] | None = None, *, kv_cache_tokens: int = 0,
+             max_model_len: int | None = None) -> StartupOutcome:
+        return _outcome(False, kind, log, gpus, used, model, gpu_type, config,
+                        kv_cache_tokens=kv_cache_tokens, max_model_len=max_model_len)
 
     # 1. Config resolution on the API server: the Hub, transformers' config, the model registry.
     arch = architecture_of(config.model, model)

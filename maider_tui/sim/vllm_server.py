@@ -23,7 +23,7 @@ import math
 import random
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,9 +100,9 @@ def _prompt_tokens(body: dict[str, Any], chat: bool) -> int | None:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return None
-        texts = [m.get("content") if isinstance(m, dict) else m for m in messages]
+        contents = [m.get("content") if isinstance(m, dict) else m for m in messages]
         texts = ["".join(str(p.get("text", "")) for p in t if isinstance(p, dict)) if isinstance(t, list)
-                 else str(t or "") for t in texts]  # content may be parts: [{"type": "text", "text": ...}]
+                 else str(t or "") for t in contents]  # content may be parts: [{"type": "text", "text": ...}]
         return 3 + sum(4 + math.ceil(len(t) / 4) for t in texts)
     raw = body.get("prompt")
     raw = raw[0] if isinstance(raw, list) and raw and isinstance(raw[0], (str, list)) else raw
@@ -211,7 +211,7 @@ class SimVllmServer:
             return self.ttft_override
         return BASE_TTFT_S + prompt_tokens / (self.outcome.prefill_tok_s or 40.0 * self._stream_rate())
 
-    async def _generate(self, req: _Request) -> AsyncIterator[str]:
+    async def _generate(self, req: _Request) -> AsyncGenerator[str, None]:
         """Wait for one of max_num_seqs slots, prefill, then yield one token each time it is due."""
         self.requests_waiting += 1
         try:
@@ -307,7 +307,7 @@ class SimVllmServer:
         self.last_request_at = time.time()
         if self._on_request:
             self._on_request(request.path)
-        head = {"id": f"{'chatcmpl' if chat else 'cmpl'}-{random.Random(req.no).getrandbits(128):032x}",
+        head: dict[str, Any] = {"id": f"{'chatcmpl' if chat else 'cmpl'}-{random.Random(req.no).getrandbits(128):032x}",
                 "object": "chat.completion" if chat else "text_completion", "created": int(time.time()),
                 "model": self.model_name}
         if body.get("stream"):
@@ -320,8 +320,11 @@ class SimVllmServer:
             return _error(500, _DEAD)
         choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": req.finish,
                                   "stop_reason": None}
-        choice.update({"message": {"role": "assistant", "content": text, "refusal": None, "tool_calls": [],
-                                   "reasoning_content": None}} if chat else {"text": text})
+        if chat:
+            choice["message"] = {"role": "assistant", "content": text, "refusal": None, "tool_calls": [],
+                                 "reasoning_content": None}
+        else:
+            choice["text"] = text
         return web.json_response({**head, "choices": [choice], "usage": req.usage()})
 
     async def _stream(self, request: web.Request, req: _Request, head: dict[str, Any], chat: bool,

@@ -230,7 +230,8 @@ class SimVm:
         status = self.cloud_init_status()
         progress = self.cloud_init_progress()
         began = self.instance.created + self.first_boot_at / self.world.speed  # epoch seconds
-        stages, latest, current = {}, began, None
+        stages: dict[str, dict[str, Any]] = {}
+        latest, current = began, None
         for name, start, end in _STAGES:
             started = progress >= start
             finished = progress >= end

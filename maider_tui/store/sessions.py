@@ -54,6 +54,13 @@ class SessionsMixin(StoreBase):
             row = conn.execute("SELECT * FROM sessions WHERE name = ?", (name,)).fetchone()
         return None if row is None else session_from_row(row)
 
+    def session(self, name: str) -> SessionRecord:
+        """The session called `name`; StoreError when there is none (it was forgotten meanwhile)."""
+        record = self.get_session(name)
+        if record is None:
+            raise StoreError(f"there is no session named {name!r} in {self.path}", self.path)
+        return record
+
     def update_session(self, name: str, **fields: Any) -> SessionRecord:
         """Change some fields of a session and return it as now stored.
 

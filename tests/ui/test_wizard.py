@@ -209,6 +209,24 @@ async def test_a_type_that_cannot_hold_the_tier_is_dimmed_and_says_why(sim_conte
         assert wizard.step == MODEL and highlighted_id(wizard) == "Qwen/Qwen2.5-72B-Instruct-AWQ"
 
 
+async def test_a_model_that_fits_only_a_larger_gpu_share_than_the_settings_give_is_dimmed(make_context, sim_cloud):
+    """vllm.gpu_memory_utilization 0.3: the 32B models fit two RTX 4000 Ada at vLLM's usual 0.9 but not
+    in 30% of them; the model step lists them dimmed and says which setting to raise."""
+    context = make_context(environ={"MAIDER_VLLM__GPU_MEMORY_UTILIZATION": "0.3"})
+    context.provider = sim_cloud.provider(store=context.store)
+    app = MaiderApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        wizard = await open_wizard(app, pilot)
+        await press(app, pilot, "enter", "enter", "enter")  # 30B-32B, us-ord, g2-gpu-rtx4000a2-s
+        assert wizard.step == MODEL
+        rows = {row.id: row for row in wizard.rows}
+        awq = rows["Qwen/Qwen2.5-Coder-32B-Instruct-AWQ"]
+        assert awq.dimmed and "30% of each GPU's memory" in awq.reason
+        assert "raise vllm.gpu_memory_utilization" in awq.detail
+        await press(app, pilot, "enter")
+        assert wizard.step == MODEL and wizard.report is None
+
+
 async def test_the_cheapest_type_that_holds_the_tier_is_highlighted(sim_context):
     """7B-14B in us-ord: the region row says "from $0.52/h"; the GPU step highlights that type, not
     the settings' two-GPU default, and says so on the settings' row."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,12 +10,16 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+if TYPE_CHECKING:
+    from maider_tui.store import SessionRecord
+    from maider_tui.settings import WatchdogSettings
+
 
 def _minutes(seconds: float) -> str:
     return f"{max(1, round(seconds / 60))} min"
 
 
-def session_fate(record: Any, watchdog: Any | None, settings: Any) -> str:
+def session_fate(record: SessionRecord, watchdog: Any | None, settings: WatchdogSettings) -> str:
     """What becomes of a session's VM once the app is gone, in a few words."""
     from ...ops.watchdog import is_kept, kept_minutes, session_minutes
 
@@ -30,7 +34,7 @@ def session_fate(record: Any, watchdog: Any | None, settings: Any) -> str:
     return f"destroyed after {session_minutes(record, settings)} min idle"
 
 
-def orphan_fate(remaining_s: float | None, settings: Any, elsewhere: bool = False) -> str:
+def orphan_fate(remaining_s: float | None, settings: WatchdogSettings, elsewhere: bool = False) -> str:
     """What becomes of an orphan VM once the app is gone."""
     if elsewhere:
         return "left to the maider-tui that made it (another machine or data folder)"

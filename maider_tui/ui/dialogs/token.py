@@ -17,6 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 if TYPE_CHECKING:
+    from maider_tui.store import Store
     from ...cloud.base import Provider
     from ...secrets import Secrets
 
@@ -42,7 +43,7 @@ def _linode_provider(token: str) -> "Provider":
     return LinodeProvider(token)
 
 
-def linode_factory(store: Any = None, clock: Any = None) -> Callable[[str], "Provider"]:
+def linode_factory(store: Store | None = None, clock: Any = None) -> Callable[[str], "Provider"]:
     """A provider factory whose Linode providers cache in `store` and time with `clock`."""
 
     def make(token: str) -> "Provider":

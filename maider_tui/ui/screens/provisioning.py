@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib.util
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Iterable
 
 from rich.text import Text
 from textual import work
@@ -30,6 +31,7 @@ from ..messages import DashboardRequested, DestroyRequested
 from ..widgets.top_bar import TopBar
 
 if TYPE_CHECKING:
+    from maider_tui.store import SessionRecord
     from ...context import AppContext
     from ...ops.live import LiveSessions
     from ...ops.launch_plan import LaunchPlan
@@ -85,7 +87,7 @@ class ProvisioningScreen(Screen[None]):
         self.failed: FailedEvent | None = None
         self.ready = False
         self.lines: list[str] = []
-        self._unsubscribe = None
+        self._unsubscribe: Callable[[], None] | None = None
 
     # --- layout ---------------------------------------------------------------------------------
 
@@ -128,7 +130,7 @@ class ProvisioningScreen(Screen[None]):
 
     # --- the launch -------------------------------------------------------------------------------
 
-    def run_launch(self, record: Any = None) -> None:
+    def run_launch(self, record: SessionRecord | None = None) -> None:
         """Start (or, with a record, resume) the launch, held by LiveSessions so it can outlive the screen."""
         if self.live is None:
             self.show_failure(FailedEvent(self.session, "record", "The session database cannot be used, "

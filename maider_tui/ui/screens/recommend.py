@@ -5,12 +5,11 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
@@ -32,20 +31,17 @@ BUDGET_CHOICES = (("none", "No limit"), ("under-1", "Under $1/h"), ("1-3", "$1â€
 SIZE_CHOICES = (("balanced", "Balanced"), ("smallest", "Smallest viable"), ("largest", "Largest available"))
 
 
-def open_wizard_with(app, context: "AppContext", rec: Recommendation) -> str:
+def open_wizard_with(app: App[object], context: "AppContext", rec: Recommendation) -> str:
     """Open the launch wizard with `rec`'s GPU type and model chosen; return how it was prefilled.
 
-    WizardScreen takes `preset=` where it offers one; otherwise its remembered row per step is set
-    (capability, region, GPU type, model), so `enter` walks straight through to the review.
+    The wizard's remembered row per step is set (capability, region, GPU type, model), so `enter`
+    walks straight through to the review.
     """
     from .wizard import WizardScreen
 
-    if "preset" in inspect.signature(WizardScreen.__init__).parameters:
-        app.push_screen(WizardScreen(context, preset=rec))
-        return "preset"
     wizard = WizardScreen(context)
     remembered = _remembered_rows(context, rec)
-    if remembered is not None and isinstance(getattr(wizard, "remembered", None), dict):
+    if remembered is not None:
         wizard.remembered.update(remembered)
         app.push_screen(wizard)
         return "remembered"

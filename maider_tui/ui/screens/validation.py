@@ -125,10 +125,10 @@ class ValidationScreen(Screen[None]):
     @work(exclusive=True, group="validate", exit_on_error=False, description="Validate the session's GPUs")
     async def run_validation(self, full: bool) -> None:
         live = self.live.get(self.session) if self.live is not None else None
-        handle = live.handle if live is not None else None
-        if handle is None:
+        if live is None or live.handle is None:
             self.post_message(ValidationDone(None, "This session is not connected: open its dashboard first."))
             return
+        handle = live.handle
         watchdog = live.watchdog
         speed = max(1.0, float(getattr(self.context, "cloud_speed", 1.0) or 1.0))
         options = {"local_port": handle.local_port, "config": handle.config, "gpu_type": handle.record.gpu_type,

@@ -249,11 +249,12 @@ class WizardScreen(Screen[None]):
         self.say(row.detail or row.reason, warning=row.dimmed)
         if self.step == MODEL:
             # Back on this step with the model chosen before: keep the context chosen with it.
-            kept = (self.report is not None and self.report.model.id == row.id
-                    and self.report.gpu_type == self.gpu)
-            context = (self.report.max_model_len if kept else
-                       steps.default_context(row.value, self.settings, self.profile_of(row.id)))
-            self.query_one("#context", Input).value = str(context)
+            report = self.report
+            if report is not None and report.model.id == row.id and report.gpu_type == self.gpu:
+                context: int | None = report.max_model_len
+            else:
+                context = steps.default_context(row.value, self.settings, self.profile_of(row.id))
+            self.query_one("#context", Input).value = "" if context is None else str(context)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self) -> None:
@@ -262,7 +263,7 @@ class WizardScreen(Screen[None]):
     @on(Input.Changed, "#context")
     def _context_changed(self, event: Input.Changed) -> None:
         row = self.highlighted()
-        if row is None or self.step != MODEL:
+        if row is None or self.step != MODEL or self.gpu is None:
             return
         report, message = steps.plan_context(row.value.model, self.gpu, event.value)
         self.say(message, warning=report is None)
@@ -342,6 +343,10 @@ class WizardScreen(Screen[None]):
         elif self.step == GPU_TYPE:
             self.gpu = row.value
         elif self.step == MODEL:
+            if self.gpu is None:  # the GPU type step sets it: back there
+                self.step = GPU_TYPE
+                self.show_step()
+                return
             report, message = steps.plan_context(row.value.model, self.gpu,
                                                  self.query_one("#context", Input).value)
             if report is None:
@@ -372,18 +377,31 @@ class WizardScreen(Screen[None]):
         store = self.context.store
         return set(store.session_names()) if store is not None else set()
 
+    def chosen(self) -> tuple[Region, FitReport] | None:
+        """The region and the fit the review plans with; None (and back to the first step missing one)
+        when the earlier steps have not both been chosen."""
+        if self.picked_region is None or self.report is None:
+            self.step = REGION if self.picked_region is None else MODEL
+            self.show_step()
+            return None
+        return self.picked_region, self.report
+
     def fill_review(self) -> None:
-        key = (self.picked_region.id, self.gpu.id, self.report.model.id, self.report.max_model_len)
+        chosen = self.chosen()
+        if chosen is None:
+            return
+        region, report = chosen
+        key = (region.id, report.gpu_type.id, report.model.id, report.max_model_len)
         if key == self._review_key:
             return  # back and forth again: keep what the user typed
         self._review_key = key
         from ...profiles import describe, profile_for
 
-        name = session_name(self.report.model.id, self.context.clock.now(), self.taken_names())
+        name = session_name(report.model.id, self.context.clock.now(), self.taken_names())
         # The model's profile flags appear in the editable fields, so the user sees and can change them.
-        profile, _ = profile_for(self.report.model.id, self.context.paths)
+        profile, _ = profile_for(report.model.id, self.context.paths)
         edits = ReviewEdits.from_settings(self.settings, name, profile)
-        summary = plan_summary(self.picked_region, self.report)
+        summary = plan_summary(region, report)
         settings_of_profile = describe(profile)[1:]  # the first line only names the profile
         summary.append(f"\nProfile ({profile.source}): " + ("; ".join(settings_of_profile) or "nothing extra"),
                        style="dim")
@@ -391,8 +409,12 @@ class WizardScreen(Screen[None]):
 
     def launch(self) -> None:
         """Check the edits, re-plan with them, and hand the plan to the provisioning screen."""
-        plan = self.query_one(ReviewForm).plan(self.settings, self.picked_region.id, self.report,
-                                               self.taken_names(), self.context.paths)
+        chosen = self.chosen()
+        if chosen is None:
+            return
+        region, report = chosen
+        plan = self.query_one(ReviewForm).plan(self.settings, region.id, report, self.taken_names(),
+                                               self.context.paths)
         if plan is None:
             return  # the form says what is wrong, next to the field
         app = self.app

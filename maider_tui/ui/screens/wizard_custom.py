@@ -154,10 +154,10 @@ class CustomModelPane(Vertical):
                 return
             self.post_message(self.Chosen(spec))
             return
-        problem = hf.check_model_id(model_id)
+        id_problem = hf.check_model_id(model_id)
         params, params_problem = self.params_b()
-        if problem or params_problem:
-            self.say(problem or params_problem)
+        if id_problem or params_problem:
+            self.say(id_problem or params_problem)
             return
         self.say(f"Reading the config.json of {model_id} from Hugging Face…")
         token = await asyncio.to_thread(self.hf_token)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -21,6 +21,8 @@ from ...profiles import builtin_profile
 from .wizard_steps import minutes_to_ready
 
 if TYPE_CHECKING:
+    from maider_tui.profiles import Profile
+    from maider_tui.settings import Settings
     from ...paths import AppPaths
 
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
@@ -57,7 +59,7 @@ class ReviewEdits:
     watchdog_minutes: int
 
     @classmethod
-    def from_settings(cls, settings: Any, name: str, profile: Any | None = None) -> ReviewEdits:
+    def from_settings(cls, settings: Settings, name: str, profile: Profile | None = None) -> ReviewEdits:
         """The defaults the review starts from: the model profile's flags under the settings' vLLM,
         compose and watchdog values (`deploy.launch.defaults`), so each field shows what will run."""
         start = defaults(settings, profile or builtin_profile(""))
@@ -171,7 +173,7 @@ class ReviewForm(VerticalScroll):
         self.show_errors(errors)
         return edits, errors
 
-    def plan(self, settings: Any, region_id: str, report: FitReport, taken: set[str],
+    def plan(self, settings: Settings, region_id: str, report: FitReport, taken: set[str],
              paths: AppPaths) -> LaunchPlan | None:
         """The launch plan with the edits, re-planned with their memory use and KV dtype (and the model's
         profile under `paths`); None (and the reasons shown) when a field is wrong or the plan no longer fits."""
@@ -226,8 +228,8 @@ def plan_summary(region: Region, report: FitReport) -> Text:
     return text
 
 
-def build_plan(settings: Any, region_id: str, report: FitReport, edits: ReviewEdits,
-               profile: Any | None = None) -> LaunchPlan:
+def build_plan(settings: Settings, region_id: str, report: FitReport, edits: ReviewEdits,
+               profile: Profile | None = None) -> LaunchPlan:
     """The launch plan: `deploy.launch.resolve` with the review's edits, at the model step's context."""
     launch = resolve(report.model, report.gpu_type, settings, profile=profile, context=report.max_model_len,
                      edits=edits.launch_edits())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rich.text import Text
 
@@ -17,6 +17,9 @@ from ...deploy.launch import default_context as launch_context
 from ...models import Capability, FitReport, GpuType, ModelSpec, Region
 from ...profiles import Profile, builtin_profile
 from ..widgets.steps_header import StepMark
+
+if TYPE_CHECKING:
+    from maider_tui.settings import Settings
 
 STEP_TITLES = ("Capability", "Region", "GPU type", "Model", "Review")
 CAPABILITY, REGION, GPU_TYPE, MODEL, REVIEW = range(5)
@@ -198,7 +201,7 @@ def mark_settings_type(rows: list[Choice], chosen: str | None, wanted: str) -> l
 
 # --- step 4: model --------------------------------------------------------------------------------
 
-def model_choices(gpu: GpuType, models: Sequence[ModelSpec], settings: Any,
+def model_choices(gpu: GpuType, models: Sequence[ModelSpec], settings: Settings,
                   profile_of: Callable[[str], Profile] = builtin_profile) -> list[Choice]:
     """The tier's models that fit `gpu`, largest first, each with the context it would launch with
     (`deploy.launch.default_context`: the settings', the profile's limit, or the most that fits)."""
@@ -213,6 +216,13 @@ def model_choices(gpu: GpuType, models: Sequence[ModelSpec], settings: Any,
             f" PP {report.pipeline_parallel_size}" if report.pipeline_parallel_size > 1 else "")
         size = f"{spec.params_b:.1f}B"
         planned = launch_context(spec, gpu, settings, profile_of(spec.id))
+        if planned is None:  # it fits in vLLM's usual share of each GPU, not in the settings' smaller one
+            share = settings.vllm.gpu_memory_utilization
+            rows.append(Choice(spec.id, (spec.short_name, size, layout, "none", f"{spec.id}"), report,
+                               dimmed=True, reason=f"no context fits in {share:.0%} of each GPU's memory",
+                               detail=f"{spec.id} does not fit in {share:.0%} of each GPU's memory: raise "
+                                      "vllm.gpu_memory_utilization in the settings or choose a smaller model."))
+            continue
         cells = (spec.short_name, size, layout, catalog.context_label(planned),
                  f"{report.weights_per_gpu_gb:.1f} GB · {spec.id}")
         most = "" if planned == report.max_context else f" (up to {catalog.context_label(report.max_context)} fits)"
@@ -223,13 +233,14 @@ def model_choices(gpu: GpuType, models: Sequence[ModelSpec], settings: Any,
 
 def default_model(rows: Sequence[Choice], wanted: str) -> str | None:
     """The settings' model when it fits, else the largest that fits (rows are largest first)."""
-    for row in rows:
+    usable = [row for row in rows if not row.dimmed]
+    for row in usable:
         if row.id.lower() == wanted.lower():
             return row.id
-    return rows[0].id if rows else None
+    return usable[0].id if usable else None
 
 
-def default_context(report: FitReport, settings: Any, profile: Profile | None = None) -> int:
+def default_context(report: FitReport, settings: Settings, profile: Profile | None = None) -> int | None:
     """The context the model step starts from: `deploy.launch.default_context`."""
     return launch_context(report.model, report.gpu_type, settings, profile)
 
@@ -266,7 +277,7 @@ def minutes_to_ready(report: FitReport) -> int:
 
 # --- all steps ------------------------------------------------------------------------------------
 
-def step_rows(step: int, settings: Any, *, models: Sequence[ModelSpec], tier_label: str,
+def step_rows(step: int, settings: Settings, *, models: Sequence[ModelSpec], tier_label: str,
               regions: Any = None, types: Any = None, region: Region | None = None,
               gpu: GpuType | None = None, loading: str = "",
               profile_of: Callable[[str], Profile] = builtin_profile) -> tuple[list[Choice], str | None, str, str]:
@@ -287,10 +298,14 @@ def step_rows(step: int, settings: Any, *, models: Sequence[ModelSpec], tier_lab
         return (rows, default_region(rows, settings.provider.region),
                 f"GPU regions ({SOURCE_WORDS[regions.source]}){offline}", "No GPU regions.")
     if step == GPU_TYPE:
+        if region is None:  # the region step comes first
+            return [], None, "GPU types", "Choose a region first."
         rows = type_choices(region.id, types.items, models)
         chosen = default_type(rows, settings.provider.type)
         return (mark_settings_type(rows, chosen, settings.provider.type), chosen,
                 f"GPU types in {region.id} ({source}){offline}", "No GPU types in this region.")
+    if gpu is None:  # the GPU type step comes first
+        return [], None, "Models", "Choose a GPU type first."
     rows = model_choices(gpu, models, settings, profile_of)
     return (rows, default_model(rows, settings.vllm.model),
             f"Models of {tier_label} that fit {gpu.id}", "No model of this tier fits.")

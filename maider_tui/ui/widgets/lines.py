@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from rich.cells import cell_len
 from textual.content import Content
 from textual.geometry import Region
+from textual.selection import Selection
 from textual.strip import Strip
 from textual.visual import Visual
 from textual.widget import Widget
@@ -119,6 +120,6 @@ class LinePanel(Widget):
         super().notify_style_update()
         self._drawn.clear()  # another colour or text style: every line is drawn anew
 
-    def selection_updated(self, selection: object) -> None:
+    def selection_updated(self, selection: Selection | None) -> None:
         self._drawn.clear()
         super().selection_updated(selection)
