@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Protocol, runtime_checkable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
@@ -16,16 +16,20 @@ class PaletteCommand:
     callback: Callable[[], object]
 
 
+@runtime_checkable
+class OffersCommands(Protocol):
+    """An app or screen with palette commands of its own."""
+
+    def palette_commands(self) -> Iterable[PaletteCommand]: ...
+
+
 class MaiderCommands(Provider):
     """Asks the app and the active screen which commands make sense right now."""
 
     def _commands(self) -> Iterable[PaletteCommand]:
-        app_commands = getattr(self.app, "palette_commands", None)
-        if app_commands is not None:
-            yield from app_commands()
-        screen_commands = getattr(self.screen, "palette_commands", None)
-        if screen_commands is not None:
-            yield from screen_commands()
+        for source in (self.app, self.screen):
+            if isinstance(source, OffersCommands):
+                yield from source.palette_commands()
 
     async def discover(self) -> Hits:
         for command in self._commands():
