@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import httpx
 
+from maider_tui.models import ModelSpec
+
 HF_BASE_URL = "https://huggingface.co"
 DEFAULT_TIMEOUT_S = 10.0
 
@@ -155,7 +157,7 @@ async def fetch_params_b(
 
 
 async def model_spec(model_id: str, *, token: str | None = None, base_url: str = HF_BASE_URL,
-                     params_b: float | None = None) -> Any:
+                     params_b: float | None = None) -> ModelSpec:
     """A custom model's `ModelSpec` from the Hub, as the wizard and `maider-tui plan` both read it:
     its config.json, and for a 16-bit MoE or MLA model without `params_b` the parameter count from
     its model info. Raises HfError (the Hub) or ValueError (a config the planner cannot use; "give

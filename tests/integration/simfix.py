@@ -6,11 +6,19 @@ import dataclasses
 
 import pytest
 
+from maider_tui.ops.limits import ReadinessLimits
 from maider_tui.sim import SimCloud, SimFaults
 
 # The real seconds a launch's waits may take on the sim before they fail. Only a failure waits this
 # long; it is generous so that a suite on 2 busy cores never fails a wait that would have succeeded.
 WAIT_S = 60
+
+
+def sim_limits(time_scale: float = 1000) -> ReadinessLimits:
+    """Readiness limits for a launch on the sim: WAIT_S real seconds per wait, short polls (the sim
+    runs `time_scale` times faster than real time)."""
+    return ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02,
+                           time_scale=time_scale)
 
 
 def reset_faults(faults: SimFaults) -> None:

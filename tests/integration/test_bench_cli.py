@@ -15,13 +15,12 @@ from maider_tui.commands.bench import add_bench_parsers, bench_session, run_benc
 from maider_tui.clock import SystemClock
 from maider_tui.ops.events import EventRecorder
 from maider_tui.ops.provision import LaunchPlan, provision
-from maider_tui.ops.readiness import ReadinessLimits
 from maider_tui.settings import Settings
 from maider_tui.sim.faults import SimFaults
 from maider_tui.sim.vllm_behaviour import config_from_args, startup_outcome
 from maider_tui.sim.vllm_server import SimVllmServer
 from maider_tui.store import BenchRunRecord, SessionRecord
-from tests.integration.simfix import WAIT_S
+from tests.integration.simfix import sim_limits
 
 DAY = 86_400.0
 A1, A2, R2 = "g2-gpu-rtx4000a1-s", "g2-gpu-rtx4000a2-s", "g1-gpu-rtx6000-2"
@@ -165,7 +164,7 @@ async def test_bench_run_attaches_to_a_sim_session_over_ssh(sim_context, capsys)
     context.clock = SystemClock()
     context.cloud_speed = 1000
     gpu = catalog.gpu_type(A1)
-    limits = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=1000)
+    limits = sim_limits(1000)
     handle = await provision(LaunchPlan(region=gpu.regions[0], gpu_type=gpu,
                                         config=catalog.fit(M7, gpu).to_vllm_config()),
                              provider=context.provider, store=context.store, paths=context.paths,

@@ -12,16 +12,15 @@ from maider_tui.clock import SystemClock
 from maider_tui.ops import cleanup
 from maider_tui.ops.database import replace_broken
 from maider_tui.ops.live import LiveSessions
-from maider_tui.ops.readiness import ReadinessLimits
 from maider_tui.ops.validate_report import write_report
 from maider_tui.ops.vllm_care import remember_tokens
 from maider_tui.settings import Settings
 from maider_tui.store import SessionRecord, StoreCorruptError, open_store
 
 from tests.integration.test_destroy_recover import bare_vm, make_provider
-from tests.integration.simfix import WAIT_S
+from tests.integration.simfix import sim_limits
 
-LIMITS = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=1000)
+LIMITS = sim_limits(1000)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from maider_tui.ops.destroy import destroy_session
 from maider_tui.ops.events import DestroyedEvent, EventRecorder, FailedEvent, StageEvent, WarningEvent
 from maider_tui.ops.heal import diagnose
 from maider_tui.ops.provision import STAGE_NAMES, LaunchPlan, provision
-from maider_tui.ops.readiness import ReadinessLimits, wait_vllm
+from maider_tui.ops.readiness import wait_vllm
 from maider_tui.ops.recover import adopt_orphan, destroy_orphan, recover
 from maider_tui.ops.session_files import client_key_path, session_dir, write_private
 from maider_tui.ops.switch_model import deploy_compose, plan_config
@@ -31,14 +31,14 @@ from maider_tui.settings import Settings
 from maider_tui.sim import SimCloud
 from maider_tui.store import SessionRecord, Store, open_store
 
-from tests.integration.simfix import WAIT_S, module_sim, reset_faults
+from tests.integration.simfix import sim_limits, module_sim, reset_faults
 
 REGION = "us-ord"
 ONE_GPU = "g2-gpu-rtx4000a1-s"
 SMALL_MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
 CLIENT = generate_keypair("client")
 # Real-time limits far above what the sim at speed 1000 needs; polls short.
-LIMITS = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=1000)
+LIMITS = sim_limits(1000)
 
 
 sim, clean_faults = module_sim(seed=4)  # the module's cloud; faults reset around each test

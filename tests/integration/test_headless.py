@@ -19,16 +19,15 @@ from maider_tui.commands.watch import watch_sessions
 from maider_tui.ops.events import EventRecorder
 from maider_tui.ops.owner import owner_of, try_acquire
 from maider_tui.ops.provision import LaunchPlan, provision
-from maider_tui.ops.readiness import ReadinessLimits
 from maider_tui.remote.ssh import generate_keypair
 from maider_tui.settings import NotificationSettings, Settings, WatchdogSettings
 from maider_tui.store import SessionRecord
-from tests.integration.simfix import WAIT_S
+from tests.integration.simfix import sim_limits
 
 MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
 GPU = "g2-gpu-rtx4000a1-s"
 CLIENT = generate_keypair("client")
-LIMITS = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=1000)
+LIMITS = sim_limits(1000)
 
 
 def add_vm_session(context, name: str) -> int:

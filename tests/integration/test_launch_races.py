@@ -13,13 +13,12 @@ from maider_tui.deploy.compose import ComposeOptions
 from maider_tui.ops.destroy import destroy_session
 from maider_tui.ops.live import LiveSessions
 from maider_tui.ops.provision import LaunchPlan, ProvisionFailed
-from maider_tui.ops.readiness import ReadinessLimits
 from maider_tui.ops.session_files import client_key_path
 from maider_tui.settings import Settings
 from maider_tui.store import SessionRecord, open_store
-from tests.integration.simfix import WAIT_S
+from tests.integration.simfix import sim_limits
 
-LIMITS = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=1000)
+LIMITS = sim_limits(1000)
 HOLD_S = 1.0  # how long the sim holds each create: the window the races below fall into
 
 

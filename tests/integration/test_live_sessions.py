@@ -11,12 +11,11 @@ from maider_tui.deploy.compose import ComposeOptions
 from maider_tui.ops.live import LiveSessions
 from maider_tui.ops.owner import owner_of, try_acquire
 from maider_tui.ops.provision import LaunchPlan
-from maider_tui.ops.readiness import ReadinessLimits
 from maider_tui.settings import Settings
 from maider_tui.store import open_store
-from tests.integration.simfix import WAIT_S
+from tests.integration.simfix import sim_limits
 
-LIMITS = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=1000)
+LIMITS = sim_limits(1000)
 
 
 def _plan() -> LaunchPlan:

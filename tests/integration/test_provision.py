@@ -19,17 +19,16 @@ from maider_tui.cloud import ProviderError
 from maider_tui.deploy.compose import COMPOSE_PATH, ENV_PATH, ComposeOptions
 from maider_tui.ops.events import EventRecorder, FailedEvent, HealEvent, ReadyEvent, StageEvent
 from maider_tui.ops.provision import STAGE_NAMES, LaunchPlan, ProvisionFailed, provision
-from maider_tui.ops.readiness import ReadinessLimits
 from maider_tui.ops.session_files import client_key_path, session_dir
 from maider_tui.remote.vllm import VllmClient
 from maider_tui.settings import Settings
 from maider_tui.sim import SimCloud
 from maider_tui.store import SessionRecord, open_store
-from tests.integration.simfix import WAIT_S
+from tests.integration.simfix import sim_limits
 
 SPEED = 1000
 # Real-time limits far above what the sim needs; polls short, since the sim runs 1000x faster.
-LIMITS = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=SPEED)
+LIMITS = sim_limits(SPEED)
 HF_TOKEN = "hf_testTokenAbcdefghijklmnopqrstuvwx"
 CODER_32B_AWQ = "Qwen/Qwen2.5-Coder-32B-Instruct-AWQ"
 CODER_7B_AWQ = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"

@@ -12,16 +12,15 @@ from maider_tui.cloud import hf
 from maider_tui.deploy.compose import ComposeOptions
 from maider_tui.ops.events import EventRecorder, FailedEvent, ReadyEvent
 from maider_tui.ops.provision import LaunchPlan, ProvisionFailed, provision
-from maider_tui.ops.readiness import ReadinessLimits
 from maider_tui.settings import Settings
 from maider_tui.sim import SimCloud
 from maider_tui.sim.hub_models import REPOS
 from maider_tui.sim.vllm_behaviour import decode_rate
 from maider_tui.store import open_store
-from tests.integration.simfix import WAIT_S
+from tests.integration.simfix import sim_limits
 
 SPEED = 1000
-LIMITS = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=SPEED)
+LIMITS = sim_limits(SPEED)
 HF_TOKEN = "hf_simUserTokenAbcdefghijklmnopqrstu"
 SMALL = "Qwen/Qwen2.5-Coder-1.5B-Instruct"
 GATED = "meta-llama/Llama-3.2-3B-Instruct"

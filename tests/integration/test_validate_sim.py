@@ -14,15 +14,14 @@ from maider_tui import catalog
 from maider_tui.clock import SystemClock
 from maider_tui.ops.events import EventRecorder
 from maider_tui.ops.provision import LaunchPlan, provision
-from maider_tui.ops.readiness import ReadinessLimits
 from maider_tui.ops.validate import FULL_SECTIONS, QUICK_SECTIONS, full_validation, quick_check
 from maider_tui.settings import Settings
 from maider_tui.sim import SimCloud
 from maider_tui.store import open_store
-from tests.integration.simfix import WAIT_S
+from tests.integration.simfix import sim_limits
 
 SPEED = 1000
-LIMITS = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=SPEED)
+LIMITS = sim_limits(SPEED)
 TYPE_ID = "g2-gpu-rtx4000a2-s"
 MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
 SCALE = 0.01  # the 30 s load test in 0.3 s

@@ -13,13 +13,12 @@ from maider_tui.models import VllmConfig
 from maider_tui.ops import vllm_care
 from maider_tui.ops.live import LiveSessions
 from maider_tui.ops.provision import LaunchPlan
-from maider_tui.ops.readiness import ReadinessLimits
 from maider_tui.remote.ssh import RunResult
 from maider_tui.settings import Settings
 from maider_tui.store import open_store
-from tests.integration.simfix import WAIT_S
+from tests.integration.simfix import sim_limits
 
-LIMITS = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=1000)
+LIMITS = sim_limits(1000)
 TWO_GPUS = "g2-gpu-rtx4000a2-s"
 SEVEN_B = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
 FOURTEEN_B = "Qwen/Qwen2.5-Coder-14B-Instruct-AWQ"

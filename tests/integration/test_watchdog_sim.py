@@ -16,17 +16,16 @@ from maider_tui.clock import ManualClock, SystemClock
 from maider_tui.ops.destroy import destroy_session
 from maider_tui.ops.events import EventRecorder
 from maider_tui.ops.provision import LaunchPlan, provision
-from maider_tui.ops.readiness import ReadinessLimits
 from maider_tui.ops.watchdog import Watchdog, metrics_from_tunnel
 from maider_tui.remote.ssh import generate_keypair
 from maider_tui.remote.vllm import VllmClient
 from maider_tui.settings import Settings, WatchdogSettings
 from maider_tui.store import open_store
-from tests.integration.simfix import WAIT_S
+from tests.integration.simfix import sim_limits
 
 MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
 GPU = "g2-gpu-rtx4000a1-s"
-LIMITS = ReadinessLimits(running_s=WAIT_S, ssh_s=WAIT_S, cloud_init_s=WAIT_S, vllm_s=WAIT_S, poll_s=0.02, time_scale=1000)
+LIMITS = sim_limits(1000)
 SETTINGS = WatchdogSettings(timeout_minutes=30, warning_minutes=5, poll_seconds=60)
 KEY = generate_keypair("client")
 
