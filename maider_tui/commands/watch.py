@@ -173,7 +173,8 @@ async def _start_watchdog(live: Any, name: str, settings: Settings, notifier: An
     if is_kept(live.store.get_session(name)):
         return live.new_watchdog(name, notifier)
     try:
-        await asyncio.wait_for(live.attach(name), ATTACH_TIMEOUT_S)
+        async with asyncio.timeout(ATTACH_TIMEOUT_S):
+            await live.attach(name)
     except LookupError as exc:
         out(f"{name}: {exc} Not watched; the app's clean-up (c) tidies it.")
         return None

@@ -118,9 +118,11 @@ def _failed(store: Store, emit: EventSink, name: str, stage: str, err: ProviderE
 async def _generated_tokens(ssh: SshSession, port: int, emit: EventSink, name: str) -> int | None:
     """vLLM's generation token counter through the session's forward, or None if it cannot be read."""
     try:
-        local = await asyncio.wait_for(ssh.forward(port), METRICS_TIMEOUT_S)
+        async with asyncio.timeout(METRICS_TIMEOUT_S):
+            local = await ssh.forward(port)
         async with VllmClient(f"http://127.0.0.1:{local}", timeout=METRICS_TIMEOUT_S) as vllm:
-            metrics = await asyncio.wait_for(vllm.metrics(), METRICS_TIMEOUT_S)
+            async with asyncio.timeout(METRICS_TIMEOUT_S):
+                metrics = await vllm.metrics()
     except Exception as exc:  # noqa: BLE001 - best effort: the receipt simply has no token count
         log.info("no token count for %s: %s", name, exc)
         emit(LogEvent(name, f"Could not read vLLM's token counter ({exc}); the receipt has no token count."))

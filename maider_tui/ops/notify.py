@@ -82,8 +82,9 @@ class Notifier:
             log.info("desktop notification not shown: %s", exc)
             return False
         try:
-            code = await asyncio.wait_for(proc.wait(), self.timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.timeout):
+                code = await proc.wait()
+        except TimeoutError:
             # A desktop without a notification daemon can hang notify-send; don't keep it around.
             proc.kill()
             log.info("desktop notification timed out after %.0f s", self.timeout)

@@ -50,7 +50,8 @@ def metrics_from_tunnel(local_port: int | Callable[[], int | None], *,
             return None
         try:
             async with VllmClient(f"http://127.0.0.1:{port}", timeout=timeout) as vllm:
-                return await asyncio.wait_for(vllm.metrics(), timeout)
+                async with asyncio.timeout(timeout):
+                    return await vllm.metrics()
         except Exception as exc:  # noqa: BLE001 - every failure means the same thing: can't see the VM
             log.info("metrics on port %s unreachable: %s", port, exc)
             return None

@@ -60,7 +60,8 @@ class Watching:
                 return None  # deleted outside the app: marked gone, nothing left to watch
             if port() is None:  # not connected: try again, once per poll (it counts as idle meanwhile)
                 try:
-                    await asyncio.wait_for(self.live.attach(name), ATTACH_TIMEOUT_S)
+                    async with asyncio.timeout(ATTACH_TIMEOUT_S):
+                        await self.live.attach(name)
                 except Exception as exc:  # noqa: BLE001
                     log.info("reconnecting %s failed: %s", name, exc)
                     return None

@@ -241,8 +241,9 @@ class SshSession:
             raise SshClosed("the SSH session is closed")
         if self.state != "connected":
             try:
-                await asyncio.wait_for(self._connected.wait(), self.connect_timeout if wait is None else wait)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self.connect_timeout if wait is None else wait):
+                    await self._connected.wait()
+            except TimeoutError:
                 raise SshDropped(f"not connected to {self.host}:{self.port} ({self.state})") from None
         assert self._conn is not None  # "connected" is only ever set after _conn
         return self._conn
@@ -253,8 +254,11 @@ class SshSession:
         """Run a command to its end; a drop raises SshDropped (the command may or may not have run)."""
         conn = await self._ready()
         try:
-            result = await conn.run(cmd, check=False, timeout=timeout)
-        except asyncssh.TimeoutError:
+            # Our own timeout, not conn.run's: on Python 3.11 asyncio.wait_for, which asyncssh uses for it,
+            # can swallow a cancel that lands as the command ends, and a cancelled switch or launch ran on.
+            async with await conn.create_process(cmd) as process, asyncio.timeout(timeout):
+                result = await process.wait()
+        except TimeoutError:
             raise SshTimeout(f"{_short(cmd)!r} did not finish within {timeout:g} s") from None
         except (asyncssh.Error, OSError) as exc:
             raise SshDropped(f"the SSH connection dropped while running {_short(cmd)!r}: {exc}") from None

@@ -229,9 +229,9 @@ class Shell:
             return 0
         if prog == "timeout" and len(argv) > 2:
             try:
-                return await asyncio.wait_for(self._exec(argv[2:], io),
-                                              float(argv[1].rstrip("s")) / self.vm.world.speed)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(float(argv[1].rstrip("s")) / self.vm.world.speed):
+                    return await self._exec(argv[2:], io)
+            except TimeoutError:
                 return 124
         handler = FILE_COMMANDS.get(prog)
         if handler is not None:

@@ -162,3 +162,27 @@ async def test_closing_with_a_tunnel_open_logs_no_error(sim, vm_id, caplog):
     await asyncio.wait_for(reader.read(), 5)  # the rest of the answer, then the end: no hang
     assert reader.at_eof()
     writer.close()
+
+
+async def test_a_cancel_that_lands_as_a_command_ends_is_never_lost(sim, vm_id):
+    """A cancelled command must end cancelled, even when the cancel arrives in the very step the command
+    finished: Python 3.11's asyncio.wait_for returns the result then, and a cancelled model switch once
+    ran on for two minutes. Cancels are spread over every step of a command's life to land there."""
+    ssh = await connect(sim, vm_id)
+    lost = []
+    try:
+        for steps in range(400):
+            task = asyncio.ensure_future(ssh.run("true"))
+            for _ in range(steps % 80):
+                await asyncio.sleep(0)
+            if task.done():
+                continue
+            task.cancel()
+            try:
+                await task
+                lost.append(steps)  # the cancel was swallowed: the caller would run on
+            except asyncio.CancelledError:
+                pass
+    finally:
+        await ssh.close()
+    assert not lost, f"cancels lost after {lost} loop steps"
