@@ -18,7 +18,8 @@ from aiohttp import web
 
 from maider_tui import catalog
 from maider_tui.sim.hub import HUB_PREFIX, add_hub_routes
-from maider_tui.sim.world import PLAIN_REGIONS, PLAIN_TYPES, World, WorldError, check_label, decode_user_data
+from maider_tui.sim.world import (PLAIN_REGIONS, PLAIN_TYPES, Exchange, World, WorldError, check_label,
+                                  decode_user_data)
 
 WORLD_KEY: web.AppKey[World] = web.AppKey("world", World)
 DEFAULT_PAGE_SIZE = 100
@@ -212,6 +213,28 @@ async def _middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         return await handler(request)
     world.api_requests += 1
     world.requests[f"{request.method} {request.path.removeprefix('/v4')}"] += 1
+    if world.exchanges is not None:
+        response = await _answer(request, handler)
+        world.exchanges.append(Exchange(
+            request.method, request.path.removeprefix("/v4"), dict(request.query),
+            {k: v for k, v in request.headers.items() if k.lower() != "authorization"},
+            _json_or_none(await request.read()), response.status,
+            _json_or_none(response.body if isinstance(response, web.Response) else None)))
+        return response
+    return await _answer(request, handler)
+
+
+def _json_or_none(body: Any) -> Any:
+    if not isinstance(body, (bytes, bytearray)) or not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+async def _answer(request: web.Request, handler: Any) -> web.StreamResponse:
+    world = request.app[WORLD_KEY]
     faults = world.faults
     if faults.api_delay_s > 0:
         await asyncio.sleep(faults.api_delay_s)

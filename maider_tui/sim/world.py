@@ -64,6 +64,19 @@ class WorldError(Exception):
         self.status = status
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """One Linode API request and the sim's answer, as JSON (None where a body was empty or not JSON)."""
+
+    method: str
+    path: str  # under /v4, e.g. "/linode/instances/123"
+    query: dict[str, str]
+    headers: dict[str, str]  # the request's, without Authorization
+    request: Any
+    status: int
+    response: Any
+
+
 @dataclass
 class SimInstance:
     """One Linode instance as the sim holds it. Its addresses are for display only: nothing connects there."""
@@ -124,6 +137,8 @@ class World:
         self.vanished = 0
         self.requests: Counter[str] = Counter()
         """Requests per "METHOD /path" (path after /v4, ids kept), for tests to count."""
+        self.exchanges: list[Exchange] | None = None
+        """When a list, every Linode API request and its answer is appended to it (`record_exchanges`)."""
         self.extra_gpu_types: tuple[catalog.GpuType, ...] = (
             (big_plan(big_plan_gpus),) if big_plan_gpus else ())
         """Sim-only plans offered beside the catalog's (Linode sells at most 4 GPUs a VM)."""
@@ -173,6 +188,12 @@ class World:
         if self.sim_seconds_since(instance.created) >= self.boot_seconds() + after:
             log.info("fault: instance %s vanishes %.0f sim s after running", instance.id, after)
             self.vanish(instance.id)
+
+    def record_exchanges(self) -> list[Exchange]:
+        """Start keeping every Linode API request and answer (until the world ends); returns the list."""
+        if self.exchanges is None:
+            self.exchanges = []
+        return self.exchanges
 
     # --- events -----------------------------------------------------------------------------------
 
