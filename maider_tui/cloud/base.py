@@ -84,6 +84,27 @@ class CreateSpec:
     user_data: str | None = None
     tags: list[str] = field(default_factory=list)
     firewall_id: int | None = None
+    vpc: VpcJoin | None = None  # a VPC interface beside the public one, at this address
+
+
+@dataclass(frozen=True)
+class VpcJoin:
+    """Where a VM joins a VPC: the subnet, and its fixed address there (Ray and NCCL are told it)."""
+
+    subnet_id: int
+    address: str
+
+
+@dataclass(frozen=True)
+class VpcNetwork:
+    """A session's private network: one VPC with one subnet, in the region of its VMs."""
+
+    id: int
+    label: str
+    region: str
+    subnet_id: int
+    cidr: str
+    description: str = ""
 
 
 @dataclass(frozen=True)

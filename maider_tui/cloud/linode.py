@@ -22,6 +22,7 @@ from maider_tui.clock import Clock, SystemClock
 from maider_tui.cloud import convert
 from maider_tui.cloud.base import HOME_TAG_PREFIX, SESSION_TAG, Account, Catalogued, CreateSpec, Vm, session_tag
 from maider_tui.cloud.errors import API_EXCEPTIONS, MAYBE_DONE, ProviderError, from_api_error, label_taken
+from maider_tui.cloud.vpcs import LinodeVpcs
 from maider_tui.log import register_secret
 from maider_tui.models import GpuType, Region
 
@@ -74,6 +75,8 @@ class LinodeProvider:
         self._client.session.mount("http://", adapter)
         self._client.session.mount("https://", adapter)
         self._prices: dict[str, float] = {}
+        self.vpcs = LinodeVpcs(self._client, self._call, self._delays, self._pause)
+        """The account's VPCs: a multi-VM session's private network (cloud/vpcs.py)."""
 
     def __repr__(self) -> str:
         return f"LinodeProvider(base_url={self.base_url!r})"  # never the token
@@ -220,6 +223,11 @@ class LinodeProvider:
             extra: dict[str, Any] = {"label": spec.label, "tags": tags}
             if spec.user_data is not None:
                 extra["metadata"] = self._client.linode.build_instance_metadata(user_data=spec.user_data)
+            if spec.vpc is not None:
+                # The public interface first (eth0: SSH, the internet), the VPC one beside it (eth1).
+                extra["interfaces"] = [{"purpose": "public"},
+                                       {"purpose": "vpc", "subnet_id": spec.vpc.subnet_id,
+                                        "ipv4": {"vpc": spec.vpc.address}}]
             try:
                 made = self._client.linode.instance_create(
                     spec.type, spec.region, image=spec.image,

@@ -292,7 +292,7 @@ async def _instances(request: web.Request) -> web.Response:
     return paginate(request, [instance_json(world, i) for i in world.list()])
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def read_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError:
@@ -304,7 +304,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 async def _create(request: web.Request) -> web.Response:
     world = request.app[WORLD_KEY]
-    body = await _body(request)
+    body = await read_body(request)
     if world.faults.create_hold_s > 0:  # the request has arrived; the VM is made when it lands
         await asyncio.sleep(world.faults.create_hold_s)
     for required in ("type", "region"):
@@ -321,10 +321,13 @@ async def _create(request: web.Request) -> web.Response:
     tags = body.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) and 3 <= len(t) <= 50 for t in tags):
         raise WorldError("Tags must be 3 to 50 characters long", "tags")
+    joining = world.vpcs.plan_attachment(body.get("interfaces"), body["region"])
     instance = world.create(
         body.get("label"), body["region"], body["type"], body.get("image"),
         authorized_keys=keys, user_data=user_data, tags=tags, firewall_id=body.get("firewall_id"),
     )
+    if joining is not None:
+        world.vpcs.attach(instance.id, joining)
     if world.faults.create_response_lost > 0:
         # The instance exists; only the answer is lost, as with a proxy timing out on the way back.
         world.faults.create_response_lost -= 1
@@ -350,7 +353,7 @@ async def _instance(request: web.Request) -> web.Response:
 async def _update(request: web.Request) -> web.Response:
     world = request.app[WORLD_KEY]
     instance = _instance_or_404(request)
-    body = await _body(request)
+    body = await read_body(request)
     if "label" in body and body["label"] != instance.label:
         check_label(body["label"])
         if world.find_label(body["label"]) is not None:
@@ -392,6 +395,9 @@ def create_linode_api_app(world: World) -> web.Application:
     app.router.add_put("/v4/linode/instances/{instance_id}", _update)
     app.router.add_delete("/v4/linode/instances/{instance_id}", _delete)
     app.router.add_post("/v4/linode/instances/{instance_id}/reboot", _reboot)
+    from maider_tui.sim.vpc_api import add_vpc_routes  # it builds on this module's helpers
+
+    add_vpc_routes(app)
     return app
 
 

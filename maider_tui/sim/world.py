@@ -137,6 +137,10 @@ class World:
         self.vanished = 0
         self.requests: Counter[str] = Counter()
         """Requests per "METHOD /path" (path after /v4, ids kept), for tests to count."""
+        from maider_tui.sim.vpcs import SimVpcs  # it reports errors as WorldError, defined here
+
+        self.vpcs = SimVpcs(self.now)
+        """The account's VPCs (sim/vpcs.py); an instance joins one through its create call."""
         self.exchanges: list[Exchange] | None = None
         """When a list, every Linode API request and its answer is appended to it (`record_exchanges`)."""
         self.extra_gpu_types: tuple[catalog.GpuType, ...] = (
@@ -313,6 +317,7 @@ class World:
             return False
         instance.deleted = True
         instance.deleted_at = instance.updated = self._now()
+        self.vpcs.detach(instance_id)
         self.deletes += 1
         self._emit("deleted", instance)
         return True

@@ -15,9 +15,10 @@ import pytest
 
 from maider_tui import catalog
 from maider_tui.clock import SystemClock
-from maider_tui.cloud.base import CreateSpec
+from maider_tui.cloud.base import CreateSpec, VpcJoin
 from maider_tui.cloud.errors import ProviderError
 from maider_tui.cloud.linode import LinodeProvider
+from maider_tui.cloud.vpcs import node_address
 from maider_tui.deploy.compose import ComposeOptions
 from maider_tui.ops.provision import LaunchPlan
 from maider_tui.ops.switch_model import plan_config
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.skipif(not openapi.SPEC.exists(), reason="Linode's Open
 
 MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ"
 ONE_GPU = "g2-gpu-rtx4000a1-s"
+KEY = generate_keypair("contract").public_line
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,23 @@ async def _use_the_api(sim: SimCloud, folder: Path) -> None:
             assert await provider.get(record.instance_id) is None  # a 404 the app reads as "gone"
         finally:
             await live.close_all()
+        await _private_network(provider)
         await _failures(sim, provider)
+
+
+async def _private_network(provider: LinodeProvider) -> None:
+    """A multi-VM session's VPC: made, joined by a VM at a fixed address, refused while attached, removed."""
+    gpu = catalog.gpu_type(ONE_GPU)
+    network = await provider.vpcs.create("contract-net", gpu.regions[0], "maider-tui contract test")
+    assert await provider.vpcs.find(network.label) == network and network in await provider.vpcs.list()
+    vm = await provider.create(CreateSpec(label="contract-node-0", region=gpu.regions[0], type=ONE_GPU,
+                                          image="linode/ubuntu22.04", authorized_keys=[KEY],
+                                          vpc=VpcJoin(network.subnet_id, node_address(network.cidr, 0))))
+    with pytest.raises(ProviderError):
+        await provider.vpcs.delete(network.id)  # 400 while a VM is attached
+    assert await provider.destroy(vm.id)
+    assert await provider.vpcs.delete(network.id) is True
+    assert await provider.vpcs.delete(network.id) is False  # 404
 
 
 async def _failures(sim: SimCloud, provider: LinodeProvider) -> None:
@@ -80,7 +98,7 @@ async def _failures(sim: SimCloud, provider: LinodeProvider) -> None:
     with pytest.raises(ProviderError):
         await provider.create(CreateSpec(label="contract-bad-region", region="xx-nowhere", type=ONE_GPU,
                                          image="linode/ubuntu22.04",
-                                         authorized_keys=[generate_keypair("contract").public_line]))
+                                         authorized_keys=[KEY]))
     wrong = LinodeProvider("not-the-token", base_url=sim.linode_base_url, retry_delays=(0.01,))
     with pytest.raises(ProviderError) as refused:
         await wrong.whoami()
@@ -99,7 +117,8 @@ def test_the_app_uses_only_documented_operations_and_the_whole_flow_was_seen(exc
     # What a launch, a destroy and the catalog need; the test is only as good as this coverage.
     assert {"GET /profile", "GET /regions", "GET /regions/availability", "GET /linode/types",
             "GET /linode/instances", "POST /linode/instances", "GET /linode/instances/{linodeId}",
-            "DELETE /linode/instances/{linodeId}"} <= seen
+            "DELETE /linode/instances/{linodeId}", "POST /vpcs", "GET /vpcs", "GET /vpcs/{vpcId}/subnets",
+            "DELETE /vpcs/{vpcId}"} <= seen
     statuses = {e.status for e in exchanges}
     assert {200, 400, 401, 404} <= statuses
 
