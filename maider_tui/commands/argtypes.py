@@ -98,6 +98,19 @@ def context_tokens(text: str) -> int:
     return tokens
 
 
+def node_count(text: str) -> int:
+    """How many VMs a session spans: 1 to catalog.cluster.MAX_NODES."""
+    from maider_tui.catalog.cluster import MAX_NODES
+
+    try:
+        nodes = int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of VMs") from None
+    if not 1 <= nodes <= MAX_NODES:
+        raise argparse.ArgumentTypeError(f"a session spans 1 to {MAX_NODES} VMs, not {nodes}")
+    return nodes
+
+
 # The app's own options and how many values each takes; they may also follow the command.
 GLOBAL_FLAGS = {"--demo": 0, "--sim-url": 1, "--sim-speed": 1, "--config": 1}
 

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -20,9 +21,9 @@ from ..catalog.custom import custom_model
 from ..cloud.hf import HF_BASE_URL, HfError, check_model_id
 from ..cloud.hf import model_spec as hub_model_spec
 from ..deploy import cloud_init, compose
-from ..deploy.launch import resolve
+from ..deploy.launch import Launch, resolve
 from ..deploy.plan import HOST_KEY_PLACEHOLDER_PRIVATE, HOST_KEY_PLACEHOLDER_PUBLIC, env_file_note, summary
-from ..models import ModelSpec
+from ..models import GpuType, ModelSpec, Region
 from ..profiles import Profile, builtin_profile
 from . import argtypes
 
@@ -52,6 +53,9 @@ def add_plan_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--region", metavar="R", help="check that the plan is offered in this region")
     parser.add_argument("--context", type=argtypes.context_tokens, metavar="N",
                         help="context length in tokens (32768 or 32k); default: the longest that fits")
+    parser.add_argument("--nodes", type=argtypes.node_count, default=1, metavar="N",
+                        help="VMs of TYPE the session spans (default 1): vLLM on a Ray cluster over a private "
+                             "network, TP within each VM, PP across them; shows every node's files")
     show = parser.add_mutually_exclusive_group()
     show.add_argument("--summary", dest="show", action="store_const", const="summary",
                       help="the fit plan: GPUs, VRAM, price, layout, context, dtype (the default)")
@@ -101,19 +105,27 @@ def run_plan(args: argparse.Namespace, *, settings: Settings | None = None, out:
         return EXIT_BAD_INPUT
     vllm = settings.vllm
     profile = (profiles or {}).get(spec.id) or builtin_profile(spec.id)
-    launch = resolve(spec, gpu_type, settings, profile=profile, context=args.context)
+    nodes = getattr(args, "nodes", 1)
+    launch = resolve(spec, gpu_type, settings, profile=profile, context=args.context, nodes=nodes)
     report, config = launch.report, launch.config
     if not report.fits:
-        print(f"{spec.id} does not fit {gpu_type.id}: {report.reason}.", file=err)
+        on = gpu_type.id if nodes == 1 else f"{nodes} VMs of {gpu_type.id}"
+        print(f"{spec.id} does not fit {on}: {report.reason}.", file=err)
         types = catalog.gpu_types(region_id=region.id if region else None)
         fitting = [t.id for t in types
                    if catalog.fit(spec, t, max_model_len=args.context or vllm.max_model_len,
                                   kv_cache_dtype=vllm.kv_cache_dtype,
                                   gpu_memory_utilization=vllm.gpu_memory_utilization).fits]
         where = f" in {region.id}" if region else ""
-        found = f"Plans it fits{where}: {', '.join(fitting)}" if fitting else f"No built-in plan{where} fits it."
-        print(found, file=err)
+        if fitting:
+            print(f"Plans it fits{where}: {', '.join(fitting)}", file=err)
+        else:
+            print(cluster_advice(spec, types, args.context or vllm.max_model_len, where), file=err)
         return EXIT_DOES_NOT_FIT
+    if nodes > 1:
+        out.write(cluster_plan(args.show, launch, nodes, region))
+        out.flush()
+        return EXIT_OK
     if args.show == "cloud-init":
         out.write(cloud_init.render(host_key_private=HOST_KEY_PLACEHOLDER_PRIVATE,
                                     host_key_public=HOST_KEY_PLACEHOLDER_PUBLIC))
@@ -124,6 +136,44 @@ def run_plan(args: argparse.Namespace, *, settings: Settings | None = None, out:
         out.write(summary(report, config, f"{region.id} ({region.label})" if region else None))
     out.flush()
     return EXIT_OK
+
+
+def cluster_advice(spec: ModelSpec, types: Sequence[GpuType], context: int | None, where: str) -> str:
+    """When no single plan holds the model: why, and the fewest VMs that do (`--nodes`)."""
+    from ..catalog.cluster import cluster_options, why_not_one_vm
+
+    options = cluster_options(spec, types, max_model_len=context)
+    if not options:
+        return f"No built-in plan{where} holds it, on one VM or on several. {why_not_one_vm(spec, types)}."
+    best = options[0]
+    return (f"No single VM{where} holds it: {why_not_one_vm(spec, types)}. Several VMs do; the fewest: "
+            f"{best.describe()}. Try: --type {best.gpu_type.id} --nodes {best.nodes}")
+
+
+def cluster_plan(show: str, launch: Launch, nodes: int, region: Region | None) -> str:
+    """A session over `nodes` VMs: the summary with the cluster's rows, or every node's file."""
+    from ..catalog.cluster import fit_nodes
+    from ..cloud.vpcs import SUBNET_CIDR, node_address
+    from ..deploy.cluster import ClusterLayout, Node, cluster_config, render_node
+
+    gpu_type = launch.report.gpu_type
+    layout = ClusterLayout(tuple(Node(i, node_address(SUBNET_CIDR, i), gpu_type.gpus) for i in range(nodes)),
+                           SUBNET_CIDR)
+    config = cluster_config(launch.config, layout)
+    if show == "cloud-init":
+        return "".join(
+            f"# --- node {n.index} ({n.role}, {n.address}) ---\n"
+            + cloud_init.render(host_key_private=HOST_KEY_PLACEHOLDER_PRIVATE,
+                                host_key_public=HOST_KEY_PLACEHOLDER_PUBLIC, private_network=layout.private_network)
+            for n in layout.nodes)
+    if show == "compose":
+        # One YAML document per node, as each VM gets its own /opt/llm/docker-compose.yml.
+        return "---\n".join(render_node(config, n, layout, launch.compose) for n in layout.nodes) + env_file_note()
+    cluster = fit_nodes(launch.report.model, gpu_type, nodes, max_model_len=launch.report.max_model_len,
+                        gpu_memory_utilization=launch.report.gpu_memory_utilization,
+                        kv_cache_dtype=launch.report.kv_cache_dtype)
+    return summary(launch.report, config, f"{region.id} ({region.label})" if region else None,
+                   cluster=cluster, nodes=layout)
 
 
 def model_spec(args: argparse.Namespace, *, hf_base_url: str = HF_BASE_URL,

@@ -16,9 +16,11 @@ Order on the VM (cloud-init's own module order does most of it):
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -72,14 +74,16 @@ def render(
     driver_branch: str = DEFAULT_DRIVER_BRANCH,
     extra_packages: Iterable[str] = (),
     marker_path: str = DEFAULT_MARKER,
+    private_network: PrivateNetwork | None = None,
 ) -> str:
     """The `#cloud-config` user-data for one GPU VM.
 
     host_key_private/public: the VM's pinned ed25519 host key (OpenSSH format), made for this VM.
     authorized_keys: extra public keys for root (the Linode API installs its own on root anyway).
     driver_branch: the Ubuntu NVIDIA branch, e.g. "580-server". marker_path: written last by runcmd,
-    holding the boot id of the boot that finished setup. Raises ValueError for malformed input,
-    without echoing any key.
+    holding the boot id of the boot that finished setup. private_network: a multi-VM session's VPC
+    (its interface and subnet), the only place the firewall lets Ray and NCCL in from. Raises
+    ValueError for malformed input, without echoing any key.
     """
     _check_host_key(host_key_private, host_key_public)
     keys = [k.strip() for k in authorized_keys or [] if k.strip()]
@@ -115,7 +119,7 @@ def render(
         {"path": path, "owner": "root:root", "permissions": "0644", "content": content}
         for path, content in ((SSHD_DROPIN, SSHD_CONFIG), (PERSISTENCED_DROPIN, PERSISTENCED_CONFIG))
     ]
-    config["runcmd"] = runcmd(driver_branch, marker_path)
+    config["runcmd"] = runcmd(driver_branch, marker_path, private_network)
     config["power_state"] = {
         "mode": "reboot",
         "delay": "now",
@@ -130,11 +134,27 @@ def render(
     )
     import yaml  # only a launch writes YAML: a session attached after a restart never loads it
 
-    body = yaml.dump(config, Dumper=_block_dumper(), sort_keys=False, default_flow_style=False, width=4096)
+    body = yaml.dump(config, Dumper=block_dumper(), sort_keys=False, default_flow_style=False, width=4096)
     return header + body
 
 
-def runcmd(driver_branch: str = DEFAULT_DRIVER_BRANCH, marker_path: str = DEFAULT_MARKER) -> list[str]:
+@dataclass(frozen=True)
+class PrivateNetwork:
+    """A multi-VM session's VPC as one VM sees it: the interface it joins on and the subnet's range."""
+
+    interface: str  # "eth1": Linode numbers interfaces in the order the create call listed them
+    subnet: str  # e.g. "10.42.0.0/24"
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^[a-z][a-z0-9]{1,14}$", self.interface):
+            raise ValueError(f"{self.interface!r} is not a network interface name")
+        network = ipaddress.ip_network(self.subnet)  # ValueError when it is not a range
+        if not network.is_private:
+            raise ValueError(f"{self.subnet} is not a private range")
+
+
+def runcmd(driver_branch: str = DEFAULT_DRIVER_BRANCH, marker_path: str = DEFAULT_MARKER,
+           private_network: PrivateNetwork | None = None) -> list[str]:
     """runcmd's shell lines, in order. One /bin/sh script: `set -eu` stops at the first failure,
     so the ready marker exists only when every step before it worked."""
     utils = "nvidia-utils-" + driver_branch.removesuffix("-open")  # nvidia-smi; -open shares the utils
@@ -175,6 +195,10 @@ def runcmd(driver_branch: str = DEFAULT_DRIVER_BRANCH, marker_path: str = DEFAUL
         "ufw default deny incoming",
         "ufw default allow outgoing",
         "ufw allow 22/tcp",
+        # A multi-VM session: Ray, NCCL and Gloo between the session's VMs, on the VPC only. They run
+        # with host networking (no Docker port publishing), so ufw does see their traffic.
+        *([f"ufw allow in on {private_network.interface} from {private_network.subnet}"]
+          if private_network else []),
         "ufw --force enable",
         f"install -d -m 0755 {posixpath.dirname(marker_path) or '/'}",
         f"cat /proc/sys/kernel/random/boot_id > {marker_path}",
@@ -189,7 +213,7 @@ def _check_host_key(private: str, public: str) -> None:
 
 
 @cache
-def _block_dumper() -> type:
+def block_dumper() -> type:
     """SafeDumper that writes multi-line strings (keys, config files) as `|` blocks, as a person would."""
     import yaml
 

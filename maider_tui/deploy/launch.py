@@ -125,16 +125,29 @@ def defaults(settings: Settings, profile: Profile) -> LaunchEdits:
                        enable_openwebui=settings.compose.enable_openwebui)
 
 
+def fit_on(model: ModelSpec, gpu: GpuType, nodes: int = 1, *, max_model_len: int | None = None,
+           gpu_memory_utilization: float = 0.90, kv_cache_dtype: str = "auto") -> FitReport:
+    """The fit plan on one VM (`catalog.fit`) or on `nodes` VMs of the plan (`catalog.cluster.fit_nodes`)."""
+    if nodes == 1:
+        return catalog.fit(model, gpu, max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
+                           kv_cache_dtype=kv_cache_dtype)
+    from maider_tui.catalog.cluster import fit_nodes
+
+    return fit_nodes(model, gpu, nodes, max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
+                     kv_cache_dtype=kv_cache_dtype).report
+
+
 def default_context(model: ModelSpec, gpu: GpuType, settings: Settings, profile: Profile | None = None,
-                    *, gpu_memory_utilization: float | None = None, kv_cache_dtype: str | None = None) -> int | None:
+                    *, gpu_memory_utilization: float | None = None, kv_cache_dtype: str | None = None,
+                    nodes: int = 1) -> int | None:
     """Step 1 without a typed length: the context the model step starts from (None: nothing fits)."""
     profile = profile or builtin_profile(model.id)
     utilization: float = gpu_memory_utilization or settings.vllm.gpu_memory_utilization
     kv_dtype: str = kv_cache_dtype or settings.vllm.kv_cache_dtype
-    most = catalog.fit(model, gpu, gpu_memory_utilization=utilization, kv_cache_dtype=kv_dtype).max_context
+    most = fit_on(model, gpu, nodes, gpu_memory_utilization=utilization, kv_cache_dtype=kv_dtype).max_context
     wanted = settings.vllm.max_model_len
-    if wanted and catalog.fit(model, gpu, max_model_len=wanted, gpu_memory_utilization=utilization,
-                              kv_cache_dtype=kv_dtype).fits:
+    if wanted and fit_on(model, gpu, nodes, max_model_len=wanted, gpu_memory_utilization=utilization,
+                         kv_cache_dtype=kv_dtype).fits:
         return wanted
     if profile.max_model_len and most:
         return min(profile.max_model_len, most)
@@ -142,18 +155,20 @@ def default_context(model: ModelSpec, gpu: GpuType, settings: Settings, profile:
 
 
 def resolve(model: ModelSpec, gpu: GpuType, settings: Settings, *, profile: Profile | None = None,
-            context: int | None = None, edits: LaunchEdits | None = None) -> Launch:
+            context: int | None = None, edits: LaunchEdits | None = None, nodes: int = 1) -> Launch:
     """Steps 1-4 (see the module docstring). `report.fits` False: nothing may be launched, and
-    `config` holds only the model."""
+    `config` holds only the model. `nodes` > 1: a session over that many VMs of `gpu` (TP within a
+    VM, PP across them; `deploy.cluster` adds Ray's flags per node); it serves the API only."""
     profile = profile or builtin_profile(model.id)
     edits = edits or defaults(settings, profile)
     vllm = settings.vllm
     length = context or default_context(model, gpu, settings, profile,
                                         gpu_memory_utilization=edits.gpu_memory_utilization,
-                                        kv_cache_dtype=edits.kv_cache_dtype)
-    report = catalog.fit(model, gpu, max_model_len=length, gpu_memory_utilization=edits.gpu_memory_utilization,
-                         kv_cache_dtype=edits.kv_cache_dtype)
-    options = dataclasses.replace(ComposeOptions.from_settings(settings), enable_openwebui=edits.enable_openwebui,
+                                        kv_cache_dtype=edits.kv_cache_dtype, nodes=nodes)
+    report = fit_on(model, gpu, nodes, max_model_len=length, gpu_memory_utilization=edits.gpu_memory_utilization,
+                    kv_cache_dtype=edits.kv_cache_dtype)
+    options = dataclasses.replace(ComposeOptions.from_settings(settings),
+                                  enable_openwebui=edits.enable_openwebui and nodes == 1,
                                   vllm_image=image_for(profile, vllm.image))
     if not report.fits:  # nothing to deploy: the report says why
         return Launch(report, VllmConfig(model=model.id), options, profile, edits)

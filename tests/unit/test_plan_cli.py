@@ -185,3 +185,41 @@ def test_plan_compose_carries_the_profiles_flags_and_env(capsys):
     assert command[command.index("--max-num-seqs") + 1] == "16"
     assert command[command.index("--max-model-len") + 1] == "65536"
     assert vllm["environment"]["SAFETENSORS_FAST_GPU"] == "1" and vllm["environment"]["VLLM_SLEEP_WHEN_IDLE"] == "0"
+
+
+LLAMA_70B = "meta-llama/Llama-3.1-70B-Instruct"
+
+
+def test_a_model_no_vm_holds_names_the_fewest_vms_that_do(capsys):
+    assert plan("--type", "g1-gpu-rtx6000-4", "--model", LLAMA_70B, "--context", "32k") == 1
+    err = capsys.readouterr().err
+    assert "No single VM holds it" in err and "131 GB of weights" in err
+    assert "Try: --type g1-gpu-rtx6000-4 --nodes 2" in err
+
+
+def test_nodes_shows_the_cluster_its_price_and_the_links_cost(capsys, nothing_written):
+    assert plan("--type", "g1-gpu-rtx6000-4", "--model", LLAMA_70B, "--context", "32k", "--nodes", "2") == 0
+    out = capsys.readouterr().out
+    assert "$12.00/h" in out and "2 VMs at $6.00/h each" in out
+    assert "TP 4 within each VM, PP 2 across VMs" in out
+    assert "head 10.42.0.2, worker 10.42.0.3" in out and "vLLM waits for 8 GPUs" in out
+    assert "1 link between VMs" in out and "--distributed-executor-backend ray" in out
+
+
+def test_nodes_shows_every_nodes_compose_and_cloud_init(capsys):
+    assert plan("--type", "g1-gpu-rtx6000-4", "--model", LLAMA_70B, "--context", "32k", "--nodes", "2",
+                "--compose") == 0
+    out = capsys.readouterr().out
+    documents = [d for d in yaml.safe_load_all(out.split("# /opt/llm/.env")[0]) if d]
+    assert [list(d["services"]) for d in documents] == [["vllm"], ["ray-worker"]]
+    assert HF_TOKEN_PLACEHOLDER in out
+    assert plan("--type", "g1-gpu-rtx6000-4", "--model", LLAMA_70B, "--nodes", "2", "--cloud-init") == 0
+    out = capsys.readouterr().out
+    assert out.count("#cloud-config") == 2 and out.count("ufw allow in on eth1 from 10.42.0.0/24") == 2
+
+
+def test_too_few_vms_for_the_model_say_so(capsys):
+    assert plan("--type", "g2-gpu-rtx4000a4-m", "--model", LLAMA_70B, "--context", "32k", "--nodes", "2") == 1
+    assert "does not fit 2 VMs of g2-gpu-rtx4000a4-m" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        plan("--type", "g1-gpu-rtx6000-4", "--model", LLAMA_70B, "--nodes", "5")
