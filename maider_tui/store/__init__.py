@@ -5,7 +5,7 @@ newer or broken file and how several processes share it.
 """
 
 from .errors import StoreCorruptError, StoreError, StoreLockedError, StoreTooNewError
-from .records import ENDED_STATES, BenchResultRecord, BenchRunRecord, EventRecord, SessionRecord
+from .records import ENDED_STATES, BenchResultRecord, BenchRunRecord, EventRecord, NodeRecord, SessionRecord
 from .schema import LATEST_VERSION, MIGRATIONS, Migration, sql_migration
 from .store import DEFAULT_BUSY_TIMEOUT_S, Store, move_aside, open_store
 
@@ -17,6 +17,7 @@ __all__ = [
     "BenchResultRecord",
     "BenchRunRecord",
     "EventRecord",
+    "NodeRecord",
     "Migration",
     "SessionRecord",
     "Store",

@@ -40,11 +40,31 @@ class SessionRecord:
     last_activity: float | None = None
     owner: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    nodes: int = 1  # VMs the session spans; above 1, its nodes are NodeRecords and it has a VPC
+    vpc_id: int | None = None  # the session's private network (a multi-VM session), once made
 
     @property
     def ended(self) -> bool:
         """True once the VM is gone (destroyed or ended); failed or orphan sessions may still cost money."""
         return self.ended_at is not None or self.state in ENDED_STATES
+
+
+@dataclass
+class NodeRecord:
+    """One VM of a session that spans several; index 0 is the head (whose VM the session record names)."""
+
+    session: str
+    index: int
+    address: str  # its fixed address on the session's VPC
+    state: str = "creating"  # creating, booting, ready, lost, destroyed
+    instance_id: int | None = None
+    ip: str | None = None
+    ssh_port: int = 22
+    host_key: str | None = None
+
+    @property
+    def role(self) -> str:
+        return "head" if self.index == 0 else "worker"
 
 
 @dataclass
@@ -119,6 +139,11 @@ def to_row(record: Any, names: tuple[str, ...], json_names: frozenset[str]) -> l
 def session_from_row(row: sqlite3.Row) -> SessionRecord:
     values = {n: (loads(row[n]) if n in SESSION_JSON else row[n]) for n in SESSION_FIELDS}
     return SessionRecord(**values)
+
+
+def node_from_row(row: sqlite3.Row) -> NodeRecord:
+    return NodeRecord(row["session"], row["idx"], row["address"], row["state"], row["instance_id"], row["ip"],
+                      row["ssh_port"], row["host_key"])
 
 
 def event_from_row(row: sqlite3.Row) -> EventRecord:

@@ -118,6 +118,23 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX bench_runs_by_gpu ON bench_runs(gpu_type, model_category)",
         "CREATE INDEX api_cache_by_expiry ON api_cache(expires_at)",
     ),
+    sql_migration(
+        3,
+        "sessions over several VMs: their nodes and private network",
+        "ALTER TABLE sessions ADD COLUMN nodes INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE sessions ADD COLUMN vpc_id INTEGER",
+        # Node 0 is the head; the session's own instance_id, ip and host_key are the head's too.
+        """CREATE TABLE session_nodes (
+            session TEXT NOT NULL REFERENCES sessions(name) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            address TEXT NOT NULL,
+            state TEXT NOT NULL,
+            instance_id INTEGER,
+            ip TEXT,
+            ssh_port INTEGER NOT NULL,
+            host_key TEXT,
+            PRIMARY KEY (session, idx))""",
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -14,6 +14,7 @@ from maider_tui.paths import display_path
 
 from .bench import BenchMixin
 from .cache import CacheMixin
+from .nodes import NodesMixin
 from .errors import StoreCorruptError, StoreError, StoreTooNewError, is_busy, translate
 from .schema import MIGRATIONS, Migration, check_migrations, migrate, read_version
 from .sessions import SessionsMixin
@@ -26,8 +27,9 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 SIDECARS = ("-wal", "-shm", "-journal")
 
 
-class Store(SessionsMixin, BenchMixin, CacheMixin):
-    """The app's local state: sessions, their events, benchmark runs and the API cache."""
+class Store(SessionsMixin, NodesMixin, BenchMixin, CacheMixin):
+    """The app's local state: sessions (and the nodes of those over several VMs), their events, benchmark
+    runs and the API cache."""
 
     def __enter__(self) -> Store:
         return self

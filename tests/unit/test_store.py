@@ -25,6 +25,7 @@ from maider_tui.store import (
     open_store,
     sql_migration,
 )
+from maider_tui.store.records import SESSION_FIELDS, SESSION_JSON, NodeRecord, to_row
 
 T0 = 1_795_351_260.0
 
@@ -325,7 +326,13 @@ def test_newer_schema_is_refused_and_kept(db_path: Path, clock: ManualClock) -> 
 def test_old_version_file_is_migrated_keeping_rows(db_path: Path, clock: ManualClock) -> None:
     with open_store(db_path, clock=clock, migrations=MIGRATIONS[:1]) as old:
         assert old.schema_version == 1
-        old.add_session(full_session("kept"))
+        # Written as version 1 wrote it: only the columns that version had (later ones came with migrations).
+        columns = [c[1] for c in old._connection().execute("PRAGMA table_info(sessions)")]
+        assert "nodes" not in columns
+        values = dict(zip(SESSION_FIELDS, to_row(full_session("kept"), SESSION_FIELDS, SESSION_JSON)))
+        with old._connection() as conn:
+            conn.execute(f"INSERT INTO sessions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                         [values[c] for c in columns])
         old.add_event("kept", "log", "from version 1")
         old.cache_put("k", [1, 2], ttl_s=60)
     with open_store(db_path, clock=clock) as store:
@@ -435,3 +442,24 @@ def test_open_while_locked_raises_after_timeout(db_path: Path, clock: ManualCloc
         other.close()
     with open_store(db_path, clock=clock) as store:
         assert store.schema_version == LATEST_VERSION
+
+
+def test_a_multi_vm_sessions_nodes_are_kept_in_order_and_go_with_it(store: Store) -> None:
+    store.add_session(SessionRecord("big", nodes=2, gpu_count=8))
+    store.add_nodes([NodeRecord("big", 1, "10.42.0.3"), NodeRecord("big", 0, "10.42.0.2")])
+    assert [(n.index, n.role, n.address, n.state) for n in store.nodes("big")] == [
+        (0, "head", "10.42.0.2", "creating"), (1, "worker", "10.42.0.3", "creating")]
+    node = store.update_node("big", 1, instance_id=71, state="booting", ip="192.0.2.9")
+    assert (node.instance_id, node.state, node.ip) == (71, "booting", "192.0.2.9")
+    assert store.update_session("big", vpc_id=7001).vpc_id == 7001
+    with pytest.raises(TypeError):
+        store.update_node("big", 1, index=3)
+    with pytest.raises(StoreError):
+        store.update_node("big", 5, state="ready")
+    with pytest.raises(StoreError):  # a node twice, or of a session that does not exist: nothing stored
+        store.add_nodes([NodeRecord("big", 1, "10.42.0.4")])
+    with pytest.raises(StoreError):
+        store.add_nodes([NodeRecord("nobody", 0, "10.42.0.2")])
+    assert store.nodes("nobody") == [] and len(store.nodes("big")) == 2
+    store.delete_session("big")
+    assert store.nodes("big") == []
