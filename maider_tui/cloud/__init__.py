@@ -8,8 +8,10 @@ from maider_tui.cloud.base import (
     Provider,
     Vm,
     home_tag,
+    is_session_node,
     is_session_vm,
     made_elsewhere,
+    node_label,
     session_tag,
 )
 from maider_tui.cloud.errors import ProviderError, from_api_error, label_taken
@@ -26,7 +28,9 @@ __all__ = [
     "Vm",
     "from_api_error",
     "home_tag",
+    "is_session_node",
     "is_session_vm",
+    "node_label",
     "made_elsewhere",
     "label_taken",
     "session_tag",

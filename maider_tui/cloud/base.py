@@ -41,6 +41,18 @@ def is_session_vm(vm: "Vm", name: str, home: str) -> bool:
     return vm.label == name and session_tag(name) in vm.tags and not made_elsewhere(vm.tags, home)
 
 
+def node_label(session: str, index: int) -> str:
+    """The label of node `index` of a session over several VMs: the head keeps the session's name (so
+    everything that finds a session's VM by its label finds the head), workers add "-w1", "-w2" ..."""
+    return session if index == 0 else f"{session[:60]}-w{index}"
+
+
+def is_session_node(vm: "Vm", name: str, home: str) -> bool:
+    """Whether `vm` is one of the VMs (head or worker) of this home's session `name`."""
+    labelled = vm.label == name or (vm.label.startswith(f"{name[:60]}-w") and vm.label.rsplit("-w", 1)[1].isdigit())
+    return labelled and session_tag(name) in vm.tags and not made_elsewhere(vm.tags, home)
+
+
 def session_tag(label: str) -> str:
     """The per-session tag; Linode caps tags at 50 characters, so a long session name is cut."""
     return f"{SESSION_TAG_PREFIX}{label}"[:50]
@@ -85,6 +97,7 @@ class CreateSpec:
     tags: list[str] = field(default_factory=list)
     firewall_id: int | None = None
     vpc: VpcJoin | None = None  # a VPC interface beside the public one, at this address
+    session: str | None = None  # the session it serves, when not its label (a worker of several VMs)
 
 
 @dataclass(frozen=True)
@@ -126,9 +139,32 @@ class Vm:
         return self.status == "running"
 
 
+class VpcApi(Protocol):
+    """The account's private networks (a session over several VMs has one)."""
+
+    async def create(self, session: str, region: str, description: str) -> VpcNetwork:
+        """The session's VPC with one subnet; one call never makes two."""
+        ...
+
+    async def find(self, label: str) -> VpcNetwork | None:
+        ...
+
+    async def list(self, prefix: str = ...) -> list[VpcNetwork]:  # noqa: A003 - as Provider.list
+        ...
+
+    async def delete(self, vpc_id: int) -> bool:
+        """False when it was already gone; ProviderError while a VM is still attached."""
+        ...
+
+
 @runtime_checkable
 class Provider(Protocol):
     """A cloud that rents GPU VMs. Every method but `ssh_endpoint` may talk to the network."""
+
+    @property
+    def vpcs(self) -> VpcApi:
+        """The account's private networks."""
+        ...
 
     async def whoami(self) -> Account:
         """Check the token; raises ProviderError (kind "auth") when it is refused."""

@@ -217,7 +217,7 @@ class LinodeProvider:
         A create that may have reached Linode (5xx, timeout, lost connection) is retried only after
         the label was looked up and not found; if it was found, that VM is the answer.
         """
-        tags = list(dict.fromkeys([SESSION_TAG, session_tag(spec.label), *spec.tags]))
+        tags = list(dict.fromkeys([SESSION_TAG, session_tag(spec.session or spec.label), *spec.tags]))
 
         def post() -> Vm:
             extra: dict[str, Any] = {"label": spec.label, "tags": tags}

@@ -3,9 +3,11 @@
 Order, and why (docs/sessions.md):
 1. Check the token (`whoami`). A refused or unreachable API fails here, before anything changed.
 2. Read vLLM's token counter through the session's SSH forward, best effort: afterwards it is gone.
-3. Delete the VM. "Already gone" is success; any other failure leaves the session exactly as it was
-   (state, ended_at, files), because the VM may still exist and still cost money. A session that
-   crashed before recording its instance id is looked up by label, since its create may have landed.
+3. Delete the VM (every VM, for a session over several). "Already gone" is success; any other
+   failure leaves the session exactly as it was (state, ended_at, files), because a VM may still
+   exist and still cost money. A session that crashed before recording an instance id is looked up
+   by label and tag, since its create may have landed. Then the session's private network (VPC),
+   which costs nothing: one that will not go yet is left to the next start's sweep.
 4. Only then close the SSH connection (and with it the tunnel), remove the session's local files
    (client key, aider files, its ssh_config entry: useless without the VM) and mark the session
    destroyed, with its runtime, cost and tokens; the receipt goes out as a DestroyedEvent and a
@@ -22,18 +24,20 @@ from pathlib import Path
 
 from maider_tui import catalog
 from maider_tui.clock import Clock
-from maider_tui.cloud import SESSION_TAG, Provider, ProviderError, home_tag, is_session_vm
+from maider_tui.cloud import SESSION_TAG, Provider, ProviderError, home_tag, is_session_node, is_session_vm
+from maider_tui.cloud.vpcs import vpc_label
 from maider_tui.ops.events import DestroyedEvent, EventSink, FailedEvent, LogEvent
 from maider_tui.ops.receipt import Receipt, make_receipt
 from maider_tui.ops.session_files import remove_ssh_entry, session_dir
 from maider_tui.paths import AppPaths
 from maider_tui.remote.ssh import SshSession
 from maider_tui.remote.vllm import VllmClient
-from maider_tui.store import SessionRecord, Store
+from maider_tui.store import NodeRecord, SessionRecord, Store
 
 log = logging.getLogger(__name__)
 
 DEFAULT_VLLM_PORT = 8000
+NETWORK_TRIES, NETWORK_RETRY_S = 6, 5.0  # a deleted VM lets go of its VPC interface within seconds
 METRICS_TIMEOUT_S = 5.0  # a hung tunnel must not hold up stopping the meter
 # Said by the callers that hold ops.owner.destroying() while another process destroys the session.
 WAIT_MESSAGE = "Another maider-tui process is destroying this session; waiting for it to finish."
@@ -70,13 +74,18 @@ async def destroy_session(name: str, *, provider: Provider, store: Store, clock:
 
     tokens = await _generated_tokens(ssh, vllm_port, emit, name) if ssh is not None else None
 
+    nodes = store.nodes(name)
     try:
-        vm_ids = [record.instance_id] if record.instance_id is not None else await _by_label(provider, name, home_tag(Path(store.path).parent))
+        vm_ids = await _session_vms(provider, record, nodes, home_tag(Path(store.path).parent))
         deleted = [await provider.destroy(vm_id) for vm_id in vm_ids]
     except ProviderError as err:
         _failed(store, emit, name, "destroy VM", err)
         raise
     already_gone = bool(vm_ids) and not any(deleted)
+    for node in nodes:
+        store.update_node(name, node.index, state="destroyed")
+    if record.nodes > 1 or record.vpc_id is not None:
+        await remove_network(name, provider=provider, store=store, clock=clock, emit=emit)
     # The VM is gone: from here on nothing can leave one running, so local cleanup may proceed.
     if ssh is not None:
         with contextlib.suppress(Exception):  # a broken connection to a deleted VM is no news
@@ -102,10 +111,45 @@ async def destroy_session(name: str, *, provider: Provider, store: Store, clock:
     return receipt
 
 
-async def _by_label(provider: Provider, name: str, home: str) -> list[int]:
-    """VMs of a session that never recorded its id: its create may have reached the API anyway.
-    Never another home's VM of the same name."""
-    return [vm.id for vm in await provider.list(SESSION_TAG) if is_session_vm(vm, name, home)]
+async def _session_vms(provider: Provider, record: SessionRecord, nodes: list[NodeRecord], home: str) -> list[int]:
+    """Every VM of the session: the recorded ones, and those found by label and tag when one was not
+    recorded (its create may have reached the API anyway). Never another home's VM of the same name."""
+    recorded = {i for i in (record.instance_id, *(n.instance_id for n in nodes)) if i is not None}
+    if len(recorded) >= max(1, record.nodes):  # node 0's VM is the session's own
+        return sorted(recorded)
+    found = {vm.id for vm in await provider.list(SESSION_TAG)
+             if (is_session_node(vm, record.name, home) if record.nodes > 1 else is_session_vm(vm, record.name, home))}
+    return sorted(recorded | found)
+
+
+async def remove_network(name: str, *, provider: Provider, store: Store, clock: Clock, emit: EventSink) -> bool:
+    """Delete the session's VPC once its VMs are gone (Linode refuses while one is still attached, and
+    a deleted VM may take a moment to let go). A VPC costs nothing, so one that will not go is left
+    for the next start's sweep, with a line in the log: True when it is gone."""
+    record = store.session(name)
+    try:
+        vpc_id = record.vpc_id
+        if vpc_id is None:
+            found = await provider.vpcs.find(vpc_label(name))
+            if found is None:
+                return True
+            vpc_id = found.id
+        for attempt in range(NETWORK_TRIES):
+            try:
+                await provider.vpcs.delete(vpc_id)
+                break
+            except ProviderError as err:
+                if err.kind != "invalid" or attempt == NETWORK_TRIES - 1:
+                    raise
+                await clock.sleep(NETWORK_RETRY_S)
+    except ProviderError as err:
+        message = (f"The private network of {name} could not be removed yet ({err.message}); it costs nothing "
+                   "and the next start removes it.")
+        store.add_event(name, "warning", message)
+        emit(LogEvent(name, message))
+        return False
+    store.add_event(name, "network_removed", f"Private network {vpc_id} removed", {"vpc_id": vpc_id})
+    return True
 
 
 def _failed(store: Store, emit: EventSink, name: str, stage: str, err: ProviderError) -> None:

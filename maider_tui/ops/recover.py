@@ -10,6 +10,10 @@ Rules (docs/sessions.md):
 - A live session interrupted while provisioning (never ready) is reported resumable, with its stage.
 - Every API call happens before anything is marked: an API failure raises ProviderError and
   changes nothing.
+- A session over several VMs owns its workers (labelled `<name>-w1` ...) as it owns its head; a
+  worker that no longer exists is reported (`degraded`): the model cannot serve without it. This
+  home's session networks (VPCs) that no live session holds are deleted; they cost nothing, but
+  they count against the account's limit.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from pathlib import Path
 
 from maider_tui import catalog
 from maider_tui.clock import Clock
-from maider_tui.cloud import SESSION_TAG, Provider, Vm, home_tag, is_session_vm, made_elsewhere, session_tag
+from maider_tui.cloud import (SESSION_TAG, Provider, ProviderError, Vm, home_tag, is_session_node, is_session_vm,
+                              made_elsewhere, node_label, session_tag)
+from maider_tui.cloud.base import VpcNetwork
+from maider_tui.cloud.vpcs import vpc_label
 from maider_tui.ops.events import EventSink, WarningEvent
 from maider_tui.ops.receipt import make_receipt
 from maider_tui.ops.session_files import remove_ssh_entry
@@ -64,11 +71,13 @@ class RecoveryReport:
     healthy: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     linked: list[str] = field(default_factory=list)
+    degraded: list[str] = field(default_factory=list)  # sessions over several VMs that lost a worker
+    networks_removed: list[str] = field(default_factory=list)  # stray session networks deleted
 
     @property
     def clean(self) -> bool:
         """Nothing for the user to decide."""
-        return not (self.orphans or self.gone or self.resumable or self.failed)
+        return not (self.orphans or self.gone or self.resumable or self.failed or self.degraded)
 
 
 async def recover(*, provider: Provider, store: Store, clock: Clock, emit: EventSink | None = None,
@@ -92,13 +101,32 @@ async def recover(*, provider: Provider, store: Store, clock: Clock, emit: Event
             vm = await provider.get(record.instance_id)  # may lack our tag, or the list may lag
         if vm is None:
             missing.append(record)
+    home = home_tag(Path(store.path).parent)
+    # A session over several VMs: its workers are its own too, recorded or found by label and tag.
+    node_links: list[tuple[str, int, Vm]] = []
+    lost_nodes: list[tuple[str, int, int]] = []
+    for record in live:
+        if record.nodes <= 1:
+            continue
+        for node in store.nodes(record.name):
+            if node.index == 0:
+                continue
+            if node.instance_id is not None:
+                vm = unclaimed.pop(node.instance_id, None) or vms.get(node.instance_id)
+                if vm is None and await provider.get(node.instance_id) is None and node.state != "destroyed":
+                    lost_nodes.append((record.name, node.index, node.instance_id))
+                continue
+            vm = next((v for v in unclaimed.values() if v.label == node_label(record.name, node.index)
+                       and is_session_node(v, record.name, home)), None)
+            if vm is not None:
+                node_links.append((record.name, node.index, unclaimed.pop(vm.id)))
     by_label = {vm.label: vm for vm in unclaimed.values()}
     links: dict[str, Vm] = {}
-    home = home_tag(Path(store.path).parent)
     for record in live:
         vm = by_label.get(record.name) if record.instance_id is None else None
         if vm is not None and is_session_vm(vm, record.name, home):
             links[record.name] = unclaimed.pop(vm.id)
+    networks = await _stray_networks(provider, live, home)
 
     # 2. Then mark: nothing above changed the store, so an API failure left it as it was.
     report = RecoveryReport()
@@ -123,6 +151,21 @@ async def recover(*, provider: Provider, store: Store, clock: Clock, emit: Event
             report.failed.append(record.name)
         else:
             report.healthy.append(record.name)
+    for name, index, vm in node_links:
+        store.update_node(name, index, instance_id=vm.id)
+        store.add_event(name, "recovered", f"Found worker VM {vm.id} by its label; recorded its id",
+                        {"instance_id": vm.id, "node": index})
+    for name, index, vm_id in lost_nodes:
+        store.update_node(name, index, state="lost")
+        report.degraded.append(name)
+        _say(emit, name, f"{name}'s worker VM {vm_id} (node {index}) no longer exists, so its model cannot "
+                         "serve: destroy the session (its other VMs still cost money) and launch it again.")
+    for network in networks:
+        try:
+            await provider.vpcs.delete(network.id)
+        except ProviderError:
+            continue  # a VM is still attached (an orphan the user decides on): tried again next start
+        report.networks_removed.append(network.label)
     for vm in unclaimed.values():
         elsewhere = made_elsewhere(vm.tags, home_tag(Path(store.path).parent))
         reason = ("made by maider-tui on another machine or in another data folder, which watches it"
@@ -133,6 +176,16 @@ async def recover(*, provider: Provider, store: Store, clock: Clock, emit: Event
         _say(emit, vm.label, f"VM {vm.id} ({vm.label}) is running at {price} with no session: "
                              "adopt it or destroy it.")
     return report
+
+
+async def _stray_networks(provider: Provider, live: list[SessionRecord], home: str) -> list[VpcNetwork]:
+    """This home's session networks that no live session holds: a destroy that could not remove one,
+    or a launch that died between making it and its VMs. A live session's (by id, or by its label
+    while the launch has not recorded the id yet) is never one of them."""
+    held_ids = {r.vpc_id for r in live if r.vpc_id is not None}
+    held_labels = {vpc_label(r.name) for r in live}
+    return [n for n in await provider.vpcs.list()
+            if home in n.description and n.id not in held_ids and n.label not in held_labels]
 
 
 def _interrupted(record: SessionRecord) -> bool:
