@@ -21,6 +21,17 @@ class StageEvent:
 
 
 @dataclass(frozen=True)
+class NodeEvent:
+    """One VM of a session over several reached a step (created, running, ssh, cloud-init, uploaded,
+    started): the provisioning screen shows the nodes side by side."""
+
+    session: str
+    node: int  # 0 is the head
+    step: str
+    message: str
+
+
+@dataclass(frozen=True)
 class LogEvent:
     session: str
     text: str
@@ -91,7 +102,7 @@ class RolledBackEvent:
 
 
 OpsEvent = Union[StageEvent, LogEvent, HealEvent, WarningEvent, ReadyEvent, FailedEvent, DestroyedEvent,
-                 RolledBackEvent, WatchdogEvent]
+                 RolledBackEvent, WatchdogEvent, NodeEvent]
 EventSink = Callable[[OpsEvent], None]
 
 

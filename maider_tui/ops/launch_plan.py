@@ -51,6 +51,8 @@ class LaunchPlan:
     options: dict[str, Any] = field(default_factory=dict)
     auto_name: bool = False
     """`name` was made automatically: if another launch reserves it first, this one takes the next free one."""
+    nodes: int = 1
+    """VMs of `gpu_type` the session spans: above 1, vLLM on a Ray cluster over a private network."""
 
     @property
     def model(self) -> str:
@@ -93,7 +95,8 @@ class LaunchPlan:
         options = compose_options_of({"compose": opts.pop("compose", None) or {}})
         return cls(region=record.region, gpu_type=gpu, config=VllmConfig.from_dict(record.vllm_config),
                    compose=options, name=record.name, image=opts.pop("image", DEFAULT_IMAGE),
-                   firewall_id=opts.pop("firewall_id", None), tags=tuple(opts.pop("tags", ())), options=opts)
+                   firewall_id=opts.pop("firewall_id", None), tags=tuple(opts.pop("tags", ())), options=opts,
+                   nodes=record.nodes)
 
 
 @dataclass
@@ -109,7 +112,11 @@ class SessionHandle:
     config: VllmConfig
     max_model_len: int
     heals: int = 0
+    workers: list[SshSession] = field(default_factory=list)
+    """A session over several VMs: one SSH connection per worker VM (`ssh` is the head's)."""
 
     async def close(self) -> None:
-        """Close the tunnel and the SSH connection; the VM keeps running."""
+        """Close the tunnel and the SSH connections; the VMs keep running."""
         await self.ssh.close()
+        for worker in self.workers:
+            await worker.close()

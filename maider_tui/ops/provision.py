@@ -11,6 +11,7 @@ this module never destroys anything. See docs/provisioning.md.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Callable
 
 from maider_tui.clock import Clock
@@ -76,8 +77,13 @@ async def provision(plan: LaunchPlan | None, *, provider: Provider, store: Store
             raise ValueError("provision() needs a plan or a session to resume")
         plan = LaunchPlan.from_record(resume_from)
     register_secret(hf_token)  # never in the log file, whatever quotes it
-    return await _Launch(plan, provider, store, paths, clock, emit, hf_token,
-                         limits or ReadinessLimits(), resume_from, claim).run()
+    launch_class: type[_Launch] = _Launch
+    if plan.nodes > 1:
+        from maider_tui.ops.cluster_launch import ClusterLaunch  # it builds on this module
+
+        launch_class = ClusterLaunch
+    return await launch_class(plan, provider, store, paths, clock, emit, hf_token,
+                              limits or ReadinessLimits(), resume_from, claim).run()
 
 
 class _Launch:
@@ -276,7 +282,7 @@ class _Launch:
                      "landed meanwhile); carrying on with it")
             return found[0]
 
-    async def _settled(self, create: Any) -> Vm:
+    async def _settled(self, create: Any, made: Callable[[Vm], Awaitable[None]] | None = None) -> Vm:
         """The create's answer, even when this launch is cancelled meanwhile (a destroy, a quit): the
         call runs on in its thread and may yet make a VM, which must be recorded before stopping."""
         call = asyncio.ensure_future(create)
@@ -295,14 +301,18 @@ class _Launch:
                     raise asyncio.CancelledError() from None
                 raise
         if cancelled:
-            self.instance_id = vm.id
-            try:
-                self.store.update_session(self.name, instance_id=vm.id)
-                self.store.add_event(self.name, "created", f"VM {vm.id} created", {"instance_id": vm.id})
-            except StoreError as exc:
-                await self._unrecorded(vm, exc)
+            await (made or self._made_while_cancelled)(vm)
             raise asyncio.CancelledError()
         return vm
+
+    async def _made_while_cancelled(self, vm: Vm) -> None:
+        """Record a VM whose create returned after this launch was cancelled."""
+        self.instance_id = vm.id
+        try:
+            self.store.update_session(self.name, instance_id=vm.id)
+            self.store.add_event(self.name, "created", f"VM {vm.id} created", {"instance_id": vm.id})
+        except StoreError as exc:
+            await self._unrecorded(vm, exc)
 
     async def _undo_create(self, vm: Vm) -> None:
         """Delete a VM this launch made for a session that has ended meanwhile."""

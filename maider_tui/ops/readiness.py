@@ -169,7 +169,7 @@ async def wait_vllm(ssh: SshSession, local_port: int, config: VllmConfig, limits
                           clock=clock) as vllm:
         while True:
             try:
-                state = await _container_state(ssh, limits)
+                state = await container_state(ssh, limits)
                 if state in ("exited", "dead", "restarting"):
                     log_text = await container_logs(ssh, limits)
                     return VllmAttempt(False, log_text, reason=f"the vLLM container {state}")
@@ -237,11 +237,11 @@ async def container_logs(ssh: SshSession, limits: ReadinessLimits) -> str:
     return result.stdout + result.stderr
 
 
-async def _container_state(ssh: SshSession, limits: ReadinessLimits) -> str | None:
-    """The vllm service's container state (running, exited, restarting ...), None before it exists."""
+async def container_state(ssh: SshSession, limits: ReadinessLimits, service: str = "vllm") -> str | None:
+    """A compose service's container state (running, exited, restarting ...), None before it exists."""
     result = await ssh.run(f"{COMPOSE_CMD} ps -a --format json", timeout=limits.command_timeout_s)
     for row in _json_rows(result.stdout):
-        if row.get("Service") == "vllm":
+        if row.get("Service") == service:
             return str(row.get("State") or "").lower() or None
     return None
 

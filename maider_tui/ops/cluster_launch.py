@@ -1,0 +1,213 @@
+"""Provisioning a session over several VMs: vLLM on a Ray cluster over the session's private network.
+
+The single-VM launch's stages (ops/provision.py), each done for every node at once:
+token -> record (the session and its nodes) -> keys (one client key; a host key per VM) -> create
+(the session's VPC, then every VM joined to it at its fixed address) -> running -> ssh -> cloud_init
+-> upload (each node's own compose file, and .env) -> compose_up -> vllm (the Ray cluster forms: head
+up, workers joined, every GPU counted; then vLLM loads on the head) -> tunnel -> aider -> ready.
+
+Every VM id is recorded as its create returns (node records; the head's is the session's own), the
+VPC id as soon as it exists, so a crash at any stage of any node leaves nothing unaccounted for:
+destroy and recovery find the rest by label and tag. Like the single-VM launch, this never destroys
+anything on failure: the VMs are left for the user to inspect or destroy, and they count down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable
+from typing import Any, TypeVar
+
+from maider_tui.cloud import CreateSpec, Vm, home_tag, node_label
+from maider_tui.cloud.base import VpcJoin, VpcNetwork
+from maider_tui.cloud.vpcs import SUBNET_CIDR, node_address
+from maider_tui.deploy import cloud_init
+from maider_tui.deploy.cluster import ClusterLayout, Node, cluster_config, render_node
+from maider_tui.deploy.compose import COMPOSE_PATH, LLM_DIR
+from maider_tui.ops import heal
+from maider_tui.ops.cluster_status import wait_cluster
+from maider_tui.ops.events import NodeEvent
+from maider_tui.ops.launch_plan import SessionHandle
+from maider_tui.ops.provision import SessionEnded, _Launch
+from maider_tui.ops.readiness import StageFailed, connect_ssh, wait_cloud_init, wait_running, wait_vllm
+from maider_tui.ops.session_files import session_dir, write_private, write_ssh_files
+from maider_tui.ops.vm_compose import compose_up, put_env, put_file
+from maider_tui.remote.ssh import KeyPair, SshSession, generate_keypair
+from maider_tui.store import NodeRecord, SessionRecord, StoreError
+
+T = TypeVar("T")
+
+
+class ClusterLaunch(_Launch):
+    """One provisioning run of a session over `plan.nodes` VMs of `plan.gpu_type`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.workers: list[SshSession] = []
+
+    def _layout(self) -> ClusterLayout:
+        gpus = self.plan.gpu_type.gpus
+        return ClusterLayout(tuple(Node(i, node_address(SUBNET_CIDR, i), gpus) for i in range(self.plan.nodes)),
+                             SUBNET_CIDR)
+
+    def _new_record(self) -> SessionRecord:
+        record = super()._new_record()
+        nodes, gpu = self.plan.nodes, self.plan.gpu_type
+        record.nodes, record.gpu_count, record.hourly_usd = nodes, gpu.gpus * nodes, gpu.hourly_usd * nodes
+        return record
+
+    def node(self, index: int, step: str, message: str, **fields: object) -> None:
+        """A node reached `step`: its record, the session's log, the screen's node column."""
+        if fields:
+            self.store.update_node(self.name, index, **fields)
+        self.store.add_event(self.name, "node", f"node {index}: {message}", {"node": index, "step": step})
+        self.emit(NodeEvent(self.name, index, step, message))
+
+    async def _stages(self) -> SessionHandle:
+        if self.resume is not None:
+            raise StageFailed("record", f"{self.name} spans several VMs, and such a launch cannot be resumed "
+                                        "yet: destroy it (every VM and its network go) and launch again.")
+        layout = self._layout()
+        self._choose_name()
+        self.stage("token")
+        account = await self.provider.whoami()
+        self.log(f"Linode account: {account.username}")
+        self._record()
+        self.store.add_nodes([NodeRecord(self.name, n.index, n.address) for n in layout.nodes])
+        self.stage("keys", f"Making the SSH keys for {len(layout.nodes)} VMs")
+        client_pem, client_public, head_host = self._keys(False)
+        assert head_host is not None  # a fresh launch always makes the head's
+        hosts = [head_host, *self._worker_keys(layout)]
+        self.stage("create", f"Making the session's private network in {self.plan.region}")
+        network = await self._network()
+        self.stage("create", f"Renting {len(layout.nodes)}x {self.plan.gpu_type.short_name} in {self.plan.region}")
+        vms = await self._all(self._create_node(n, network, client_public, hosts[n.index], layout)
+                              for n in layout.nodes)
+        self.stage("running")
+        vms = await self._all(self._running(vm, i) for i, vm in enumerate(vms))
+        self.stage("ssh")
+        sessions = await self._all(self._connect(vm, i, client_pem, hosts[i]) for i, vm in enumerate(vms))
+        self.ssh, self.workers = sessions[0], sessions[1:]
+        self.stage("cloud_init")
+        await self._all(self._cloud_init(ssh, i) for i, ssh in enumerate(sessions))
+        self.stage("upload", "Uploading each VM's compose file and .env")
+        self.config = cluster_config(self.config, layout)
+        self.store.update_session(self.name, vllm_config=self.config.to_dict())
+        await self._all(self._upload_node(ssh, layout.nodes[i], layout) for i, ssh in enumerate(sessions))
+        self.stage("compose_up", "Starting Ray and vLLM on every VM (docker compose up)")
+        await self._all(self._compose_up(ssh, i) for i, ssh in enumerate(sessions))
+        self.stage("vllm", f"Forming the Ray cluster: {len(layout.nodes)} VMs, {layout.total_gpus} GPUs")
+        await wait_cluster(sessions[0], sessions[1:], nodes=len(layout.nodes), gpus=layout.total_gpus,
+                           limits=self.limits, clock=self.clock, progress=self.log)
+        self.store.add_event(self.name, "cluster", f"Ray cluster formed: {len(layout.nodes)} VMs, "
+                                                   f"{layout.total_gpus} GPUs")
+        self.stage("vllm", f"Waiting for vLLM to load {self.config.model} across {len(layout.nodes)} VMs")
+        local_port = await sessions[0].forward(self.plan.compose.vllm_port)
+        served = await wait_vllm(sessions[0], local_port, self.config, self.limits, self.clock, heal.diagnose)
+        if not served.ready:
+            found = heal.diagnose(served.log_text)
+            raise StageFailed("vllm", f"vLLM did not start on the cluster: {served.reason}"
+                              + (f" ({found.summary})" if found else ""), found.kind if found else None)
+        for n in layout.nodes:
+            self.store.update_node(self.name, n.index, state="ready")
+        handle = self._finish(vms[0], sessions[0], local_port, served)
+        handle.workers = list(sessions[1:])
+        return handle
+
+    # --- the steps, per node ----------------------------------------------------------------------
+
+    async def _all(self, steps: Iterable[Awaitable[T]]) -> list[T]:
+        """Run one step on every node at once; the first failure stops the others (a cancel leaves each
+        node's record where it got to)."""
+        tasks = [asyncio.ensure_future(step) for step in steps]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    def _worker_keys(self, layout: ClusterLayout) -> list[KeyPair]:
+        """A host key for each worker, pinned in its node record, the private half kept 0600 like the head's."""
+        keys = []
+        for node in layout.nodes[1:]:
+            key = generate_keypair(f"{node_label(self.name, node.index)} host")
+            write_private(session_dir(self.paths, self.name) / f"host_key_node{node.index}", key.private_pem)
+            self.store.update_node(self.name, node.index, host_key=key.public_line)
+            keys.append(key)
+        return keys
+
+    async def _network(self) -> VpcNetwork:
+        home = home_tag(self.paths.data_dir)
+        network = await self.provider.vpcs.create(self.name, self.plan.region,
+                                                  f"maider-tui session {self.name} ({home})")
+        if self.store.update_session(self.name, vpc_id=network.id).ended:
+            raise SessionEnded()
+        self.log(f"Private network {network.label} ({network.cidr}) made")
+        return network
+
+    async def _create_node(self, node: Node, network: VpcNetwork, client_public: str, host: KeyPair,
+                           layout: ClusterLayout) -> Vm:
+        user_data = cloud_init.render(host_key_private=host.private_pem, host_key_public=host.public_line,
+                                      private_network=layout.private_network)
+        spec = CreateSpec(label=node_label(self.name, node.index), region=self.plan.region,
+                          type=self.plan.gpu_type.id, image=self.plan.image, authorized_keys=[client_public],
+                          user_data=user_data, tags=[*self.plan.tags, home_tag(self.paths.data_dir)],
+                          firewall_id=self.plan.firewall_id, vpc=VpcJoin(network.subnet_id, node.address),
+                          session=self.name)
+        vm = await self._settled(self.provider.create(spec), made=lambda made: self._made(made, node.index))
+        await self._made(vm, node.index)
+        if self.store.session(self.name).ended:  # destroyed while the creates were in flight
+            await self._undo_create(vm)
+            raise SessionEnded()
+        return vm
+
+    async def _made(self, vm: Vm, index: int) -> None:
+        """Record a node's VM the moment its create returns: it costs money from now on."""
+        try:
+            self.store.update_node(self.name, index, instance_id=vm.id, state="booting")
+            if index == 0:
+                self.instance_id = vm.id
+                self.store.update_session(self.name, instance_id=vm.id)
+            self.store.add_event(self.name, "created", f"VM {vm.id} created (node {index})",
+                                 {"instance_id": vm.id, "node": index})
+        except StoreError as exc:
+            raise StageFailed("create", await self._unrecorded(vm, exc)) from None
+        self.emit(NodeEvent(self.name, index, "create", f"VM {vm.id} created"))
+
+    async def _running(self, vm: Vm, index: int) -> Vm:
+        vm = await wait_running(self.provider, vm.id, self.limits, self.clock)
+        self.node(index, "running", "booted")
+        return vm
+
+    async def _connect(self, vm: Vm, index: int, client_pem: str, host: KeyPair) -> SshSession:
+        address, port = self.provider.ssh_endpoint(vm)
+        ssh = await connect_ssh(address, port, client_pem, host.public_line, self.limits, self.clock)
+        if index == 0:
+            self.store.update_session(self.name, ip=address, ssh_port=port)
+            write_ssh_files(self.paths, self.name, host=address, port=port, host_key=host.public_line)
+        self.node(index, "ssh", f"SSH answered at {address}", ip=address, ssh_port=port)
+        return ssh
+
+    async def _cloud_init(self, ssh: SshSession, index: int) -> None:
+        await wait_cloud_init(ssh, self.limits, self.clock, self.warn)
+        self.node(index, "cloud_init", "driver and Docker installed")
+
+    async def _upload_node(self, ssh: SshSession, node: Node, layout: ClusterLayout) -> None:
+        await ssh.run(f"mkdir -p {LLM_DIR}", timeout=self.limits.command_timeout_s)
+        await put_env(ssh, self.hf_token, clock=self.clock, limits=self.limits, log=self.log)
+        text = render_node(self.config, node, layout, self.plan.compose)
+        await put_file(ssh, COMPOSE_PATH, text.encode(), 0o644, clock=self.clock, retry_s=self.limits.poll_s,
+                       log=self.log)
+        self.node(node.index, "upload", "compose file and .env uploaded")
+
+    async def _compose_up(self, ssh: SshSession, index: int) -> None:
+        await compose_up(ssh, self.limits, lambda line: self.log(f"node {index}: {line}"))
+        self.node(index, "compose_up", "Ray head starting" if index == 0 else "Ray worker starting")
+
+    async def _close(self) -> None:
+        workers, self.workers = self.workers, []
+        for worker in workers:
+            await asyncio.shield(worker.close())
+        await super()._close()
