@@ -8,14 +8,19 @@ cumulative counters into tokens per second; `MetricsPoller` does one scrape and 
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maider_tui.clock import Clock
-from maider_tui.remote.gpu import GpuSnapshot, TelemetryReader, nvidia_smi_command
+from maider_tui.remote.gpu import GpuSample, GpuSnapshot, TelemetryReader, nvidia_smi_command
 from maider_tui.remote.ssh import SshClosed, SshError
 from maider_tui.remote.vllm import VllmMetrics
+
+if TYPE_CHECKING:
+    from maider_tui.ops.launch_plan import SessionHandle
 
 DEFAULT_BACKOFF: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
 StatusSink = Callable[[str], None]
@@ -56,6 +61,76 @@ async def gpu_snapshots(ssh: Any, *, gpu_count: int | None, clock: Clock, interv
         say("reconnecting")
         await clock.sleep(backoff[min(attempt, len(backoff) - 1)] if backoff else 1.0)
         attempt += 1
+
+
+STATUS_RANK = {"ok": 0, "": 1, "reconnecting": 2, "closed": 3}
+
+
+async def cluster_snapshots(sessions: Sequence[Any], *, gpus_per_node: int, clock: Clock, interval_ms: int = 1000,
+                            backoff: Sequence[float] = DEFAULT_BACKOFF,
+                            on_status: StatusSink | None = None) -> AsyncIterator[GpuSnapshot]:
+    """The GPUs of every VM of a session over several, one stream per VM (`gpu_snapshots`), as one
+    snapshot per tick of the head: GPU indexes run on across VMs (the worker's first is `gpus_per_node`),
+    and the snapshot's `per_node` says how many a VM holds. A VM whose last tick is older than three intervals shows its GPUs with
+    no values rather than stale ones. on_status gets the worst stream's status (a worker reconnecting
+    shows as "reconnecting"). Ends when the head's session is closed."""
+    queue: asyncio.Queue[tuple[int, GpuSnapshot | None]] = asyncio.Queue()
+    statuses = [""] * len(sessions)
+    said = ""
+
+    def status_sink(node: int) -> StatusSink:
+        def say(status: str) -> None:
+            nonlocal said
+            statuses[node] = status
+            worst = max(statuses, key=lambda s: STATUS_RANK.get(s, 2))
+            if worst != said and on_status is not None:
+                said = worst
+                on_status(worst)
+        return say
+
+    async def pump(node: int, ssh: Any) -> None:
+        async for snapshot in gpu_snapshots(ssh, gpu_count=gpus_per_node, clock=clock, interval_ms=interval_ms,
+                                            backoff=backoff, on_status=status_sink(node)):
+            await queue.put((node, snapshot))
+        await queue.put((node, None))
+
+    tasks = [asyncio.ensure_future(pump(node, ssh)) for node, ssh in enumerate(sessions)]
+    latest: dict[int, GpuSnapshot] = {}
+    fresh_s = 3 * interval_ms / 1000
+    try:
+        while True:
+            node, snapshot = await queue.get()
+            if snapshot is None:
+                if node == 0:
+                    return
+                latest.pop(node, None)
+                continue
+            latest[node] = snapshot
+            if node != 0:
+                continue
+            gpus: list[GpuSample] = []
+            for index in range(len(sessions)):
+                seen = latest.get(index)
+                fresh = seen is not None and snapshot.timestamp - seen.timestamp <= fresh_s
+                for i in range(gpus_per_node):
+                    sample = seen.gpus[i] if fresh and seen is not None and i < len(seen.gpus) else None
+                    base = sample or GpuSample(index=i, name="")
+                    gpus.append(dataclasses.replace(base, index=index * gpus_per_node + i))
+            yield GpuSnapshot(snapshot.timestamp, tuple(gpus), per_node=gpus_per_node)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def session_gpu_snapshots(handle: SessionHandle, *, clock: Clock,
+                          on_status: StatusSink | None = None) -> AsyncIterator[GpuSnapshot]:
+    """The GPUs of a ready session: its VM's stream, or every VM's of a session over several."""
+    if handle.workers:
+        nodes = 1 + len(handle.workers)
+        return cluster_snapshots([handle.ssh, *handle.workers], gpus_per_node=handle.record.gpu_count // nodes,
+                                 clock=clock, on_status=on_status)
+    return gpu_snapshots(handle.ssh, gpu_count=handle.record.gpu_count, clock=clock, on_status=on_status)
 
 
 class TokenRate:

@@ -71,6 +71,7 @@ class GpuSnapshot:
 
     timestamp: float
     gpus: tuple[GpuSample, ...]
+    per_node: int | None = None  # a session over several VMs: GPUs a VM; GPU i is on VM i // per_node
 
     @property
     def memory_used_mib(self) -> float:

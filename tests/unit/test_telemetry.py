@@ -127,3 +127,51 @@ async def test_a_server_whose_health_fails_reads_as_down_even_with_metrics():
     assert (await poller.poll()).metrics is not None
     down = await poller.poll()
     assert down.metrics is None and "/health fails" in down.error
+
+
+async def test_a_session_over_two_vms_streams_both_as_one_snapshot_per_head_tick():
+    from maider_tui.ops.telemetry import cluster_snapshots
+
+    clock = ManualClock()
+
+    class PacedHead(FakeSsh):
+        async def stream(self, cmd: str):
+            for tick in (1, 2, 3):
+                for line in rows(tick):
+                    yield line
+                await asyncio.sleep(0.01)  # a tick a while: the worker's first tick is in meanwhile
+
+    head = PacedHead()
+    worker = FakeSsh((rows(7), SshDropped("connection lost")))
+    statuses: list[str] = []
+    got = []
+    async for snapshot in cluster_snapshots([head, worker], gpus_per_node=2, clock=clock, backoff=(60.0,),
+                                            on_status=statuses.append):
+        got.append(snapshot)
+        if len(got) == 3:
+            break
+    assert all(s.per_node == 2 and [g.index for g in s.gpus] == [0, 1, 2, 3] for s in got)
+    assert [s.gpus[0].memory_used_mib for s in got] == [1001, 1002, 1003]  # the head's own ticks
+    assert got[-1].gpus[2].memory_used_mib == 1007  # the worker's latest, GPU 0 of VM 1 as GPU 2
+    assert "reconnecting" in statuses  # a worker's dropped stream shows
+
+
+async def test_a_worker_silent_for_three_intervals_shows_no_values_not_stale_ones():
+    from maider_tui.ops.telemetry import cluster_snapshots
+
+    clock = ManualClock()
+
+    class SlowHead(FakeSsh):
+        async def stream(self, cmd: str):
+            for tick in (1, 2):
+                for line in rows(tick):
+                    yield line
+                clock.advance(5.0)  # the head ticks on; the worker said nothing since its first tick
+
+    worker = FakeSsh((rows(7), None))
+    got = []
+    async for snapshot in cluster_snapshots([SlowHead(), worker], gpus_per_node=2, clock=clock, backoff=(60.0,)):
+        got.append(snapshot)
+        if len(got) == 2:
+            break
+    assert got[-1].gpus[2].memory_used_mib is None and got[-1].gpus[0].memory_used_mib == 1002

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from ...ops.telemetry import MetricsPoller, gpu_snapshots
+from ...ops.telemetry import MetricsPoller, session_gpu_snapshots
 from ..messages import Attached, MetricsRead, Telemetry, TelemetryStatus, VllmLog
 
 if TYPE_CHECKING:
@@ -106,8 +106,7 @@ class SessionFeed:
         def status(state: str) -> None:
             screen.post_message(TelemetryStatus(state))
 
-        async for snapshot in gpu_snapshots(handle.ssh, gpu_count=handle.record.gpu_count,
-                                            clock=screen.context.clock, on_status=status):
+        async for snapshot in session_gpu_snapshots(handle, clock=screen.context.clock, on_status=status):
             screen.post_message(Telemetry(snapshot))
 
     def poll_metrics(self) -> None:
