@@ -9,14 +9,19 @@ far it got as it goes (the provisioning screen shows "head up", "1 of 1 workers 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from maider_tui.clock import Clock
+from maider_tui.cloud import Provider
 from maider_tui.deploy.cluster import HEAD_SERVICE, WORKER_SERVICE
-from maider_tui.ops.readiness import COMPOSE_CMD, ReadinessLimits, StageFailed, container_state, last_line
+from maider_tui.ops.events import EventSink, WarningEvent
+from maider_tui.ops.readiness import (COMPOSE_CMD, ReadinessLimits, StageFailed, connect_ssh, container_state,
+                                      last_line)
 from maider_tui.remote.ssh import SshError, SshSession
+from maider_tui.store import Store
 
 _NODE_LINE = re.compile(r"^\s*(\d+)\s+node_\S+")
 _GPU_LINE = re.compile(r"^\s*([\d.]+)/([\d.]+)\s+GPU\b")
@@ -91,3 +96,35 @@ async def _worker_alive(worker: SshSession, index: int, limits: ReadinessLimits)
                                 timeout=limits.command_timeout_s)
         said = last_line(logs.stdout) or f"its container {state}"
         raise StageFailed("vllm", f"Worker node {index} left the Ray cluster: {said}")
+
+
+async def connect_workers(name: str, *, store: Store, provider: Provider, client_key: str, limits: ReadinessLimits,
+                          clock: Clock, emit: EventSink) -> list[SshSession]:
+    """SSH to each worker VM of a session over several (after a restart), each with its pinned host key.
+
+    A worker whose VM is gone is marked lost and said (the model cannot serve without it); one that does
+    not answer is said and left out (the dashboard shows its GPUs without values). Never raises but on
+    a cancel, which closes what was opened.
+    """
+    sessions: list[SshSession] = []
+    try:
+        for node in store.nodes(name)[1:]:
+            if node.instance_id is None or not node.host_key:
+                continue
+            vm = await provider.get(node.instance_id)
+            if vm is None:
+                store.update_node(name, node.index, state="lost")
+                emit(WarningEvent(name, f"Worker VM {node.instance_id} of {name} no longer exists, so its model "
+                                        "cannot serve: destroy the session and launch it again."))
+                continue
+            host, port = provider.ssh_endpoint(vm)
+            try:
+                sessions.append(await connect_ssh(host, port, client_key, node.host_key, limits, clock))
+            except (StageFailed, SshError) as exc:
+                emit(WarningEvent(name, f"Worker VM {node.instance_id} of {name} does not answer SSH ({exc}); "
+                                        "its GPUs show no values until it does."))
+    except BaseException:
+        for ssh in sessions:
+            await asyncio.shield(ssh.close())
+        raise
+    return sessions

@@ -237,6 +237,11 @@ class LiveSessions:
                 **record.extra, "local_port": local_port, "endpoint": endpoint})
             handle = SessionHandle(name, record, vm, ssh, local_port, endpoint, config,
                                    max_len or config.max_model_len or 0)
+            if record.nodes > 1:  # a session over several VMs: the workers' GPUs are on the dashboard too
+                from .cluster_status import connect_workers
+
+                handle.workers = await connect_workers(name, store=self.store, provider=provider, client_key=key,
+                                                       limits=self.limits, clock=self.clock, emit=self.emit)
         except BaseException:  # the connection is no one's yet: close it, or it lingers
             await asyncio.shield(ssh.close())
             raise
