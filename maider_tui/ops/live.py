@@ -7,6 +7,7 @@ dashboard closed and reopened finds the same connection, and the watchdog keeps 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -320,6 +321,10 @@ class LiveSessions:
         except Exception as exc:
             self.emit(LogEvent(name, f"destroy failed: {exc}"))  # the session's log says it, as it said the start
             raise
+        if live is not None and live.handle is not None:
+            for worker in live.handle.workers:  # the head's went with the VM; a worker's is open still
+                with contextlib.suppress(Exception):
+                    await worker.close()
         self.watching.stop(live)
         self._sessions.pop(name, None)
         return receipt
