@@ -89,6 +89,9 @@ async def apply_heal(live: LiveSessions, name: str, config: VllmConfig, change: 
 
     handle = _handle(live, name)
     record = live.store.get_session(name)
+    if record is not None and record.nodes > 1:
+        raise CareError(f"{name} spans {record.nodes} VMs, whose flags are in every VM's files: healing it from "
+                        "the dashboard is not built yet; destroy it and launch it again with other settings.")
     options = compose_options_of(record.options if record is not None else {}, live.settings)
     try:
         await deploy_compose(handle.ssh, config, options, live.limits)

@@ -118,3 +118,27 @@ async def test_stray_networks_of_this_home_go_and_others_stay(sim, store):
     assert sim.world.vpcs.get(theirs.id) is not None and sim.world.vpcs.get(mine.id) is not None
     for network in (theirs, mine):
         await provider.vpcs.delete(network.id)
+
+
+async def test_a_model_switch_and_a_dashboard_heal_are_refused_on_a_session_over_several_vms(sim, store, paths):
+    from maider_tui.models import VllmConfig
+    from maider_tui.ops.switch_model import SwitchRefused, switch_model
+    from maider_tui.ops.vllm_care import CareError, apply_heal
+
+    provider, _, _ = await cluster(sim, store, "no-switch")
+    with pytest.raises(SwitchRefused, match="spans 2 VMs"):
+        await switch_model("no-switch", "Qwen/Qwen2.5-72B-Instruct", ssh=None, store=store, clock=SystemClock(),
+                           emit=EventRecorder())
+
+    class Live:  # what apply_heal reads of the live-session service
+        def __init__(self) -> None:
+            self.store, self.settings, self.limits = store, None, None
+
+        def get(self, name):
+            class Session:
+                handle = object()
+            return Session()
+
+    with pytest.raises(CareError, match="spans 2 VMs"):
+        await apply_heal(Live(), "no-switch", VllmConfig(model="m"), "a change")
+    await destroy_session("no-switch", provider=provider, store=store, clock=SystemClock(), emit=EventRecorder())
