@@ -116,7 +116,13 @@ class BenchRunScreen(ModalScreen[None]):
 
     def _say(self, line: str) -> None:
         self.lines.append(line)
-        self.query_one(Log).write_line(line)
+        self.query_one(Log).write_line(line, scroll_end=False)
+        self._follow()
+
+    def _follow(self) -> None:
+        """The newest line in view; after the next layout, so a summary that grows and squeezes the log
+        (or lines that arrive faster than a refresh) cannot leave it a line short."""
+        self.query_one(Log).scroll_end(animate=False, x_axis=False)
 
     def action_start(self) -> None:
         if self.running or self.outcome is not None:
@@ -170,6 +176,7 @@ class BenchRunScreen(ModalScreen[None]):
             self.outcome = message.outcome
             summary.update(summary_text(message.outcome))
             self.post_message(BenchmarksChanged())
+        self._follow()
         self.refresh_bindings()
 
     def action_cancel(self) -> None:
