@@ -19,6 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Footer, Log, ProgressBar, RadioButton, RadioSet, Static
 
 from ...paths import styles_dir
+from ...bench.aggregate import run_peak
 from ...ops.bench_run import BenchError, BenchOutcome, BenchProgressEvent, BenchTarget, run_benchmark
 from ..messages import BenchmarksChanged
 
@@ -55,7 +56,17 @@ def summary_text(outcome: BenchOutcome) -> str:
              f"TTFT p50 {ttft * 1000:.0f} ms" if isinstance(ttft, (int, float)) else "TTFT —",
              f"${cost:.4f}/1K" if isinstance(cost, (int, float)) else "$—/1K",
              f"{s.get('tests_passed', 0)}/{s.get('tests_total', 0)} tests passed"]
+    peak = run_peak(outcome.run)
+    if peak is not None:
+        parts.append(f"peak {peak[0]:.1f} tok/s with {peak[1]} in parallel")
     return "Done: " + " · ".join(parts) + ".\nStored: it is in the comparison table (b on the sessions screen)."
+
+
+class FollowingLog(Log):
+    """The run's log, its newest line in view even when it shrinks (the summary under it grows at the end)."""
+
+    def on_resize(self) -> None:
+        self.scroll_end(animate=False, x_axis=False)
 
 
 class BenchRunScreen(ModalScreen[None]):
@@ -91,7 +102,7 @@ class BenchRunScreen(ModalScreen[None]):
                     yield Checkbox("Concurrency sweep (1, 4, 8 at once)", id="benchrun-sweep")
                     yield Button("Start (enter)", id="benchrun-go", variant="primary")
             yield ProgressBar(id="benchrun-progress", show_eta=False)
-            yield Log(id="benchrun-log", max_lines=200)
+            yield FollowingLog(id="benchrun-log", max_lines=200)
             yield Static("The watchdog is held while the benchmark runs; escape cancels it.",
                          id="benchrun-summary", markup=False)
         yield Footer()  # this dialog's keys, over the dashboard's
