@@ -104,21 +104,22 @@ class _Launch:
         done = sum(seconds for _, seconds, _ in STAGES[:index])
         text = message or STAGES[index][2]
         self.current = stage
-        if self.recorded:
-            if self.store.update_session(self.name, stage=stage, **fields).ended:
-                raise SessionEnded()
-            self.store.add_event(self.name, "stage", text, {"stage": stage})
-        else:
-            self._before_record.append(("stage", text, {"stage": stage}, self.clock.now()))
+        if self.recorded and self.store.update_session(self.name, stage=stage, **fields).ended:
+            raise SessionEnded()
+        self._history("stage", text, {"stage": stage})
         eta = (TOTAL_S - done) / self.limits.time_scale
         self.emit(StageEvent(self.name, stage, round(done / TOTAL_S, 4), round(eta, 1), text))
 
     def warn(self, message: str) -> None:
-        if self.recorded:
-            self.store.add_event(self.name, "warning", message)
-        else:
-            self._before_record.append(("warning", message, None, self.clock.now()))
+        self._history("warning", message)
         self.emit(WarningEvent(self.name, message))
+
+    def _history(self, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+        """Into the session's history; before its row exists, held with its time (`_store_before_record`)."""
+        if self.recorded:
+            self.store.add_event(self.name, kind, message, data)
+        else:
+            self._before_record.append((kind, message, data, self.clock.now()))
 
     def log(self, text: str) -> None:
         self.emit(LogEvent(self.name, text, self.clock.now()))
