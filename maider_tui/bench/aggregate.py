@@ -20,6 +20,7 @@ SORT_KEYS: dict[str, bool] = {  # name -> descending
     "cost_per_1k_tokens": False,
     "hourly_usd": False,
     "ttft_p50_s": False,
+    "peak_tok_s": True,
     "runs": True,
     "gpu_count": True,
     "total_vram": True,
@@ -49,6 +50,8 @@ class ComparisonRow:
     tests_passed: int
     tests_total: int
     last_run: float
+    peak_tok_s: float | None = None  # the concurrency sweep's best total tok/s (every stream together)
+    peak_concurrency: int | None = None  # how many requests in parallel gave peak_tok_s
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values for JSON and CSV exports."""
@@ -80,6 +83,18 @@ def _run_tests(run: Any, task_category: str | None) -> tuple[int, int]:
             int(total) if isinstance(total, (int, float)) else 0)
 
 
+def run_peak(run: Any) -> tuple[float, int] | None:
+    """A run's best concurrency-sweep point as (total tok/s, requests in parallel); None without a sweep."""
+    points = (run.summary or {}).get("concurrency")
+    best: tuple[float, int] | None = None
+    for point in points if isinstance(points, list) else ():
+        rate = point.get("throughput_tok_s") if isinstance(point, dict) else None
+        level = point.get("concurrency") if isinstance(point, dict) else None
+        if isinstance(rate, (int, float)) and rate > 0 and isinstance(level, int) and (best is None or rate > best[0]):
+            best = (float(rate), level)
+    return best
+
+
 def _category(task_category: str | None) -> str | None:
     return task_category.replace("-", "_").lower() if task_category and task_category != "all" else None
 
@@ -91,7 +106,8 @@ def comparison_rows(runs: Iterable[Any], *, gpu_type: str | None = None, model_c
 
     tokens/s is the mean of the runs' averages; TTFT p50 the median of the runs' p50s (None for runs
     imported without it); $/h the mean price over the runs, and cost/1K and efficiency follow from
-    those two. Runs without a figure for `task_category` are left out. `descending` overrides the
+    those two; the peak is the best concurrency-sweep point of any run. Runs without a figure for
+    `task_category` are left out. `descending` overrides the
     column's natural direction (SORT_KEYS). Unknown `sort_by`: ValueError listing the columns.
     """
     if sort_by not in SORT_KEYS:
@@ -116,6 +132,8 @@ def _row(items: Sequence[tuple[Any, float]], category: str | None) -> Comparison
     tok_s = statistics.fmean(t for _, t in items)
     hourly = statistics.fmean(r.hourly_usd for r in runs)
     tests = [_run_tests(r, category) for r in runs]
+    # the sweep runs one coding prompt whatever the category: its peak describes the configuration
+    peak = max((p for r in runs if (p := run_peak(r)) is not None), default=None)
     return ComparisonRow(
         gpu_type=latest.gpu_type, gpu_count=latest.gpu_count, total_vram=latest.total_vram,
         model_id=latest.model_id, model_category=latest.model_category, tokens_per_sec=tok_s,
@@ -125,6 +143,7 @@ def _row(items: Sequence[tuple[Any, float]], category: str | None) -> Comparison
         confidence=confidence(len(runs)) or "",
         tests_passed=sum(p for p, _ in tests), tests_total=sum(t for _, t in tests),
         last_run=latest.timestamp or 0.0,
+        peak_tok_s=peak[0] if peak else None, peak_concurrency=peak[1] if peak else None,
     )
 
 

@@ -17,7 +17,7 @@ COLUMNS = (
     ("gpu_type", "GPU type"), ("gpu_count", "GPUs"), ("total_vram", "VRAM (GB)"), ("model_id", "Model"),
     ("model_category", "Category"), ("tokens_per_sec", "Tokens/s"), ("ttft_p50_s", "TTFT p50 (s)"),
     ("cost_per_1k_tokens", "Cost/1K ($)"), ("hourly_usd", "$/h"), ("cost_efficiency", "Efficiency"),
-    ("runs", "Runs"), ("confidence", "Confidence"), ("tests_passed", "Passed"), ("tests_total", "Tests"),
+    ("peak_tok_s", "Peak tokens/s"), ("peak_concurrency", "Peak at (parallel)"), ("runs", "Runs"), ("confidence", "Confidence"), ("tests_passed", "Passed"), ("tests_total", "Tests"),
 )
 
 
@@ -30,7 +30,7 @@ def _cell(name: str, value: object) -> str:
         return ""
     if name == "cost_per_1k_tokens":
         return f"{value:.4f}"
-    if name in ("tokens_per_sec", "cost_efficiency", "total_vram"):
+    if name in ("tokens_per_sec", "cost_efficiency", "total_vram", "peak_tok_s"):
         return f"{value:.1f}"
     if name in ("hourly_usd",):
         return f"{value:.2f}"

@@ -33,8 +33,12 @@ class NodeEvent:
 
 @dataclass(frozen=True)
 class LogEvent:
+    """A line for the session's log that the store does not keep; `ts` is when it appeared, so the
+    log can place it among the stored events (the session's LiveSessions stamps one sent without)."""
+
     session: str
     text: str
+    ts: float | None = None
 
 
 @dataclass(frozen=True)
@@ -121,12 +125,15 @@ class EventRecorder:
 
 def session_history(store: Store | None, name: str, recent: Iterable[OpsEvent] = (), *,
                     limit: int = 100) -> list[tuple[str, float | None]]:
-    """A session's log as (message, time): its last `limit` store events, then the log lines among
-    `recent` (a live session's events) that the store does not hold; `store` None: only those."""
-    lines: list[tuple[str, float | None]] = []
+    """A session's log as (message, time), in the order things happened: its last `limit` store events
+    and the log lines among `recent` (a live session's events) that the store does not hold, merged by
+    time (a stored event first on a tie; a line without a time last); `store` None: only those lines."""
+    stored: list[tuple[str, float | None]] = []
     if store is not None:
-        lines = [(event.message, event.ts) for event in store.events(name, limit=limit)]
-    seen = {message for message, _ in lines}
+        stored = [(event.message, event.ts) for event in store.events(name, limit=limit)]
+    seen = {message for message, _ in stored}
     # Only log lines are never stored; every other ops event has its store twin above.
-    lines += [(event.text, None) for event in recent if isinstance(event, LogEvent) and event.text not in seen]
-    return lines
+    logs = [(event.text, event.ts) for event in recent if isinstance(event, LogEvent) and event.text not in seen]
+    timed = [line for line in logs if line[1] is not None]
+    merged = sorted(stored + timed, key=lambda line: line[1] if line[1] is not None else float("-inf"))
+    return merged + [line for line in logs if line[1] is None]

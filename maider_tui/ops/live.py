@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from ..clock import Clock
@@ -82,6 +82,8 @@ class LiveSessions:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     def emit(self, event: OpsEvent) -> None:
+        if isinstance(event, LogEvent) and event.ts is None:
+            event = replace(event, ts=self.clock.now())  # the log places the line among stored events by time
         live = self._sessions.get(getattr(event, "session", ""))
         if live is not None:
             live.events.append(event)

@@ -99,6 +99,8 @@ class _Launch:
         self.ssh: SshSession | None = None
         self.instance_id: int | None = resume.instance_id if resume else None
         self.started = clock.monotonic()
+        # what happened before the session's row existed (the token check): stored with its time once it does
+        self._before_record: list[tuple[str, str, dict[str, Any] | None, float]] = []
 
     # --- events -----------------------------------------------------------------------------------
 
@@ -108,20 +110,32 @@ class _Launch:
         done = sum(seconds for _, seconds, _ in STAGES[:index])
         text = message or STAGES[index][2]
         self.current = stage
-        if self.recorded:
-            if self.store.update_session(self.name, stage=stage, **fields).ended:
-                raise SessionEnded()
-            self.store.add_event(self.name, "stage", text, {"stage": stage})
+        if self.recorded and self.store.update_session(self.name, stage=stage, **fields).ended:
+            raise SessionEnded()
+        self._history("stage", text, {"stage": stage})
         eta = (TOTAL_S - done) / self.limits.time_scale
         self.emit(StageEvent(self.name, stage, round(done / TOTAL_S, 4), round(eta, 1), text))
 
     def warn(self, message: str) -> None:
-        if self.recorded:
-            self.store.add_event(self.name, "warning", message)
+        self._history("warning", message)
         self.emit(WarningEvent(self.name, message))
 
+    def _history(self, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+        """Into the session's history; before its row exists, held with its time (`_store_before_record`)."""
+        if self.recorded:
+            self.store.add_event(self.name, kind, message, data)
+        else:
+            self._before_record.append((kind, message, data, self.clock.now()))
+
     def log(self, text: str) -> None:
-        self.emit(LogEvent(self.name, text))
+        self.emit(LogEvent(self.name, text, self.clock.now()))
+
+    def _store_before_record(self) -> None:
+        """The row exists now: the events before it join the session's history at the time they happened."""
+        self.recorded = True
+        for kind, message, data, ts in self._before_record:
+            self.store.add_event(self.name, kind, message, data, ts=ts)
+        self._before_record.clear()
 
     # --- the run ----------------------------------------------------------------------------------
 
@@ -186,7 +200,7 @@ class _Launch:
         if self.resume is not None:
             record = self.store.get_session(self.name) or self.store.add_session(self.resume)
             self.config = VllmConfig.from_dict(record.vllm_config) if record.vllm_config else self.config
-            self.recorded = True
+            self._store_before_record()
             if self.store.update_session(self.name, state="creating").ended:
                 raise StageFailed("record", f"{self.name} has ended; there is nothing to resume.")
             self._claimed()
@@ -205,7 +219,7 @@ class _Launch:
                 self.name = next_free(base, taken)
         else:
             raise StageFailed("record", "No free session name was found; give the session a name of your own.")
-        self.recorded = True
+        self._store_before_record()
         self._claimed()
         self.stage("record")
 

@@ -14,6 +14,7 @@ from typing import Literal
 
 from ..models import VllmConfig
 from ..remote.gpu import GpuSample
+from .validate_table import utilisation_table
 
 Status = Literal["pass", "warn", "fail"]
 _RANK: dict[Status, int] = {"pass": 0, "warn": 1, "fail": 2}
@@ -236,21 +237,6 @@ def idle_under_load(utilisation: Sequence[tuple[float, tuple[float, ...]]], expe
     count = min(expected_busy, len(utilisation[0][1]))
     means = [sum(row[i] for _, row in utilisation) / len(utilisation) for i in range(count)]
     return tuple(i for i, m in enumerate(means) if m < IDLE_UTIL_PCT)
-
-
-def utilisation_table(utilisation: Sequence[tuple[float, tuple[float, ...]]], *, markdown: bool = False) -> list[str]:
-    """The seed's `Time | GPU0 | GPU1 | Avg` table, one line per sample (times in UTC)."""
-    import time
-
-    count = len(utilisation[0][1]) if utilisation else 0
-    head = ["Time", *(f"GPU{i}" for i in range(count)), "Avg"]
-    sep = "|---|" + "---:|" * (count + 1) if markdown else "-" * (9 + 7 * (count + 1))
-    lines = ["| " + " | ".join(head) + " |" if markdown else " | ".join(f"{h:>5}" for h in head), sep]
-    for at, row in utilisation:
-        stamp = time.strftime("%H:%M:%S", time.gmtime(at))
-        cells = [stamp, *(f"{v:.0f}%" for v in row), f"{sum(row) / len(row):.0f}%" if row else "-"]
-        lines.append("| " + " | ".join(cells) + " |" if markdown else " | ".join(f"{c:>5}" for c in cells))
-    return lines
 
 
 # --- logs ----------------------------------------------------------------------------------------

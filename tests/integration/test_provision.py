@@ -107,9 +107,11 @@ async def test_full_launch_to_ready(sim, env):
     assert record.vllm_config["tensor_parallel_size"] == 2
     pinned = sim.vm(handle.vm.id).host_key.export_public_key("openssh").decode().split()[:2]
     assert record.host_key.split()[:2] == pinned
-    kinds = [e.kind for e in env.store.events(handle.name)]
-    # Every stage but "token" (which comes before the record) is in the session's history.
-    assert kinds.count("stage") == len(STAGE_NAMES) - 1 and kinds[-1] == "ready"
+    history = env.store.events(handle.name)
+    kinds = [e.kind for e in history]
+    # Every stage is in the session's history, "token" too: it came before the record, stored once it existed.
+    assert kinds.count("stage") == len(STAGE_NAMES) and kinds[-1] == "ready"
+    assert history[0].data == {"stage": "token"} and history[0].ts <= history[1].ts
     assert client_key_path(env.paths, handle.name).stat().st_mode & 0o777 == 0o600
 
     meta = json.loads((session_dir(env.paths, handle.name) / ".aider.model.metadata.json").read_text())

@@ -15,6 +15,7 @@ from maider_tui.clock import SystemClock
 from maider_tui.ops.events import EventRecorder
 from maider_tui.ops.provision import LaunchPlan, provision
 from maider_tui.ops.validate import FULL_SECTIONS, QUICK_SECTIONS, full_validation, quick_check
+from maider_tui.ops.validate_table import utilisation_table
 from maider_tui.settings import Settings
 from maider_tui.sim import SimCloud
 from maider_tui.store import open_store
@@ -92,6 +93,10 @@ async def test_healthy_quick_and_full_all_pass(session):
     assert full.utilisation and all(len(row) == 2 for _, row in full.utilisation)
     rows = [row for _, row in full.utilisation]
     assert all(sum(r[i] for r in rows) / len(rows) > 50 for i in range(2))  # both GPUs busy under load
+    times = [at for at, _ in full.utilisation]
+    assert all(a < b for a, b in zip(times, times[1:]))  # every sample stamped when it arrived
+    stamps = [line.split("|")[0] for line in utilisation_table(full.utilisation)[2:]]
+    assert len(set(stamps)) == len(stamps) > 1  # samples 3 ms apart still print different times
     # PCIe-only hardware: the seed's tuning suggestions, offered without calling the setup broken
     assert any("VLLM_ALLREDUCE_USE_SYMM_MEM=0" in a.setting for a in full.advice)
     markdown = full.to_markdown()

@@ -24,13 +24,18 @@ BenchApp = MaiderApp  # the app opens the benchmark screens (BenchmarksRequested
 
 
 def run(run_id: str, gpu_type: str, gpu_count: int, vram: float, hourly: float, model_id: str, category: str,
-        tok_s: float, ttft: float, ts: float, *, coding: float | None = None) -> BenchRunRecord:
-    """One run: overall `tok_s`; per category the same figure except `coding` when given."""
+        tok_s: float, ttft: float, ts: float, *, coding: float | None = None,
+        sweep: tuple[float, float, float] | None = None) -> BenchRunRecord:
+    """One run: overall `tok_s`; per category the same figure except `coding` when given; `sweep` the total
+    tok/s at 1, 4 and 8 requests in parallel."""
     by_cat = {cat: {"avg_tokens_per_sec": tok_s, "p50_ttft_s": ttft, "tests_passed": 4, "tests_total": 4}
               for cat in ("coding", "context_heavy", "reasoning")}
     if coding is not None:
         by_cat["coding"]["avg_tokens_per_sec"] = coding
-    summary = {"avg_tokens_per_sec": tok_s, "p50_ttft_s": ttft, "tests_passed": 12, "tests_total": 12}
+    summary: dict = {"avg_tokens_per_sec": tok_s, "p50_ttft_s": ttft, "tests_passed": 12, "tests_total": 12}
+    if sweep is not None:
+        summary["concurrency"] = [{"concurrency": n, "throughput_tok_s": rate, "errors": 0}
+                                  for n, rate in zip((1, 4, 8), sweep)]
     return BenchRunRecord(id=run_id, timestamp=ts, gpu_type=gpu_type, gpu_count=gpu_count,
                           vram_per_gpu=vram / gpu_count, total_vram=vram, hourly_usd=hourly, model_id=model_id,
                           model_category=category, results_by_category=by_cat, summary=summary)
@@ -42,7 +47,7 @@ def sample_runs(now: float) -> list[BenchRunRecord]:
     b = ("g1-gpu-rtx6000-4", 4, 96.0, 6.00, "Qwen/Qwen2.5-72B-Instruct-AWQ", "70b")
     c = ("g2-gpu-rtx4000a1-s", 1, 20.0, 0.52, "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ", "7b")
     return [
-        run("a1", *a, 37.0, 0.40, now - 2 * DAY), run("a2", *a, 38.0, 0.42, now - DAY),
+        run("a1", *a, 37.0, 0.40, now - 2 * DAY, sweep=(37.5, 131.2, 208.4)), run("a2", *a, 38.0, 0.42, now - DAY),
         run("a3", *a, 39.3, 0.44, now - 3 * DAY, coding=20.0),
         run("b1", *b, 45.0, 0.60, now - DAY), run("b2", *b, 45.6, 0.62, now - 2 * DAY),
         run("c1", *c, 80.0, 0.20, now - 45 * DAY),
@@ -102,6 +107,23 @@ async def test_rows_and_confidence_colours(app):
             assert cell.plain == row.confidence and wanted[row.confidence] in str(cell.style)
         assert "3/7 GPU types" in str(screen.query_one("#bench-coverage").render())
         assert "stale" in str(screen.query_one("#bench-coverage").render())
+
+
+async def test_the_concurrency_sweep_peak_shows_in_the_table_and_the_chart(app):
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        table = screen.query_one("#bench-table")
+        cells = {row.gpu_type: [str(c) for c in table.get_row_at(i)] for i, row in enumerate(screen.rows)}
+        assert "208 @8" in cells["g2-gpu-rtx4000a2-s"]  # the sweep's best: 8 requests in parallel
+        assert "—" in cells["g1-gpu-rtx6000-4"]  # no sweep run
+        chart = screen.query_one("#bench-chart")
+        for _ in range(2):  # efficiency -> tokens/s -> peak
+            await pilot.press("c")
+        assert screen.chart_metric == "peak_tok_s"
+        assert screen.query_one("#bench-chart-box").border_title.startswith("Peak tok/s")
+        assert ("RTX4000x2 Coder-32B-AWQ @8", 208.4) in chart.bars
+        await pilot.press("c")
+        assert screen.chart_metric == "cost_efficiency"
 
 
 async def test_coverage_takes_the_table_place_when_narrow(app):
@@ -254,7 +276,7 @@ async def test_run_benchmark_on_a_live_session(live_app, sim_cloud, monkeypatch)
         return await original(target, emit=spy, **options)
 
     monkeypatch.setattr(bench_run, "run_benchmark", spying)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(100, 20)) as pilot:  # a short dialog: the log outgrows it
         name, _ = await launch(app, pilot)
         try:
             app.run_benchmark_on(name, max_tokens_scale=0.05)
@@ -262,6 +284,7 @@ async def test_run_benchmark_on_a_live_session(live_app, sim_cloud, monkeypatch)
             screen = app.screen
             assert isinstance(screen, BenchRunScreen)
             screen.query_one("#benchrun-category").query("RadioButton")[1].value = True  # coding
+            screen.query_one("#benchrun-sweep").value = True
             await pilot.pause()
             assert screen.category == "coding"
             await pilot.press("enter")
@@ -269,17 +292,27 @@ async def test_run_benchmark_on_a_live_session(live_app, sim_cloud, monkeypatch)
             assert screen.outcome is not None, screen.lines
             prompt_lines = [line for line in screen.lines if "tok/s" in line and "/4 " in line]
             assert len(prompt_lines) == 4 and "TTFT" in prompt_lines[0]
+            await pilot.pause()
+            log = screen.query_one("#benchrun-log")
+            assert log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y  # the newest line in view
+            assert "8 in parallel" in screen.lines[-1]
             stored = app.context.store.bench_runs()
             assert [r.id for r in stored] == [screen.outcome.run.id]
             assert stored[0].summary["category"] == "coding" and stored[0].session == name
+            assert [p["concurrency"] for p in stored[0].summary["concurrency"]] == [1, 4, 8]
             assert held and all(h == ["benchmark"] for h in held)
             assert app.live.get(name).watchdog.holds == []
-            assert "tests passed" in str(screen.query_one("#benchrun-summary").render())
+            summary = str(screen.query_one("#benchrun-summary").render())
+            assert "tests passed" in summary and " in parallel" in summary
             await pilot.press("escape")
             await pilot.pause()
             app.open_benchmarks()
             await pilot.pause()
             assert [r.gpu_type for r in app.screen.rows] == [stored[0].gpu_type]
+            peak = app.screen.rows[0]
+            assert peak.peak_tok_s and peak.peak_concurrency in (1, 4, 8)
+            cells = [str(c) for c in app.screen.query_one("#bench-table").get_row_at(0)]
+            assert f"{peak.peak_tok_s:.0f} @{peak.peak_concurrency}" in cells
         finally:
             await cleanup(app, name, sim_cloud)
 

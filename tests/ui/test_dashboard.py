@@ -147,6 +147,20 @@ async def test_live_panels_and_keys(app, sim_cloud):
             await cleanup(app, name, sim_cloud)
 
 
+async def test_the_log_reads_the_launch_in_the_order_it_happened(app, sim_cloud):
+    """Stored stages and live lines (the Linode account, compose's output) merged by time, token check first."""
+    async with app.run_test(size=(120, 40)) as pilot:
+        name, screen = await launch(app, pilot)
+        try:
+            lines = [line[9:] for line in log_text(screen).splitlines()]  # after the "HH:MM:SS " stamp
+            wanted = ("Checking the Linode token", "Linode account: ", "Recording the session", "Renting 2x",
+                      "Starting vLLM (docker compose up)", "[+] Running", "Waiting for vLLM to load", "ready at ")
+            at = [next((i for i, line in enumerate(lines) if line.startswith(w)), -1) for w in wanted]
+            assert -1 not in at and at == sorted(at), lines
+        finally:
+            await cleanup(app, name, sim_cloud)
+
+
 async def test_destroy_with_y(app, sim_cloud):
     async with app.run_test(size=(120, 40)) as pilot:
         name, screen = await launch(app, pilot)

@@ -80,7 +80,9 @@ async def test_validation_on_a_sim_session_shows_findings_and_exports(sim_contex
             await pilot.press("f")
             await until(lambda: screen.report.kind == "full" and not screen.running)
             assert {f.section for f in screen.report.findings} >= {"hardware", "nccl", "utilisation"}
-            assert screen.query_one("#val-util").display and len(screen.query(".val-spark-row")) == 2
+            assert screen.query_one("#val-util").display
+            chart = str(screen.query_one("#val-chart").render()).splitlines()
+            assert [line[:4] for line in chart] == ["GPU0", "GPU1"] and all("█" in line or "▇" in line for line in chart)
 
             await pilot.press("x")
             await pilot.pause()

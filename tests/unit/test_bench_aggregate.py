@@ -128,3 +128,32 @@ def test_coverage_of_nothing():
     report = coverage_report([], now=NOW)
     assert report.total_runs == 0 and len(report.missing) == 7 and report.last_run is None
     assert report.next[0].gpu_type == "g2-gpu-rtx4000a1-s"
+
+
+def swept(points: list[tuple[int, float]], **kwargs) -> BenchRunRecord:
+    record = run("g2-gpu-rtx4000a2-s", "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ", 60.0, hourly=1.04, gpus=2, **kwargs)
+    record.summary["concurrency"] = [{"concurrency": n, "throughput_tok_s": rate, "errors": 0} for n, rate in points]
+    return record
+
+
+def test_the_concurrency_sweep_peak_is_in_the_row_and_every_export():
+    from maider_tui.ui.screens.benchmarks_panes import chart_bars, peak_cell, row_cells
+
+    runs = [swept([(1, 61.2), (4, 702.5), (8, 1198.6)]), swept([(1, 60.0), (4, 650.0), (8, 1010.0)], age_days=2),
+            run("g1-gpu-rtx6000-2", "Qwen/Qwen2.5-72B-Instruct-AWQ", 45.0, hourly=3.0, gpus=2)]
+    rows = comparison_rows(runs, sort_by="peak_tok_s")
+    best, plain = rows
+    assert (best.peak_tok_s, best.peak_concurrency) == (1198.6, 8)  # the best point of any run of the pair
+    assert plain.peak_tok_s is None and plain.peak_concurrency is None  # no sweep: last, blank
+    assert peak_cell(best) == "1199 @8" and peak_cell(plain) == "—"
+    assert "1199 @8" in row_cells(best, {})
+    assert chart_bars(rows, "peak_tok_s") == [("RTX4000x2 Coder-7B-AWQ @8", 1198.6), ("RTX6000x2 72B-AWQ", None)]
+    # the sweep runs one coding prompt: its peak stays whatever task the table is filtered to
+    assert comparison_rows(runs, task_category="reasoning")[0].peak_tok_s == 1198.6
+
+    as_json = json.loads(render(rows, "json"))
+    assert as_json[0]["peak_tok_s"] == 1198.6 and as_json[0]["peak_concurrency"] == 8
+    as_csv = list(csv.DictReader(io.StringIO(render(rows, "csv"))))
+    assert as_csv[0]["peak_tok_s"] == "1198.6" and as_csv[0]["peak_concurrency"] == "8"
+    assert as_csv[1]["peak_tok_s"] == ""
+    assert "| 1198.6 | 8 |" in render(rows, "markdown")

@@ -19,6 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Footer, Log, ProgressBar, RadioButton, RadioSet, Static
 
 from ...paths import styles_dir
+from ...bench.aggregate import run_peak
 from ...ops.bench_run import BenchError, BenchOutcome, BenchProgressEvent, BenchTarget, run_benchmark
 from ..messages import BenchmarksChanged
 
@@ -55,7 +56,17 @@ def summary_text(outcome: BenchOutcome) -> str:
              f"TTFT p50 {ttft * 1000:.0f} ms" if isinstance(ttft, (int, float)) else "TTFT —",
              f"${cost:.4f}/1K" if isinstance(cost, (int, float)) else "$—/1K",
              f"{s.get('tests_passed', 0)}/{s.get('tests_total', 0)} tests passed"]
+    peak = run_peak(outcome.run)
+    if peak is not None:
+        parts.append(f"peak {peak[0]:.1f} tok/s with {peak[1]} in parallel")
     return "Done: " + " · ".join(parts) + ".\nStored: it is in the comparison table (b on the sessions screen)."
+
+
+class FollowingLog(Log):
+    """The run's log, its newest line in view even when it shrinks (the summary under it grows at the end)."""
+
+    def on_resize(self) -> None:
+        self.scroll_end(animate=False, x_axis=False)
 
 
 class BenchRunScreen(ModalScreen[None]):
@@ -91,7 +102,7 @@ class BenchRunScreen(ModalScreen[None]):
                     yield Checkbox("Concurrency sweep (1, 4, 8 at once)", id="benchrun-sweep")
                     yield Button("Start (enter)", id="benchrun-go", variant="primary")
             yield ProgressBar(id="benchrun-progress", show_eta=False)
-            yield Log(id="benchrun-log", max_lines=200)
+            yield FollowingLog(id="benchrun-log", max_lines=200)
             yield Static("The watchdog is held while the benchmark runs; escape cancels it.",
                          id="benchrun-summary", markup=False)
         yield Footer()  # this dialog's keys, over the dashboard's
@@ -116,7 +127,13 @@ class BenchRunScreen(ModalScreen[None]):
 
     def _say(self, line: str) -> None:
         self.lines.append(line)
-        self.query_one(Log).write_line(line)
+        self.query_one(Log).write_line(line, scroll_end=False)
+        self._follow()
+
+    def _follow(self) -> None:
+        """The newest line in view; after the next layout, so a summary that grows and squeezes the log
+        (or lines that arrive faster than a refresh) cannot leave it a line short."""
+        self.query_one(Log).scroll_end(animate=False, x_axis=False)
 
     def action_start(self) -> None:
         if self.running or self.outcome is not None:
@@ -170,6 +187,7 @@ class BenchRunScreen(ModalScreen[None]):
             self.outcome = message.outcome
             summary.update(summary_text(message.outcome))
             self.post_message(BenchmarksChanged())
+        self._follow()
         self.refresh_bindings()
 
     def action_cancel(self) -> None:

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from ...context import AppContext
 
 NARROW = 100  # below this many columns the coverage pane gets narrower
-CHART_METRICS = {"cost_efficiency": "Efficiency (tok/s per $/h)", "tokens_per_sec": "Tokens/s"}
+CHART_METRICS = {"cost_efficiency": "Efficiency (tok/s per $/h)", "tokens_per_sec": "Tokens/s",
+                 "peak_tok_s": "Peak tok/s, every request together (@ how many in parallel)"}
 
 
 class FileDone(Message):
@@ -67,7 +68,8 @@ class BenchmarksScreen(Screen[None]):
                 tooltip="Figures for one task category (coding, context-heavy, reasoning), or all"),
         Binding("s", "cycle_sort", "Sort", show=False, id="bench.sort", tooltip="Sort by the next column"),
         Binding("S", "reverse", "Reverse", id="bench.reverse", show=False, tooltip="Reverse the sort order"),
-        Binding("c", "toggle_chart", "Chart", id="bench.chart", tooltip="Chart tokens/s or efficiency"),
+        Binding("c", "toggle_chart", "Chart", id="bench.chart",
+                tooltip="Chart efficiency, tokens/s or the concurrency sweep's peak, in turn"),
         Binding("v", "toggle_coverage", "Coverage", id="bench.coverage",
                 tooltip="Show or hide the coverage pane (below 100 columns it takes the table's place)"),
         Binding("x", "export", "Export", id="bench.export",
@@ -223,7 +225,8 @@ class BenchmarksScreen(Screen[None]):
         self.redraw()
 
     def action_toggle_chart(self) -> None:
-        self.chart_metric = "tokens_per_sec" if self.chart_metric == "cost_efficiency" else "cost_efficiency"
+        metrics = list(CHART_METRICS)
+        self.chart_metric = metrics[(metrics.index(self.chart_metric) + 1) % len(metrics)]
         self.redraw()
 
     def action_back(self) -> None:

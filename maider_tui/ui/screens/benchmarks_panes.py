@@ -12,20 +12,22 @@ from rich.text import Text
 from ...bench.aggregate import ComparisonRow
 from ...bench.coverage import CoverageReport
 
-# (column key, header); the key is the ComparisonRow field a click on the header sorts by.
+# (column key, header); the key is the ComparisonRow field a click on the header sorts by. The GPU label
+# carries the count ("RTX4000x2"), so the sweep's PEAK takes the width a GPUS column would.
 COLUMNS = (
-    ("gpu_type", "GPU"), ("gpu_count", "GPUS"), ("total_vram", "VRAM"), ("model_id", "MODEL"),
-    ("tokens_per_sec", "TOK/S"), ("ttft_p50_s", "TTFT p50"), ("cost_per_1k_tokens", "$/1K"),
-    ("hourly_usd", "$/H"), ("cost_efficiency", "EFF."), ("runs", "RUNS"), ("confidence", "CONF"),
+    ("gpu_type", "GPU"), ("total_vram", "VRAM"), ("model_id", "MODEL"),
+    ("tokens_per_sec", "TOK/S"), ("ttft_p50_s", "TTFT"), ("cost_per_1k_tokens", "$/1K"),
+    ("hourly_usd", "$/H"), ("cost_efficiency", "EFF."), ("peak_tok_s", "PEAK"), ("runs", "RUNS"),
+    ("confidence", "CONF"),
 )
 # Confidence has no order of its own: it follows the run count.
 SORT_ALIAS = {"confidence": "runs"}
 SORT_CYCLE = ("cost_efficiency", "tokens_per_sec", "cost_per_1k_tokens", "ttft_p50_s", "hourly_usd",
-              "runs", "gpu_type", "model_id", "gpu_count", "total_vram")
+              "peak_tok_s", "runs", "gpu_type", "model_id", "gpu_count", "total_vram")
 SORT_WORDS = {"cost_efficiency": "efficiency", "tokens_per_sec": "tok/s", "cost_per_1k_tokens": "$/1K",
               "ttft_p50_s": "TTFT", "hourly_usd": "$/h", "runs": "runs", "gpu_type": "GPU",
               "model_id": "model", "gpu_count": "GPUs", "total_vram": "VRAM", "model_category": "category",
-              "last_run": "last run"}
+              "last_run": "last run", "peak_tok_s": "peak tok/s"}
 TASKS = (None, "coding", "context_heavy", "reasoning")
 # Confidence -> theme variable: High green, Medium yellow, Low red, as the issue asks.
 CONFIDENCE_VARS = {"High": "success", "Medium": "warning", "Low": "error", "Estimated": "primary"}
@@ -71,17 +73,27 @@ def row_cells(row: ComparisonRow, colours: dict[str, str]) -> list[object]:
     """One table row; the confidence cell coloured from the theme's `colours` (variable -> colour)."""
     conf_style = colour(colours, CONFIDENCE_VARS.get(row.confidence, ""))
     return [
-        gpu_label(row.gpu_type), str(row.gpu_count), f"{row.total_vram:.0f} GB", model_label(row.model_id),
+        gpu_label(row.gpu_type), f"{row.total_vram:.0f} GB", model_label(row.model_id),
         f"{row.tokens_per_sec:.1f}", "—" if row.ttft_p50_s is None else f"{row.ttft_p50_s:.2f} s",
         "—" if row.cost_per_1k_tokens is None else f"{row.cost_per_1k_tokens:.4f}", f"{row.hourly_usd:.2f}",
-        "—" if row.cost_efficiency is None else f"{row.cost_efficiency:.1f}", str(row.runs),
+        "—" if row.cost_efficiency is None else f"{row.cost_efficiency:.1f}", peak_cell(row), str(row.runs),
         Text(row.confidence or "—", style=f"bold {conf_style}".strip()),
     ]
 
 
+def peak_cell(row: ComparisonRow) -> str:
+    """The concurrency sweep's best total tok/s and at how many requests in parallel: "1199 @8"."""
+    return "—" if row.peak_tok_s is None else f"{row.peak_tok_s:.0f} @{row.peak_concurrency}"
+
+
 def chart_bars(rows: list[ComparisonRow], metric: str) -> list[tuple[str, float | None]]:
-    """(label, value) per configuration for the chart; `metric` is tokens_per_sec or cost_efficiency."""
-    return [(f"{gpu_label(r.gpu_type)} {model_label(r.model_id)}", getattr(r, metric)) for r in rows]
+    """(label, value) per configuration for the chart; `metric` is tokens_per_sec, cost_efficiency or
+    peak_tok_s (whose label says at how many requests in parallel)."""
+    def label(r: ComparisonRow) -> str:
+        parallel = f" @{r.peak_concurrency}" if metric == "peak_tok_s" and r.peak_concurrency else ""
+        return f"{gpu_label(r.gpu_type)} {model_label(r.model_id)}{parallel}"
+
+    return [(label(r), getattr(r, metric)) for r in rows]
 
 
 def _day(ts: float) -> str:

@@ -19,11 +19,13 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.markup import escape
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, ProgressBar, Sparkline, Static
+from textual.widgets import Footer, Input, Label, ProgressBar, Static
 
 from ...paths import styles_dir
 from ...ops.validate import FULL_SECTIONS, QUICK_SECTIONS, ValidationProgress, full_validation, quick_check
-from ...ops.validate_report import ValidationReport, utilisation_table
+from ...ops.validate_report import ValidationReport
+from ...ops.validate_table import utilisation_table
+from ..widgets.util_chart import UtilChart
 
 if TYPE_CHECKING:
     from ...context import AppContext
@@ -88,7 +90,7 @@ class ValidationScreen(Screen[None]):
         with VerticalScroll(id="val-body"):
             yield Static(id="val-findings", classes="panel")
             with Vertical(id="val-util", classes="panel"):
-                yield Vertical(id="val-chart")
+                yield UtilChart(id="val-chart")
                 yield Static(id="val-table")
             yield Static(id="val-advice", classes="panel")
         with Horizontal(id="val-export"):
@@ -191,14 +193,7 @@ class ValidationScreen(Screen[None]):
         util = self.query_one("#val-util")
         util.display = bool(report.utilisation)
         if report.utilisation:
-            chart = self.query_one("#val-chart", Vertical)
-            chart.remove_children()
-            count = len(report.utilisation[0][1])
-            chart.mount_all(
-                Horizontal(Label(f"GPU{i}", classes="val-gpu"),
-                           Sparkline([row[i] for _, row in report.utilisation], summary_function=max),
-                           classes="val-spark-row")
-                for i in range(count))
+            self.query_one("#val-chart", UtilChart).set_rows(report.utilisation)
             self.query_one("#val-table", Static).update(escape("\n".join(utilisation_table(report.utilisation))))
         advice = self.query_one("#val-advice", Static)
         advice.display = bool(report.advice)
