@@ -59,7 +59,7 @@ class SimGates:
                 await asyncio.sleep(0.01)
 
         status, sshd_ready, progress = world.World.status, vm.SimVm.sshd_ready, vm.SimVm.cloud_init_progress
-        profile, body, delete = linode_api._profile, linode_api._body, linode_api._delete
+        profile, body, delete = linode_api._profile, linode_api.read_body, linode_api._delete
         mkdir, cmd_docker, run_vllm = coreutils.COMMANDS["mkdir"], shell.Shell.cmd_docker, docker.DockerEngine._run_vllm
 
         def held_status(self, instance):
@@ -104,7 +104,7 @@ class SimGates:
         monkeypatch.setattr(vm.SimVm, "sshd_ready", held_sshd)
         monkeypatch.setattr(vm.SimVm, "cloud_init_progress", held_progress)
         monkeypatch.setattr(linode_api, "_profile", held_profile)
-        monkeypatch.setattr(linode_api, "_body", held_body)
+        monkeypatch.setattr(linode_api, "read_body", held_body)
         monkeypatch.setattr(linode_api, "_delete", held_delete)
         monkeypatch.setitem(coreutils.COMMANDS, "mkdir", held_mkdir)
         monkeypatch.setattr(shell.Shell, "cmd_docker", held_docker)
