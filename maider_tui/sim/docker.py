@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
+from maider_tui.sim.node_script import run_script, script_of
 from maider_tui.sim.vllm_behaviour import config_from_args, startup_outcome
 from maider_tui.sim.vllm_server import SimVllmServer
 
@@ -57,6 +58,11 @@ class Service:
     def exposed_ports(self) -> list[int]:
         """Published ports reachable from outside the VM (not on loopback): Docker bypasses ufw."""
         return [port for port, _ in self.ports if self.hosts.get(port, "0.0.0.0") not in LOOPBACK]
+
+    @property
+    def script(self) -> str | None:
+        """The script of a `bash -c` entrypoint (a Ray node of a multi-VM session), else None."""
+        return script_of(self.spec, self.command)
 
     @property
     def kind(self) -> str:
@@ -264,7 +270,8 @@ class DockerEngine:
     def published_port(self, port: int) -> int | None:
         """The real port serving the VM's `port`, when a running container publishes it."""
         for c in self.containers.values():
-            if c.state == "running" and c.real_port and (port, c.listen_port) in c.service.ports:
+            host_net = c.service.spec.get("network_mode") == "host" and port == c.listen_port
+            if c.state == "running" and c.real_port and (host_net or (port, c.listen_port) in c.service.ports):
                 return c.real_port
         return None
 
@@ -294,8 +301,12 @@ class DockerEngine:
             await self.vm.sleep(IMAGE_PULL_S[c.service.kind])
             self.vm.images.add(image)
         c.state, c.started_s = "running", self.vm.now()
-        c.health = "starting" if c.service.kind != "other" or "healthcheck" in c.service.spec else ""
-        if c.service.kind == "vllm":
+        script = c.service.script
+        checked = c.service.kind != "other" and script is None  # the image's own check (vLLM's, WebUI's)
+        c.health = "starting" if checked or "healthcheck" in c.service.spec else ""
+        if script is not None:
+            await run_script(self, c, script)
+        elif c.service.kind == "vllm":
             await self._run_vllm(c)
         elif c.service.kind == "webui":
             await self.vm.sleep(WEBUI_START_S)
@@ -364,6 +375,7 @@ class DockerEngine:
             await runner.cleanup()
         if c.service.kind == "vllm":
             self.vm.gpus.release(self.vm.now())
+        self.vm.world.ray.container_stopped(c)
 
 
 def _flag_int(args: list[str], flag: str, default: int) -> int:
