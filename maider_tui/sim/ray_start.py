@@ -44,9 +44,12 @@ async def ray_start(engine: DockerEngine, c: Container, args: list[str], log: Ca
     flags = parse_flags(args)
     own = vm.world.vpcs.address_of(vm.instance.id) or vm.instance.ipv4[0]
     address = flags.get("node-ip-address") or env.get("VLLM_HOST_IP") or own
-    if address not in ray.vm_addresses(vm) or env.get("VLLM_HOST_IP", address) != address:
-        log(ray.cli_line(vm, "INFO", "scripts.py:865", f"Local node IP: {address}"), ray.ip_mismatch(vm, address),
-            "ConnectionError: Raylet failed to start: this node has no address " + address + ".")
+    mine = ray.vm_addresses(vm)
+    bad = address if address not in mine else env.get("VLLM_HOST_IP", address)
+    if bad != address or address not in mine:
+        log(ray.cli_line(vm, "INFO", "scripts.py:865", f"Local node IP: {address}"), ray.ip_mismatch(vm, bad),
+            f"ConnectionError: {bad} is not this node's Ray address (the node's addresses: "
+            f"{', '.join(sorted(mine))}; --node-ip-address and VLLM_HOST_IP must name the same one).")
         return 1
     gpus = _gpus(vm, c, flags)
     if gpus is None:

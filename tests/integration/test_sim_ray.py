@@ -157,6 +157,17 @@ async def test_two_vms_form_one_ray_cluster_and_serve_the_model_across_it(sim: S
                 "model": models["data"][0]["id"], "max_tokens": 8,
                 "messages": [{"role": "user", "content": "hello"}]})
             assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"]
+
+        # The head goes: the worker's raylet loses the GCS and `ray start --block` ends non-zero.
+        assert (await head.run(f"{COMPOSE} down")).ok
+        assert max(await gpu_memory(worker)) < 64  # the head's Ray actors on it are gone
+
+        async def worker_exited() -> bool:
+            out = (await worker.run(f"{COMPOSE} ps -a --format '{{{{.State}}}} {{{{.ExitCode}}}}'")).stdout
+            return out.strip() == "exited 1"
+
+        await until(worker_exited, "the worker ending with its head")
+        assert "Failed to connect to GCS within 60 seconds" in await logs(worker, "ray-worker")
     finally:
         await cluster.close()
 
@@ -184,15 +195,19 @@ async def test_a_worker_told_a_wrong_interface_cannot_join_and_the_head_keeps_wa
         await cluster.close()
 
 
-async def test_deleting_a_worker_vm_kills_the_heads_engine(sim: SimCloud):
-    cluster = await make_cluster(sim, "ray-lost")
-    head = cluster.ssh[0]
+@pytest.mark.parametrize("loss", ["vm-deleted", "container-stopped"])
+async def test_losing_the_worker_node_kills_the_heads_engine(sim: SimCloud, loss: str):
+    cluster = await make_cluster(sim, f"ray-{loss}")
+    head, worker = cluster.ssh
     try:
         await until(lambda: healthy(head), "the head's vLLM healthy")
         local = await head.forward(8000)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{local}", timeout=5) as http:
             assert (await http.get("/health")).status_code == 200
-            await make_provider(sim).destroy(cluster.ids[1])
+            if loss == "vm-deleted":
+                await make_provider(sim).destroy(cluster.ids[1])
+            else:
+                assert (await worker.run(f"{COMPOSE} stop")).ok
 
             async def exited() -> bool:
                 out = (await head.run(f"{COMPOSE} ps -a --format '{{{{.State}}}} {{{{.ExitCode}}}}'")).stdout
