@@ -23,6 +23,7 @@ from aiohttp import web
 from maider_tui.sim.node_script import run_script, script_of
 from maider_tui.sim.vllm_behaviour import config_from_args, startup_outcome
 from maider_tui.sim.vllm_server import SimVllmServer
+from maider_tui.sim.webui import start_webui
 
 if TYPE_CHECKING:
     from maider_tui.sim.vm import SimVm
@@ -310,7 +311,7 @@ class DockerEngine:
             await self._run_vllm(c)
         elif c.service.kind == "webui":
             await self.vm.sleep(WEBUI_START_S)
-            c.web, c.real_port = await _start_webui()
+            c.web, c.real_port = await start_webui()
             c.listen_port, c.health = 8080, "healthy"
             c.logs.append("INFO:     Uvicorn running on http://0.0.0.0:8080 (Press CTRL+C to quit)")
 
@@ -385,21 +386,3 @@ def _flag_int(args: list[str], flag: str, default: int) -> int:
         if value is not None and value.isdigit():
             return int(value)
     return default
-
-
-async def _start_webui() -> tuple[web.AppRunner, int]:
-    """Open WebUI stands in as one small page: enough to prove the forward reaches it."""
-    async def index(_request: web.Request) -> web.Response:
-        return web.Response(text="<!doctype html><title>Open WebUI</title><p>Open WebUI (simulated)</p>",
-                            content_type="text/html")
-
-    async def health(_request: web.Request) -> web.Response:
-        return web.json_response({"status": True})
-
-    app = web.Application()
-    app.router.add_get("/", index)
-    app.router.add_get("/health", health)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner, runner.addresses[0][1]
