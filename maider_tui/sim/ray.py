@@ -39,10 +39,15 @@ class RayNode:
     address: str
     gpus: int
     node_id: str
+    since: float = -1.0  # the container's start this node belongs to (a restarted container is a new node)
+
+    def __post_init__(self) -> None:
+        if self.since < 0:
+            self.since = self.container.started_s
 
     def alive(self) -> bool:
-        return (self.container.state == "running" and not self.vm.stopped
-                and self.vm.world.get(self.vm.instance.id) is not None)
+        return (self.container.state == "running" and self.container.started_s == self.since
+                and not self.vm.stopped and self.vm.world.get(self.vm.instance.id) is not None)
 
 
 @dataclass
@@ -94,6 +99,8 @@ class RayClusters:
 
     def container_stopped(self, container: Container) -> None:
         """A container stopped: a head takes its cluster with it, and the vLLM workers on every node."""
+        for each in self.clusters:
+            each.workers = [w for w in each.workers if w.container is not container]
         cluster = self.headed_by(container)
         if cluster is None:
             return

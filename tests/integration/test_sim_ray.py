@@ -195,7 +195,10 @@ async def test_a_worker_told_a_wrong_interface_cannot_join_and_the_head_keeps_wa
         await cluster.close()
 
 
-@pytest.mark.parametrize("loss", ["vm-deleted", "container-stopped"])
+VERB = {"container-stopped": "stop", "container-restarted": "restart"}
+
+
+@pytest.mark.parametrize("loss", ["vm-deleted", *VERB])
 async def test_losing_the_worker_node_kills_the_heads_engine(sim: SimCloud, loss: str):
     cluster = await make_cluster(sim, f"ray-{loss}")
     head, worker = cluster.ssh
@@ -206,8 +209,8 @@ async def test_losing_the_worker_node_kills_the_heads_engine(sim: SimCloud, loss
             assert (await http.get("/health")).status_code == 200
             if loss == "vm-deleted":
                 await make_provider(sim).destroy(cluster.ids[1])
-            else:
-                assert (await worker.run(f"{COMPOSE} stop")).ok
+            else:  # a restarted container is a new Ray node: the stage the engine had is gone all the same
+                assert (await worker.run(f"{COMPOSE} {VERB[loss]}")).ok
 
             async def exited() -> bool:
                 out = (await head.run(f"{COMPOSE} ps -a --format '{{{{.State}}}} {{{{.ExitCode}}}}'")).stdout
