@@ -125,6 +125,8 @@ async def _play(engine: DockerEngine, c: Container, config: VllmConfig, outcome:
 
         await vm.sleep(outcome.download_gb / DOWNLOAD_GB_PER_S)
         vm.downloaded.add(config.model)
+    if cluster is not None and outcome.ok:
+        cluster.gpus_used = sum(n.gpus for n in nodes)  # the placement group holds every GPU from engine init
     used, offset = list(outcome.per_gpu_used_mib), 0
     for node in nodes:
         node.vm.gpus.ramp_memory(used[offset:offset + node.gpus], node.vm.now(), outcome.load_s)
@@ -134,9 +136,15 @@ async def _play(engine: DockerEngine, c: Container, config: VllmConfig, outcome:
         if at > clock:
             await vm.sleep(started + at - vm.now())
             clock = at
+        if lost := _lost(nodes):  # a stage's node went while the engine started: its actors died with it
+            c.logs += dead_engine(vm, lost[0])
+            _release(nodes)
+            return 1
         c.logs.append(line)
     await vm.sleep(started + outcome.load_s - vm.now())
-    if not outcome.ok:
+    if not outcome.ok or _lost(nodes):
+        if _lost(nodes):
+            c.logs += dead_engine(vm, _lost(nodes)[0])
         _release(nodes)
         return 1
     server = SimVllmServer(config, outcome, seed=vm.seed)
@@ -149,21 +157,27 @@ async def _play(engine: DockerEngine, c: Container, config: VllmConfig, outcome:
     if cluster is None:
         while True:
             await vm.sleep(3600)
-    cluster.gpus_used = sum(n.gpus for n in nodes)
-    while not (lost := [n for n in nodes[1:] if not n.alive()]):
+    while not (lost := _lost(nodes)):
         await vm.sleep(1.0)
     await vm.sleep(NODE_DEATH_S)
-    server.crash()  # /health answers 503 from here on
+    server.crash()  # /health answers 503 until the API server exits
+    c.health = "unhealthy"
     c.logs += server.log_lines[:-4]  # the access log; the crash's own lines are replaced by Ray's
-    c.server, c.real_port = None, None
+    c.server = None
     c.logs += dead_engine(vm, lost[0])
     await vm.sleep(SHUTDOWN_S)
     await server.stop()
+    c.real_port = None
     c.logs += [f"({API}) INFO:     {line}" for line in ("Shutting down", "Waiting for application shutdown.",
                                                           "Application shutdown complete.",
                                                           "Finished server process [1]")]
     _release(nodes)
     return 1
+
+
+def _lost(nodes: list[ray.RayNode]) -> list[ray.RayNode]:
+    """The workers (every node but this head) that are gone."""
+    return [n for n in nodes[1:] if not n.alive()]
 
 
 def _release(nodes: list[ray.RayNode]) -> None:
