@@ -2,10 +2,10 @@
 
 The head's address (`--node-ip-address`) must be this VM's own and equal the container's `VLLM_HOST_IP`.
 A worker reaches the head at `--address=IP:PORT` only from a VM in the head's VPC, while the head's
-container runs, and when NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME name an interface the VM has; else
-it logs Ray's "Unable to connect to GCS" every 5 s for a minute and exits 1. With `--block` the
-command stays in the foreground (the container's main process) until the container stops, or exits 1
-when the head goes away.
+container runs, when NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME name an interface the VM has, and unless
+the `vpc_blocked` fault drops the VPC's traffic; else it logs Ray's "Unable to connect to GCS" every 5 s
+for a minute and exits 1. With `--block` the command stays in the foreground (the container's main
+process) until the container stops, or exits 1 when the head goes away.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def _reachable(vm: SimVm, c: Container, host: str, port: int) -> ray.RayCluster 
         if any(i not in ray.interfaces(vm) for i in wanted):
             return None
     vpc = vm.world.vpcs.vpc_of(vm.instance.id)
-    if vpc is None:
+    if vpc is None or vm.faults.vpc_blocked:
         return None
     return vm.world.ray.find(vpc, host, port)
 

@@ -157,8 +157,12 @@ async def _play(engine: DockerEngine, c: Container, config: VllmConfig, outcome:
     if cluster is None:
         while True:
             await vm.sleep(3600)
+    lose_after = vm.faults.ray_worker_lost_after_s
+    ready_at = vm.now()
     while not (lost := _lost(nodes)):
         await vm.sleep(1.0)
+        if lose_after is not None and len(nodes) > 1 and vm.now() - ready_at >= lose_after:
+            vm.world.vanish(nodes[-1].vm.instance.id)  # the fault: the last stage's VM is deleted
     await vm.sleep(NODE_DEATH_S)
     server.crash()  # /health answers 503 until the API server exits
     c.health = "unhealthy"

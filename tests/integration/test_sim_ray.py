@@ -172,8 +172,11 @@ async def test_two_vms_form_one_ray_cluster_and_serve_the_model_across_it(sim: S
         await cluster.close()
 
 
-async def test_a_worker_told_a_wrong_interface_cannot_join_and_the_head_keeps_waiting(sim: SimCloud):
-    cluster = await make_cluster(sim, "ray-ifname", env={"NCCL_SOCKET_IFNAME": "ens5", "GLOO_SOCKET_IFNAME": "ens5"})
+@pytest.mark.parametrize("why", ["wrong-interface", "vpc-blocked"])
+async def test_a_worker_that_cannot_reach_the_head_gives_up_and_the_head_keeps_waiting(sim: SimCloud, why: str):
+    env = {"NCCL_SOCKET_IFNAME": "ens5", "GLOO_SOCKET_IFNAME": "ens5"} if why == "wrong-interface" else None
+    sim.faults.vpc_blocked = why == "vpc-blocked"
+    cluster = await make_cluster(sim, f"ray-{why}", env=env)
     head, worker = cluster.ssh
     try:
         async def worker_exited() -> bool:
@@ -224,5 +227,22 @@ async def test_losing_the_worker_node_kills_the_heads_engine(sim: SimCloud, loss
         assert "The actor is dead because its node has died." in head_log
         assert "vllm.v1.engine.exceptions.EngineDeadError" in head_log
         assert max(await gpu_memory(head)) < 64  # the engine's memory is freed
+    finally:
+        await cluster.close()
+
+
+async def test_the_worker_lost_fault_deletes_the_last_stages_vm_and_the_engine_dies(sim: SimCloud):
+    sim.faults.ray_worker_lost_after_s = 30
+    cluster = await make_cluster(sim, "ray-fault")
+    head = cluster.ssh[0]
+    try:
+        async def exited() -> bool:
+            out = (await head.run(f"{COMPOSE} ps -a --format '{{{{.State}}}} {{{{.ExitCode}}}}'")).stdout
+            return out.strip() == "exited 1"
+
+        await until(exited, "the head's container exiting")
+        assert sim.world.get(cluster.ids[1]) is None and sim.world.vanished >= 1
+        head_log = await logs(head, "vllm")
+        assert "Uvicorn running on" in head_log and "EngineDeadError" in head_log
     finally:
         await cluster.close()
