@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
+from maider_tui.sim.node_script import run_script, script_of
 from maider_tui.sim.vllm_behaviour import config_from_args, startup_outcome
 from maider_tui.sim.vllm_server import SimVllmServer
+from maider_tui.sim.webui import start_webui
 
 if TYPE_CHECKING:
     from maider_tui.sim.vm import SimVm
@@ -57,6 +59,11 @@ class Service:
     def exposed_ports(self) -> list[int]:
         """Published ports reachable from outside the VM (not on loopback): Docker bypasses ufw."""
         return [port for port, _ in self.ports if self.hosts.get(port, "0.0.0.0") not in LOOPBACK]
+
+    @property
+    def script(self) -> str | None:
+        """The script of a `bash -c` entrypoint (a Ray node of a multi-VM session), else None."""
+        return script_of(self.spec, self.command)
 
     @property
     def kind(self) -> str:
@@ -264,7 +271,8 @@ class DockerEngine:
     def published_port(self, port: int) -> int | None:
         """The real port serving the VM's `port`, when a running container publishes it."""
         for c in self.containers.values():
-            if c.state == "running" and c.real_port and (port, c.listen_port) in c.service.ports:
+            host_net = c.service.spec.get("network_mode") == "host" and port == c.listen_port
+            if c.state == "running" and c.real_port and (host_net or (port, c.listen_port) in c.service.ports):
                 return c.real_port
         return None
 
@@ -294,12 +302,16 @@ class DockerEngine:
             await self.vm.sleep(IMAGE_PULL_S[c.service.kind])
             self.vm.images.add(image)
         c.state, c.started_s = "running", self.vm.now()
-        c.health = "starting" if c.service.kind != "other" or "healthcheck" in c.service.spec else ""
-        if c.service.kind == "vllm":
+        script = c.service.script
+        checked = c.service.kind != "other" and script is None  # the image's own check (vLLM's, WebUI's)
+        c.health = "starting" if checked or "healthcheck" in c.service.spec else ""
+        if script is not None:
+            await run_script(self, c, script)
+        elif c.service.kind == "vllm":
             await self._run_vllm(c)
         elif c.service.kind == "webui":
             await self.vm.sleep(WEBUI_START_S)
-            c.web, c.real_port = await _start_webui()
+            c.web, c.real_port = await start_webui()
             c.listen_port, c.health = 8080, "healthy"
             c.logs.append("INFO:     Uvicorn running on http://0.0.0.0:8080 (Press CTRL+C to quit)")
 
@@ -364,6 +376,7 @@ class DockerEngine:
             await runner.cleanup()
         if c.service.kind == "vllm":
             self.vm.gpus.release(self.vm.now())
+        self.vm.world.ray.container_stopped(c)
 
 
 def _flag_int(args: list[str], flag: str, default: int) -> int:
@@ -373,21 +386,3 @@ def _flag_int(args: list[str], flag: str, default: int) -> int:
         if value is not None and value.isdigit():
             return int(value)
     return default
-
-
-async def _start_webui() -> tuple[web.AppRunner, int]:
-    """Open WebUI stands in as one small page: enough to prove the forward reaches it."""
-    async def index(_request: web.Request) -> web.Response:
-        return web.Response(text="<!doctype html><title>Open WebUI</title><p>Open WebUI (simulated)</p>",
-                            content_type="text/html")
-
-    async def health(_request: web.Request) -> web.Response:
-        return web.json_response({"status": True})
-
-    app = web.Application()
-    app.router.add_get("/", index)
-    app.router.add_get("/health", health)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner, runner.addresses[0][1]

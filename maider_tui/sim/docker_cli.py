@@ -13,6 +13,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
+from maider_tui.sim import ray
 from maider_tui.sim.docker import COMPOSE_NAMES, IMAGE_PULL_S, ComposeError, Container, load_compose
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ def _status(vm: SimVm, c: Container) -> str:
 def _row(vm: SimVm, c: Container) -> dict[str, Any]:
     """A container as `docker compose ps --format json` describes it."""
     entry = ["vllm", "serve"] if c.service.kind == "vllm" else []  # the image's ENTRYPOINT
+    if c.service.script is not None:
+        entry = [str(a) for a in c.service.spec.get("entrypoint") or []]
     command = " ".join([*entry, *c.service.command])
     hosts = c.service.hosts
     ports = (", ".join(f"{hosts.get(p, '0.0.0.0')}:{p}->{t}/tcp" for p, t in c.service.ports)
@@ -153,6 +156,13 @@ async def docker(vm: SimVm, argv: list[str], io: ShellIo, cwd: str) -> int:
                     engine.start(c)
             io.out(c.name + "\n")
         return 0
+    if sub == "exec":
+        _flag(args, "-i", "--interactive", "-t", "--tty", "-it", "-d", "--detach", "--privileged")
+        _take(args, "-e", "--env", "-w", "--workdir", "-u", "--user")
+        if not args or args[0] not in engine.containers:
+            io.err(f"Error response from daemon: No such container: {args[0] if args else '(none)'}\n")
+            return 1
+        return await exec_in(vm, engine.containers[args[0]], args[1:], io)
     if sub == "info":
         runtimes = {"io.containerd.runc.v2": {"path": "runc"},
                     "nvidia": {"path": "nvidia-container-runtime"}, "runc": {"path": "runc"}}
@@ -292,6 +302,17 @@ async def compose(vm: SimVm, argv: list[str], io: ShellIo, cwd: str) -> int:
         wanted = [a for a in args if not a.startswith("-")]
         chosen = [c for c in containers if not wanted or c.service.name in wanted]
         return await _logs(vm, chosen, io, tail, follow, prefix=not bare)
+    if sub == "exec":
+        _flag(args, "-T", "--no-TTY", "-d", "--detach", "--privileged")
+        _take(args, "-e", "--env", "-w", "--workdir", "-u", "--user", "--index")
+        if len(args) < 2:
+            io.err('"docker compose exec" requires at least 2 arguments.\n')
+            return 1
+        found = next((c for c in containers if c.service.name == args[0]), None)
+        if found is None or found.state != "running":
+            io.err(f'service "{args[0]}" is not running\n')
+            return 1
+        return await exec_in(vm, found, args[1:], io)
     if sub == "pull":
         for service in services:
             if service.image not in vm.images:
@@ -301,6 +322,25 @@ async def compose(vm: SimVm, argv: list[str], io: ShellIo, cwd: str) -> int:
         return 0
     io.err(f"unknown docker command: \"compose {sub}\"\n")
     return 1
+
+
+async def exec_in(vm: SimVm, c: Container, argv: list[str], io: ShellIo) -> int:
+    """A command run inside a running container: `ray status` (a Ray node's image has Ray), `true`."""
+    if c.state != "running":
+        io.err(f"Error response from daemon: container {c.id} is not running\n")
+        return 1
+    if argv[:2] == ["ray", "status"]:
+        cluster = vm.world.ray.of(c)
+        if cluster is None:
+            io.err(ray.NO_INSTANCE + "\n")
+            return 1
+        io.out(ray.status_text(vm, cluster))
+        return 0
+    if argv[:1] == ["true"]:
+        return 0
+    io.err("OCI runtime exec failed: exec failed: unable to start container process: exec: "
+           f"\"{argv[0] if argv else ''}\": executable file not found in $PATH: unknown\n")
+    return 127
 
 
 async def _wait_healthy(vm: SimVm, containers: list[Container], io: ShellIo) -> int:

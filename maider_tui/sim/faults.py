@@ -46,6 +46,12 @@ class SimFaults:
     """Models the catalog marks trust_remote_code fail without `--trust-remote-code`."""
     vllm_crash_after_s: float | None = None
     """Sim seconds after ready when the vLLM server dies."""
+    # Several VMs: Ray over a VPC
+    vpc_blocked: bool = False
+    """Traffic between the VMs of a VPC is dropped (a firewall in the way): a Ray worker cannot reach its head."""
+    ray_worker_lost_after_s: float | None = None
+    """Sim seconds after a vLLM served across a Ray cluster is ready when its last worker VM is deleted
+    behind the client's back (a pipeline stage lost)."""
     # GPUs of a running vLLM misbehaving (what validation must catch)
     idle_gpus: set[int] = field(default_factory=set)
     """GPU indexes that show no memory and no utilisation while vLLM runs, as if TP were broken."""

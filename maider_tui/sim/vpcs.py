@@ -150,6 +150,13 @@ class SimVpcs:
             for subnet in vpc.subnets:
                 subnet.addresses.pop(instance_id, None)
 
+    def vpc_of(self, instance_id: int) -> int | None:
+        """The id of the VPC the instance joined, or None."""
+        for vpc in self.vpcs.values():
+            if any(instance_id in subnet.addresses for subnet in vpc.subnets):
+                return vpc.id
+        return None
+
     def address_of(self, instance_id: int) -> str | None:
         for vpc in self.vpcs.values():
             for subnet in vpc.subnets:

@@ -141,6 +141,10 @@ class World:
 
         self.vpcs = SimVpcs(self.now)
         """The account's VPCs (sim/vpcs.py); an instance joins one through its create call."""
+        from maider_tui.sim.ray import RayClusters
+
+        self.ray = RayClusters()
+        """The Ray clusters the VMs' containers started (sim/ray.py)."""
         self.exchanges: list[Exchange] | None = None
         """When a list, every Linode API request and its answer is appended to it (`record_exchanges`)."""
         self.extra_gpu_types: tuple[catalog.GpuType, ...] = (
