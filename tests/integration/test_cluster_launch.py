@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from maider_tui import catalog
 from maider_tui.clock import SystemClock
 from maider_tui.deploy.launch import resolve
+from maider_tui.ops.events import NodeEvent
 from maider_tui.ops.launch_plan import LaunchPlan
 from maider_tui.settings import Settings
 from maider_tui.sim import SimCloud
@@ -42,6 +44,69 @@ def live_sessions(sim: SimCloud, store: Store, paths, events: list):
                         provider=lambda: make_provider(sim, store), hf_token=lambda: None, limits=LIMITS)
     live.subscribe(events.append)
     return live
+
+
+async def test_a_70b_over_two_vms_launches_serves_and_is_destroyed_whole(sim, store, paths):
+    events: list = []
+    live = live_sessions(sim, store, paths, events)
+    try:
+        session = await live.launch(cluster_plan())
+        name = session.name
+        record = store.get_session(name)
+        assert record.state == "ready" and record.nodes == 2 and record.gpu_count == 8
+        assert record.hourly_usd == pytest.approx(12.0) and record.vpc_id is not None
+        nodes = store.nodes(name)
+        assert [(n.role, n.state) for n in nodes] == [("head", "ready"), ("worker", "ready")]
+        assert len({n.instance_id for n in nodes}) == 2 and all(sim.world.get(n.instance_id) for n in nodes)
+        assert nodes[0].instance_id == record.instance_id
+        assert sim.world.vpcs.address_of(nodes[1].instance_id) == nodes[1].address == "10.42.0.3"
+        steps = {(e.node, e.step) for e in events if isinstance(e, NodeEvent)}
+        assert {(0, "cloud_init"), (1, "cloud_init"), (0, "compose_up"), (1, "compose_up")} <= steps
+        assert any("1 of 1 worker joined, 8 of 8 GPUs seen" in getattr(e, "text", "") for e in events)
+        endpoint = session.handle.endpoint
+        async with httpx.AsyncClient(timeout=30) as http:
+            models = (await http.get(f"{endpoint}/models")).json()
+            assert [m["id"] for m in models["data"]] == [LLAMA_70B]
+            answer = await http.post(f"{endpoint}/chat/completions", json={
+                "model": LLAMA_70B, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8})
+            assert answer.status_code == 200
+        # After a restart: the dashboard's stream covers both VMs' GPUs, through one SSH connection each.
+        second = live_sessions(sim, store, paths, [])
+        try:
+            attached = await second.attach(name)
+            assert len(attached.handle.workers) == 1
+            from maider_tui.ops.telemetry import session_gpu_snapshots
+
+            async for snapshot in session_gpu_snapshots(attached.handle, clock=SystemClock()):
+                if all(g.memory_used_mib for g in snapshot.gpus):
+                    break
+            assert snapshot.per_node == 4 and [g.index for g in snapshot.gpus] == list(range(8))
+        finally:
+            await second.close_all()
+        await live.destroy(name)
+        assert all(sim.world.get(n.instance_id) is None for n in nodes)
+        assert sim.world.vpcs.get(record.vpc_id) is None
+        assert store.get_session(name).state == "destroyed"
+    finally:
+        await live.close_all()
+
+
+async def test_a_worker_that_cannot_reach_the_head_stops_the_launch_saying_why(sim, store, paths):
+    from maider_tui.ops.provision import ProvisionFailed
+
+    sim.faults.vpc_blocked = True
+    live = live_sessions(sim, store, paths, [])
+    try:
+        with pytest.raises(ProvisionFailed) as failed:
+            await live.launch(cluster_plan())
+        assert failed.value.stage == "vllm" and "Worker node 1 left the Ray cluster" in failed.value.message
+        assert "GCS" in failed.value.message  # Ray's own words for why
+        record = store.get_session(failed.value.session)
+        assert record.state == "failed" and len(store.nodes(record.name)) == 2  # kept, for inspection or destroy
+        await live.destroy(record.name)
+        assert all(sim.world.get(n.instance_id) is None for n in store.nodes(record.name))
+    finally:
+        await live.close_all()
 
 
 async def test_a_crash_at_every_stage_of_a_multi_vm_launch_leaves_nothing_unaccounted_for(sim, store, paths):
