@@ -340,13 +340,21 @@ class MaiderApp(App[None]):
                 yield command
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
+        # Everywhere; a screen's own command with the same title or action comes first.
+        yield PaletteCommand("session: new", "Launch a new session: capability, region, GPU type, model",
+                             self.action_new_session, action="app.new_session")
+        yield PaletteCommand("bench: compare runs", "The benchmark table: tokens/s, TTFT, cost per 1K tokens",
+                             self.open_benchmarks)
+        yield PaletteCommand("bench: recommend a GPU and model", "Task, budget and size give the top three",
+                             self.open_recommend)
         yield PaletteCommand("view: save screenshot", "Save an SVG of the screen", self.action_save_screenshot)
         yield PaletteCommand(
             "help: where are my files",
             "Show the config file, database and log paths",
             self.action_show_paths,
         )
-        yield PaletteCommand("app: quit", "Quit maider-tui (live VMs keep running)", self.action_quit)
+        yield PaletteCommand("app: quit", "Quit maider-tui (asks first when VMs run)", self.action_quit,
+                             action="app.quit")
 
     def action_show_paths(self) -> None:
         p = self.context.paths

@@ -6,7 +6,7 @@ highlighted recommendation chosen (see `open_wizard_with`); `enter` on a radio s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from rich.text import Text
 from textual import on
@@ -18,6 +18,7 @@ from textual.widgets import Button, Footer, OptionList, RadioButton, RadioSet, S
 from textual.widgets.option_list import Option
 
 from ...paths import styles_dir
+from ..commands import PaletteCommand, key_commands
 from ...bench.recommend import Recommendation, recommend
 from ..widgets.top_bar import TopBar
 from .benchmarks_panes import CONFIDENCE_VARS, colour, gpu_label, model_label
@@ -204,3 +205,6 @@ class RecommendScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield from key_commands(self, "recommend", {"launch": "launch this"})
