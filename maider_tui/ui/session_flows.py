@@ -211,6 +211,8 @@ class SessionFlows:
         if report.orphans:
             parts.append(f"{len(report.orphans)} orphan VM(s) at ${rate:.2f}/h: select one, d destroys, a adopts")
         if report.gone:
+            for name in report.gone:
+                self.app.toasts.dismiss_about(name)
             parts.append(f"VM gone, session ended: {', '.join(report.gone)}")
         if report.resumable:
             parts.append("interrupted launches (enter resumes): "
@@ -284,6 +286,7 @@ class SessionFlows:
                 names = [name for name, _, _ in running if not name.startswith("(orphan) ")]
                 self.destroy(names, orphans, then_quit=True)
 
+        self.app.toasts.clear()  # none may cover the dialog's buttons
         self.app.push_screen(QuitDialog(running, self._keep_note()), answered)
 
     def _start_background_watch(self) -> None:
