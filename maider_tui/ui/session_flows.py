@@ -199,7 +199,9 @@ class SessionFlows:
         if self.live is None:
             return
         try:
-            report = await cleanup.reconcile(self.live, on_orphan_destroyed=self.orphan_gone)
+            # The demo's own simulated cloud starts empty with each run: what it lacks ended with the last.
+            demo_ended = self.context.demo and not self.context.sim_url
+            report = await cleanup.reconcile(self.live, on_orphan_destroyed=self.orphan_gone, demo_ended=demo_ended)
         except (ProviderError, RuntimeError) as exc:
             self._notify(f"Could not check the VMs: {exc}", title="Clean up", severity="error", timeout=30)
             return
@@ -213,7 +215,11 @@ class SessionFlows:
         if report.gone:
             for name in report.gone:
                 self.app.toasts.dismiss_about(name)
-            parts.append(f"VM gone, session ended: {', '.join(report.gone)}")
+            if demo_ended:
+                parts.append("The demo's simulated cloud lived inside the app and ended with it, so these "
+                             f"sessions ended too: {', '.join(report.gone)}")
+            else:
+                parts.append(f"VM gone, session ended: {', '.join(report.gone)}")
         if report.resumable:
             parts.append("interrupted launches (enter resumes): "
                          + ", ".join(f"{r.name} (at {r.stage})" for r in report.resumable))

@@ -36,8 +36,11 @@ def _cells(*values: str) -> list[Text]:
 
 
 def state_label(rec: "SessionRecord") -> str:
-    """The session's state as shown: "gone" for one whose VM was deleted outside the app."""
-    return "gone" if rec.ended and rec.extra.get("gone") else rec.state
+    """The session's state as shown: "gone" for one whose VM was deleted outside the app, "demo ended"
+    for one whose simulated cloud ended with the demo app that ran it."""
+    if rec.ended and rec.extra.get("gone"):
+        return "demo ended" if rec.extra.get("demo_ended") else "gone"
+    return rec.state
 
 
 def gpu_label(rec: "SessionRecord") -> str:
