@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from textual.app import App
+from textual.content import Content
 from textual.notifications import Notification, Notify
 
 
@@ -28,6 +29,9 @@ class ToastKeeper:
         """Take down every toast up now whose title or text names `session`; return how many."""
         names = re.compile(rf"(?<![\w.-]){re.escape(session)}(?![\w-])")
         up = [n for n in self._raised if not n.has_expired]
+        shown = {str(toast.render()) for toast in self.app.screen.query("Toast")}
+        if shown:  # one the user clicked away is not raised again (none shown: not drawn yet, keep all)
+            up = [n for n in up if _as_drawn(n) in shown]
         keep = [n for n in up if not (names.search(n.title) or names.search(n.message))]
         if len(keep) == len(up):
             self._raised = keep
@@ -43,3 +47,13 @@ class ToastKeeper:
         """Take every toast down (a dialog whose buttons they would cover)."""
         self._raised = []
         self.app.clear_notifications()
+
+
+def _as_drawn(notification: Notification) -> str:
+    """A toast's text as its widget draws it: the title, then the message."""
+    message = notification.message
+    try:
+        text = Content.from_markup(message).plain if notification.markup else message
+    except Exception:  # noqa: BLE001 - markup Textual cannot parse: compared as written
+        text = message
+    return f"{notification.title}\n{text}" if notification.title else text

@@ -31,12 +31,17 @@ async def test_a_destroyed_sessions_toasts_are_taken_down(sim_context, sim_cloud
                    timeout=60)
         app.notify("Saved /tmp/x.svg", title="Screenshot", timeout=60)
         app.notify(f"{name}-b is ready.", title="Session", timeout=60)  # another session whose name starts alike
-        await until(lambda: len(toasts(app)) >= 3)
+        app.notify("Read and clicked away.", title="Note", timeout=60)
+        await until(lambda: len(toasts(app)) >= 4)
+        clicked = next(t for t in app.screen.query("Toast") if "clicked away" in str(t.render()))
+        await pilot.click(clicked)
+        await until(lambda: not any("clicked away" in t for t in toasts(app)))
         await app.live.destroy(name)
         await pilot.pause(0.2)
         shown = toasts(app)
         assert not any(f"{name} kept" in t or f"maider-{name}" in t for t in shown), shown
         assert any("Saved /tmp/x.svg" in t for t in shown), shown
+        assert not any("clicked away" in t for t in shown), shown  # not raised again
         assert any(f"{name}-b is ready." in t for t in shown)
 
 
