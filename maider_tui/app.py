@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Iterable
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.notifications import Notification, SeverityLevel
 from textual.worker import Worker, WorkerState
 
 from . import __version__
@@ -20,6 +21,7 @@ from .ui.commands import MaiderCommands, PaletteCommand
 from .ui.screens.home import HomeScreen
 from .ui.database_health import DatabaseHealth
 from .ui.session_flows import SessionFlows
+from .ui.toast_keeper import ToastKeeper
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -74,6 +76,7 @@ class MaiderApp(App[None]):
         self._live_made = False
         self.flows = SessionFlows(self)  # destroy, adopt, clean up, resume, quit
         self.database = DatabaseHealth(self)  # the store's lock and a broken file, said on screen
+        self.toasts = ToastKeeper(self)  # a session's toasts go when it ends
 
     @property
     def live(self) -> LiveSessions | None:
@@ -140,11 +143,20 @@ class MaiderApp(App[None]):
         await self._check_account()
 
     def _on_live_event(self, event) -> None:
-        """Session changes the sessions table shows (state, idle time left) redraw it at once."""
+        """Session changes the sessions table shows (state, idle time left) redraw it at once; a
+        destroyed session's toasts go (its receipt is raised after)."""
         from .ops.events import DestroyedEvent, FailedEvent, ReadyEvent, WatchdogEvent
 
+        if isinstance(event, DestroyedEvent):
+            self.toasts.dismiss_about(event.session)
         if isinstance(event, (WatchdogEvent, DestroyedEvent, ReadyEvent, FailedEvent)):
             self.refresh_home()
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Textual's notify, kept by `toasts` so a session's toasts can be taken down when it ends."""
+        timeout = self.NOTIFICATION_TIMEOUT if timeout is None else timeout
+        self.toasts.raise_toast(Notification(message, title, severity, timeout, markup=markup))
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
@@ -340,13 +352,21 @@ class MaiderApp(App[None]):
                 yield command
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
+        # Everywhere; a screen's own command with the same title or action comes first.
+        yield PaletteCommand("session: new", "Launch a new session: capability, region, GPU type, model",
+                             self.action_new_session, action="app.new_session")
+        yield PaletteCommand("bench: compare runs", "The benchmark table: tokens/s, TTFT, cost per 1K tokens",
+                             self.open_benchmarks)
+        yield PaletteCommand("bench: recommend a GPU and model", "Task, budget and size give the top three",
+                             self.open_recommend)
         yield PaletteCommand("view: save screenshot", "Save an SVG of the screen", self.action_save_screenshot)
         yield PaletteCommand(
             "help: where are my files",
             "Show the config file, database and log paths",
             self.action_show_paths,
         )
-        yield PaletteCommand("app: quit", "Quit maider-tui (live VMs keep running)", self.action_quit)
+        yield PaletteCommand("app: quit", "Quit maider-tui (asks first when VMs run)", self.action_quit,
+                             action="app.quit")
 
     def action_show_paths(self) -> None:
         p = self.context.paths

@@ -49,22 +49,61 @@ def run_ls(args: argparse.Namespace, context: Any) -> int:
     if not records:
         console.print("No sessions. Start one with `maider-tui` (n).")
         return 0
-    table = Table(box=None, header_style="bold")
-    for title in ("Session", "State", "GPU", "Model", "$/h", "Cost so far", "Goes in", "Watched by"):
-        table.add_column(title, justify="right" if title in ("$/h", "Cost so far", "Goes in") else "left",
-                         no_wrap=title != "Model", overflow="fold")
     live_hourly = 0.0
+    rows = []
     for record in records:
         if not record.ended:
             live_hourly += record.hourly_usd
         gpu = f"{record.gpu_count}x {record.gpu_type}" if record.gpu_count > 1 else record.gpu_type
-        table.add_row(record.name, record.state, gpu or "-", record.model or "-", f"{record.hourly_usd:.2f}",
-                      f"${session_cost_so_far(record, now):.2f}", _destroyed_in(record, context, now),
-                      owner_of(context.paths, record.name) or "-")
+        rows.append({"Session": record.name, "State": record.state, "GPU": gpu or "-", "Model": record.model or "-",
+                     "$/h": f"{record.hourly_usd:.2f}", "Cost so far": f"${session_cost_so_far(record, now):.2f}",
+                     "Goes in": _destroyed_in(record, context, now),
+                     "Watched by": owner_of(context.paths, record.name) or "-"})
+    titles, width = _ls_columns(rows, console.width)
+    if width > console.width:
+        console.width = width  # a name is never cut: the line runs on, the terminal wraps it
+    table = Table(box=None, header_style="bold")
+    for title in titles:
+        wraps = title in WRAPPING
+        table.add_column(title, justify="right" if title in ("$/h", "Cost so far", "Goes in") else "left",
+                         no_wrap=not wraps, overflow="fold",
+                         min_width=None if wraps else max(len(title), *(len(row[title]) for row in rows)))
+    for row in rows:
+        table.add_row(*(row[title] for title in titles))
     console.print(table)
     live = sum(1 for r in records if not r.ended)
     console.print(f"{live} live session{'s' if live != 1 else ''}: ${live_hourly:.2f}/h in total.")
+    hidden = [title for title in rows[0] if title not in titles]
+    if hidden:
+        console.print(f"{', '.join(hidden)} not shown in {console.width} columns: a wider terminal shows them.")
     return 0
+
+
+# Columns that wrap where the width is short; the others (the name, the state and the money) are shown
+# whole. Where even that is too wide, these go first, in this order.
+WRAPPING = ("Model", "GPU", "Watched by")
+DROPPED_FIRST = ("Watched by", "GPU", "Model")
+WRAP_MIN = 12
+
+
+def _ls_columns(rows: list[dict[str, str]], width: int) -> tuple[list[str], int]:
+    """The columns `ls` shows in `width` and the width they take: every column whole if they fit,
+    else the fewest dropped (least needed first) for the rest to fit whole, else wrapped."""
+
+    def needed(shown: list[str], wrap: bool) -> int:
+        widths = [max(len(t), *(len(r[t]) for r in rows)) for t in shown]
+        if wrap:
+            widths = [min(w, WRAP_MIN) if t in WRAPPING else w for t, w in zip(shown, widths)]
+        return sum(widths) + 2 * len(shown)  # a cell's padding: one space either side
+
+    choices = [list(rows[0])]
+    for title in DROPPED_FIRST:
+        choices.append([t for t in choices[-1] if t != title])
+    for wrap in (False, True):
+        for shown in choices:
+            if needed(shown, wrap) <= width:
+                return shown, needed(shown, wrap)
+    return choices[-1], needed(choices[-1], True)
 
 
 def _destroyed_in(record: SessionRecord, context: Any, now: float) -> str:

@@ -14,14 +14,15 @@ if TYPE_CHECKING:
     from .recover import Orphan, RecoveryReport
 
 
-async def reconcile(live: LiveSessions, *, on_orphan_destroyed: Callable[[int], Any] | None = None
-                    ) -> RecoveryReport:
+async def reconcile(live: LiveSessions, *, on_orphan_destroyed: Callable[[int], Any] | None = None,
+                    demo_ended: bool = False) -> RecoveryReport:
     """Reconcile the account's VMs with the sessions, then watch every VM that bills: serving sessions
     by use, kept ones (interrupted, failed, unreachable) and orphans by a deadline.
-    `on_orphan_destroyed(vm_id)`: an orphan's deadline destroyed it."""
+    `on_orphan_destroyed(vm_id)`: an orphan's deadline destroyed it. `demo_ended`: see `recover`."""
     from .recover import recover
 
-    report = await recover(provider=await live.provider(), store=live.store, clock=live.clock, paths=live.paths)
+    report = await recover(provider=await live.provider(), store=live.store, clock=live.clock, paths=live.paths,
+                           demo_ended=demo_ended)
     live.watch_all()
     live.watching.on_orphan_destroyed = on_orphan_destroyed
     live.watch_orphans(report.orphans)

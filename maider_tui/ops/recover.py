@@ -81,10 +81,12 @@ class RecoveryReport:
 
 
 async def recover(*, provider: Provider, store: Store, clock: Clock, emit: EventSink | None = None,
-                  paths: AppPaths | None = None) -> RecoveryReport:
+                  paths: AppPaths | None = None, demo_ended: bool = False) -> RecoveryReport:
     """Reconcile the provider's `maider` VMs with the store's live sessions (see the module docstring).
 
     paths: when given, a gone session's ssh_config entry is removed with it.
+    demo_ended: the provider is a demo's simulated cloud that lived inside this app, started afresh:
+    a session it lacks ended with the app that ran it (said so, and marked `demo_ended`).
     Raises ProviderError when the API fails; the store is then left exactly as it was.
     """
     vms = {vm.id: vm for vm in await provider.list(tag=SESSION_TAG)}
@@ -134,10 +136,14 @@ async def recover(*, provider: Provider, store: Store, clock: Clock, emit: Event
     gone_names = {r.name for r in missing}
     for record in live:
         if record.name in gone_names:
-            mark_gone(store, record, now, paths)
+            mark_gone(store, record, now, paths, demo_ended=demo_ended)
             report.gone.append(record.name)
-            _say(emit, record.name, f"{record.name}'s VM {record.instance_id} no longer exists; "
-                                    "the session is marked ended and its cost stopped counting.")
+            if demo_ended:
+                _say(emit, record.name, f"{record.name} ended with the last run of the demo: its simulated "
+                                        "cloud lived inside that app.")
+            else:
+                _say(emit, record.name, f"{record.name}'s VM {record.instance_id} no longer exists; "
+                                        "the session is marked ended and its cost stopped counting.")
             continue
         if record.name in links:
             vm = links[record.name]
@@ -192,16 +198,20 @@ def _interrupted(record: SessionRecord) -> bool:
     return record.ready_at is None and record.state not in SETTLED_STATES
 
 
-def mark_gone(store: Store, record: SessionRecord, now: float, paths: AppPaths | None = None) -> None:
+def mark_gone(store: Store, record: SessionRecord, now: float, paths: AppPaths | None = None, *,
+              demo_ended: bool = False) -> None:
     """End a session whose VM no longer exists (deleted outside the app): its cost stops counting.
-    With `paths`, its ssh_config entry goes too: the alias would reach whatever gets the address next."""
+    With `paths`, its ssh_config entry goes too: the alias would reach whatever gets the address next.
+    `demo_ended`: the VM was in a demo's simulated cloud, which ended with the app that ran it."""
     # We cannot know when it vanished; counting to now is the upper bound of what it cost.
     receipt = make_receipt(record.name, started_at=record.created_at or now, ended_at=now,
                            hourly_usd=record.hourly_usd, tokens=record.tokens_generated)
-    store.update_session(record.name, state="ended", ended_at=now, cost_usd=receipt.cost_usd,
-                         extra={**record.extra, "gone": True})
-    store.add_event(record.name, "gone", f"VM {record.instance_id} no longer exists; session ended "
-                                        f"({receipt.summary()})", {"instance_id": record.instance_id})
+    extra = {**record.extra, "gone": True, **({"demo_ended": True} if demo_ended else {})}
+    store.update_session(record.name, state="ended", ended_at=now, cost_usd=receipt.cost_usd, extra=extra)
+    why = ("the demo's simulated cloud ended with the app that ran it" if demo_ended
+           else f"VM {record.instance_id} no longer exists")
+    store.add_event(record.name, "gone", f"{why[0].upper()}{why[1:]}; session ended ({receipt.summary()})",
+                    {"instance_id": record.instance_id})
     if paths is not None:
         remove_ssh_entry(paths, record.name)
 

@@ -199,7 +199,9 @@ class SessionFlows:
         if self.live is None:
             return
         try:
-            report = await cleanup.reconcile(self.live, on_orphan_destroyed=self.orphan_gone)
+            # The demo's own simulated cloud starts empty with each run: what it lacks ended with the last.
+            demo_ended = self.context.demo and not self.context.sim_url
+            report = await cleanup.reconcile(self.live, on_orphan_destroyed=self.orphan_gone, demo_ended=demo_ended)
         except (ProviderError, RuntimeError) as exc:
             self._notify(f"Could not check the VMs: {exc}", title="Clean up", severity="error", timeout=30)
             return
@@ -211,7 +213,13 @@ class SessionFlows:
         if report.orphans:
             parts.append(f"{len(report.orphans)} orphan VM(s) at ${rate:.2f}/h: select one, d destroys, a adopts")
         if report.gone:
-            parts.append(f"VM gone, session ended: {', '.join(report.gone)}")
+            for name in report.gone:
+                self.app.toasts.dismiss_about(name)
+            if demo_ended:
+                parts.append("The demo's simulated cloud lived inside the app and ended with it, so these "
+                             f"sessions ended too: {', '.join(report.gone)}")
+            else:
+                parts.append(f"VM gone, session ended: {', '.join(report.gone)}")
         if report.resumable:
             parts.append("interrupted launches (enter resumes): "
                          + ", ".join(f"{r.name} (at {r.stage})" for r in report.resumable))
@@ -284,6 +292,7 @@ class SessionFlows:
                 names = [name for name, _, _ in running if not name.startswith("(orphan) ")]
                 self.destroy(names, orphans, then_quit=True)
 
+        self.app.toasts.clear()  # none may cover the dialog's buttons
         self.app.push_screen(QuitDialog(running, self._keep_note()), answered)
 
     def _start_background_watch(self) -> None:

@@ -287,3 +287,30 @@ def test_watch_with_sim_url_watches_the_demo_session_on_that_cloud(tmp_path: Pat
     assert watcher.returncode == 0, err
     assert "Stopped watching; the VMs keep running." in out, out
     assert not AppPaths.under(home).database.exists()  # the real store never opened
+
+
+def test_ls_piped_at_80_columns_never_cuts_a_session_name(tmp_path: Path):
+    home = tmp_path / "home"
+    paths = AppPaths.under(home)
+    names = ["alice-qwen-coder-32b-payroll-refactor-1", "alice-qwen-coder-32b-payroll-refactor-2"]
+    for i, name in enumerate(names):
+        store_with(paths, name, instance_id=10 + i, gpu_type="g2-gpu-rtx4000a2-s", gpu_count=2,
+                   model="Qwen/Qwen2.5-Coder-32B-Instruct-AWQ", region="us-ord", created_at=time.time() - 60)
+    done = run(["ls"], app_env(home, COLUMNS="80"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), done.stdout
+    for name in names:
+        (row,) = [line for line in lines if name in line]
+        assert "0.52" in row and "$0.01" in row, done.stdout  # the money stays on the name's line
+    assert "$/h" in done.stdout and "Cost so far" in done.stdout
+
+
+def test_ls_with_a_name_wider_than_the_terminal_prints_it_whole(tmp_path: Path):
+    home = tmp_path / "home"
+    paths = AppPaths.under(home)
+    name = "a" * 30 + "-session-name-as-long-as-linode-allows-x"[: 64 - 30]
+    store_with(paths, name, instance_id=10, created_at=time.time() - 60)
+    done = run(["ls"], app_env(home, COLUMNS="60"))
+    assert done.returncode == 0, done.stderr
+    assert len(name) == 64 and name in done.stdout, done.stdout

@@ -1,4 +1,4 @@
-"""The recommend form: choices change the top 3, estimates are marked, enter opens the wizard."""
+"""The recommend form: choices change the top 3, estimates are marked, `l` opens the wizard."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ async def test_enter_opens_the_wizard_prefilled(context):
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_form(app, pilot)
         chosen = screen.results[0]
-        await pilot.press("enter")
+        await pilot.press("l")
         await pilot.pause()
         wizard = app.screen
         assert isinstance(wizard, WizardScreen)
@@ -89,3 +89,38 @@ async def test_enter_opens_the_wizard_prefilled(context):
             await pilot.pause()
         assert wizard.gpu is not None and wizard.gpu.id == chosen.gpu_type
         assert wizard.report is not None and wizard.report.model.id == chosen.model_id
+
+
+async def test_enter_on_a_radio_set_chooses_and_stays(context):
+    """R, tab, down, enter: the budget's second option is chosen; the wizard does not open."""
+    app = BenchApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("R")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, RecommendScreen)
+        await pilot.press("tab", "down", "enter")
+        await pilot.pause()
+        assert app.screen is screen
+        assert screen.form["budget"] == "under-1"
+        footer_keys = {b.binding.key: b.binding.description for b in screen.active_bindings.values()
+                       if b.binding.show}
+        assert footer_keys.get("l") == "Launch this" and "enter" not in footer_keys
+
+
+async def test_the_launch_this_button_opens_the_wizard(context):
+    app = BenchApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_form(app, pilot)
+        button = screen.query_one("#rec-launch")
+        assert str(button.label) == "Launch this" and button.region.width > 0
+        await pilot.click("#rec-launch")
+        await pilot.pause()
+        assert isinstance(app.screen, WizardScreen)
+        app.pop_screen()
+        await pilot.pause()
+        # enter on the results list still launches the highlighted one.
+        screen.query_one("#rec-results").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, WizardScreen)

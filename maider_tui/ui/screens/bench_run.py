@@ -8,7 +8,7 @@ runs (a benchmark the user started must not count as idle time) and releases it 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -20,6 +20,7 @@ from textual.widgets import Button, Checkbox, Footer, Log, ProgressBar, RadioBut
 
 from ...paths import styles_dir
 from ...bench.aggregate import run_peak
+from ..commands import PaletteCommand, key_commands
 from ...ops.bench_run import BenchError, BenchOutcome, BenchProgressEvent, BenchTarget, run_benchmark
 from ..messages import BenchmarksChanged
 
@@ -196,3 +197,6 @@ class BenchRunScreen(ModalScreen[None]):
             self.running = False
             self.notify("Benchmark cancelled: nothing was stored.", title="Benchmark")
         self.dismiss(None)
+
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield from key_commands(self, "bench", {"start": "start the run", "cancel": "cancel or close the run"})

@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Footer, Static
 from ...paths import styles_dir
 from ...bench.aggregate import SORT_KEYS, ComparisonRow, comparison_rows
 from ...bench.coverage import coverage_report
-from ..commands import PaletteCommand
+from ..commands import PaletteCommand, key_commands
 from ..messages import RecommendRequested
 from ..dialogs.export_path import PathDialog, check_export_path, check_file_path, export_format
 from ..widgets.bar_chart import BarChart
@@ -319,9 +319,10 @@ class BenchmarksScreen(Screen[None]):
             self.refresh_bindings()
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
-        yield PaletteCommand("bench: export table", "Write the table as CSV, JSON or Markdown", self.action_export)
-        yield PaletteCommand("bench: import database", "Import a benchmark-database.json", self.action_import_db)
-        yield PaletteCommand("bench: export database", "Write every run as benchmark-database.json",
-                             self.action_export_db)
-        yield PaletteCommand("bench: sort reverse", "Reverse the table's order", self.action_reverse)
-        yield PaletteCommand("bench: recommend", "Recommend a GPU and model", self.action_recommend)
+        yield from key_commands(self, "bench", {
+            "cycle_filter('gpu')": "filter by GPU type", "cycle_filter('model')": "filter by model size",
+            "cycle_filter('task')": "filter by task", "cycle_sort": "sort by the next column",
+            "reverse": "reverse the sort", "toggle_chart": "chart tokens/s or efficiency",
+            "toggle_coverage": "show or hide coverage", "export": "export table (CSV, JSON, Markdown)",
+            "import_db": "import benchmark-database.json", "export_db": "export every run as JSON",
+            "recommend": "recommend a GPU and model"})

@@ -10,7 +10,7 @@ benchmark, validation) is asked for with a request message.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from ...paths import styles_dir
+from ..commands import PaletteCommand, key_commands
 from ...ops.events import LogEvent
 from ...ops.telemetry import VllmReading
 from ...remote.gpu import GpuSnapshot
@@ -50,6 +51,9 @@ METRICS_S = 5.0
 NARROW = 100  # below this many columns the panels stack
 NEEDS_CONNECTION = frozenset({"extend", "switch_model", "heal", "aider", "shell", "copy_command",
                               "benchmark", "validate"})
+PALETTE_TITLES = {"switch_model": "switch model", "benchmark": "run the benchmark", "validate": "validate GPUs",
+                  "heal": "heal vLLM", "aider": "run aider", "shell": "open an SSH shell", "back": "back to sessions",
+                  "copy_command": "copy the aider command", "toggle_log": "switch log (events / vLLM)"}
 
 
 class DashboardScreen(Screen[None]):
@@ -395,3 +399,6 @@ class DashboardScreen(Screen[None]):
         self.query_one(LogPane).add(text, self.context.clock.now())
         self.notify(text, title=self.session, severity="error", timeout=15)
         self._set()
+
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield from key_commands(self, "session", PALETTE_TITLES)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Iterable, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,6 +12,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from ..commands import PaletteCommand, key_commands
 from ..messages import (AdoptRequested, BenchmarksRequested, CleanUpRequested, DashboardRequested,
                         DestroyRequested, RecommendRequested, ResumeRequested)
 from ..widgets.patch import patch
@@ -35,8 +36,11 @@ def _cells(*values: str) -> list[Text]:
 
 
 def state_label(rec: "SessionRecord") -> str:
-    """The session's state as shown: "gone" for one whose VM was deleted outside the app."""
-    return "gone" if rec.ended and rec.extra.get("gone") else rec.state
+    """The session's state as shown: "gone" for one whose VM was deleted outside the app, "demo ended"
+    for one whose simulated cloud ended with the demo app that ran it."""
+    if rec.ended and rec.extra.get("gone"):
+        return "demo ended" if rec.extra.get("demo_ended") else "gone"
+    return rec.state
 
 
 def gpu_label(rec: "SessionRecord") -> str:
@@ -308,3 +312,10 @@ class HomeScreen(Screen[None]):
             if selected is not None and selected in rows:
                 table.move_cursor(row=table.get_row_index(selected))
         self._shown = rows
+
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield from key_commands(self, "sessions", {
+            "app.new_session": "session: new", "open": "session: open dashboard", "destroy": "session: destroy",
+            "adopt": "session: adopt orphan VM", "clean_up": "sessions: clean up",
+            "benchmarks": "bench: compare runs", "recommend": "bench: recommend a GPU and model",
+            "app.quit": "app: quit"})

@@ -25,7 +25,7 @@ from ...paths import styles_dir
 from ...ops.events import FailedEvent, HealEvent, LogEvent, ReadyEvent, StageEvent, WarningEvent
 from ...ops.naming import session_name
 from ...ops.readiness import STAGES
-from ..commands import PaletteCommand
+from ..commands import PaletteCommand, key_commands
 from ..dialogs.confirm import ConfirmDialog
 from ..messages import DashboardRequested, DestroyRequested
 from ..widgets.top_bar import TopBar
@@ -333,15 +333,8 @@ class ProvisioningScreen(Screen[None]):
         self.app.notify(self.ssh_hint(), title=f"{self.session} kept", timeout=30)
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
-        if self.failed is not None:
-            yield PaletteCommand("session: retry launch", "Carry on from the stage reached",
-                                 self.action_retry)
-            yield PaletteCommand("session: destroy", "Destroy the VM (asks first)", self.action_destroy)
-            yield PaletteCommand("session: keep for inspection", "Go home, show the SSH command",
-                                 self.action_keep)
-        elif not self.ready:
-            yield PaletteCommand("session: keep or destroy", "Leave this screen; keep or destroy the VM",
-                                 self.action_leave)
+        yield from key_commands(self, "session", {"leave": "keep or destroy", "retry": "retry launch",
+                                                  "keep": "keep for inspection"})
 
     def ssh_hint(self) -> str:
         """How to reach the kept VM by hand: its ssh_config entry carries the key and the pinned host key."""

@@ -1,11 +1,12 @@
 """The recommend form: task, budget and size preference -> the top 3 GPU type + model, measured or estimated.
 
-`enter` on a recommendation opens the launch wizard with it chosen (see `open_wizard_with`).
+`l` (or the "Launch this" button, or `enter` on the results list) opens the launch wizard with the
+highlighted recommendation chosen (see `open_wizard_with`); `enter` on a radio set chooses its option.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from rich.text import Text
 from textual import on
@@ -13,10 +14,11 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, OptionList, RadioButton, RadioSet, Static
+from textual.widgets import Button, Footer, OptionList, RadioButton, RadioSet, Static
 from textual.widgets.option_list import Option
 
 from ...paths import styles_dir
+from ..commands import PaletteCommand, key_commands
 from ...bench.recommend import Recommendation, recommend
 from ..widgets.top_bar import TopBar
 from .benchmarks_panes import CONFIDENCE_VARS, colour, gpu_label, model_label
@@ -89,13 +91,14 @@ def recommendation_text(rec: Recommendation, colours: dict[str, str]) -> Text:
 
 
 class RecommendScreen(Screen[None]):
-    """Pick task, budget and size; the top three follow every change; `enter` launches one."""
+    """Pick task, budget and size; the top three follow every change; `l` launches the highlighted one."""
 
     CSS_PATH = styles_dir() / "recommend.tcss"
 
     BINDING_GROUP_TITLE = "Recommend"
     BINDINGS = [
-        Binding("enter", "launch", "Launch", id="recommend.launch", priority=True,
+        # Not `enter`: that key chooses an option of the radio set that has focus.
+        Binding("l", "launch", "Launch this", id="recommend.launch",
                 tooltip="Open the launch wizard with the highlighted recommendation"),
         Binding("escape", "back", "Back", id="recommend.back", tooltip="Back to the previous screen"),
     ]
@@ -119,7 +122,9 @@ class RecommendScreen(Screen[None]):
                             yield RadioButton(label, value=i == 0, name=value)
         with Vertical(id="rec-results-box"):
             yield OptionList(id="rec-results")
-            yield Static("", id="rec-note", markup=False)
+            with Horizontal(id="rec-actions"):
+                yield Static("", id="rec-note", markup=False)
+                yield Button("Launch this", id="rec-launch", variant="primary")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -169,8 +174,10 @@ class RecommendScreen(Screen[None]):
         else:
             how = ("all measured" if measured == len(self.results) else
                    f"{measured} measured, {len(self.results) - measured} estimated from the catalog")
-            note = f"{how.capitalize()}. enter opens the launch wizard with the highlighted one."
+            note = f"{how.capitalize()}. l opens the launch wizard with the highlighted one."
         self.query_one("#rec-note", Static).update(note)
+        self.query_one("#rec-launch", Button).disabled = not self.results
+        self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "launch":
@@ -179,6 +186,11 @@ class RecommendScreen(Screen[None]):
 
     @on(OptionList.OptionSelected)
     def _picked(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.action_launch()
+
+    @on(Button.Pressed, "#rec-launch")
+    def _launch_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         self.action_launch()
 
@@ -193,3 +205,6 @@ class RecommendScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield from key_commands(self, "recommend", {"launch": "launch this"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, ProgressBar, Static
 
 from ...paths import styles_dir
+from ..commands import PaletteCommand, key_commands
 from ...ops.validate import FULL_SECTIONS, QUICK_SECTIONS, ValidationProgress, full_validation, quick_check
 from ...ops.validate_report import ValidationReport
 from ...ops.validate_table import utilisation_table
@@ -256,3 +257,7 @@ class ValidationScreen(Screen[None]):
         self.query_one("#val-export").display = False
         self._say(f"Report written to {path}.")
         self.notify(f"Report written to {path}.", title="Validation")
+
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield from key_commands(self, "validation", {"full": "run the full validation",
+                                                     "export": "export report (Markdown)"})

@@ -21,7 +21,7 @@ from textual.widgets.option_list import Option
 
 from ...paths import styles_dir
 from ...ops.naming import session_name
-from ..commands import PaletteCommand
+from ..commands import PaletteCommand, key_commands
 from ..messages import AccountCheckRequested, LaunchRequested
 from ..widgets.steps_header import StepsHeader
 from ..widgets.top_bar import TopBar
@@ -422,6 +422,4 @@ class WizardScreen(Screen[None]):
         app.post_message(LaunchRequested(plan))  # to the app: the wizard is off the screen stack now
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
-        yield PaletteCommand("wizard: refresh prices", "Ask the API again for regions, types and prices",
-                             self.action_refresh)
-        yield PaletteCommand("wizard: back", "Go back one step", self.action_back)
+        yield from key_commands(self, "wizard", {"accept": "choose / launch"}, skip=("move(1)", "move(-1)"))

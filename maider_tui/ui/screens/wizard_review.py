@@ -15,7 +15,7 @@ from ...catalog import context_label
 from ...cloud.base import SESSION_TAG
 from ...deploy.launch import LaunchEdits, attention_backend, defaults, resolve
 from ...models import FitReport, Region
-from ...ops.naming import validate_session_name
+from ...ops.naming import MAX_LEN, validate_session_name
 from ...ops.launch_plan import LaunchPlan
 from ...profiles import builtin_profile
 from .wizard_steps import minutes_to_ready
@@ -143,8 +143,14 @@ class ReviewForm(VerticalScroll):
         for field_id, label, placeholder in FIELDS:
             with Horizontal(classes="field-row"):
                 yield Label(label, classes="field-label")
-                yield Input(id=field_id, placeholder=placeholder, classes="field-input")
-                yield Static("", id=f"{field_id}-error", classes="field-error", markup=False)
+                if field_id == "name":  # as wide as the longest name, its problem on the line below
+                    yield Input(id=field_id, placeholder=placeholder, classes="field-input name-input",
+                                max_length=MAX_LEN)
+                else:
+                    yield Input(id=field_id, placeholder=placeholder, classes="field-input")
+                    yield Static("", id=f"{field_id}-error", classes="field-error", markup=False)
+            if field_id == "name":
+                yield Static("", id="name-error", classes="field-error below", markup=False)
         with Horizontal(classes="field-row"):
             yield Label("Open WebUI", classes="field-label")
             yield Checkbox("on the VM, through the tunnel", id="openwebui")
