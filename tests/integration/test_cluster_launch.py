@@ -146,3 +146,35 @@ async def test_a_crash_at_every_stage_of_a_multi_vm_launch_leaves_nothing_unacco
     left = [vm for vm in await provider.list() if vm.label.startswith("crash-")]
     assert not left, f"VMs left after destroying every crashed session: {[vm.label for vm in left]}"
     assert not [n for n in await provider.vpcs.list() if n.label.startswith("maider-crash-")]
+
+
+async def test_the_idle_watchdog_destroys_a_session_over_two_vms_whole(sim, store, paths):
+    import time
+
+    from maider_tui.clock import ManualClock
+    from maider_tui.ops.watchdog import Watchdog, metrics_from_tunnel
+    from maider_tui.settings import WatchdogSettings
+
+    live = live_sessions(sim, store, paths, [])
+    try:
+        session = await live.launch(cluster_plan())
+        name, handle = session.name, session.handle
+        nodes, vpc_id = store.nodes(name), store.get_session(name).vpc_id
+        clock = ManualClock(start=time.time())
+        dog = Watchdog(name, metrics=metrics_from_tunnel(handle.local_port), destroy=lambda: live.destroy(name),
+                       store=store, clock=clock,
+                       settings=WatchdogSettings(timeout_minutes=30, warning_minutes=5, poll_seconds=60),
+                       notify=lambda title, message: None)
+        await dog.check()
+        assert dog.state == "watching"
+        clock.advance(25 * 60)
+        await dog.check()
+        assert dog.state == "warning"
+        clock.advance(5 * 60)
+        await dog.check()
+        assert dog.state == "destroyed"
+        assert all(sim.world.get(n.instance_id) is None for n in nodes)  # the worker too, not just the head
+        assert sim.world.vpcs.get(vpc_id) is None
+        assert store.get_session(name).state == "destroyed"
+    finally:
+        await live.close_all()
