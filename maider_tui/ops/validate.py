@@ -158,6 +158,13 @@ def _generation_findings(run: _Run, result: Throughput | None, error: str | None
     return findings
 
 
+def head_view(config: VllmConfig, nodes: int) -> VllmConfig:
+    """What the head VM of a session over `nodes` VMs runs on its own GPUs: one pipeline stage over TP of
+    them. Validation reads that VM (its nvidia-smi, its log), so it expects that much of it; the
+    endpoint's throughput is the whole cluster's."""
+    return config if nodes <= 1 else config.replace(pipeline_parallel_size=1)
+
+
 async def quick_check(ssh: Any, *, local_port: int, config: VllmConfig, gpu_type: GpuType | str, clock: Clock,
                       own_requests: OwnRequests | None = None, session: str = "", progress: Progress | None = None,
                       max_tokens: int = 100, sample_s: float = 0.5) -> ValidationReport:

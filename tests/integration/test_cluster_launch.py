@@ -70,6 +70,13 @@ async def test_a_70b_over_two_vms_launches_serves_and_is_destroyed_whole(sim, st
             answer = await http.post(f"{endpoint}/chat/completions", json={
                 "model": LLAMA_70B, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8})
             assert answer.status_code == 200
+        from maider_tui.ops.validate import full_validation, head_view
+
+        # Validation reads the head VM: its own share is one stage over its 4 GPUs, all busy under load.
+        report = await full_validation(session.handle.ssh, local_port=session.handle.local_port,
+                                       config=head_view(session.handle.config, 2), gpu_type=PLAN,
+                                       clock=SystemClock(), duration_scale=0.001, prompt_sizes=(128,))
+        assert not [f.title for f in report.findings if f.status == "fail"]
         # After a restart: the dashboard's stream covers both VMs' GPUs, through one SSH connection each.
         second = live_sessions(sim, store, paths, [])
         try:

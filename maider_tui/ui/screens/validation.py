@@ -23,7 +23,8 @@ from textual.widgets import Footer, Input, Label, ProgressBar, Static
 
 from ...paths import styles_dir
 from ..commands import PaletteCommand, key_commands
-from ...ops.validate import FULL_SECTIONS, QUICK_SECTIONS, ValidationProgress, full_validation, quick_check
+from ...ops.validate import (FULL_SECTIONS, QUICK_SECTIONS, ValidationProgress, full_validation, head_view,
+                             quick_check)
 from ...ops.validate_report import ValidationReport
 from ...ops.validate_table import utilisation_table
 from ..widgets.util_chart import UtilChart
@@ -134,7 +135,8 @@ class ValidationScreen(Screen[None]):
         handle = live.handle
         watchdog = live.watchdog
         speed = max(1.0, float(getattr(self.context, "cloud_speed", 1.0) or 1.0))
-        options = {"local_port": handle.local_port, "config": handle.config, "gpu_type": handle.record.gpu_type,
+        options = {"local_port": handle.local_port, "config": head_view(handle.config, handle.record.nodes),
+                   "gpu_type": handle.record.gpu_type,
                    "clock": self.context.clock, "session": self.session,
                    "own_requests": watchdog.own_requests if watchdog is not None else None,
                    "progress": lambda event: self.post_message(ValidationProgressed(event))}
