@@ -92,7 +92,7 @@ class ProvisioningScreen(Screen[None]):
     # --- layout ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield TopBar()
+        yield TopBar(self.context.clock)
         with Horizontal(id="top"):
             yield Static("", id="stages")
             with Vertical(id="side"):

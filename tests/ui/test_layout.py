@@ -1,0 +1,107 @@
+"""Layout that a picture alone would not prove: the header's clock keeps time, its title never runs
+into the clock, the sessions table shows the money columns first at 80 columns."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from textual.geometry import Region
+from textual.widgets import DataTable, Static
+
+from maider_tui.app import MaiderApp
+from maider_tui.ui.widgets.top_bar import TopBar
+
+from .sessions import add_sample_sessions
+from .test_dashboard_snapshots import build, feed
+
+
+def line_of(widget: Static) -> str:
+    """The first line the widget draws, as plain text."""
+    return widget.render_lines(Region(0, 0, widget.size.width, 1))[0].text
+
+
+async def clock_shows(bar: TopBar, text: str, within_s: float = 2.0) -> bool:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while asyncio.get_running_loop().time() < deadline:
+        if line_of(bar.query_one("#top-right", Static)).rstrip().endswith(text):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("opening", ["open_benchmarks", "open_recommend"])
+async def test_the_header_clock_turns_on_screens_that_never_redraw(make_context, clock, opening):
+    app = MaiderApp(make_context())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        getattr(app, opening)()
+        await pilot.pause()
+        bar = app.screen.query_one(TopBar)
+        assert await clock_shows(bar, "12:41")  # the frozen clock's minute
+        clock.advance(17 * 60)
+        assert await clock_shows(bar, "12:58"), line_of(bar.query_one("#top-right", Static))
+
+
+async def test_a_long_title_ends_in_an_ellipsis_before_the_clock(make_context, clock):
+    context = make_context()
+    screen = build(context, clock, 2)  # name · ready · 32B model · 2x RTX 4000 Ada · region: 90 columns
+    app = MaiderApp(context)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        app.push_screen(screen)
+        await pilot.pause()
+        feed(screen, 2)
+        await pilot.pause()
+        bar = screen.query_one(TopBar)
+        left, right = bar.query_one("#top-left", Static), bar.query_one("#top-right", Static)
+        assert right.region.x - left.region.right >= 2  # a gap, whatever the title
+        assert line_of(left).rstrip().endswith("…")
+        assert line_of(right).strip() == "12:41"
+
+
+async def test_sessions_show_their_money_columns_at_80_columns(sim_context, sim_cloud, clock):
+    context = sim_context()
+    add_sample_sessions(context.store, clock.now(), sim_cloud)
+    app = MaiderApp(context)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.screen.query_one(DataTable)
+        shown = table.scrollable_content_region.width
+        x = 0
+        visible = []
+        for column in table.ordered_columns:
+            x += column.get_render_width(table)
+            if x <= shown:
+                visible.append(str(column.label))
+        for label in ("NAME", "STATE", "$/H", "SO FAR", "IDLE LEFT"):
+            assert label in visible, visible
+        assert str(table.get_cell("qwen32b-20261122-093012", "so_far")) == "3.12"
+
+
+async def footer_keys_fit(screen) -> list[str]:
+    """The footer keys drawn under the palette key or past the screen's edge (none, when all fit)."""
+    from textual.widgets import Footer
+
+    footer = screen.query_one(Footer)
+    keys = list(footer.query("FooterKey"))
+    palette = [key for key in keys if key.has_class("-command-palette")]
+    edge = palette[0].region.x if palette else footer.region.right
+    return [str(key.region) for key in keys if not key.has_class("-command-palette") and key.region.right > edge]
+
+
+async def test_every_footer_key_fits_at_80_columns(sim_context, sim_cloud, clock):
+    context = sim_context()
+    add_sample_sessions(context.store, clock.now(), sim_cloud)
+    screen = build(context, clock, 2)
+    app = MaiderApp(context)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert await footer_keys_fit(app.screen) == []  # the sessions screen
+        app.push_screen(screen)
+        await pilot.pause()
+        feed(screen, 2)
+        await pilot.pause()
+        assert await footer_keys_fit(screen) == []  # the dashboard
