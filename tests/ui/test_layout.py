@@ -105,3 +105,44 @@ async def test_every_footer_key_fits_at_80_columns(sim_context, sim_cloud, clock
         feed(screen, 2)
         await pilot.pause()
         assert await footer_keys_fit(screen) == []  # the dashboard
+
+
+def breaks_between_parts(command: str, shown: list[str]) -> bool:
+    """True when the lines `shown` are `command` broken only at spaces or after a `/`."""
+    at = 0
+    for line in shown:
+        assert command.startswith(line, at), (line, command[at:])
+        at += len(line)
+        if at < len(command) and command[at] == " ":
+            at += 1
+        elif at < len(command) and command[at - 1] != "/":
+            return False
+    return at == len(command)
+
+
+@pytest.mark.parametrize("width", [80, 120, 160, 200])
+async def test_the_endpoint_panel_breaks_paths_after_a_separator(tmp_path, clock, width):
+    from maider_tui.context import build_context
+    from maider_tui.paths import AppPaths
+    from maider_tui.ui.widgets.endpoint_panel import EndpointPanel
+
+    # Where the data lives on a usual Linux install: paths longer than the panel is wide.
+    context = build_context(AppPaths.under(tmp_path / ".local" / "share" / "maider-tui"), clock=clock,
+                            environ={})
+    screen = build(context, clock, 2)
+    app = MaiderApp(context)
+    async with app.run_test(size=(width, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        app.push_screen(screen)
+        await pilot.pause()
+        feed(screen, 2)
+        await pilot.pause()
+        await pilot.pause()
+        panel = screen.query_one(EndpointPanel)
+        command = screen.tools.shown_command
+        assert command and "/" in command
+        drawn = [panel.render_line(y).text.rstrip() for y in range(panel.content_size.height)]
+        first = next(i for i, line in enumerate(drawn) if line and command.startswith(line))
+        shown = [line for line in drawn[first:] if line]
+        assert all(len(line) <= panel.content_size.width for line in shown)
+        assert breaks_between_parts(command, shown), shown
