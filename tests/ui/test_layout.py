@@ -146,3 +146,45 @@ async def test_the_endpoint_panel_breaks_paths_after_a_separator(tmp_path, clock
         shown = [line for line in drawn[first:] if line]
         assert all(len(line) <= panel.content_size.width for line in shown)
         assert breaks_between_parts(command, shown), shown
+
+
+LONG_ID = "a-research-lab-with-a-long-name/Qwen2.5-Coder-7B-Instruct-ft-v2"  # 60+ characters
+
+
+async def open_long_custom_model(app, pilot, monkeypatch):
+    """The wizard at its model step with a custom model whose name is longer than the name column."""
+    from textual.widgets import Input
+
+    from maider_tui.cloud import hf
+    from maider_tui.ui.screens.wizard import WizardScreen
+
+    from .test_wizard import QWEN_7B_CONFIG, open_wizard, press
+
+    async def fetch(model_id, **_):
+        return QWEN_7B_CONFIG
+
+    monkeypatch.setattr(hf, "fetch_config", fetch)
+    wizard: WizardScreen = await open_wizard(app, pilot)
+    await press(app, pilot, "down", "down", "enter")
+    wizard.query_one("#hf-id", Input).value = LONG_ID
+    await press(app, pilot, "enter", "enter", "enter")
+    return wizard
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_a_long_model_name_keeps_the_model_steps_columns_in_line(sim_context, monkeypatch, size):
+    from textual.widgets import OptionList
+
+    from maider_tui.ui.screens.wizard_steps import MODEL
+
+    app = MaiderApp(sim_context())
+    async with app.run_test(size=size) as pilot:
+        wizard = await open_long_custom_model(app, pilot, monkeypatch)
+        assert wizard.step == MODEL
+        header = str(wizard.query_one("#columns", Static).render())
+        row = wizard.query_one(OptionList).get_option_at_index(0).prompt
+        plain = row.plain if hasattr(row, "plain") else str(row)
+        assert plain.index("7.6B") == header.index("SIZE"), (header, plain)
+        assert plain.index("TP ") == header.index("LAYOUT")
+        assert "…" in plain[:header.index("SIZE")]  # the name is cut, not the columns pushed
+        assert LONG_ID in str(wizard.query_one("#detail", Static).render())  # the full id, under the list
