@@ -188,3 +188,20 @@ async def test_a_long_model_name_keeps_the_model_steps_columns_in_line(sim_conte
         assert plain.index("TP ") == header.index("LAYOUT")
         assert "…" in plain[:header.index("SIZE")]  # the name is cut, not the columns pushed
         assert LONG_ID in str(wizard.query_one("#detail", Static).render())  # the full id, under the list
+
+
+async def test_a_log_line_that_wrapped_before_the_scrollbar_showed_loses_no_character(make_context):
+    """The launch log at 80x24: lines wrapped while the log did not scroll yet keep every character
+    once it does (the scrollbar's column is kept from the start)."""
+    from textual.widgets import RichLog
+
+    from .test_wizard_snapshots import HEALED, provisioning_with
+
+    app = MaiderApp(make_context())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await provisioning_with(HEALED, 12)(pilot)
+        await pilot.pause()
+        log = app.screen.query_one("#log", RichLog)
+        assert log.max_scroll_y > 0  # the log scrolls: its scrollbar shows
+        shown = " ".join(log.render_line(y).text.strip() for y in range(log.scrollable_content_region.height))
+        assert "is larger than the maximum number of tokens" in " ".join(shown.split()), shown

@@ -101,7 +101,8 @@ class ProvisioningScreen(Screen[None]):
                 yield Static("", id="eta", markup=False)
                 yield Static("", id="cost", markup=False)
         yield Static("", id="failure")
-        yield RichLog(id="log", wrap=True, markup=False, max_lines=2000)
+        # min_width: lines wrap to the box, not to RichLog's default 78 columns.
+        yield RichLog(id="log", wrap=True, markup=False, max_lines=2000, min_width=20)
         yield Footer()
 
     def on_mount(self) -> None:
