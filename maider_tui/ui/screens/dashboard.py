@@ -71,7 +71,7 @@ class DashboardScreen(Screen[None]):
                 tooltip="Read vLLM's log, diagnose, and offer the remedy"),
         Binding("a", "aider", "Aider", id="session.aider", tooltip="Run aider here against this session"),
         Binding("s", "shell", "Shell", id="session.shell", tooltip="Open an SSH shell on the VM"),
-        # Not in the footer, which holds eight keys at 80 columns: in the palette and the keys panel.
+        # Not in the footer, which holds eight keys at 80 columns: the keys panel lists them.
         Binding("c", "copy_command", "Copy", id="session.copy", tooltip="Copy the aider command", show=False),
         Binding("l", "toggle_log", "Logs", id="session.logs", show=False,
                 tooltip="Switch between session events and the vLLM container log"),
