@@ -30,13 +30,19 @@ async def clock_shows(bar: TopBar, text: str, within_s: float = 2.0) -> bool:
     return False
 
 
-@pytest.mark.parametrize("opening", ["open_benchmarks", "open_recommend"])
-async def test_the_header_clock_turns_on_screens_that_never_redraw(make_context, clock, opening):
-    app = MaiderApp(make_context())
+@pytest.mark.parametrize("opening", ["open_benchmarks", "open_recommend", "new_session"])
+async def test_the_header_clock_turns_on_screens_that_never_redraw(sim_context, clock, opening):
+    app = MaiderApp(sim_context())
     async with app.run_test(size=(80, 24)) as pilot:
         await app.workers.wait_for_complete()
-        getattr(app, opening)()
+        if opening == "new_session":
+            await app.run_action("new_session")  # the wizard
+        else:
+            getattr(app, opening)()
         await pilot.pause()
+        await app.workers.wait_for_complete()
+        assert type(app.screen).__name__ == {"open_benchmarks": "BenchmarksScreen", "open_recommend": "RecommendScreen",
+                                             "new_session": "WizardScreen"}[opening]
         bar = app.screen.query_one(TopBar)
         assert await clock_shows(bar, "12:41")  # the frozen clock's minute
         clock.advance(17 * 60)
