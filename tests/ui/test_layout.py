@@ -41,8 +41,9 @@ async def test_the_header_clock_turns_on_screens_that_never_redraw(sim_context, 
             getattr(app, opening)()
         await pilot.pause()
         await app.workers.wait_for_complete()
-        assert type(app.screen).__name__ == {"open_benchmarks": "BenchmarksScreen", "open_recommend": "RecommendScreen",
-                                             "new_session": "WizardScreen"}[opening]
+        screens = {"open_benchmarks": "BenchmarksScreen", "open_recommend": "RecommendScreen",
+                   "new_session": "WizardScreen"}
+        assert type(app.screen).__name__ == screens[opening]
         bar = app.screen.query_one(TopBar)
         assert await clock_shows(bar, "12:41")  # the frozen clock's minute
         clock.advance(17 * 60)
@@ -94,7 +95,8 @@ async def footer_keys_fit(screen) -> list[str]:
     keys = list(footer.query("FooterKey"))
     palette = [key for key in keys if key.has_class("-command-palette")]
     edge = palette[0].region.x if palette else footer.region.right
-    return [str(key.region) for key in keys if not key.has_class("-command-palette") and key.region.right > edge]
+    return [str(key.region) for key in keys
+            if not key.has_class("-command-palette") and key.region.right > edge]
 
 
 async def test_every_footer_key_fits_at_80_columns(sim_context, sim_cloud, clock):
