@@ -16,7 +16,7 @@ from textual.worker import Worker, WorkerState
 
 from . import __version__
 from .context import AppContext
-from .paths import styles_dir
+from .paths import display_path, styles_dir
 from .ui.commands import MaiderCommands, PaletteCommand
 from .ui.screens.home import HomeScreen
 from .ui.database_health import DatabaseHealth
@@ -371,7 +371,8 @@ class MaiderApp(App[None]):
     def action_show_paths(self) -> None:
         p = self.context.paths
         self.notify(
-            f"config {self.context.settings.config_path}\ndatabase {p.database}\nlog {p.log_file}",
+            f"config {display_path(self.context.settings.config_path)}\ndatabase {display_path(p.database)}\n"
+            f"log {display_path(p.log_file)}",
             title="Files",
             timeout=15,
         )

@@ -77,7 +77,7 @@ async def test_a_destroy_the_api_keeps_refusing_says_so_and_keeps_the_session(ap
             await pilot.pause()
             await pilot.press("y")
             await until(lambda: notes(app).count(f"{name} was not destroyed") == 2)
-            assert str(table.get_row(name)[1]) == "ready"
+            assert str(table.get_cell(name, "state")) == "ready"
             assert not app.context.store.get_session(name).ended
         finally:
             sim_cloud.faults.api_error_burst = 0
@@ -125,7 +125,7 @@ async def test_a_vm_deleted_outside_the_app_shows_gone(app, sim_cloud):
         assert screen.check_action("destroy", ()) is None  # nothing left to destroy
         await pilot.press("escape")
         await pilot.pause()
-        assert str(app.screen.query_one(DataTable).get_row(name)[1]) == "gone"
+        assert str(app.screen.query_one(DataTable).get_cell(name, "state")) == "gone"
 
 
 async def test_a_changed_host_key_on_reconnect_is_refused_naming_the_risk(app, sim_cloud):

@@ -63,9 +63,9 @@ async def test_sessions_are_listed_with_cost_and_live_total(sample_app):
         await pilot.pause()
         table = app.screen.query_one(DataTable)
         assert table.row_count == 3
-        assert str(table.get_row("qwen32b-20261122-093012")[1]) == "ready"
+        assert str(table.get_cell("qwen32b-20261122-093012", "state")) == "ready"
         # 3 hours at $1.04/h
-        assert str(table.get_row("qwen32b-20261122-093012")[6]) == "3.12"
+        assert str(table.get_cell("qwen32b-20261122-093012", "so_far")) == "3.12"
         assert "2 live · $4.04/h" in app.screen.query_one("TopBar").status
 
 
@@ -77,11 +77,11 @@ async def test_a_tick_updates_only_the_cells_that_changed_and_keeps_the_rows(sam
         table = app.screen.query_one(DataTable)
         table.move_cursor(row=1)
         rows_before = dict(table.rows)
-        updated: list[tuple[str, int]] = []
+        updated: list[tuple[str, str]] = []
         original = table.update_cell
 
         def spy(row_key, column_key, value, **kwargs):
-            updated.append((row_key, table.get_column_index(column_key)))
+            updated.append((row_key, column_key.value))
             return original(row_key, column_key, value, **kwargs)
 
         table.update_cell = spy
@@ -89,8 +89,8 @@ async def test_a_tick_updates_only_the_cells_that_changed_and_keeps_the_rows(sam
         app.screen.refresh_sessions()
         await pilot.pause()
         assert dict(table.rows) == rows_before and table.cursor_row == 1
-        assert sorted(updated) == [("qwen14b-20261122-101544", 6), ("qwen32b-20261122-093012", 6)]
-        assert str(table.get_row("qwen32b-20261122-093012")[6]) == "4.16"
+        assert sorted(updated) == [("qwen14b-20261122-101544", "so_far"), ("qwen32b-20261122-093012", "so_far")]
+        assert str(table.get_cell("qwen32b-20261122-093012", "so_far")) == "4.16"
         updated.clear()
         app.screen.refresh_sessions()
         assert updated == []  # nothing moved: nothing touched
@@ -125,7 +125,7 @@ async def test_a_cell_update_repaints_its_row_only_and_the_row_shows_every_chang
             # Two rows changed, and only they were repainted: not the 30-odd lines of the box.
             assert len(repainted) == 2 and all(len(r) == 1 and r[0].height == 1 for r in repainted)
             for name in ("qwen32b-20261122-093012", "qwen14b-20261122-101544"):
-                cost = str(table.get_row(name)[6])
+                cost = str(table.get_cell(name, "so_far"))
                 [line] = [text for text in lines.values() if name in text]
                 assert f" {cost} " in line
                 costs.add(cost)
@@ -213,7 +213,7 @@ async def test_d_then_n_keeps_and_d_then_y_destroys(sim_context, sim_cloud, cloc
         await pilot.pause()
         record = context.store.get_session("qwen32b-20261122-093012")
         assert record.state == "destroyed" and record.cost_usd is not None
-        assert str(app.screen.query_one(DataTable).get_row("qwen32b-20261122-093012")[1]) == "destroyed"
+        assert str(app.screen.query_one(DataTable).get_cell("qwen32b-20261122-093012", "state")) == "destroyed"
     assert all(vm.label != "qwen32b-20261122-093012" for vm in sim_cloud.world.list())
 
 
@@ -229,7 +229,7 @@ async def test_orphans_are_listed_and_can_be_adopted(sim_context, sim_cloud):
         await app.workers.wait_for_complete()
         await pilot.pause()
         table = app.screen.query_one(DataTable)
-        assert str(table.get_row(f"orphan:{vm.id}")[5]) == "1.50"
+        assert str(table.get_cell(f"orphan:{vm.id}", "hourly")) == "1.50"
         assert "1 orphan" in app.screen.query_one("TopBar").status
         table.move_cursor(row=table.get_row_index(f"orphan:{vm.id}"))
         await pilot.press("a")
@@ -330,10 +330,10 @@ async def test_an_interrupted_launch_is_kept_watched_with_a_countdown(sim_contex
         assert live is not None and live.watchdog is not None and live.watchdog.kept
         assert live.lock is not None
         table = app.screen.query_one(DataTable)
-        assert str(table.get_row("qwen14b-20261122-101544")[7]) == "30:00"
+        assert str(table.get_cell("qwen14b-20261122-101544", "idle_left")) == "30:00"
         clock.advance(12 * 60)
         app.screen.refresh_sessions()
-        assert str(table.get_row("qwen14b-20261122-101544")[7]) == "18:00"
+        assert str(table.get_cell("qwen14b-20261122-101544", "idle_left")) == "18:00"
         assert context.store.get_session("qwen14b-20261122-101544").extra["kept_since"] == clock.now() - 12 * 60
 
 
@@ -365,7 +365,7 @@ async def test_quit_with_only_an_orphan_billing_asks_and_destroy_all_destroys_it
             await pilot.pause(0.02)
         assert [o.id for o in app.screen.orphans] == [vm.id]
         table = app.screen.query_one(DataTable)
-        assert str(table.get_row(f"orphan:{vm.id}")[7]) == "30:00"  # found now + the idle timeout
+        assert str(table.get_cell(f"orphan:{vm.id}", "idle_left")) == "30:00"  # found now + the idle timeout
         await pilot.press("q")
         await pilot.pause()
         assert isinstance(app.screen, QuitDialog)

@@ -44,12 +44,14 @@ def wizard_at(*keys: str):
     return run_before
 
 
-def test_wizard_capability(snap_compare, sim_context):
-    assert snap_compare(MaiderApp(sim_context()), terminal_size=(80, 24), run_before=wizard_at())
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_wizard_capability(snap_compare, sim_context, size):
+    assert snap_compare(MaiderApp(sim_context()), terminal_size=size, run_before=wizard_at())
 
 
-def test_wizard_region(snap_compare, sim_context):
-    assert snap_compare(MaiderApp(sim_context()), terminal_size=(80, 24), run_before=wizard_at("enter"))
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_wizard_region(snap_compare, sim_context, size):
+    assert snap_compare(MaiderApp(sim_context()), terminal_size=size, run_before=wizard_at("enter"))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -59,8 +61,9 @@ def test_wizard_gpu_type(snap_compare, sim_context, size):
                         run_before=wizard_at("down", "enter", "enter"))
 
 
-def test_wizard_model(snap_compare, sim_context):
-    assert snap_compare(MaiderApp(sim_context()), terminal_size=(80, 24),
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_wizard_model(snap_compare, sim_context, size):
+    assert snap_compare(MaiderApp(sim_context()), terminal_size=size,
                         run_before=wizard_at("enter", "enter", "enter"))
 
 
@@ -70,13 +73,28 @@ def test_wizard_review(snap_compare, sim_context, size):
                         run_before=wizard_at("enter", "enter", "enter", "enter"))
 
 
-def test_wizard_custom_model(snap_compare, sim_context):
-    assert snap_compare(MaiderApp(sim_context()), terminal_size=(80, 24),
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_wizard_custom_model(snap_compare, sim_context, size):
+    assert snap_compare(MaiderApp(sim_context()), terminal_size=size,
                         run_before=wizard_at("down", "down", "enter"))
 
 
-def test_token_dialog(snap_compare, make_context):
-    assert snap_compare(MaiderApp(make_context()), terminal_size=(80, 24), run_before=wizard_at())
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_wizard_model_with_a_long_custom_name(snap_compare, sim_context, monkeypatch, size):
+    """A 60-character custom id: the name column is cut with an ellipsis, the columns stay in line."""
+    from .test_layout import open_long_custom_model
+
+    async def run_before(pilot) -> None:
+        await open_long_custom_model(pilot.app, pilot, monkeypatch)
+        pilot.app.clear_notifications()  # the "Custom model" toast would cover the detail line
+        await settle(pilot)
+
+    assert snap_compare(MaiderApp(sim_context()), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_token_dialog(snap_compare, make_context, size):
+    assert snap_compare(MaiderApp(make_context()), terminal_size=size, run_before=wizard_at())
 
 
 # --- provisioning, from canned events ---------------------------------------------------------------
@@ -129,8 +147,9 @@ def test_provisioning_mid_way(snap_compare, make_context, size):
                         run_before=provisioning_with(MID_WAY, 7))
 
 
-def test_provisioning_after_a_heal(snap_compare, make_context):
-    assert snap_compare(MaiderApp(make_context()), terminal_size=(120, 40),
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_provisioning_after_a_heal(snap_compare, make_context, size):
+    assert snap_compare(MaiderApp(make_context()), terminal_size=size,
                         run_before=provisioning_with(HEALED, 12))
 
 
@@ -142,6 +161,7 @@ FAILED = MID_WAY + [
 ]
 
 
-def test_provisioning_failed(snap_compare, make_context):
-    assert snap_compare(MaiderApp(make_context()), terminal_size=(80, 24),
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_provisioning_failed(snap_compare, make_context, size):
+    assert snap_compare(MaiderApp(make_context()), terminal_size=size,
                         run_before=provisioning_with(FAILED, 14))

@@ -97,7 +97,7 @@ class BenchmarksScreen(Screen[None]):
         self.last_file_message = ""  # the last export or import result, as the toast said it
 
     def compose(self) -> ComposeResult:
-        yield TopBar()
+        yield TopBar(self.context.clock)
         yield Static("", id="bench-filters", markup=False)
         with Horizontal(id="bench-body"):
             with Vertical(id="bench-main"):
@@ -113,7 +113,6 @@ class BenchmarksScreen(Screen[None]):
         bar = self.query_one(TopBar)
         bar.title = "Benchmarks"
         bar.badge = "demo" if self.context.demo else ""
-        bar.set_time(self.context.clock.now())
         table = self.query_one("#bench-table", DataTable)
         for key, header in COLUMNS:
             # CONF gets a fixed width: "Medium" must fit whichever row is measured first.

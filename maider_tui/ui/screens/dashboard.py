@@ -75,12 +75,13 @@ class DashboardScreen(Screen[None]):
                 tooltip="Read vLLM's log, diagnose, and offer the remedy"),
         Binding("a", "aider", "Aider", id="session.aider", tooltip="Run aider here against this session"),
         Binding("s", "shell", "Shell", id="session.shell", tooltip="Open an SSH shell on the VM"),
-        Binding("c", "copy_command", "Copy", id="session.copy", tooltip="Copy the aider command"),
-        Binding("l", "toggle_log", "Logs", id="session.logs",
+        # Not in the footer, which holds eight keys at 80 columns: the keys panel lists them.
+        Binding("c", "copy_command", "Copy", id="session.copy", tooltip="Copy the aider command", show=False),
+        Binding("l", "toggle_log", "Logs", id="session.logs", show=False,
                 tooltip="Switch between session events and the vLLM container log"),
-        Binding("r", "reconnect", "Reconnect", id="session.reconnect",
+        Binding("r", "reconnect", "Reconnect", id="session.reconnect", show=False,
                 tooltip="Close and reopen the SSH connection and tunnel"),
-        Binding("escape", "back", "Back", id="session.back", tooltip="Back to the sessions list"),
+        Binding("escape", "back", "Back", id="session.back", tooltip="Back to the sessions list", show=False),
     ]
 
     # repaint=False: watch_state patches the panels; repainting the whole screen each tick would cost
@@ -147,7 +148,7 @@ class DashboardScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         record = self.record
         # Kept: watch_state patches them every second, and a DOM query each time would cost more.
-        self._top_bar = TopBar()
+        self._top_bar = TopBar(self.context.clock)
         self._gpus = GpuBars(record.gpu_count if record else 1)
         self._vllm = VllmPanel(id="vllm", classes="panel")
         self._cost = CostPanel(id="cost", classes="panel")

@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from ...ops.live import LiveSessions
     from ...store import SessionRecord
 
-COLUMNS = ("NAME", "STATE", "GPU", "MODEL", "REGION", "$/H", "SO FAR", "IDLE LEFT")
+# (key, label): what costs money comes right after the name and state, so an 80-column terminal shows
+# it; the plan's details follow (scroll right for them).
+COLUMNS = (("name", "NAME"), ("state", "STATE"), ("hourly", "$/H"), ("so_far", "SO FAR"),
+           ("idle_left", "IDLE LEFT"), ("gpu", "GPU"), ("model", "MODEL"), ("region", "REGION"))
 
 
 def _cells(*values: str) -> list[Text]:
@@ -120,17 +123,17 @@ class HomeScreen(Screen[None]):
         self._shown: dict[str, list[Text]] = {}  # row key -> its cells, as the table shows them now
 
     def compose(self) -> ComposeResult:
-        yield TopBar()
+        yield TopBar(self.context.clock)
         with Vertical(id="sessions-box"):
             yield SessionsTable(id="sessions", cursor_type="row", zebra_stripes=False)
             yield Static("", id="first-run", markup=False)
-        yield Footer()
+        yield Footer(compact=True)  # every key fits at 80 columns
 
     def on_mount(self) -> None:
         # Cost so far and idle time left tick; a second is as fine as a money figure needs.
         self._ticker = self.set_interval(1.0, self._tick)
         table = self.query_one("#sessions", DataTable)
-        self._columns = table.add_columns(*(Text(label) for label in COLUMNS))
+        self._columns = [table.add_column(Text(label), key=key) for key, label in COLUMNS]
         self.query_one("#sessions-box").border_title = "Sessions"
         bar = self.query_one(TopBar)
         bar.badge = "demo" if self.context.demo else ""
@@ -272,19 +275,19 @@ class HomeScreen(Screen[None]):
             rows[rec.name] = _cells(
                 rec.name,
                 state_label(rec),
-                gpu_label(rec),
-                model_label(rec.model),
-                rec.region,
                 f"{rec.hourly_usd:.2f}",
                 f"{so_far:.2f}",
                 self._idle_left(rec),
+                gpu_label(rec),
+                model_label(rec.model),
+                rec.region,
             )
         for orphan in self.orphans:
             rate = orphan.hourly_usd or 0.0
             live += 1
             live_rate += rate
-            rows[f"orphan:{orphan.id}"] = _cells(f"(orphan) {orphan.label}", "orphan", orphan.vm.type, "?",
-                                                 orphan.vm.region, f"{rate:.2f}", "?", self._orphan_left(orphan))
+            rows[f"orphan:{orphan.id}"] = _cells(f"(orphan) {orphan.label}", "orphan", f"{rate:.2f}", "?",
+                                                 self._orphan_left(orphan), orphan.vm.type, "?", orphan.vm.region)
         self._show_rows(table, rows)
         table.display = bool(records or self.orphans)
         message = self.query_one("#first-run", Static)

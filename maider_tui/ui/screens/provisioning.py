@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib.util
+import textwrap
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Iterable
 
@@ -92,7 +93,7 @@ class ProvisioningScreen(Screen[None]):
     # --- layout ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield TopBar()
+        yield TopBar(self.context.clock)
         with Horizontal(id="top"):
             yield Static("", id="stages")
             with Vertical(id="side"):
@@ -101,7 +102,8 @@ class ProvisioningScreen(Screen[None]):
                 yield Static("", id="eta", markup=False)
                 yield Static("", id="cost", markup=False)
         yield Static("", id="failure")
-        yield RichLog(id="log", wrap=True, markup=False, max_lines=2000)
+        # min_width: lines wrap to the box, not to RichLog's default 78 columns.
+        yield RichLog(id="log", wrap=True, markup=False, max_lines=2000, min_width=20)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -206,18 +208,25 @@ class ProvisioningScreen(Screen[None]):
     def draw_stages(self) -> None:
         names = [name for name, _, _ in STAGES]
         at = names.index(self.current) if self.current in names else -1
+        stages = self.query_one("#stages", Static)
+        width = stages.content_size.width
         text = Text()
         for index, (name, _, title) in enumerate(STAGES):
             if index < at or (self.ready and index == at):
-                text.append(f"✓ {title}", style="dim")
+                line, style = f"✓ {title}", "dim"
             elif index == at:
-                mark = "✗" if self.failed else "●"
-                text.append(f"{mark} {title}", style="bold")
+                line, style = f"{'✗' if self.failed else '●'} {title}", "bold"
             else:
-                text.append(f"○ {title}", style="dim")
+                line, style = f"○ {title}", "dim"
+            # A title too long for the column goes on under its words, not under the mark.
+            text.append("\n".join(textwrap.wrap(line, width, subsequent_indent="  ")) if width > 2 else line,
+                        style=style)
             if index < len(STAGES) - 1:
                 text.append("\n")
-        self.query_one("#stages", Static).update(text)
+        stages.update(text)
+
+    def on_resize(self) -> None:
+        self.draw_stages()  # the titles wrap to the column's new width
 
     def tick(self) -> None:
         """The cost so far, from the moment the VM was created (the clock's own time)."""

@@ -111,7 +111,7 @@ class RecommendScreen(Screen[None]):
         self.results: list[Recommendation] = []
 
     def compose(self) -> ComposeResult:
-        yield TopBar()
+        yield TopBar(self.context.clock)
         with Horizontal(id="rec-form"):
             for name, title, choices in (("task", "Task", TASK_CHOICES), ("budget", "Budget", BUDGET_CHOICES),
                                          ("size", "Size", SIZE_CHOICES)):
@@ -131,7 +131,6 @@ class RecommendScreen(Screen[None]):
         bar = self.query_one(TopBar)
         bar.title = "Recommend"
         bar.badge = "demo" if self.context.demo else ""
-        bar.set_time(self.context.clock.now())
         self.query_one("#rec-results-box").border_title = "Top 3"
         self.update_results()
         self.query_one("#rec-task").focus()

@@ -85,7 +85,7 @@ class WizardScreen(Screen[None]):
     # --- layout ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield TopBar()
+        yield TopBar(self.context.clock)
         yield StepsHeader(id="steps")
         with ContentSwitcher(initial="choose", id="panes"):
             with Vertical(id="choose"):
@@ -104,7 +104,6 @@ class WizardScreen(Screen[None]):
         bar = self.query_one(TopBar)
         bar.title = "New session"
         bar.badge = "demo" if self.context.demo else ""
-        bar.set_time(self.context.clock.now())
         self.query_one("#review").border_title = "Review"
         self.query_one("#custom").border_title = "Custom model"
         self.show_step()

@@ -49,11 +49,17 @@ class Choice:
         return all(word in haystack for word in query.lower().split())
 
 
+def fit_cell(cell: str, width: int) -> str:
+    """`cell` padded to `width`, or cut to it with an ellipsis (the detail line shows it whole)."""
+    return cell.ljust(width) if len(cell) <= width else cell[:width - 1] + "…"
+
+
 def row_text(cells: Sequence[str], columns: Sequence[tuple[str, int]], *, dimmed: bool = False) -> Text:
-    """The cells padded to their columns, as one line that ends in an ellipsis where it is too long."""
+    """The cells in their columns (a long one cut with an ellipsis, so the next columns stay in line),
+    as one line that ends in an ellipsis where it is too long."""
     text = Text(no_wrap=True, overflow="ellipsis", style="dim" if dimmed else "")
     for cell, (_, width) in zip(cells, columns):
-        text.append(cell.ljust(width) + " " if width else cell)
+        text.append(fit_cell(cell, width) + " " if width else cell)
     return text
 
 
@@ -257,7 +263,9 @@ def plan_context(spec: ModelSpec, gpu: GpuType, text: str) -> tuple[FitReport | 
     report = catalog.fit(spec, gpu, max_model_len=tokens)
     if not report.fits:
         return None, f"Cannot continue: {report.reason}."
-    return report, f"Planned: {report.reason}."
+    # A name cut in the model column shows whole here.
+    full = f" Full name: {spec.id}." if len(spec.short_name) > dict(MODEL_COLUMNS)["MODEL"] else ""
+    return report, f"Planned: {report.reason}.{full}"
 
 
 # --- step 5: review -------------------------------------------------------------------------------

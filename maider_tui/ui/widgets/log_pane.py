@@ -47,14 +47,16 @@ class LogPane(Vertical):
 
     DEFAULT_CSS = """
     LogPane { height: 1fr; }
-    LogPane > RichLog { height: 1fr; background: $background; scrollbar-size-vertical: 1; overflow-y: auto; }
+    LogPane > RichLog { height: 1fr; background: $background; scrollbar-size-vertical: 1; overflow-y: auto;
+                        scrollbar-gutter: stable; }  /* lines wrap to the width kept once it scrolls */
     LogPane > #vllm-log { display: none; }
     LogPane.-vllm > #events-log { display: none; }
     LogPane.-vllm > #vllm-log { display: block; }
     """
 
     def compose(self) -> ComposeResult:
-        yield RichLog(id="events-log", wrap=True, markup=False, max_lines=1000)
+        # min_width: lines wrap to the box, not to RichLog's default 78 columns.
+        yield RichLog(id="events-log", wrap=True, markup=False, max_lines=1000, min_width=20)
         yield RichLog(id="vllm-log", wrap=False, markup=False, max_lines=1000)
 
     @property

@@ -16,17 +16,19 @@ class StepMark:
     chosen: str = ""
 
 
-def render_steps(steps: list[StepMark], current: int) -> Text:
-    """"✓ Capability 30B–32B › ✓ Region us-ord Chicago › ● GPU type › Model › Review"."""
+def render_steps(steps: list[StepMark], current: int, *, titles: bool = True) -> Text:
+    """"✓ Capability 30B–32B › ✓ Region us-ord Chicago › ● GPU type › Model › Review";
+    without `titles`, a done step that chose something shows only its choice: "✓ 30B–32B › …"."""
     text = Text()
     for index, step in enumerate(steps):
         if index:
             text.append(" › ", style="dim")
         if index < current:
             text.append("✓ ", style="bold")
-            text.append(step.title)
+            if titles or not step.chosen:
+                text.append(step.title)
             if step.chosen:
-                text.append(f" {step.chosen}", style="bold")
+                text.append(f" {step.chosen}" if titles else step.chosen, style="bold")
         elif index == current:
             text.append(f"● {step.title}", style="bold reverse")
         else:
@@ -45,6 +47,18 @@ class StepsHeader(Static):
     }
     """
 
+    shown: tuple[list[StepMark], int] | None = None
+
     def show(self, steps: list[StepMark], current: int) -> None:
-        """Redraw for `current` (0-based); done steps carry their choice."""
-        self.update(render_steps(steps, current))
+        """Redraw for `current` (0-based); done steps carry their choice, and their titles while the
+        line fits the width (a narrow terminal keeps one line of choices rather than wrap mid-title)."""
+        self.shown = (steps, current)
+        text = render_steps(steps, current)
+        width = self.content_size.width
+        if width and text.cell_len > width:
+            text = render_steps(steps, current, titles=False)
+        self.update(text)
+
+    def on_resize(self) -> None:
+        if self.shown is not None:
+            self.show(*self.shown)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -10,9 +11,17 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Static
 
+if TYPE_CHECKING:
+    from ...clock import Clock
+
 
 class TopBar(Horizontal):
-    """Title on the left, a status summary and the clock on the right."""
+    """Title on the left, a status summary and the clock on the right.
+
+    Given the app's `Clock`, the bar keeps its own time: a screen that never redraws (the benchmark
+    table, the recommend form) still shows the minute turn. A long title ends in an ellipsis two
+    columns before the status, never running into it.
+    """
 
     DEFAULT_CSS = """
     TopBar {
@@ -24,9 +33,12 @@ class TopBar(Horizontal):
     }
     TopBar > #top-left {
         width: 1fr;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     TopBar > #top-right {
         width: auto;
+        margin-left: 2;
     }
     """
 
@@ -35,12 +47,25 @@ class TopBar(Horizontal):
     status: reactive[str] = reactive("")
     clock_text: reactive[str] = reactive("")
 
+    TICK_S = 1.0  # how often the bar reads the clock: the minute shows within a second of turning
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__()
+        self.clock = clock
+
     def compose(self) -> ComposeResult:
         yield Static(id="top-left", markup=False)
         yield Static(id="top-right", markup=False)
 
     def on_mount(self) -> None:
+        if self.clock is not None:
+            self._tick()
+            self.set_interval(self.TICK_S, self._tick)
         self._redraw()
+
+    def _tick(self) -> None:
+        if self.clock is not None:
+            self.set_time(self.clock.now())
 
     def watch_title(self) -> None:
         self._redraw()
