@@ -13,9 +13,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from maider_tui.bench.aggregate import SORT_KEYS, ComparisonRow, comparison_rows
-from maider_tui.bench.prompts import CATEGORIES
+from maider_tui.bench.prompts import TASK_NAMES, category_name
 from maider_tui.bench.recommend import BUDGETS, SIZES, TASKS, recommend
 
+from . import argtypes
 from .common import Out, provider_or_say, say_error
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ def add_bench_parsers(subparsers: Any) -> None:
                          description="Run the 12-prompt suite (or one category) against a session's vLLM "
                                      "and store it as one run. Ctrl-C stops it and stores nothing.")
     run.add_argument("session", metavar="SESSION", help="the session to benchmark")
-    run.add_argument("--category", "-c", default="all", choices=("all", *CATEGORIES), help="prompts to run")
+    run.add_argument("--category", "-c", default="all", type=argtypes.one_of(("all", *TASK_NAMES), "category"),
+                     metavar="{" + ",".join(("all", *TASK_NAMES)) + "}", help="prompts to run")
     run.add_argument("--endpoint", metavar="URL",
                      help="benchmark this OpenAI endpoint (e.g. an open tunnel) instead of connecting "
                           "over SSH")
@@ -39,8 +41,8 @@ def add_bench_parsers(subparsers: Any) -> None:
     compare = sub.add_parser("compare", help="compare configurations (tokens/s, cost/1K, efficiency)")
     compare.add_argument("--gpu-type", "-g", metavar="T", help="only this GPU type")
     compare.add_argument("--model-category", "-m", metavar="M", help="only this model category (7b ... 70b)")
-    compare.add_argument("--task-category", "-t", metavar="C", choices=CATEGORIES,
-                         help="figures of one task category")
+    compare.add_argument("--task-category", "-t", metavar="C", type=argtypes.one_of(TASK_NAMES, "task category"),
+                         help=f"figures of one task category ({', '.join(TASK_NAMES)})")
     compare.add_argument("--sort-by", "-s", default="cost_efficiency", choices=tuple(SORT_KEYS),
                          metavar="COLUMN",
                          help="tokens_per_sec, cost_per_1k_tokens, cost_efficiency (default), ...")
@@ -54,7 +56,8 @@ def add_bench_parsers(subparsers: Any) -> None:
     rec = subparsers.add_parser("recommend", help="the best GPU + model for a task, budget and size",
                                 description="Top 3 configurations from your benchmarks, with estimates from "
                                             "the catalog where nothing was measured.")
-    rec.add_argument("--task", default="mixed", choices=tuple(TASKS))
+    rec.add_argument("--task", default="mixed", type=argtypes.one_of(tuple(TASKS), "task"),
+                     metavar="{" + ",".join(TASKS) + "}")
     rec.add_argument("--budget", default="none", choices=tuple(BUDGETS),
                      help="$/h band; $1.00 and $3.00 count as 1-3")
     rec.add_argument("--size", default="balanced", choices=SIZES)
@@ -188,7 +191,7 @@ async def bench_session(context: Any, name: str, *, category: str = "all", endpo
             live, target = await _attach(context, name)
             if target is None:
                 return 1
-        out(f"Benchmarking {name} ({target.gpu_type}, {target.model_id}), category {category}.")
+        out(f"Benchmarking {name} ({target.gpu_type}, {target.model_id}), {category_name(category)} prompts.")
         outcome = await run_benchmark(target, category=category, store=store, clock=context.clock,
                                       emit=lambda e: out(f"  [{e.done}/{e.total}] {e.message}"),
                                       concurrency_sweep=sweep, max_tokens_scale=max_tokens_scale)
