@@ -6,6 +6,7 @@ and report back with `FileDone`, so a slow disk never stalls the screen.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -17,7 +18,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ...paths import styles_dir
+from ...paths import display_path, styles_dir
+from ...words import plural
 from ...bench.aggregate import SORT_KEYS, ComparisonRow, comparison_rows
 from ...bench.coverage import coverage_report
 from ..commands import PaletteCommand
@@ -235,23 +237,28 @@ class BenchmarksScreen(Screen[None]):
     # --- files ----------------------------------------------------------------------------------
 
     def action_export(self) -> None:
+        folder = self.context.exports_dir()
+
         def chosen(path: str | None) -> None:
             if path:
-                self.export_table(list(self.rows), path, export_format(path) or "csv")
+                self.export_table(list(self.rows), folder, path, export_format(path) or "csv")
 
         self.app.push_screen(PathDialog(
             "Export the comparison table", "The ending chooses the format: .csv, .json or .md. "
-            "Only the rows shown (with these filters) are written.", "benchmarks.csv", check_export_path), chosen)
+            "Only the rows shown (with these filters) are written.", display_path(folder / "benchmarks.csv"),
+            partial(check_export_path, exports=folder)), chosen)
 
     def action_export_db(self) -> None:
+        folder = self.context.exports_dir()
+
         def chosen(path: str | None) -> None:
             if path:
-                self.export_db(path)
+                self.export_db(folder, path)
 
         self.app.push_screen(PathDialog(
             "Export every run (benchmark-database.json)",
             "The old tool's format: it can import this file, and so can maider-tui.",
-            "benchmark-database.json", check_file_path), chosen)
+            display_path(folder / "benchmark-database.json"), partial(check_file_path, exports=folder)), chosen)
 
     def action_import_db(self) -> None:
         def chosen(path: str | None) -> None:
@@ -264,28 +271,31 @@ class BenchmarksScreen(Screen[None]):
             lambda p: None if p.strip() else "Type the path of the file."), chosen)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="bench-file", description="Export the table")
-    def export_table(self, rows: list[ComparisonRow], path: str, fmt: str) -> None:
+    def export_table(self, rows: list[ComparisonRow], folder: Path, path: str, fmt: str) -> None:
         from ...bench.export import ExportError, export_rows
+        from ...ops.exports import prepare
 
         try:
-            target = export_rows(rows, path, fmt)
-        except ExportError as exc:
+            target = export_rows(rows, prepare(folder, path), fmt)
+        except (ExportError, OSError) as exc:
             self.post_message(FileDone(str(exc), ok=False))
             return
-        self.post_message(FileDone(f"Wrote {len(rows)} rows as {fmt} to {target}.", ok=True))
+        self.post_message(FileDone(f"Wrote {plural(len(rows), 'row')} as {fmt} to {target}.", ok=True))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="bench-file", description="Export the runs")
-    def export_db(self, path: str) -> None:
+    def export_db(self, folder: Path, path: str) -> None:
         from ...bench.dbjson import export_database
+        from ...ops.exports import prepare
 
-        target = Path(path).expanduser()
+        target = Path(path)
         try:
+            target = prepare(folder, path)
             count = export_database(self.context.store, target)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             self.post_message(FileDone(f"Cannot write {target}: {reason}. Choose another path.", ok=False))
             return
-        self.post_message(FileDone(f"Wrote {count} runs to {target}.", ok=True))
+        self.post_message(FileDone(f"Wrote {plural(count, 'run')} to {target}.", ok=True))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="bench-file", description="Import runs")
     def import_db(self, path: str) -> None:
@@ -304,7 +314,7 @@ class BenchmarksScreen(Screen[None]):
             self.post_message(FileDone(f"Nothing imported: cannot read {target} ({reason}).", ok=False))
             return
         skipped = f"; {report.skipped} already here" if report.skipped else ""
-        self.post_message(FileDone(f"Imported {report.imported} runs from {target.name}{skipped}.", ok=True,
+        self.post_message(FileDone(f"Imported {plural(report.imported, 'run')} from {target.name}{skipped}.", ok=True,
                                    changed=report.imported > 0))
 
     def on_file_done(self, message: FileDone) -> None:
