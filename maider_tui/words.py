@@ -1,4 +1,4 @@
-"""How counts and durations read in messages to the user: "1 run", "2 runs", "2 min", "1.5 h"."""
+"""How counts and durations read in messages to the user: "1 run", "2 runs", "2 min", "1 h 30 min"."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ def plural(count: int, word: str, many: str | None = None) -> str:
 
 
 def duration(hours: float) -> str:
-    """A span of time as a person says it: seconds under a minute, minutes under an hour, then hours
-    ("40 s", "2 min", "1.5 h")."""
-    seconds = max(0.0, hours * 3600)
-    if seconds < 59.5:
-        return f"{seconds:.0f} s"
-    if seconds < 3570:  # 59.5 min and above read as an hour
-        return f"{seconds / 60:.0f} min"
-    return f"{hours:.1f} h".replace(".0 h", " h")
+    """A span of time as a person says it: seconds under a minute, then minutes, then hours and minutes
+    ("40 s", "2 min", "1 h 30 min", "3 h")."""
+    seconds = round(max(0.0, hours) * 3600)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    whole, rest = divmod(minutes, 60)
+    return f"{whole} h {rest} min" if rest else f"{whole} h"

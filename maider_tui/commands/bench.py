@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from maider_tui.bench.aggregate import SORT_KEYS, ComparisonRow, comparison_rows
 from maider_tui.bench.prompts import TASK_NAMES, category_name
 from maider_tui.bench.recommend import BUDGETS, SIZES, TASKS, recommend
+from maider_tui.words import plural
+
 
 from . import argtypes
 from .common import Out, provider_or_say, say_error
@@ -96,7 +98,7 @@ def run_bench(args: argparse.Namespace, context: Any | None = None, *, out: Out 
             count = export_database(store, args.file)
         except OSError as exc:
             return say_error(f"Cannot write {args.file}: {exc.strerror or exc}. Nothing was written.")
-        out(f"Exported {count} run{'s' if count != 1 else ''} to {args.file}.")
+        out(f"Exported {plural(count, 'run')} to {args.file}.")
         return 0
     if action == "run":
         try:
@@ -127,7 +129,7 @@ def _compare(args: argparse.Namespace, store: Store, out: Out) -> int:
         path = export_rows(rows, args.output, args.format)
     except ExportError as exc:
         return say_error(str(exc))
-    out(f"Wrote {len(rows)} row{'s' if len(rows) != 1 else ''} to {path}.")
+    out(f"Wrote {plural(len(rows), 'row')} to {path}.")
     return 0
 
 
@@ -167,7 +169,7 @@ def _import(file: str, store: Store, out: Out) -> int:
     except OSError as exc:
         return say_error(f"Cannot read {file}: {exc.strerror or exc}.")
     skipped = f"; {report.skipped} already there, skipped" if report.skipped else ""
-    out(f"Imported {report.imported} run{'s' if report.imported != 1 else ''} from {file}{skipped}.")
+    out(f"Imported {plural(report.imported, 'run')} from {file}{skipped}.")
     return 0
 
 

@@ -15,7 +15,7 @@ from maider_tui.ui.dialogs.export_path import PathDialog
 from maider_tui.ui.screens.benchmarks import BenchmarksScreen
 from maider_tui.ui.screens.validation import ValidationScreen
 from tests.ui.test_dashboard import until
-from tests.ui.test_benchmarks import add_runs, answer, wait_files
+from tests.ui.test_benchmarks import add_runs, answer, sample_runs, wait_files
 from tests.ui.test_validation_screen import canned
 from tests.ui.toasts import toasts
 
@@ -92,3 +92,25 @@ async def test_a_screenshot_lands_in_the_exports_folder_and_the_toast_says_where
         assert len(shots) == 1 and "<svg" in shots[0].read_text()
         assert any(f"Saved the screen to {shots[0]}." in t for t in toasts(app)), toasts(app)
     assert os.listdir(cwd) == []
+
+
+async def test_one_row_and_one_run_are_said_in_the_singular(make_context, clock, paths, cwd):
+    context = make_context()
+    context.store.add_bench_run(sample_runs(clock.now())[0], [])
+    exports = paths.data_dir / "exports"
+    app = MaiderApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_benchmarks()
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, BenchmarksScreen)
+        await pilot.press("x")
+        await pilot.pause()
+        await answer(pilot, "one.md")
+        await wait_files(pilot)
+        assert screen.last_file_message == f"Wrote 1 row as markdown to {exports / 'one.md'}."
+        await pilot.press("E")
+        await pilot.pause()
+        await answer(pilot, "one.json")
+        await wait_files(pilot)
+        assert screen.last_file_message == f"Wrote 1 run to {exports / 'one.json'}."
