@@ -237,7 +237,9 @@ async def _attach(context: Any, name: str) -> tuple[Any, Any]:
     try:
         session = await live.attach(name)
     except Exception as exc:  # noqa: BLE001 - LookupError, SSH or API failures: one line for the user
-        say_error(f"Cannot connect to {name}: {exc}")
+        reason = str(exc).rstrip(".")
+        say_error(f"Cannot connect to {name}: {reason}. `maider-tui ls` shows whether it is ready; "
+                  "--endpoint benchmarks through a tunnel instead.")
         return live, None
     return live, BenchTarget.from_live(session)
 
