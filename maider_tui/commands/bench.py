@@ -51,9 +51,9 @@ def add_bench_parsers(subparsers: Any) -> None:
     compare.add_argument("--format", "-f", default="table", choices=("table", "json", "csv", "markdown"))
     compare.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of the terminal")
     sub.add_parser("status", help="coverage: what is measured, stale or missing, and what to run next")
-    imp = sub.add_parser("import", help="import the older tool's benchmark-database.json")
+    imp = sub.add_parser("import", help="import runs: the runs of a benchmark-database.json (the old tool's format)")
     imp.add_argument("file", metavar="FILE")
-    exp = sub.add_parser("export", help="export every run in the benchmark-database.json format")
+    exp = sub.add_parser("export", help="export runs: every run to a benchmark-database.json (the old tool's format)")
     exp.add_argument("file", metavar="FILE")
     rec = subparsers.add_parser("recommend", help="the best GPU + model for a task, budget and size",
                                 description="Top 3 configurations from your benchmarks, with estimates from "

@@ -69,18 +69,20 @@ class BenchmarksScreen(Screen[None]):
                 tooltip="Figures for one task category (coding, context-heavy, reasoning), or all"),
         Binding("s", "cycle_sort", "Sort", show=False, id="bench.sort", tooltip="Sort by the next column"),
         Binding("S", "reverse", "Reverse", id="bench.reverse", show=False, tooltip="Reverse the sort order"),
-        Binding("c", "toggle_chart", "Chart", id="bench.chart", tooltip="Chart tokens/s or efficiency"),
+        Binding("c", "toggle_chart", "Chart", id="bench.chart", show=False,  # the chart's title names it
+                tooltip="Chart tokens/s or efficiency"),
         Binding("v", "toggle_coverage", "Coverage", id="bench.coverage",
                 tooltip="Show or hide the coverage pane (below 100 columns it takes the table's place)"),
-        Binding("x", "export", "Export", id="bench.export",
-                tooltip="Write the table as CSV, JSON or Markdown (the file's ending chooses)"),
-        Binding("i", "import_db", "Import", id="bench.import",
-                tooltip="Import the old tool's benchmark-database.json"),
-        Binding("E", "export_db", "Export DB", id="bench.export_db", show=False,
-                tooltip="Write every run as a benchmark-database.json (the old tool's format)"),
-        Binding("R", "recommend", "Recommend", id="bench.recommend", show=False,
+        Binding("x", "export", "Export table", id="bench.export",
+                tooltip="Write the rows shown as CSV, JSON or Markdown (the file's ending chooses)"),
+        Binding("E", "export_db", "Export runs", id="bench.export_db",
+                tooltip="Write every run to a benchmark-database.json (the old tool's format)"),
+        Binding("i", "import_db", "Import runs", id="bench.import",
+                tooltip="Import the runs of a benchmark-database.json (the old tool's format)"),
+        Binding("R", "recommend", "Recommend", id="bench.recommend",
                 tooltip="Recommend a GPU type and model for a task and budget"),
-        Binding("escape", "back", "Back", id="bench.back", tooltip="Back to the previous screen"),
+        # Not in the footer, so the screen's own keys fit at 80 columns; escape goes back on every screen.
+        Binding("escape", "back", "Back", id="bench.back", show=False, tooltip="Back to the previous screen"),
     ]
 
     def __init__(self, context: "AppContext") -> None:
@@ -107,7 +109,7 @@ class BenchmarksScreen(Screen[None]):
                     yield BarChart(id="bench-chart")
             with VerticalScroll(id="bench-coverage-box"):
                 yield Static("", id="bench-coverage", markup=False)
-        yield Footer()
+        yield Footer(compact=True)  # every key fits at 80 columns
 
     def on_mount(self) -> None:
         bar = self.query_one(TopBar)
@@ -164,7 +166,7 @@ class BenchmarksScreen(Screen[None]):
         self.query_one("#bench-main").border_title = (
             "No runs yet" if empty else f"{len(self.rows)} configuration{'s' if len(self.rows) != 1 else ''}")
         chart_box = self.query_one("#bench-chart-box")
-        chart_box.border_title = CHART_METRICS[self.chart_metric]
+        chart_box.border_title = f"{CHART_METRICS[self.chart_metric]} · c switches"
         fmt = "{:.1f}"
         self.query_one(BarChart).set_bars(chart_bars(self.rows, self.chart_metric), fmt)
         if not self.rows and self.runs:
@@ -244,7 +246,7 @@ class BenchmarksScreen(Screen[None]):
                 self.export_table(list(self.rows), folder, path, export_format(path) or "csv")
 
         self.app.push_screen(PathDialog(
-            "Export the comparison table", "The ending chooses the format: .csv, .json or .md. "
+            "Export table", "The ending chooses the format: .csv, .json or .md. "
             "Only the rows shown (with these filters) are written.", display_path(folder / "benchmarks.csv"),
             partial(check_export_path, exports=folder)), chosen)
 
@@ -256,7 +258,7 @@ class BenchmarksScreen(Screen[None]):
                 self.export_db(folder, path)
 
         self.app.push_screen(PathDialog(
-            "Export every run (benchmark-database.json)",
+            "Export runs (benchmark-database.json)",
             "The old tool's format: it can import this file, and so can maider-tui.",
             display_path(folder / "benchmark-database.json"), partial(check_file_path, exports=folder)), chosen)
 
@@ -266,7 +268,7 @@ class BenchmarksScreen(Screen[None]):
                 self.import_db(path)
 
         self.app.push_screen(PathDialog(
-            "Import a benchmark database", "A benchmark-database.json from the old tool (version 1.0). "
+            "Import runs", "A benchmark-database.json from the old tool (version 1.0). "
             "A malformed file imports nothing.", "benchmark-database.json",
             lambda p: None if p.strip() else "Type the path of the file."), chosen)
 
@@ -326,9 +328,11 @@ class BenchmarksScreen(Screen[None]):
             self.refresh_bindings()
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
-        yield PaletteCommand("bench: export table", "Write the table as CSV, JSON or Markdown", self.action_export)
-        yield PaletteCommand("bench: import database", "Import a benchmark-database.json", self.action_import_db)
-        yield PaletteCommand("bench: export database", "Write every run as benchmark-database.json",
+        yield PaletteCommand("bench: export table", "Write the rows shown as CSV, JSON or Markdown",
+                             self.action_export)
+        yield PaletteCommand("bench: export runs", "Write every run to a benchmark-database.json",
                              self.action_export_db)
+        yield PaletteCommand("bench: import runs", "Import the runs of a benchmark-database.json",
+                             self.action_import_db)
         yield PaletteCommand("bench: sort reverse", "Reverse the table's order", self.action_reverse)
         yield PaletteCommand("bench: recommend", "Recommend a GPU and model", self.action_recommend)
