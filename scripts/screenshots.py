@@ -19,7 +19,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,14 +142,21 @@ class Shooter:
         print(path.relative_to(ROOT), flush=True)
 
 
-async def launch_defaults(s: Shooter, *, pictures: bool) -> str:
-    """`n`, then enter through the wizard's defaults (a picture of each step when `pictures`), then
-    enter launches; the new session's name."""
+async def launch_defaults(s: Shooter, *, pictures: bool, gpu_type: str | None = None) -> str:
+    """`n`, then enter through the wizard's defaults (a picture of each step when `pictures`; down to
+    `gpu_type` on its step when given), then enter launches; the new session's name."""
     await s.press("n")
     await s.until("the wizard", lambda: s.on("WizardScreen"))
     wizard = s.app.screen
     for step in ("wizard-capability", "wizard-region", "wizard-gpu-type", "wizard-model"):
         await s.until(f"{step} to load", lambda: wizard.highlighted() is not None, timeout=30)
+        if step == "wizard-gpu-type" and gpu_type is not None:
+            for _ in range(20):
+                if wizard.highlighted().id == gpu_type:
+                    break
+                await s.press("down")
+            else:
+                raise BadScreen(f"the wizard offers no {gpu_type} (it shows {wizard.highlighted().id})")
         if pictures:
             await s.shoot(step)
         await s.press("enter")
@@ -241,6 +248,18 @@ async def tour(s: Shooter) -> None:
     await s.until("the benchmarks screen", lambda: s.on("BenchmarksScreen"), timeout=10)
     await s.press("escape")
 
+    # A second session, on four GPUs.
+    await s.until("the sessions screen", lambda: s.on("HomeScreen"), timeout=10)
+    four = await launch_defaults(s, pictures=False, gpu_type="g2-gpu-rtx4000a4-m")
+    await s.until("the 4-GPU session to be ready", lambda: state(app, four) in ("ready", "failed"),
+                  timeout=LAUNCH_TIMEOUT_S)
+    if state(app, four) != "ready":
+        raise BadScreen(f"the 4-GPU launch ended {state(app, four)}")
+    await s.until("its dashboard", lambda: s.on("DashboardScreen"), timeout=30)
+    await s.settle(4.0)
+    await s.shoot("dashboard-4-gpus")
+    await s.press("escape")
+
     # A launch that fails: the demo's vLLM refuses the model's architecture.
     await s.until("the sessions screen", lambda: s.on("HomeScreen"), timeout=10)
     faults = s.sim.faults
@@ -265,29 +284,49 @@ async def tour(s: Shooter) -> None:
     await s.shoot("quit-dialog")
     await s.press("escape")
     await app.live.destroy(name)
+    await app.live.destroy(four)
 
 
-async def run(speed: float) -> list[Path]:
-    os.environ["TZ"] = "UTC"
+async def broken_database(s: Shooter) -> None:
+    """A demo started on a database file that is not one: the app asks before moving it aside."""
+    await s.until("the question about the database", lambda: s.on("ConfirmDialog"), timeout=30)
+    await s.shoot("broken-database")
+
+
+async def demo(speed: float, drive: Callable[[Shooter], Awaitable[None]], *,
+               database: bytes | None = None) -> list[Path]:
+    """Start the demo as `maider-tui --demo` does, in a throw-away home (its database file holding
+    `database` when given), and `drive` it; the pictures taken."""
     with tempfile.TemporaryDirectory() as home:
         os.environ["MAIDER_HOME"] = home  # the demo's home under it, as `maider-tui --demo` makes it
         os.environ["HOME"] = home  # paths on screen read ~/data/demo/..., not a temporary folder's name
-        for key in [k for k in os.environ if k.startswith("MAIDER_") and k != "MAIDER_HOME"]:
-            del os.environ[key]
         from maider_tui.app import MaiderApp
         from maider_tui.commands.home import app_paths, demo_cloud, demo_context, prepare
 
         args = argparse.Namespace(demo=True, sim_url=None, sim_speed=speed, config=None, command=None)
         paths = app_paths(True)
+        if database is not None:
+            paths.data_dir.mkdir(parents=True)
+            paths.database.write_bytes(database)
         with demo_cloud(args) as (sim, speed):
             if not prepare(paths):
                 raise BadScreen("the demo's home could not be made")
-            context = demo_context(args, paths, sim, speed)
-            app = MaiderApp(context)
+            app = MaiderApp(demo_context(args, paths, sim, speed))
             async with app.run_test(size=SIZE, notifications=True) as pilot:
                 shooter = Shooter(app, pilot, sim)
-                await tour(shooter)
-                return shooter.taken
+                await drive(shooter)
+            if app.context.store is not None:
+                app.context.store.close()
+            return shooter.taken
+
+
+async def run(speed: float) -> list[Path]:
+    os.environ["TZ"] = "UTC"
+    for key in [k for k in os.environ if k.startswith("MAIDER_")]:
+        del os.environ[key]  # the user's settings and tokens play no part
+    taken = await demo(speed, tour)
+    taken += await demo(speed, broken_database, database=b"this is not a database at all" * 10)
+    return taken
 
 
 def main(argv: list[str] | None = None) -> int:
