@@ -279,8 +279,12 @@ class BenchmarksScreen(Screen[None]):
 
         try:
             target = export_rows(rows, prepare(folder, path), fmt)
-        except (ExportError, OSError) as exc:
+        except ExportError as exc:
             self.post_message(FileDone(str(exc), ok=False))
+            return
+        except OSError as exc:  # the exports folder could not be made
+            reason = exc.strerror or str(exc)
+            self.post_message(FileDone(f"Cannot make {folder}: {reason}. Choose another path.", ok=False))
             return
         self.post_message(FileDone(f"Wrote {plural(len(rows), 'row')} as {fmt} to {target}.", ok=True))
 
