@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Iterable
 
 from textual import on, work
@@ -332,18 +332,22 @@ class MaiderApp(App[None]):
 
     @work(exit_on_error=False, group="screenshot", description="Save a screenshot")
     async def action_save_screenshot(self) -> None:
-        """The screen as SVG in the current directory; drawn here, written from a thread."""
+        """The screen as SVG in the exports folder; drawn here, written by ops from a thread."""
         from datetime import datetime
+
+        from .ops.exports import write_text
 
         svg = self.export_screenshot()
         stamp = datetime.fromtimestamp(self.context.clock.now()).strftime("%Y-%m-%dT%H_%M_%S")
-        path = Path.cwd() / f"maider-tui_{stamp}.svg"
+        folder = self.context.exports_dir()
         try:
-            await asyncio.to_thread(path.write_text, svg, encoding="utf-8")
+            path = await asyncio.to_thread(write_text, folder, f"maider-tui_{stamp}.svg", svg)
         except OSError as exc:
-            self.notify(f"Could not save {path}: {exc.strerror or exc}.", title="Screenshot", severity="error")
+            self.notify(f"The screenshot was not saved: {folder} cannot be written ({exc.strerror or exc}). "
+                        "Set files.exports_dir to a folder you can write to.", title="Screenshot",
+                        severity="error")
             return
-        self.notify(f"Saved {path}", title="Screenshot")
+        self.notify(f"Saved the screen to {path}.", title="Screenshot")
 
     def get_system_commands(self, screen):
         # Ours carry namespaced titles ("app: quit", "view: save screenshot"): drop Textual's twins.
@@ -362,7 +366,7 @@ class MaiderApp(App[None]):
         yield PaletteCommand("view: save screenshot", "Save an SVG of the screen", self.action_save_screenshot)
         yield PaletteCommand(
             "help: where are my files",
-            "Show the config file, database and log paths",
+            "Show the config file, database, log and exports paths",
             self.action_show_paths,
         )
         yield PaletteCommand("app: quit", "Quit maider-tui (asks first when VMs run)", self.action_quit,
@@ -372,7 +376,7 @@ class MaiderApp(App[None]):
         p = self.context.paths
         self.notify(
             f"config {display_path(self.context.settings.config_path)}\ndatabase {display_path(p.database)}\n"
-            f"log {display_path(p.log_file)}",
+            f"log {display_path(p.log_file)}\nexports {display_path(self.context.exports_dir())}",
             title="Files",
             timeout=15,
         )

@@ -15,6 +15,8 @@ from .clock import Clock, SystemClock
 from .paths import AppPaths
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .cloud.base import Provider
     from .secrets import Secrets
     from .settings import LoadedSettings
@@ -57,6 +59,12 @@ class AppContext:
     @property
     def secrets(self) -> "Secrets":
         return self._settings_and_secrets()[1]
+
+    def exports_dir(self) -> "Path":
+        """Where reports, exports and screenshots the user asks for are written (`ops.exports`)."""
+        from .ops.exports import exports_folder
+
+        return exports_folder(self.paths, self.settings.settings)
 
     def hf_token(self) -> str | None:
         """The Hugging Face token's value, or None. Blocking (keyring, op read): call from a thread."""

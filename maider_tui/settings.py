@@ -161,6 +161,14 @@ class NotificationSettings(Record):
     """ntfy.sh topic URL to post warnings to; unset sends none."""
 
 
+class FilesSettings(Record):
+    """Where the files you ask for are written."""
+
+    exports_dir: str | None = None
+    """Folder for validation reports, benchmark exports and screenshots; unset uses `exports` in the data
+    folder. A name typed without a folder lands here."""
+
+
 class ReadinessSettings(Record):
     """How long a launch may wait at each stage before it stops and says why (the VM is kept)."""
 
@@ -188,6 +196,7 @@ class Settings(BaseSettings):
     watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     readiness: ReadinessSettings = Field(default_factory=ReadinessSettings)
+    files: FilesSettings = Field(default_factory=FilesSettings)
     keymap: dict[str, str] = Field(default_factory=dict)
     """Key overrides, binding id -> keys (for example `quit = "ctrl+q"`), given to Textual's keymap."""
 

@@ -97,11 +97,25 @@ PROMPTS: tuple[BenchPrompt, ...] = (
 WARMUP = BenchPrompt("warmup", "warmup", "Warm-up", 16, "Say hello in one short sentence.")
 
 
+def category_key(text: str) -> str:
+    """The category as stored (`context_heavy`) for `text` as typed: `context-heavy` or `context_heavy`."""
+    return text.strip().lower().replace("-", "_")
+
+
+def category_name(category: str) -> str:
+    """A category as the user reads and types it, on command lines and screens: `context-heavy`."""
+    return category.replace("_", "-")
+
+
+TASK_NAMES: tuple[str, ...] = tuple(category_name(c) for c in CATEGORIES)
+"""The task categories as spelt to the user; `category_key` takes either spelling back."""
+
+
 def prompts_for(category: str = "all") -> tuple[BenchPrompt, ...]:
     """The prompts of one category, or all twelve; ValueError names the categories for a typo."""
-    wanted = category.replace("-", "_").lower()
+    wanted = category_key(category)
     if wanted == "all":
         return PROMPTS
     if wanted not in CATEGORIES:
-        raise ValueError(f"unknown benchmark category {category!r}; use all, {', '.join(CATEGORIES)}")
+        raise ValueError(f"unknown benchmark category {category!r}; use all, {', '.join(TASK_NAMES)}")
     return tuple(p for p in PROMPTS if p.category == wanted)

@@ -81,6 +81,7 @@ def recommend(runs_or_rows: Iterable[Any], *, task: str = "mixed", budget: str =
     built. `gpu_types`: the plans on offer (default: the catalog's); estimates are made for these, and
     measured rows of other types are kept. `now` (epoch s) enables the stale-data warning.
     """
+    task = task.strip().lower().replace("_", "-")  # context_heavy as typed for bench compare is fine too
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; use {', '.join(TASKS)}")
     if size not in SIZES:

@@ -202,6 +202,17 @@ def _layout(plan: _Plan, gpus: int) -> str:
     return f"TP {plan.tp}{idle}"
 
 
+def _layout_words(plan: _Plan, gpus: int) -> str:
+    """The layout said in words, for the sentence that explains why it was chosen."""
+    if plan.pp > 1:
+        return f"as a pipeline over {'all ' if plan.pp == gpus else ''}{plan.pp} GPUs"
+    if plan.tp == 1 and gpus == 1:
+        return "on 1 GPU"
+    if plan.tp < gpus:
+        return f"tensor parallel on {plan.tp} of the {gpus} GPUs"
+    return f"tensor parallel on all {plan.tp} GPUs"
+
+
 def _reason(
     spec: ModelSpec,
     gt: GpuType,
@@ -245,12 +256,13 @@ def _reason(
             text = f"{spec.short_name}, {layout}, up to {most} context{limit}"
     if len(plans) > 1:
         others = "; ".join(
-            f"{_layout(p, gt.gpus)} " + (f"gives {context_label(p.max_context)}" if p.max_context else "does not fit")
+            f"{_layout_words(p, gt.gpus)} it would "
+            + (f"reach {context_label(p.max_context)}" if p.max_context else "not fit")
             for p in plans
             if p is not plan
         )
         text += (
-            f"; {spec.attention_heads} attention heads do not split over {gt.gpus} GPUs, "
-            f"so {layout} ({others})"
+            f"; its {spec.attention_heads} attention heads do not divide among {gt.gpus} GPUs, "
+            f"so it runs {_layout_words(plan, gt.gpus)} ({others})"
         )
     return text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 MIN_SPEED, MAX_SPEED = 0.01, 10_000.0
@@ -25,6 +26,20 @@ def speed(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a speed: give a number from {MIN_SPEED:g} to "
                                          f"{MAX_SPEED:g} times real time, like 20")
     return value
+
+
+def one_of(names: tuple[str, ...], what: str) -> Callable[[str], str]:
+    """A check for one of `names` (spelt with hyphens), which also takes underscores and capitals:
+    `context_heavy` and `Context-Heavy` both give `context-heavy`."""
+
+    def check(text: str) -> str:
+        value = text.strip().lower().replace("_", "-")
+        if value not in names:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {what}: use one of {', '.join(names)}")
+        return value
+
+    check.__name__ = what  # argparse names the type in some of its messages
+    return check
 
 
 def port(text: str) -> int:

@@ -13,9 +13,12 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from maider_tui.bench.aggregate import SORT_KEYS, ComparisonRow, comparison_rows
-from maider_tui.bench.prompts import CATEGORIES
+from maider_tui.bench.prompts import TASK_NAMES, category_name
 from maider_tui.bench.recommend import BUDGETS, SIZES, TASKS, recommend
+from maider_tui.words import plural
 
+
+from . import argtypes
 from .common import Out, provider_or_say, say_error
 
 if TYPE_CHECKING:
@@ -31,7 +34,8 @@ def add_bench_parsers(subparsers: Any) -> None:
                          description="Run the 12-prompt suite (or one category) against a session's vLLM "
                                      "and store it as one run. Ctrl-C stops it and stores nothing.")
     run.add_argument("session", metavar="SESSION", help="the session to benchmark")
-    run.add_argument("--category", "-c", default="all", choices=("all", *CATEGORIES), help="prompts to run")
+    run.add_argument("--category", "-c", default="all", type=argtypes.one_of(("all", *TASK_NAMES), "category"),
+                     metavar="{" + ",".join(("all", *TASK_NAMES)) + "}", help="prompts to run")
     run.add_argument("--endpoint", metavar="URL",
                      help="benchmark this OpenAI endpoint (e.g. an open tunnel) instead of connecting "
                           "over SSH")
@@ -39,22 +43,23 @@ def add_bench_parsers(subparsers: Any) -> None:
     compare = sub.add_parser("compare", help="compare configurations (tokens/s, cost/1K, efficiency)")
     compare.add_argument("--gpu-type", "-g", metavar="T", help="only this GPU type")
     compare.add_argument("--model-category", "-m", metavar="M", help="only this model category (7b ... 70b)")
-    compare.add_argument("--task-category", "-t", metavar="C", choices=CATEGORIES,
-                         help="figures of one task category")
+    compare.add_argument("--task-category", "-t", metavar="C", type=argtypes.one_of(TASK_NAMES, "task category"),
+                         help=f"figures of one task category ({', '.join(TASK_NAMES)})")
     compare.add_argument("--sort-by", "-s", default="cost_efficiency", choices=tuple(SORT_KEYS),
                          metavar="COLUMN",
                          help="tokens_per_sec, cost_per_1k_tokens, cost_efficiency (default), ...")
     compare.add_argument("--format", "-f", default="table", choices=("table", "json", "csv", "markdown"))
     compare.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of the terminal")
     sub.add_parser("status", help="coverage: what is measured, stale or missing, and what to run next")
-    imp = sub.add_parser("import", help="import the older tool's benchmark-database.json")
+    imp = sub.add_parser("import", help="import runs: the runs of a benchmark-database.json (the old tool's format)")
     imp.add_argument("file", metavar="FILE")
-    exp = sub.add_parser("export", help="export every run in the benchmark-database.json format")
+    exp = sub.add_parser("export", help="export runs: every run to a benchmark-database.json (the old tool's format)")
     exp.add_argument("file", metavar="FILE")
     rec = subparsers.add_parser("recommend", help="the best GPU + model for a task, budget and size",
                                 description="Top 3 configurations from your benchmarks, with estimates from "
                                             "the catalog where nothing was measured.")
-    rec.add_argument("--task", default="mixed", choices=tuple(TASKS))
+    rec.add_argument("--task", default="mixed", type=argtypes.one_of(tuple(TASKS), "task"),
+                     metavar="{" + ",".join(TASKS) + "}")
     rec.add_argument("--budget", default="none", choices=tuple(BUDGETS),
                      help="$/h band; $1.00 and $3.00 count as 1-3")
     rec.add_argument("--size", default="balanced", choices=SIZES)
@@ -93,7 +98,7 @@ def run_bench(args: argparse.Namespace, context: Any | None = None, *, out: Out 
             count = export_database(store, args.file)
         except OSError as exc:
             return say_error(f"Cannot write {args.file}: {exc.strerror or exc}. Nothing was written.")
-        out(f"Exported {count} run{'s' if count != 1 else ''} to {args.file}.")
+        out(f"Exported {plural(count, 'run')} to {args.file}.")
         return 0
     if action == "run":
         try:
@@ -124,7 +129,7 @@ def _compare(args: argparse.Namespace, store: Store, out: Out) -> int:
         path = export_rows(rows, args.output, args.format)
     except ExportError as exc:
         return say_error(str(exc))
-    out(f"Wrote {len(rows)} row{'s' if len(rows) != 1 else ''} to {path}.")
+    out(f"Wrote {plural(len(rows), 'row')} to {path}.")
     return 0
 
 
@@ -164,7 +169,7 @@ def _import(file: str, store: Store, out: Out) -> int:
     except OSError as exc:
         return say_error(f"Cannot read {file}: {exc.strerror or exc}.")
     skipped = f"; {report.skipped} already there, skipped" if report.skipped else ""
-    out(f"Imported {report.imported} run{'s' if report.imported != 1 else ''} from {file}{skipped}.")
+    out(f"Imported {plural(report.imported, 'run')} from {file}{skipped}.")
     return 0
 
 
@@ -188,7 +193,7 @@ async def bench_session(context: Any, name: str, *, category: str = "all", endpo
             live, target = await _attach(context, name)
             if target is None:
                 return 1
-        out(f"Benchmarking {name} ({target.gpu_type}, {target.model_id}), category {category}.")
+        out(f"Benchmarking {name} ({target.gpu_type}, {target.model_id}), {category_name(category)} prompts.")
         outcome = await run_benchmark(target, category=category, store=store, clock=context.clock,
                                       emit=lambda e: out(f"  [{e.done}/{e.total}] {e.message}"),
                                       concurrency_sweep=sweep, max_tokens_scale=max_tokens_scale)
@@ -232,7 +237,9 @@ async def _attach(context: Any, name: str) -> tuple[Any, Any]:
     try:
         session = await live.attach(name)
     except Exception as exc:  # noqa: BLE001 - LookupError, SSH or API failures: one line for the user
-        say_error(f"Cannot connect to {name}: {exc}")
+        reason = str(exc).rstrip(".")
+        say_error(f"Cannot connect to {name}: {reason}. `maider-tui ls` shows whether it is ready; "
+                  "--endpoint benchmarks through a tunnel instead.")
         return live, None
     return live, BenchTarget.from_live(session)
 

@@ -8,6 +8,7 @@ import sys
 from typing import Any, Callable
 
 from ..ops.events import DestroyedEvent, FailedEvent, OpsEvent, WatchdogEvent
+from ..words import duration
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,9 @@ def event_printer(out: Out, *, quiet: bool = False) -> Callable[[OpsEvent], None
 
     def show(event: OpsEvent) -> None:
         if isinstance(event, WatchdogEvent):
-            line = f"{event.session}: {event.state}: {event.message}"
+            line = f"{event.session}: {event.message}"  # the message names the state in words
         elif isinstance(event, DestroyedEvent):
-            line = f"{event.session}: destroyed after {event.hours:.2f} h, ${event.cost_usd:.2f}"
+            line = f"{event.session}: destroyed after {duration(event.hours)}, ${event.cost_usd:.2f}"
         elif isinstance(event, FailedEvent):
             line = "" if quiet else f"{event.session}: {event.message}"
         else:

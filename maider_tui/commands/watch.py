@@ -12,6 +12,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
+from ..words import plural
 from .common import Out, event_printer, provider_or_say
 
 if TYPE_CHECKING:
@@ -108,8 +109,8 @@ async def watch_sessions(context: Any, names: list[str], *, out: Out = print,
             out("Nothing left to watch.")
             return 0
         watched = len(tasks) - (1 if orphans and orphan_watch is not None else 0)
-        out(f"Watching {watched} session{'s' if watched != 1 else ''}"
-            + (f" and {len(orphans)} orphan VM{'s' if len(orphans) != 1 else ''}" if orphans else "")
+        out(f"Watching {plural(watched, 'session')}"
+            + (f" and {plural(len(orphans), 'orphan VM')}" if orphans else "")
             + "; Ctrl-C stops watching (the VMs keep running).")
         stopper = asyncio.create_task(stop.wait())
         pending = set(tasks)

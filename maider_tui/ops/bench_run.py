@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..bench.prompts import WARMUP, BenchPrompt, prompts_for
+from ..bench.prompts import WARMUP, BenchPrompt, category_key, prompts_for
 from ..bench.runmath import Measurement, measurement_from_stream, summarize, sweep_point
 from ..clock import Clock, SystemClock
 from ..remote.vllm import StreamResult, VllmClient
@@ -206,7 +206,7 @@ async def _sweep(client: VllmClient, model: str, scale: float, extra: dict[str, 
 def _finish(target: BenchTarget, category: str, measurements: list[Measurement], sweep: list[dict[str, Any]],
             clock: Clock, store: Store | None, scale: float) -> BenchOutcome:
     by_category, summary = summarize(measurements, target.hourly_usd)
-    summary["category"] = category
+    summary["category"] = category_key(category)
     if scale != 1.0:
         summary["max_tokens_scale"] = scale  # a shortened run is not comparable to a full one
     if sweep:

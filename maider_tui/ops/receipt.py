@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 import math
 from dataclasses import dataclass
 
+from maider_tui.words import duration
+
 if TYPE_CHECKING:
     from maider_tui.store import SessionRecord
 
@@ -47,7 +49,7 @@ class Receipt:
 
     def summary(self) -> str:
         """One line for the event log and the screen."""
-        line = f"{self.hours:.2f} h at ${self.hourly_usd:.2f}/h = ${self.cost_usd:.2f}"
+        line = f"{duration(self.hours)} at ${self.hourly_usd:.2f}/h = ${self.cost_usd:.2f}"
         if self.tokens:
             line += f"; {self.tokens:,} tokens generated (${self.usd_per_1k_tokens:.4f} per 1K)"
         return line

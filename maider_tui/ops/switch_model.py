@@ -41,6 +41,7 @@ from maider_tui.paths import AppPaths
 from maider_tui.remote.ssh import SshError, SshSession
 from maider_tui.remote.vllm import ModelInfo
 from maider_tui.store import SessionRecord, Store
+from maider_tui.words import plural
 
 if TYPE_CHECKING:
     from maider_tui.profiles import Profile
@@ -140,7 +141,7 @@ async def switch_model(name: str, new_model_id: str, *, ssh: SshSession, store: 
                                options=options, limits=limits) from exc
 
     store.update_session(name, model=current.model, vllm_config=current.to_dict(), extra=_unmarked(store, name))
-    store.add_event(name, "switched", f"Now serving {current.model}" + (f" after {heals} heal(s)" if heals else ""),
+    store.add_event(name, "switched", f"Now serving {current.model}" + (f" after {plural(heals, 'heal')}" if heals else ""),
                     {"model": current.model, "heals": heals, "change": heal.describe_change(old, current)})
     endpoint = f"http://127.0.0.1:{local_port}/v1"
     max_len = served.max_model_len or current.max_model_len or heal.DEFAULT_CONTEXT

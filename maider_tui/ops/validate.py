@@ -20,6 +20,7 @@ from ..clock import Clock
 from ..models import GpuType, VllmConfig
 from ..remote.gpu import GpuSample, parse_gpu_csv
 from ..remote.vllm import StreamResult, VllmClient, VllmError
+from ..words import plural
 from .validate_report import (
     IDLE_UTIL_PCT, Finding, Measured, Throughput, ValidationReport, advice_finding, advise, idle_under_load,
     memory_balance, memory_findings, nccl_finding, parse_topology, tensor_parallel_from_logs, topology_finding,
@@ -87,12 +88,12 @@ class _Run:
         evidence = tuple(f"GPU {s.index}: {s.name} | {(s.memory_total_mib or 0) / 1024:.0f} GB" for s in samples)
         expected = self.gpu_type.gpus if self.gpu_type else None
         if expected is None:
-            return Finding(self.sections[0], "warn", f"Found {len(samples)} GPU(s); the plan's count is unknown",
+            return Finding(self.sections[0], "warn", f"Found {plural(len(samples), 'GPU')}; the plan's count is unknown",
                            evidence)
         if len(samples) != expected:
-            return Finding(self.sections[0], "fail", f"Found {len(samples)} GPU(s), the plan has {expected}",
+            return Finding(self.sections[0], "fail", f"Found {plural(len(samples), 'GPU')}, but the plan has {expected}",
                            evidence or ("nvidia-smi listed no GPUs",))
-        return Finding(self.sections[0], "pass", f"Found {expected} GPU(s), as the plan promises", evidence)
+        return Finding(self.sections[0], "pass", f"Found {plural(expected, 'GPU')}, as the plan promises", evidence)
 
     async def generate(self, client: VllmClient, prompt_tokens: int, max_tokens: int) -> Throughput:
         result = await _stream(client, self.model, _prompt(prompt_tokens), max_tokens)

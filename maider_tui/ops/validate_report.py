@@ -15,6 +15,7 @@ from typing import Literal
 from ..models import VllmConfig
 from ..remote.gpu import GpuSample
 from .validate_table import utilisation_table
+from ..words import plural
 
 Status = Literal["pass", "warn", "fail"]
 _RANK: dict[Status, int] = {"pass": 0, "warn": 1, "fail": 2}
@@ -275,9 +276,9 @@ def nccl_finding(log_text: str) -> Finding:
     bad = [line.strip() for line in log_text.splitlines() if _NCCL_BAD.search(line)]
     errors = [line for line in bad if _NCCL_ERROR.search(line)]
     if errors:
-        return Finding("nccl", "fail", f"{len(errors)} NCCL error line(s) in the vLLM log", tuple(errors[:5]))
+        return Finding("nccl", "fail", f"{plural(len(errors), 'NCCL error line')} in the vLLM log", tuple(errors[:5]))
     if bad:
-        return Finding("nccl", "warn", f"{len(bad)} NCCL warning(s) in the vLLM log", tuple(bad[:5]))
+        return Finding("nccl", "warn", f"{plural(len(bad), 'NCCL warning')} in the vLLM log", tuple(bad[:5]))
     seen = [line.strip() for line in log_text.splitlines() if _NCCL.search(line)][:2]
     return Finding("nccl", "pass", "No NCCL errors or warnings in the vLLM log", tuple(seen))
 
@@ -304,7 +305,7 @@ def advise(measured: Measured, config: VllmConfig) -> list[Advice]:
     out: list[Advice] = []
     if measured.idle_gpus:
         out.append(Advice(f"--tensor-parallel-size {measured.gpu_count}",
-                          f"GPU(s) {', '.join(map(str, measured.idle_gpus))} sit idle: tensor parallelism must "
+                          f"{'GPU' if len(measured.idle_gpus) == 1 else 'GPUs'} {', '.join(map(str, measured.idle_gpus))} sit idle: tensor parallelism must "
                           "match the GPUs (check the TP size in the log, then restart vLLM)", True))
     elif measured.spread_pct > SPREAD_LIMIT_PCT:
         out.append(Advice("restart vLLM (h heals, m switches back to the same model)",
@@ -340,7 +341,7 @@ def advice_finding(advice: Sequence[Advice]) -> Finding:
     if not advice:
         return Finding("configuration", "pass", "The configuration fits what was measured")
     status: Status = "warn" if any(a.problem for a in advice) else "pass"
-    return Finding("configuration", status, f"{len(advice)} suggestion(s) for this setup",
+    return Finding("configuration", status, f"{plural(len(advice), 'suggestion')} for this setup",
                    tuple(f"{a.setting}: {a.why}" for a in advice))
 
 

@@ -120,7 +120,7 @@ class Watchdog:
     def _watching(self) -> str:
         if self.kept:
             return f"Kept with no model serving: destroyed {self.timeout_minutes} min after it was kept."
-        return f"Watching: destroys after {self.timeout_minutes} min idle."
+        return f"Watching: the VM is destroyed after {self.timeout_minutes} min idle."
 
     @property
     def paused(self) -> bool:
@@ -138,7 +138,7 @@ class Watchdog:
         """Stop the countdown while `reason` runs (a benchmark the user started)."""
         self.holds.append(reason)
         self._pause(self.clock.now())
-        self._set_state("paused", f"Paused: {reason}.")
+        self._set_state("paused", self._pause_reason())
 
     def release(self) -> None:
         """End the latest hold; the work it covered was the user's, so the idle timer starts afresh."""
@@ -324,7 +324,7 @@ class Watchdog:
         text = f"destroyed after {idle_min} min {how}, ${cost:.2f} total"
         self._record("watchdog", f"Watchdog: {text}.", {"idle_min": idle_min, "cost_usd": cost})
         self._stopped.set()
-        self._set_state("destroyed", f"Watchdog: {text}.")
+        self._set_state("destroyed", f"{text.capitalize()}.")
         await self._say(f"{self.name} destroyed", f"{self.name} was {text}.")
 
     # --- bookkeeping --------------------------------------------------------------------------------
@@ -377,7 +377,7 @@ class Watchdog:
 
     def _pause_reason(self) -> str:
         if self.holds:
-            return f"Paused: {self.holds[-1]}."
+            return f"Paused while the {self.holds[-1]} runs."
         return "Unreachable: the idle timer is paused (watchdog.unreachable_is_idle is off)."
 
     def _record(self, kind: str, message: str, data: dict[str, Any] | None = None) -> None:

@@ -25,7 +25,7 @@ class StoreCorruptError(StoreError):
     def __init__(self, path: Path, detail: str = "") -> None:
         why = f" ({detail})" if detail else ""
         super().__init__(
-            f"{display_path(path)} is not a maider-tui database{why} (file is kept as it is); "
+            f"{display_path(path)} is not a maider-tui database{why}; the file was left as it is: "
             "move it aside to start a new one",
             path,
         )

@@ -16,6 +16,7 @@ from textual.worker import Worker
 
 from .dialogs.confirm import ConfirmDialog
 from .dialogs.quit import QuitDialog
+from ..words import plural
 
 if TYPE_CHECKING:
     from textual.screen import Screen
@@ -211,7 +212,7 @@ class SessionFlows:
         parts = []
         rate = sum(o.hourly_usd or 0 for o in report.orphans)
         if report.orphans:
-            parts.append(f"{len(report.orphans)} orphan VM(s) at ${rate:.2f}/h: select one, d destroys, a adopts")
+            parts.append(f"{plural(len(report.orphans), 'orphan VM')} at ${rate:.2f}/h: select one, d destroys, a adopts")
         if report.gone:
             for name in report.gone:
                 self.app.toasts.dismiss_about(name)

@@ -189,3 +189,26 @@ def test_bench_run_without_a_way_in_says_so(make_context, capsys):
     assert run_bench(parse("bench", "run", "ghost", "--endpoint", "http://127.0.0.1:9/v1"), context) == 1
     assert "no session named 'ghost'" in capsys.readouterr().err
     assert context.store.bench_runs() == []
+
+
+@pytest.mark.parametrize("spelling", ["context-heavy", "context_heavy", "Context-Heavy"])
+def test_every_command_takes_the_task_spelt_either_way(context, capsys, spelling):
+    now = context.clock.now()
+    context.store.add_bench_run(BenchRunRecord(
+        timestamp=now - DAY, gpu_type=A2, gpu_count=1, total_vram=20.0, hourly_usd=1.04, model_id=M32,
+        model_category="30b", results_by_category={"context_heavy": {"avg_tokens_per_sec": 33.0}},
+        summary={"avg_tokens_per_sec": 38.0, "p50_ttft_s": 0.1, "tests_passed": 12, "tests_total": 12}), [])
+    assert run_bench(parse("bench", "compare", "-f", "json", "-t", spelling), context) == 0
+    assert [r["tokens_per_sec"] for r in json.loads(capsys.readouterr().out)] == [33.0]
+    assert parse("bench", "run", "s", "--category", spelling).category == "context-heavy"
+    args = parse("recommend", "--task", spelling, "--format", "json")
+    assert args.task == "context-heavy"
+    assert run_recommend(args, context) == 0
+    assert M32 in capsys.readouterr().out
+
+
+def test_a_task_typo_names_the_spellings_to_use(capsys):
+    with pytest.raises(SystemExit):
+        parse("bench", "compare", "-t", "contexty")
+    err = capsys.readouterr().err
+    assert "'contexty' is not a task category: use one of coding, context-heavy, reasoning" in err

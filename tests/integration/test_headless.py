@@ -71,7 +71,7 @@ def test_down_destroys_and_prints_the_receipt(sim_context, capsys):
     context = sim_context()
     vm_id = add_vm_session(context, "down-me")
     assert run_down(argparse.Namespace(session="down-me"), context) == 0
-    assert "Destroyed down-me: 1.00 h" in capsys.readouterr().out
+    assert "Destroyed down-me: 1 h at $" in capsys.readouterr().out
     assert not vm_exists(context, vm_id)
     assert context.store.get_session("down-me").state == "destroyed"
     assert run_down(argparse.Namespace(session="down-me"), context) == 0

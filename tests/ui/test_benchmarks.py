@@ -340,3 +340,18 @@ async def test_cancel_a_benchmark_stores_nothing(live_app, sim_cloud):
             assert app.context.store.bench_runs() == []
         finally:
             await cleanup(app, name, sim_cloud)
+
+
+def test_each_file_action_has_one_name_in_the_footer_the_palette_and_the_readme(make_context):
+    from pathlib import Path
+
+    screen = BenchmarksScreen(make_context())
+    bindings = {b.key: b for b in BenchmarksScreen.BINDINGS}
+    titles = {c.title for c in screen.palette_commands()}
+    readme = next(line for line in (Path(__file__).resolve().parents[2] / "README.md").read_text().splitlines()
+                  if line.startswith("| benchmarks |"))
+    for key in ("x", "E", "i", "R"):
+        name = bindings[key].description.lower()
+        assert bindings[key].show, f"{key} is missing from the footer"
+        assert f"bench: {name}" in titles, (key, name, titles)
+        assert f"`{key}` {name}" in readme, (key, name, readme)

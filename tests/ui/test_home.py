@@ -260,7 +260,7 @@ async def test_quit_with_live_sessions_asks_first(sim_context, sim_cloud, clock)
 
         assert isinstance(app.screen, QuitDialog)
         text = " ".join(str(w.render()) for w in app.screen.query("Static"))
-        assert "2 VM(s) still running · $4.04/h" in text
+        assert "2 VMs still running · $4.04/h" in text
         # What becomes of each once the app is gone, truthfully.
         assert "destroyed after 30 min idle" in text and "destroyed in 30 min (kept)" in text
         assert "background `maider-tui watch`" in text
@@ -370,7 +370,7 @@ async def test_quit_with_only_an_orphan_billing_asks_and_destroy_all_destroys_it
         await pilot.pause()
         assert isinstance(app.screen, QuitDialog)
         text = " ".join(str(w.render()) for w in app.screen.query("Static"))
-        assert "1 VM(s) still running" in text and "(orphan) stray-1" in text
+        assert "1 VM still running" in text and "(orphan) stray-1" in text
         assert "destroyed in 30 min" in text
         await pilot.press("D")
         await app.workers.wait_for_complete()
@@ -401,13 +401,14 @@ async def test_enter_on_an_interrupted_launch_offers_to_resume(sim_context, sim_
         assert isinstance(app.screen, HomeScreen)
 
 
-async def test_f12_saves_a_screenshot_or_says_why_not(make_context, tmp_path, monkeypatch):
+async def test_f12_saves_a_screenshot_or_says_why_not(make_context, paths, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     app = MaiderApp(make_context())
     async with app.run_test(notifications=True) as pilot:
         await pilot.press("f12")
         await app.workers.wait_for_complete()
-        [shot] = tmp_path.glob("maider-tui_*.svg")
+        [shot] = (paths.data_dir / "exports").glob("maider-tui_*.svg")
+        assert not list(tmp_path.glob("maider-tui_*.svg"))  # not the current directory
         assert "Sessions" in shot.read_text(encoding="utf-8")
 
         def refuse(*args, **kwargs):
@@ -417,7 +418,7 @@ async def test_f12_saves_a_screenshot_or_says_why_not(make_context, tmp_path, mo
         await pilot.press("f12")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert any("Could not save" in text and "Permission denied" in text for text in toasts(app))
+        assert any("was not saved" in text and "Permission denied" in text for text in toasts(app))
 
 
 def test_the_sessions_table_does_not_load_richs_emoji_table(tmp_path):

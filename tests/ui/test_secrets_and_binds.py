@@ -172,7 +172,7 @@ async def test_a_demo_flow_writes_no_token_and_listens_on_loopback_only(make_con
         await pilot.pause()
         assert app.screen is dashboard
         await pilot.press("f12")
-        await until(lambda: list(tmp_path.glob("*.svg")))
+        await until(lambda: list((paths.data_dir / "exports").glob("*.svg")))  # the exports folder
 
         # --- destroy ---------------------------------------------------------------------------------------
         await pilot.press("d")

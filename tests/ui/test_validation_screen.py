@@ -74,7 +74,7 @@ async def test_validation_on_a_sim_session_shows_findings_and_exports(sim_contex
             await until(lambda: screen.report is not None and not screen.running)
             assert screen.report.kind == "quick" and screen.report.status == "pass"
             text = str(screen.query_one("#val-findings").render())
-            assert "✓ pass" in text and "Found 2 GPU(s)" in text and "tok/s" in text
+            assert "✓ pass" in text and "Found 2 GPUs" in text and "tok/s" in text
             assert own  # the test generation ran as the app's own traffic
 
             await pilot.press("f")
@@ -111,18 +111,18 @@ def canned(clock) -> ValidationReport:
     report = ValidationReport("full", "qwen-20261122-093012", "Qwen/Qwen2.5-Coder-32B-Instruct-AWQ",
                               "g2-gpu-rtx4000a2-s", start, finished_at=start + 300)
     report.findings += [
-        Finding("hardware", "pass", "Found 2 GPU(s), as the plan promises",
+        Finding("hardware", "pass", "Found 2 GPUs, as the plan promises",
                 ("GPU 0: NVIDIA RTX 4000 Ada Generation | 20 GB", "GPU 1: NVIDIA RTX 4000 Ada Generation | 20 GB")),
         Finding("hardware", "pass", "Topology: PCIe only, GPUs on the same CPU socket (no NVLink)",
                 ("GPU0 <-> GPU1: PHB (pcie)",)),
         Finding("tensor parallel", "pass", "Tensor parallel size (2) matches the GPU count (2)"),
         Finding("memory", "warn", "Memory differs by 30% across GPUs (over 15%): partial TP initialisation?",
                 ("GPU 0: 18.0 GB / 20.0 GB (90%)", "GPU 1: 12.6 GB / 20.0 GB (63%)")),
-        Finding("nccl", "fail", "1 NCCL error line(s) in the vLLM log",
+        Finding("nccl", "fail", "1 NCCL error line in the vLLM log",
                 ("RuntimeError: NCCL error: unhandled system error (run with NCCL_DEBUG=INFO for details)",)),
         Finding("throughput", "pass", "31.8 tok/s on a short prompt", ("128 prompt tokens: 31.8 tok/s, TTFT 0.21s",)),
         Finding("utilisation", "pass", "Every GPU in use was busy under load (15 samples)"),
-        Finding("configuration", "warn", "2 suggestion(s) for this setup"),
+        Finding("configuration", "warn", "2 suggestions for this setup"),
     ]
     report.throughput.append(Throughput(128, 128, 0.21, 4.2))
     report.utilisation += [(start + 2 * i, (85.0 + (i * 7) % 14, 80.0 + (i * 5) % 17)) for i in range(15)]

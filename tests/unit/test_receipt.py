@@ -15,7 +15,7 @@ def test_ninety_minutes_on_two_rtx4000():
     assert receipt.cost_usd == pytest.approx(1.56)
     assert receipt.billed_hours == 2 and receipt.billed_usd == pytest.approx(2.08)
     assert receipt.usd_per_1k_tokens == pytest.approx(1.56 / 250)
-    assert receipt.summary() == "1.50 h at $1.04/h = $1.56; 250,000 tokens generated ($0.0062 per 1K)"
+    assert receipt.summary() == "1 h 30 min at $1.04/h = $1.56; 250,000 tokens generated ($0.0062 per 1K)"
 
 
 @pytest.mark.parametrize("seconds, billed", [(0, 0), (1, 1), (3599, 1), (3600, 1), (3601, 2), (7200, 2)])

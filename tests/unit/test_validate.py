@@ -140,7 +140,7 @@ def test_throughput_rate_is_decode_after_the_first_token():
 def test_markdown_export():
     report = ValidationReport("full", "qwen-1", "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ", "g2-gpu-rtx4000a2-s",
                               1_795_351_260.0)
-    report.findings += [Finding("hardware", "pass", "Found 2 GPU(s)", ("GPU 0: NVIDIA RTX 4000 Ada | 20 GB",)),
+    report.findings += [Finding("hardware", "pass", "Found 2 GPUs", ("GPU 0: NVIDIA RTX 4000 Ada | 20 GB",)),
                         Finding("nccl", "warn", "1 NCCL warning | see log", ("x NCCL WARN y",))]
     report.throughput.append(Throughput(128, 101, 0.25, 1.25))
     report.utilisation += [(1_795_351_270.0, (90.0, 88.0)), (1_795_351_272.0, (92.0, 86.0))]

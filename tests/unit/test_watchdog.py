@@ -185,7 +185,7 @@ async def test_hold_pauses_and_release_restarts(env):
     task = await start(dog)
     await minutes(env.clock, 20)
     dog.hold("benchmark")
-    assert dog.state == "paused"
+    assert dog.state == "paused" and dog.message == "Paused while the benchmark runs."
     env.metrics.tokens(prompt=5000, generation=9000)
     await minutes(env.clock, 60)
     assert dog.state == "paused" and env.destroy.calls == 0 and dog.remaining_s == 10 * 60

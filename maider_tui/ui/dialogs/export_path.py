@@ -13,6 +13,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from ...ops.exports import resolve
+
 # Export formats by file ending; anything else is refused before a file is touched.
 FORMATS_BY_SUFFIX = {".csv": "csv", ".json": "json", ".md": "markdown", ".markdown": "markdown"}
 
@@ -23,20 +25,23 @@ def export_format(path: str) -> str | None:
     return next((fmt for suffix, fmt in FORMATS_BY_SUFFIX.items() if lower.endswith(suffix)), None)
 
 
-def check_file_path(path: str) -> str | None:
+def check_file_path(path: str, exports: Path | None = None) -> str | None:
     """Why a file cannot be written at `path` (a message), or None when it may be: the dialog stays
-    open on a folder, a folder that does not exist or one we may not write in."""
+    open on a folder, a folder that does not exist or one we may not write in. A relative `path` is
+    under `exports` (the exports folder, which the app makes when missing)."""
     if not path.strip():
         return "Type a file name, e.g. benchmarks.json."
     if any(ord(c) < 32 for c in path):
         return "A file name cannot hold control characters: type it again."
     try:
-        target = Path(path.strip()).expanduser()
+        target = resolve(exports, path) if exports is not None else Path(path.strip()).expanduser()
         folder = target.parent
         if target.is_dir():
             return f"{target} is a folder: add a file name, like {target / 'benchmarks.csv'}."
         if folder.exists() and not folder.is_dir():
             return f"{folder} is a file, not a folder: choose another path."
+        if folder == exports and not folder.exists():  # the app makes its exports folder as it writes
+            return _creatable(folder, target)
         if not folder.is_dir():
             return f"The folder {folder} does not exist: create it first, or choose another path."
     except RuntimeError:  # "~someone" for a user this machine does not know
@@ -48,13 +53,25 @@ def check_file_path(path: str) -> str | None:
     return None
 
 
-def check_export_path(path: str) -> str | None:
+def _creatable(folder: Path, target: Path) -> str | None:
+    """Why `target` cannot be written once the missing `folder` is made, or None when it can."""
+    if len(os.fsencode(target.name)) > 255:
+        return "Cannot use this path: File name too long. Choose another."
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        return f"Cannot make the folder {folder}: choose a folder you can write to."
+    return None
+
+
+def check_export_path(path: str, exports: Path | None = None) -> str | None:
     """Why `path` cannot be an export target (a message), or None when it can."""
     if not path.strip():
         return "Type a file name, e.g. benchmarks.csv."
     if export_format(path) is None:
         return "End the name with .csv, .json or .md to choose the format."
-    return check_file_path(path)
+    return check_file_path(path, exports)
 
 
 class PathDialog(ModalScreen[str | None]):

@@ -10,6 +10,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from ...words import plural
+
 if TYPE_CHECKING:
     from maider_tui.store import SessionRecord
     from maider_tui.settings import WatchdogSettings
@@ -100,7 +102,7 @@ class QuitDialog(ModalScreen[str]):
         total = sum(rate for _, rate, _ in self._live)
         lines = "\n".join(f"  {name[:24]:<24} {f'${rate:.2f}/h':>8}  {fate}" for name, rate, fate in self._live)
         with Vertical():
-            yield Static(f"{len(self._live)} VM(s) still running · ${total:.2f}/h", id="title", markup=False)
+            yield Static(f"{plural(len(self._live), 'VM')} still running · ${total:.2f}/h", id="title", markup=False)
             yield Static(lines, id="live", markup=False)
             yield Static(self._note, id="note", markup=False)
             with Horizontal():

@@ -6,6 +6,7 @@ and report back with `FileDone`, so a slow disk never stalls the screen.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -17,7 +18,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ...paths import styles_dir
+from ...paths import display_path, styles_dir
+from ...words import plural
 from ...bench.aggregate import SORT_KEYS, ComparisonRow, comparison_rows
 from ...bench.coverage import coverage_report
 from ..commands import PaletteCommand, key_commands
@@ -68,19 +70,20 @@ class BenchmarksScreen(Screen[None]):
                 tooltip="Figures for one task category (coding, context-heavy, reasoning), or all"),
         Binding("s", "cycle_sort", "Sort", show=False, id="bench.sort", tooltip="Sort by the next column"),
         Binding("S", "reverse", "Reverse", id="bench.reverse", show=False, tooltip="Reverse the sort order"),
-        Binding("c", "toggle_chart", "Chart", id="bench.chart",
+        Binding("c", "toggle_chart", "Chart", id="bench.chart", show=False,  # the chart's title names it
                 tooltip="Chart efficiency, tokens/s or the concurrency sweep's peak, in turn"),
         Binding("v", "toggle_coverage", "Coverage", id="bench.coverage",
                 tooltip="Show or hide the coverage pane (below 100 columns it takes the table's place)"),
-        Binding("x", "export", "Export", id="bench.export",
-                tooltip="Write the table as CSV, JSON or Markdown (the file's ending chooses)"),
-        Binding("i", "import_db", "Import", id="bench.import",
-                tooltip="Import the old tool's benchmark-database.json"),
-        Binding("E", "export_db", "Export DB", id="bench.export_db", show=False,
-                tooltip="Write every run as a benchmark-database.json (the old tool's format)"),
-        Binding("R", "recommend", "Recommend", id="bench.recommend", show=False,
+        Binding("x", "export", "Export table", id="bench.export",
+                tooltip="Write the rows shown as CSV, JSON or Markdown (the file's ending chooses)"),
+        Binding("E", "export_db", "Export runs", id="bench.export_db",
+                tooltip="Write every run to a benchmark-database.json (the old tool's format)"),
+        Binding("i", "import_db", "Import runs", id="bench.import",
+                tooltip="Import the runs of a benchmark-database.json (the old tool's format)"),
+        Binding("R", "recommend", "Recommend", id="bench.recommend",
                 tooltip="Recommend a GPU type and model for a task and budget"),
-        Binding("escape", "back", "Back", id="bench.back", tooltip="Back to the previous screen"),
+        # Not in the footer, so the screen's own keys fit at 80 columns; escape goes back on every screen.
+        Binding("escape", "back", "Back", id="bench.back", show=False, tooltip="Back to the previous screen"),
     ]
 
     def __init__(self, context: "AppContext") -> None:
@@ -107,7 +110,7 @@ class BenchmarksScreen(Screen[None]):
                     yield BarChart(id="bench-chart")
             with VerticalScroll(id="bench-coverage-box"):
                 yield Static("", id="bench-coverage", markup=False)
-        yield Footer()
+        yield Footer(compact=True)  # every key fits at 80 columns
 
     def on_mount(self) -> None:
         bar = self.query_one(TopBar)
@@ -163,7 +166,7 @@ class BenchmarksScreen(Screen[None]):
         self.query_one("#bench-main").border_title = (
             "No runs yet" if empty else f"{len(self.rows)} configuration{'s' if len(self.rows) != 1 else ''}")
         chart_box = self.query_one("#bench-chart-box")
-        chart_box.border_title = CHART_METRICS[self.chart_metric]
+        chart_box.border_title = f"{CHART_METRICS[self.chart_metric]} · c switches"
         fmt = "{:.1f}"
         self.query_one(BarChart).set_bars(chart_bars(self.rows, self.chart_metric), fmt)
         if not self.rows and self.runs:
@@ -237,23 +240,28 @@ class BenchmarksScreen(Screen[None]):
     # --- files ----------------------------------------------------------------------------------
 
     def action_export(self) -> None:
+        folder = self.context.exports_dir()
+
         def chosen(path: str | None) -> None:
             if path:
-                self.export_table(list(self.rows), path, export_format(path) or "csv")
+                self.export_table(list(self.rows), folder, path, export_format(path) or "csv")
 
         self.app.push_screen(PathDialog(
-            "Export the comparison table", "The ending chooses the format: .csv, .json or .md. "
-            "Only the rows shown (with these filters) are written.", "benchmarks.csv", check_export_path), chosen)
+            "Export table", "The ending chooses the format: .csv, .json or .md. "
+            "Only the rows shown (with these filters) are written.", display_path(folder / "benchmarks.csv"),
+            partial(check_export_path, exports=folder)), chosen)
 
     def action_export_db(self) -> None:
+        folder = self.context.exports_dir()
+
         def chosen(path: str | None) -> None:
             if path:
-                self.export_db(path)
+                self.export_db(folder, path)
 
         self.app.push_screen(PathDialog(
-            "Export every run (benchmark-database.json)",
+            "Export runs (benchmark-database.json)",
             "The old tool's format: it can import this file, and so can maider-tui.",
-            "benchmark-database.json", check_file_path), chosen)
+            display_path(folder / "benchmark-database.json"), partial(check_file_path, exports=folder)), chosen)
 
     def action_import_db(self) -> None:
         def chosen(path: str | None) -> None:
@@ -261,33 +269,40 @@ class BenchmarksScreen(Screen[None]):
                 self.import_db(path)
 
         self.app.push_screen(PathDialog(
-            "Import a benchmark database", "A benchmark-database.json from the old tool (version 1.0). "
+            "Import runs", "A benchmark-database.json from the old tool (version 1.0). "
             "A malformed file imports nothing.", "benchmark-database.json",
             lambda p: None if p.strip() else "Type the path of the file."), chosen)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="bench-file", description="Export the table")
-    def export_table(self, rows: list[ComparisonRow], path: str, fmt: str) -> None:
+    def export_table(self, rows: list[ComparisonRow], folder: Path, path: str, fmt: str) -> None:
         from ...bench.export import ExportError, export_rows
+        from ...ops.exports import prepare
 
         try:
-            target = export_rows(rows, path, fmt)
+            target = export_rows(rows, prepare(folder, path), fmt)
         except ExportError as exc:
             self.post_message(FileDone(str(exc), ok=False))
             return
-        self.post_message(FileDone(f"Wrote {len(rows)} rows as {fmt} to {target}.", ok=True))
+        except OSError as exc:  # the exports folder could not be made
+            reason = exc.strerror or str(exc)
+            self.post_message(FileDone(f"Cannot make {folder}: {reason}. Choose another path.", ok=False))
+            return
+        self.post_message(FileDone(f"Wrote {plural(len(rows), 'row')} as {fmt} to {target}.", ok=True))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="bench-file", description="Export the runs")
-    def export_db(self, path: str) -> None:
+    def export_db(self, folder: Path, path: str) -> None:
         from ...bench.dbjson import export_database
+        from ...ops.exports import prepare
 
-        target = Path(path).expanduser()
+        target = Path(path)
         try:
+            target = prepare(folder, path)
             count = export_database(self.context.store, target)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             self.post_message(FileDone(f"Cannot write {target}: {reason}. Choose another path.", ok=False))
             return
-        self.post_message(FileDone(f"Wrote {count} runs to {target}.", ok=True))
+        self.post_message(FileDone(f"Wrote {plural(count, 'run')} to {target}.", ok=True))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="bench-file", description="Import runs")
     def import_db(self, path: str) -> None:
@@ -306,7 +321,7 @@ class BenchmarksScreen(Screen[None]):
             self.post_message(FileDone(f"Nothing imported: cannot read {target} ({reason}).", ok=False))
             return
         skipped = f"; {report.skipped} already here" if report.skipped else ""
-        self.post_message(FileDone(f"Imported {report.imported} runs from {target.name}{skipped}.", ok=True,
+        self.post_message(FileDone(f"Imported {plural(report.imported, 'run')} from {target.name}{skipped}.", ok=True,
                                    changed=report.imported > 0))
 
     def on_file_done(self, message: FileDone) -> None:
@@ -321,7 +336,7 @@ class BenchmarksScreen(Screen[None]):
         yield from key_commands(self, "bench", {
             "cycle_filter('gpu')": "filter by GPU type", "cycle_filter('model')": "filter by model size",
             "cycle_filter('task')": "filter by task", "cycle_sort": "sort by the next column",
-            "reverse": "reverse the sort", "toggle_chart": "chart tokens/s or efficiency",
+            "reverse": "reverse the sort", "toggle_chart": "chart efficiency, tokens/s or peak",
             "toggle_coverage": "show or hide coverage", "export": "export table (CSV, JSON, Markdown)",
-            "import_db": "import benchmark-database.json", "export_db": "export every run as JSON",
-            "recommend": "recommend a GPU and model"})
+            "import_db": "import runs", "export_db": "export runs",
+            "recommend": "recommend"})

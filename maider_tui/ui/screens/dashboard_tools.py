@@ -38,7 +38,8 @@ class ClientTools:
     def aider(self) -> None:
         screen = self.screen
         if shutil.which("aider") is None:
-            screen.notify("aider is not installed: pipx install aider-chat", title="Aider", severity="error")
+            screen.notify("aider is not installed: install it with `pipx install aider-chat`, then press a again.",
+                          title="Aider", severity="error")
             return
         self._run(["bash", "-c", aider_command(screen.context.paths, screen.session)], "aider")
 

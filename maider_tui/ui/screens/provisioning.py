@@ -25,6 +25,7 @@ from textual.widgets import Footer, ProgressBar, RichLog, Static
 from ...paths import styles_dir
 from ...ops.events import FailedEvent, HealEvent, LogEvent, ReadyEvent, StageEvent, WarningEvent
 from ...ops.naming import session_name
+from ...words import plural
 from ...ops.readiness import STAGES
 from ..commands import PaletteCommand, key_commands
 from ..dialogs.confirm import ConfirmDialog
@@ -196,7 +197,7 @@ class ProvisioningScreen(Screen[None]):
         elif isinstance(event, ReadyEvent):
             self.ready = True
             self.write(log, f"Ready at {event.endpoint} in {event.elapsed_s:.0f} s"
-                            + (f" after {event.heals} heal(s)" if event.heals else ""), "bold")
+                            + (f" after {plural(event.heals, 'heal')}" if event.heals else ""), "bold")
             self.call_later(self.open_dashboard)
         elif isinstance(event, FailedEvent) and self.failed is None:
             self.show_failure(event)

@@ -21,7 +21,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, ProgressBar, Static
 
-from ...paths import styles_dir
+from ...paths import display_path, styles_dir
 from ..commands import PaletteCommand, key_commands
 from ...ops.validate import (FULL_SECTIONS, QUICK_SECTIONS, ValidationProgress, full_validation, head_view,
                              quick_check)
@@ -226,7 +226,8 @@ class ValidationScreen(Screen[None]):
         box.display = True
         path = self.query_one("#val-path", Input)
         if not path.value and self.report is not None:
-            path.value = f"validation-{self.session}-{self.report.kind}.md"
+            name = f"validation-{self.session}-{self.report.kind}.md"
+            path.value = display_path(self.context.exports_dir() / name)
         path.focus()
 
     def action_back(self) -> None:
@@ -246,11 +247,12 @@ class ValidationScreen(Screen[None]):
         if not raw:
             self._say("Type a path for the Markdown file, then press enter.", error=True)
             return
+        from ...ops.exports import prepare
         from ...ops.validate_report import write_report
 
         path = Path(raw)
         try:
-            path = path.expanduser()
+            path = await asyncio.to_thread(prepare, self.context.exports_dir(), raw)
             await asyncio.to_thread(write_report, path, text)
         except (OSError, ValueError, RuntimeError) as exc:  # also a NUL in the name, an unknown ~user
             reason = getattr(exc, "strerror", None) or exc

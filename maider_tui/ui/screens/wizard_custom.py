@@ -95,10 +95,11 @@ class CustomModelPane(Vertical):
             yield Input(id="hf-params", placeholder="total parameters, billions", classes="field-input")
         yield Static("", id="custom-message", markup=False)
         with Vertical(id="manual"):
-            for field_id, label, _ in MANUAL_FIELDS:
+            for field_id, label, key in MANUAL_FIELDS:
                 with Horizontal(classes="field-row"):
                     yield Label(label, classes="field-label")
-                    yield Input(id=field_id, classes="field-input")
+                    yield Input(id=field_id, classes="field-input",
+                                placeholder=key or "total parameters, billions")
 
     def on_mount(self) -> None:
         self.show_params(False)
@@ -165,7 +166,8 @@ class CustomModelPane(Vertical):
         try:
             spec = await hf.model_spec(model_id, token=token, base_url=base_url, params_b=params)
         except hf.HfError as exc:
-            self.say(f"{exc.message}\nThe form below takes the shape from the model card; enter uses it.")
+            self.say(f"{exc.message}\nFill in the form below from the model's config.json on Hugging Face "
+                     "(each box names its key there), then press enter.")
             self.show_manual(True)
             self.query_one("#m-layers", Input).focus()
             return

@@ -11,6 +11,7 @@ from textual.widgets import RichLog
 
 from ...ops.events import (DestroyedEvent, FailedEvent, HealEvent, LogEvent, ReadyEvent, RolledBackEvent,
                            StageEvent, WarningEvent, WatchdogEvent)
+from ...words import duration, plural
 
 
 def event_text(event: Any) -> str:
@@ -25,13 +26,13 @@ def event_text(event: Any) -> str:
         return f"warning: {event.message}"
     if isinstance(event, ReadyEvent):
         return f"ready at {event.endpoint} in {event.elapsed_s:.0f} s" + (
-            f" ({event.heals} heal(s))" if event.heals else "")
+            f" ({plural(event.heals, 'heal')})" if event.heals else "")
     if isinstance(event, FailedEvent):
         return f"failed at {event.stage}: {event.message}"
     if isinstance(event, DestroyedEvent):
-        return f"destroyed: {event.hours:.2f} h, ${event.cost_usd:.2f}"
+        return f"destroyed: {duration(event.hours)}, ${event.cost_usd:.2f}"
     if isinstance(event, WatchdogEvent):
-        return f"watchdog {event.state}: {event.message}"
+        return f"watchdog: {event.message}"  # the message says the state in words
     if isinstance(event, RolledBackEvent):
         return event.message
     return str(event)
