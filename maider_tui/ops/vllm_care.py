@@ -7,6 +7,8 @@ the app's LiveSessions and the session's name, and raises CareError with a sente
 
 from __future__ import annotations
 
+import asyncio
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -99,14 +101,18 @@ async def apply_heal(live: LiveSessions, name: str, config: VllmConfig, change: 
     live.store.add_event(name, "heal", f"heal now: {change}", {"change": change})
 
 
-def remember_tokens(live: LiveSessions, name: str, tokens: int) -> bool:
+async def remember_tokens(live: LiveSessions, name: str, tokens: int) -> bool:
     """Keep the tokens vLLM reports generated, so a receipt written without a reachable vLLM still
-    has the last count seen. False (nothing written) once the session has ended."""
-    record = live.store.get_session(name)
-    if record is None or record.ended:
-        return False
-    live.store.update_session(name, tokens_generated=tokens)
-    return True
+    has the last count seen. False (nothing written) once the session has ended. In a thread: a
+    database another program holds must not stop the caller's loop."""
+    def remember() -> bool:
+        record = live.store.get_session(name)
+        if record is None or record.ended:
+            return False
+        live.store.update_session(name, tokens_generated=tokens)
+        return True
+
+    return await asyncio.to_thread(remember)
 
 
 async def forward_webui(live: LiveSessions, name: str) -> str | None:

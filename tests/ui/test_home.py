@@ -453,3 +453,45 @@ asyncio.run(main())
     assert out.returncode == 0, out.stderr
     rows, emoji_loaded = out.stdout.strip().splitlines()[-1].split()
     assert int(rows) > 0 and emoji_loaded == "False"
+
+
+async def test_keys_answer_while_the_sessions_are_read(make_context, clock):
+    """The sessions table is read off the UI loop: with the read held (a slow disk, another program
+    busy with the file), a key still opens its screen, and the rows follow once the read is back.
+    (The read ran on the UI loop: nothing answered until it returned.)"""
+    import asyncio
+    import threading
+
+    from maider_tui.ui.screens.recommend import RecommendScreen
+
+    context = make_context()
+    add_sample_sessions(context.store, clock.now())
+    release, reading = threading.Event(), threading.Event()
+    list_sessions = context.store.list_sessions
+
+    def held_read(**options):
+        reading.set()
+        release.wait(3)
+        try:
+            return list_sessions(**options)
+        finally:
+            reading.clear()
+
+    context.store.list_sessions = held_read
+    app = MaiderApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        try:
+            for _ in range(100):
+                if reading.is_set():
+                    break
+                await asyncio.sleep(0.02)
+            await pilot.press("R")
+            await pilot.pause()
+            answered_during_the_read = isinstance(app.screen, RecommendScreen) and reading.is_set()
+        finally:
+            release.set()
+        assert answered_during_the_read
+        await pilot.press("escape")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.screen.query_one(DataTable).row_count == 3

@@ -11,7 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 if TYPE_CHECKING:
-    from maider_tui.store import SessionRecord
+    from maider_tui.ops.views import SessionRecord
     from maider_tui.settings import WatchdogSettings
 
 

@@ -17,7 +17,6 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 if TYPE_CHECKING:
-    from maider_tui.store import Store
     from ...cloud.base import Provider
     from ...secrets import Secrets
 
@@ -41,17 +40,6 @@ def _linode_provider(token: str) -> "Provider":
     from ...cloud.linode import LinodeProvider  # lazy: linode_api4 is slow to import
 
     return LinodeProvider(token)
-
-
-def linode_factory(store: Store | None = None, clock: Any = None) -> Callable[[str], "Provider"]:
-    """A provider factory whose Linode providers cache in `store` and time with `clock`."""
-
-    def make(token: str) -> "Provider":
-        from ...cloud.linode import LinodeProvider
-
-        return LinodeProvider(token, store=store, clock=clock)
-
-    return make
 
 
 class TokenDialog(ModalScreen["Provider | None"]):

@@ -19,7 +19,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Footer, Log, ProgressBar, RadioButton, RadioSet, Static
 
 from ...paths import styles_dir
-from ...ops.bench_run import BenchError, BenchOutcome, BenchProgressEvent, BenchTarget, run_benchmark
+from ...ops.bench_run import BenchError, BenchOutcome, BenchProgressEvent, BenchTarget
+from ...ops.views import Views
 from ..messages import BenchmarksChanged
 
 if TYPE_CHECKING:
@@ -135,9 +136,8 @@ class BenchRunScreen(ModalScreen[None]):
             watchdog.hold("benchmark")
         try:
             target = BenchTarget.from_live(self.live)
-            outcome = await run_benchmark(
-                target, category=category, store=self.context.store, clock=self.context.clock,
-                emit=lambda event: self.post_message(BenchProgress(event)), concurrency_sweep=sweep,
+            outcome = await Views(self.context).run_benchmark(
+                target, category=category, emit=lambda event: self.post_message(BenchProgress(event)), concurrency_sweep=sweep,
                 max_tokens_scale=self.max_tokens_scale)
         except BenchError as exc:
             self.post_message(BenchFinished(None, str(exc)))

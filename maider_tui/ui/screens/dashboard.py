@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from ...ops.launch_plan import SessionHandle
     from ...ops.live import LiveSessions
     from ...ops.watchdog import Watchdog
-    from ...store import SessionRecord
+    from ...ops.views import SessionRecord
 
 # /metrics + /health scrape period: two requests through the tunnel each time, so not too often.
 # Re-armed only after the previous scrape returned: scrapes never overlap.
@@ -83,9 +83,15 @@ class DashboardScreen(Screen[None]):
     # a full redraw of every widget once or twice a second.
     state: reactive[DashboardState] = reactive(DashboardState(0.0), init=False, repaint=False)
 
-    def __init__(self, context: AppContext, live: LiveSessions | None, name: str, *, stream: bool = True) -> None:
+    def __init__(self, context: AppContext, live: LiveSessions | None, name: str, *, stream: bool = True,
+                 record: SessionRecord | None = None) -> None:
+        """`record`: the session as read just before (else its live handle's, until the first read)."""
         super().__init__()
         self.context, self.live, self.session = context, live, name
+        handle = live.get(name) if live is not None else None
+        if record is None and handle is not None and handle.handle is not None:
+            record = handle.handle.record
+        self._record = record
         self.pacer = FramePacer(context.clock, stream=stream)  # one frame per GPU sample
         self.problem: str | None = None
         self.feed = SessionFeed(self)  # the connection, telemetry, metrics
@@ -107,14 +113,14 @@ class DashboardScreen(Screen[None]):
 
     @property
     def record(self) -> "SessionRecord | None":
-        store = self.context.store
-        if store is None:
-            return None
-        # Read every second for the panels: read again only when the database changed since.
-        version = (store, store.version())
-        if version != self._record_version:
-            self._record, self._record_version = store.get_session(self.session), version
+        """The session as last read (in a worker, every second, again only when the database changed)."""
         return self._record
+
+    def record_read(self, record: SessionRecord | None) -> None:
+        """The feed read the session again and it changed: the panels show it."""
+        self._record = record
+        if self._panels_ready:
+            self.watch_state(self.state, self.state)
 
     @property
     def handle(self) -> SessionHandle | None:
@@ -167,7 +173,7 @@ class DashboardScreen(Screen[None]):
         for selector, title in (("#gpus-box", "GPUs"), ("#vllm", "vLLM"), ("#cost", "Cost"),
                                 ("#watchdog", "Watchdog"), ("#endpoint", "Endpoint"), ("#log", "Log")):
             self.query_one(selector).border_title = title
-        self._fill_log()
+        self.feed.read_history()
         self._panels_ready = True  # `is_mounted` turns true only after this handler: draw the panels now
         self.watch_state(self.state, self.state)
         self.set_interval(1.0, self._tick)
@@ -190,14 +196,6 @@ class DashboardScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < NARROW, "-narrow")
-
-    def _fill_log(self) -> None:
-        """History from the store, then what this process saw that the store does not hold."""
-        from ...ops.events import session_history
-
-        pane, live = self.query_one(LogPane), self.live.get(self.session) if self.live is not None else None
-        for message, ts in session_history(self.context.store, self.session, list(live.events) if live else ()):
-            pane.add(message, ts)
 
     # --- keys ------------------------------------------------------------------------------------
 
@@ -298,10 +296,7 @@ class DashboardScreen(Screen[None]):
         return self.feed.webui_url
 
     _panels_ready = False  # set in on_mount: before it, the panels are not there to patch
-    _record: "SessionRecord | None" = None
     _tokens_at: float | None = None  # when the vLLM reading shown was first drawn
-    _record_version: tuple | None = None  # the store and its version `_record` was read at
-    _tokens_saved: int | None = None
 
     def on_telemetry(self, message: Telemetry) -> None:
         self.show_telemetry(message.snapshot)
@@ -332,13 +327,11 @@ class DashboardScreen(Screen[None]):
         if changes is not None:
             self._set(**changes)
         tokens = reading.tokens_generated
-        if tokens and tokens != self._tokens_saved and self.live is not None:
-            from ...ops.vllm_care import remember_tokens
-
-            if remember_tokens(self.live, self.session, tokens):
-                self._tokens_saved = tokens
+        if tokens and self.live is not None:
+            self.feed.remember_tokens(tokens)
 
     def _tick(self) -> None:
+        self.feed.read_record()
         # The clock, cost and countdown move once a second, drawn with each GPU sample; the tick
         # draws only when no sample does (see FramePacer).
         changes = self.pacer.tick(self.state.now)

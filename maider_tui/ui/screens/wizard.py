@@ -78,6 +78,7 @@ class WizardScreen(Screen[None]):
         self.custom_open = False
         self.rows: list[Choice] = []
         self._wanted: str | None = None  # the row to highlight once the list is drawn
+        self.taken: set[str] = set()  # the session names in use, read in a worker
         self._empty = ""  # what to say when the step has nothing to list
         self._review_key: tuple | None = None
         self._profiles: dict[str, Profile] | None = None
@@ -109,6 +110,7 @@ class WizardScreen(Screen[None]):
         self.query_one("#custom").border_title = "Custom model"
         self.show_step()
         self.find_token()
+        self.read_taken()
 
     # --- data -----------------------------------------------------------------------------------
 
@@ -119,9 +121,9 @@ class WizardScreen(Screen[None]):
                                                                         "linode_token"):
             self.load_catalog()
             return
-        from ..dialogs.token import TokenDialog, linode_factory
+        from ..dialogs.token import TokenDialog
 
-        factory = self.provider_factory or linode_factory(self.context.store, self.context.clock)
+        factory = self.provider_factory or self.context.linode_factory()
         self.app.push_screen(TokenDialog(self.context.secrets, provider_factory=factory), self._token_given)
 
     def _token_given(self, provider: "Provider | None") -> None:
@@ -374,8 +376,15 @@ class WizardScreen(Screen[None]):
     # --- review and launch ------------------------------------------------------------------------
 
     def taken_names(self) -> set[str]:
-        store = self.context.store
-        return set(store.session_names()) if store is not None else set()
+        """The session names in use, as last read (a launch under a name taken since is refused when
+        it reserves the name)."""
+        return self.taken
+
+    @work(exclusive=True, exit_on_error=False, group="wizard-names", description="Read the session names")
+    async def read_taken(self) -> None:
+        from ...ops.views import Views
+
+        self.taken = await Views(self.context).session_names()
 
     def chosen(self) -> tuple[Region, FitReport] | None:
         """The region and the fit the review plans with; None (and back to the first step missing one)
@@ -397,6 +406,7 @@ class WizardScreen(Screen[None]):
         self._review_key = key
         from ...profiles import describe, profile_for
 
+        self.read_taken()  # again, for the launch
         name = session_name(report.model.id, self.context.clock.now(), self.taken_names())
         # The model's profile flags appear in the editable fields, so the user sees and can change them.
         profile, _ = profile_for(report.model.id, self.context.paths)
