@@ -15,7 +15,7 @@ from typing import Any
 from maider_tui.clock import Clock
 from maider_tui.remote.gpu import GpuSnapshot, TelemetryReader, nvidia_smi_command
 from maider_tui.remote.ssh import SshClosed, SshError
-from maider_tui.remote.vllm import VllmMetrics
+from maider_tui.remote.vllm_metrics import VllmMetrics
 
 DEFAULT_BACKOFF: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
 StatusSink = Callable[[str], None]
