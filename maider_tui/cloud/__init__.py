@@ -11,6 +11,7 @@ from maider_tui.cloud.base import (
     is_session_vm,
     made_elsewhere,
     session_tag,
+    session_vms,
 )
 from maider_tui.cloud.errors import ProviderError, from_api_error, label_taken
 from maider_tui.cloud.linode import LinodeProvider
@@ -30,4 +31,5 @@ __all__ = [
     "made_elsewhere",
     "label_taken",
     "session_tag",
+    "session_vms",
 ]

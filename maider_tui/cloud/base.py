@@ -41,6 +41,12 @@ def is_session_vm(vm: "Vm", name: str, home: str) -> bool:
     return vm.label == name and session_tag(name) in vm.tags and not made_elsewhere(vm.tags, home)
 
 
+async def session_vms(provider: "Provider", name: str, home: str) -> "list[Vm]":
+    """The VMs of this home's session `name` found by label and tag (a create whose reply was lost,
+    or made by a run that died before it recorded the id); never another home's."""
+    return [vm for vm in await provider.list(SESSION_TAG) if is_session_vm(vm, name, home)]
+
+
 def session_tag(label: str) -> str:
     """The per-session tag; Linode caps tags at 50 characters, so a long session name is cut."""
     return f"{SESSION_TAG_PREFIX}{label}"[:50]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from maider_tui import catalog
 from maider_tui.clock import Clock
-from maider_tui.cloud import SESSION_TAG, Provider, ProviderError, home_tag, is_session_vm
+from maider_tui.cloud import Provider, ProviderError, home_tag, session_vms
 from maider_tui.ops.events import DestroyedEvent, EventSink, FailedEvent, LogEvent
 from maider_tui.ops.receipt import Receipt, make_receipt
 from maider_tui.ops.session_files import remove_ssh_entry, session_dir
@@ -105,7 +105,7 @@ async def destroy_session(name: str, *, provider: Provider, store: Store, clock:
 async def _by_label(provider: Provider, name: str, home: str) -> list[int]:
     """VMs of a session that never recorded its id: its create may have reached the API anyway.
     Never another home's VM of the same name."""
-    return [vm.id for vm in await provider.list(SESSION_TAG) if is_session_vm(vm, name, home)]
+    return [vm.id for vm in await session_vms(provider, name, home)]
 
 
 def _failed(store: Store, emit: EventSink, name: str, stage: str, err: ProviderError) -> None:

@@ -14,9 +14,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Callable
 
 from maider_tui.clock import Clock
-from maider_tui.cloud import (
-    SESSION_TAG, CreateSpec, Provider, ProviderError, Vm, home_tag, is_session_vm, label_taken,
-)
+from maider_tui.cloud import CreateSpec, Provider, ProviderError, Vm, home_tag, label_taken, session_vms
 from maider_tui.deploy import cloud_init, compose
 from maider_tui.log import register_secret
 from maider_tui.models import VllmConfig
@@ -223,8 +221,7 @@ class _Launch:
             if vm is None:
                 self.warn(f"The VM {self.instance_id} of {self.name} is gone; renting a new one.")
             return vm
-        home = home_tag(self.paths.data_dir)
-        found = [vm for vm in await self.provider.list(SESSION_TAG) if is_session_vm(vm, self.name, home)]
+        found = await session_vms(self.provider, self.name, home_tag(self.paths.data_dir))
         return found[0] if found else None
 
     def _keys(self, vm_exists: bool) -> tuple[str, str, KeyPair | None]:
@@ -267,8 +264,7 @@ class _Launch:
         except ProviderError as err:
             if not label_taken(err):
                 raise
-            home = home_tag(self.paths.data_dir)
-            found = [vm for vm in await self.provider.list(SESSION_TAG) if is_session_vm(vm, self.name, home)]
+            found = await session_vms(self.provider, self.name, home_tag(self.paths.data_dir))
             if not found:  # another home's session, or not ours at all: never take it over
                 raise StageFailed("create", f"Another VM of this Linode account is labelled {self.name} "
                                             "(made elsewhere); launch again under another session name.") from None
