@@ -24,9 +24,12 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .userfiles import UnusableFile, parse_toml, read_text_capped
+
+if TYPE_CHECKING:
+    from .paths import AppPaths
 
 # key -> (type check, what the type should be, for the problem message)
 _KEYS: dict[str, tuple[Any, str]] = {
@@ -140,7 +143,7 @@ def load_profiles(directory: Path) -> tuple[dict[str, Profile], list[str]]:
     return profiles, problems
 
 
-def profile_for(model_id: str, paths: Any) -> tuple[Profile, list[str]]:
+def profile_for(model_id: str, paths: AppPaths) -> tuple[Profile, list[str]]:
     """The profile `model_id` launches with (built-in, then the user's files), and any file problems."""
     profiles, problems = load_profiles(Path(paths.profiles_dir))
     return profiles.get(model_id, builtin_profile(model_id)), problems

@@ -11,7 +11,7 @@ this module never destroys anything. See docs/provisioning.md.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from maider_tui.clock import Clock
 from maider_tui.cloud import CreateSpec, Provider, ProviderError, Vm, home_tag, label_taken, session_vms
@@ -60,7 +60,7 @@ async def provision(plan: LaunchPlan | None, *, provider: Provider, store: Store
                     settings: Settings, clock: Clock, emit: EventSink, hf_token: str | None,
                     limits: ReadinessLimits | None = None,
                     resume_from: SessionRecord | None = None,
-                    claim: Callable[[str], Any] | None = None) -> SessionHandle:
+                    claim: Callable[[str], object] | None = None) -> SessionHandle:
     """Launch `plan` (or resume `resume_from`, whose plan is rebuilt when `plan` is None) to ready.
 
     Raises ProvisionFailed after a FailedEvent (session "failed", the VM left running). Cancelling
@@ -83,7 +83,7 @@ class _Launch:
 
     def __init__(self, plan: LaunchPlan, provider: Provider, store: Store, paths: AppPaths, clock: Clock,
                  emit: EventSink, hf_token: str | None, limits: ReadinessLimits,
-                 resume: SessionRecord | None, claim: Callable[[str], Any] | None = None) -> None:
+                 resume: SessionRecord | None, claim: Callable[[str], object] | None = None) -> None:
         self.plan, self.provider, self.store, self.paths, self.claim = plan, provider, store, paths, claim
         self.clock, self.emit, self.limits, self.resume, self.hf_token = clock, emit, limits, resume, hf_token
         self.name = resume.name if resume else (plan.name or "")
@@ -272,7 +272,7 @@ class _Launch:
                      "landed meanwhile); carrying on with it")
             return found[0]
 
-    async def _settled(self, create: Any) -> Vm:
+    async def _settled(self, create: Awaitable[Vm]) -> Vm:
         """The create's answer, even when this launch is cancelled meanwhile (a destroy, a quit): the
         call runs on in its thread and may yet make a VM, which must be recorded before stopping."""
         call = asyncio.ensure_future(create)

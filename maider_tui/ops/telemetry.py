@@ -10,18 +10,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from maider_tui.clock import Clock
 from maider_tui.remote.gpu import GpuSnapshot, TelemetryReader, nvidia_smi_command
-from maider_tui.remote.ssh import SshClosed, SshError
+from maider_tui.remote.ssh import SshClosed, SshError, SshSession
 from maider_tui.remote.vllm_metrics import VllmMetrics
 
 DEFAULT_BACKOFF: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
 StatusSink = Callable[[str], None]
 
 
-async def gpu_snapshots(ssh: Any, *, gpu_count: int | None, clock: Clock, interval_ms: int = 1000,
+async def gpu_snapshots(ssh: SshSession, *, gpu_count: int | None, clock: Clock, interval_ms: int = 1000,
                         backoff: Sequence[float] = DEFAULT_BACKOFF,
                         on_status: StatusSink | None = None) -> AsyncIterator[GpuSnapshot]:
     """One `GpuSnapshot` per nvidia-smi tick, for as long as the caller iterates.

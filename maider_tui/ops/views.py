@@ -74,7 +74,8 @@ class Views:
     async def session_names(self) -> set[str]:
         return await self._read(lambda store: store.session_names(), set())
 
-    async def sessions_if_changed(self, since: Version | None) -> tuple[Version | None, list[SessionRecord] | None]:
+    async def sessions_if_changed(self, since: Version | None
+                                  ) -> tuple[Version | None, list[SessionRecord] | None]:
         """(the version now, every session) or, while nothing was committed since `since`, (since, None)."""
         def read(store: Store) -> tuple[Version | None, list[SessionRecord] | None]:
             version = (store, *store.version())

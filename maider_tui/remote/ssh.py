@@ -22,14 +22,15 @@ import asyncssh
 from maider_tui.clock import Clock, SystemClock
 
 from .ssh_errors import (
-    AuthRefused, HostKeyMismatch, RemoteFileError, SshClosed, SshDropped, SshError, SshTimeout, SshUnreachable,
+    AuthRefused, HostKeyMismatch, RemoteFileError, SshClosed, SshDropped, SshError, SshTimeout,
+    SshUnreachable,
 )
-from .ssh_keys import KeyPair, generate_keypair, keypair_from_private, load_key
+from .ssh_keys import KeyLike, KeyPair, generate_keypair, keypair_from_private, load_key
 
 # The errors and keys live beside this module; importers name them from here as before.
 __all__ = [
-    "HOST_KEY_CHANGED", "AuthRefused", "HostKeyMismatch", "KeyPair", "RemoteFileError", "RunResult", "SshClosed",
-    "SshDropped", "SshError", "SshSession", "SshTimeout", "SshUnreachable", "generate_keypair",
+    "HOST_KEY_CHANGED", "AuthRefused", "HostKeyMismatch", "KeyPair", "RemoteFileError", "RunResult",
+    "SshClosed", "SshDropped", "SshError", "SshSession", "SshTimeout", "SshUnreachable", "generate_keypair",
     "keypair_from_private",
 ]
 
@@ -61,7 +62,7 @@ class SshSession:
     """
 
     def __init__(self, host: str, port: int = 22, *, username: str = "root",
-                 client_keys: Sequence[Any] = (), known_host_key: str, clock: Clock | None = None,
+                 client_keys: Sequence[KeyLike] = (), known_host_key: str, clock: Clock | None = None,
                  connect_timeout: float = 15, backoff: Sequence[float] = (0.5, 1, 2, 4, 8)) -> None:
         self.host, self.port, self.username = host, port, username
         self._keys = [load_key(k) for k in client_keys]
@@ -288,7 +289,7 @@ class SshSession:
             raise SshDropped(f"the SSH connection dropped while uploading {path}: {exc}") from None
 
     @staticmethod
-    async def _remove_leftovers(sftp: Any, folder: str, name: str) -> None:
+    async def _remove_leftovers(sftp: asyncssh.SFTPClient, folder: str, name: str) -> None:
         """Temporary files of earlier uploads of `name` that a dropped connection left behind."""
         try:
             entries = await sftp.listdir(folder or ".")

@@ -4,7 +4,8 @@ connection is verified against a key we pinned), and the forms a key may be give
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from pathlib import PurePath
+from typing import Union
 
 import asyncssh
 
@@ -36,13 +37,17 @@ def keypair_from_private(private_pem: str) -> KeyPair:
     return KeyPair(private_pem, key.export_public_key("openssh").decode().strip())
 
 
-def load_key(key: Any) -> Any:
+KeyLike = Union[KeyPair, str, PurePath, asyncssh.SSHKey]
+"""A key as given: a KeyPair, private PEM text, the path of a key file, or asyncssh's own key."""
+
+
+def load_key(key: KeyLike) -> asyncssh.SSHKey:
     """An asyncssh key from a key object, PEM text, a KeyPair or a path to a key file."""
     if isinstance(key, KeyPair):
         return key.private_key()
     if isinstance(key, str) and "PRIVATE KEY" in key:
         return asyncssh.import_private_key(key)
-    if isinstance(key, str) or hasattr(key, "__fspath__"):
+    if isinstance(key, (str, PurePath)):
         try:
             return asyncssh.read_private_key(key)
         except (OSError, asyncssh.KeyImportError) as exc:

@@ -23,8 +23,8 @@ from maider_tui.remote.vllm_metrics import VllmMetrics, parse_metrics
 from maider_tui.tls import shared_context
 
 # parse_metrics and VllmMetrics are named from here too (the contract `remote.vllm.parse_metrics`).
-__all__ = ["KEEPALIVE_S", "ChatCompletion", "ModelInfo", "StreamResult", "TokenEvent", "VllmClient", "VllmError",
-           "VllmMetrics", "parse_metrics"]
+__all__ = ["KEEPALIVE_S", "ChatCompletion", "ModelInfo", "StreamResult", "TokenEvent", "VllmClient",
+           "VllmError", "VllmMetrics", "parse_metrics"]
 
 # An idle connection is kept this long: past the dashboard's 5 s poll, so each poll reuses it (through
 # the tunnel, a new connection is a new SSH channel), and short of vLLM's own limit, which the compose

@@ -276,7 +276,8 @@ class SessionFlows:
 
     def quit(self) -> None:
         """Quit at once when nothing bills; else ask: keep the VMs (watched), destroy them all, or stay."""
-        self.app.run_worker(self._quit(), exclusive=True, group="quit", exit_on_error=False, description="Quit")
+        self.app.run_worker(self._quit(), exclusive=True, group="quit", exit_on_error=False,
+                            description="Quit")
 
     async def _quit(self) -> None:
         running = await self.running_sessions()

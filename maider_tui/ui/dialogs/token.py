@@ -7,7 +7,7 @@ the API's words (which never contain the token) and the keyring's reason.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from textual import work
 from textual.app import ComposeResult
@@ -132,7 +132,7 @@ class TokenDialog(ModalScreen["Provider | None"]):
         register_secret(token)  # before any request: even a refused token must never reach the log
         self.say("Checking the token with the API…", ok=True)
         try:
-            provider: Any = await asyncio.to_thread(self.provider_factory, token)
+            provider: Provider = await asyncio.to_thread(self.provider_factory, token)
             account = await provider.whoami()
         except ProviderError as exc:
             self.say(f"{exc.message.rstrip('.')}. Nothing was saved.")

@@ -8,7 +8,7 @@ runs (a benchmark the user started must not count as idle time) and releases it 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -25,6 +25,7 @@ from ..messages import BenchmarksChanged
 
 if TYPE_CHECKING:
     from ...context import AppContext
+    from ...ops.live import LiveSession
 
 CATEGORIES = (("all", "All 12 prompts"), ("coding", "Coding"), ("context_heavy", "Context-heavy"),
               ("reasoning", "Reasoning"))
@@ -72,7 +73,7 @@ class BenchRunScreen(ModalScreen[None]):
                 tooltip="Cancel a running benchmark (nothing is stored), or close"),
     ]
 
-    def __init__(self, context: "AppContext", live: Any, *, max_tokens_scale: float = 1.0) -> None:
+    def __init__(self, context: "AppContext", live: LiveSession, *, max_tokens_scale: float = 1.0) -> None:
         super().__init__()
         self.context, self.live = context, live
         self.max_tokens_scale = max_tokens_scale
@@ -137,7 +138,8 @@ class BenchRunScreen(ModalScreen[None]):
         try:
             target = BenchTarget.from_live(self.live)
             outcome = await Views(self.context).run_benchmark(
-                target, category=category, emit=lambda event: self.post_message(BenchProgress(event)), concurrency_sweep=sweep,
+                target, category=category, emit=lambda event: self.post_message(BenchProgress(event)),
+                concurrency_sweep=sweep,
                 max_tokens_scale=self.max_tokens_scale)
         except BenchError as exc:
             self.post_message(BenchFinished(None, str(exc)))

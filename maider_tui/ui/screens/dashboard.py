@@ -10,6 +10,7 @@ benchmark, validation) is asked for with a request message.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
@@ -39,6 +40,7 @@ from .dashboard_view import DashboardState, FramePacer, top_bar_title
 
 if TYPE_CHECKING:
     from ...context import AppContext
+    from ...ops.events import OpsEvent
     from ...ops.launch_plan import SessionHandle
     from ...ops.live import LiveSessions
     from ...ops.watchdog import Watchdog
@@ -97,7 +99,7 @@ class DashboardScreen(Screen[None]):
         self.feed = SessionFeed(self)  # the connection, telemetry, metrics
         self.serving = ServingChanges(self)  # heal, restart, switch model
         self.tools = ClientTools(self)  # aider, a shell, the aider command
-        self._unsubscribe: list[Any] = []
+        self._unsubscribe: list[Callable[[], None]] = []
         self.set_reactive(DashboardScreen.state, DashboardState(context.clock.now(), model=self.model()))
 
     # --- what the screen knows -------------------------------------------------------------------
@@ -314,7 +316,7 @@ class DashboardScreen(Screen[None]):
         self.query_one(LogPane).add(event_text(message.event), self.context.clock.now())
         self._set(model=self.model())
 
-    def _on_ops_event(self, event: Any) -> None:
+    def _on_ops_event(self, event: OpsEvent) -> None:
         if getattr(event, "session", None) == self.session:
             self.post_message(SessionEvent(event))
 

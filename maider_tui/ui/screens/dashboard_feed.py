@@ -8,7 +8,7 @@ and reports as messages posted to the screen: Attached, Telemetry, TelemetryStat
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from ...ops.telemetry import MetricsPoller, gpu_snapshots
 from ..messages import Attached, MetricsRead, Telemetry, TelemetryStatus, VllmLog
@@ -27,7 +27,7 @@ class SessionFeed:
         self.webui_url: str | None = None  # Open WebUI's local address once forwarded
         self._poller: MetricsPoller | None = None
         self._vllm_client: VllmClient | None = None
-        self._unsubscribe_ssh: Callable[[], Any] | None = None
+        self._unsubscribe_ssh: Callable[[], None] | None = None
         self._version: Version | None = None  # the database's version the screen's record was read at
         self._reading = False
         self._tokens_saved: int | None = None
@@ -164,7 +164,8 @@ class SessionFeed:
 
         screen = self.screen
         try:
-            version, record, changed = await Views(screen.context).session_if_changed(screen.session, self._version)
+            version, record, changed = await Views(screen.context).session_if_changed(screen.session,
+                                                                                      self._version)
         finally:
             self._reading = False
         self._version = version

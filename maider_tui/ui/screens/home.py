@@ -268,7 +268,8 @@ class HomeScreen(Screen[None]):
             self._read_again = True
             return
         self._reading = True
-        self.run_worker(self._read(), group="home-sessions", exit_on_error=False, description="Read the sessions")
+        self.run_worker(self._read(), group="home-sessions", exit_on_error=False,
+                        description="Read the sessions")
 
     async def _read(self) -> None:
         from ...ops.views import Views

@@ -159,7 +159,8 @@ class RecommendScreen(Screen[None]):
 
     def update_results(self) -> None:
         """Ask bench.recommend for the top three with the form's answers and list them."""
-        self.results = recommend(self.runs, task=self.form["task"], budget=self.form["budget"], size=self.form["size"],
+        self.results = recommend(self.runs, task=self.form["task"], budget=self.form["budget"],
+                                 size=self.form["size"],
                                  now=self.context.clock.now())
         colours = self.app.get_css_variables()
         options = self.query_one("#rec-results", OptionList)

@@ -43,7 +43,7 @@ class WizardSources:
             return
         screen.context.provider = provider  # the one the token was checked with
         self.load_catalog()
-        screen.post_message(AccountCheckRequested())  # the sessions screen behind learns about the account too
+        screen.post_message(AccountCheckRequested())  # the sessions screen behind learns of the account too
 
     def load_catalog(self, refresh: bool = False) -> None:
         """The provider's regions and GPU types (with `refresh`, asked again rather than cached)."""
@@ -56,7 +56,8 @@ class WizardSources:
         screen = self.screen
         provider = await asyncio.to_thread(screen.context.get_provider)
         if provider is None:
-            screen.loading_note = "No Linode token: add one (maider-tui token set linode) or set LINODE_TOKEN."
+            screen.loading_note = ("No Linode token: add one (maider-tui token set linode) "
+                                   "or set LINODE_TOKEN.")
             screen.redraw_lists()
             return
         try:

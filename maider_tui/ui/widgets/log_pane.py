@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from collections.abc import Iterable
-from typing import Any
+from datetime import datetime
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import RichLog
 
-from ...ops.events import (DestroyedEvent, FailedEvent, HealEvent, LogEvent, ReadyEvent, RolledBackEvent,
-                           StageEvent, WarningEvent, WatchdogEvent)
+from ...ops.events import (DestroyedEvent, FailedEvent, HealEvent, LogEvent, OpsEvent, ReadyEvent,
+                           RolledBackEvent, StageEvent, WarningEvent, WatchdogEvent)
 
 
-def event_text(event: Any) -> str:
+def event_text(event: OpsEvent) -> str:
     """One log line for an ops event, in the user's words."""
     if isinstance(event, StageEvent):
         return event.message
