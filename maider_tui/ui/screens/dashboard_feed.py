@@ -201,6 +201,10 @@ class SessionFeed:
     async def _remember_tokens(self, tokens: int) -> None:
         from ...ops.vllm_care import remember_tokens
 
-        live = self.screen.live
-        if live is not None and await remember_tokens(live, self.screen.session, tokens):
+        screen = self.screen
+        if screen.live is None:
+            return
+        record = await remember_tokens(screen.live, screen.session, tokens)
+        if record is not None:
             self._tokens_saved = tokens
+            screen.record_read(record)  # the count a receipt (and the cost panel, vLLM down) falls back on
