@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..store.errors import StoreError
 from ..store.records import BenchRunRecord, SessionRecord
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from ..store import Store
     from .events import OpsEvent
 
-__all__ = ["BenchRunRecord", "NoDatabaseError", "SessionRecord", "Views"]
+__all__ = ["BenchRunRecord", "NoDatabaseError", "SessionRecord", "StoreError", "Views"]
 
 T = TypeVar("T")
 
@@ -38,7 +39,8 @@ class NoDatabaseError(RuntimeError):
 
 
 class Views:
-    """Typed reads of `context`'s store for the screens; with no store, an empty answer."""
+    """Typed reads of `context`'s store for the screens; with no store, an empty answer. A read the
+    database refuses (another program holds it exclusively, the file broke) raises StoreError."""
 
     def __init__(self, context: AppContext) -> None:
         self.context = context

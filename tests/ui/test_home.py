@@ -495,3 +495,33 @@ async def test_keys_answer_while_the_sessions_are_read(make_context, clock):
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert app.screen.query_one(DataTable).row_count == 3
+
+
+async def test_a_read_the_database_refuses_keeps_the_rows_and_is_said_once(sample_app):
+    """Another program holding the file exclusively: the list keeps the rows it read last, and the
+    failure is said once, not once a second."""
+    from maider_tui.store import StoreError
+
+    app = sample_app
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        store, screen = app.context.store, app.screen
+        list_sessions = store.list_sessions
+
+        def refused(**options):
+            raise StoreError("the database is held by another program")
+
+        store.list_sessions = refused
+        store.update_session("qwen32b-20261122-093012", region="jp-osa")  # a change: the list reads again
+        for _ in range(3):
+            screen.refresh_sessions()
+            await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.query_one(DataTable).row_count == 3
+        said = [text for text in toasts(app, "error") if "Could not read the sessions" in text]
+        assert len(said) == 1 and "held by another program" in said[0]
+        store.list_sessions = list_sessions
+        screen.refresh_sessions()
+        await app.workers.wait_for_complete()
+        assert str(screen.query_one(DataTable).get_row("qwen32b-20261122-093012")[4]) == "jp-osa"

@@ -160,12 +160,14 @@ class SessionFeed:
                                    description="Read the session")
 
     async def _read_record(self) -> None:
-        from ...ops.views import Views
+        from ...ops.views import StoreError, Views
 
         screen = self.screen
         try:
             version, record, changed = await Views(screen.context).session_if_changed(screen.session,
                                                                                       self._version)
+        except StoreError:  # the record read last stays on screen; the next tick tries again
+            return
         finally:
             self._reading = False
         self._version = version

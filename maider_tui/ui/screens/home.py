@@ -119,6 +119,7 @@ class HomeScreen(Screen[None]):
         self._version: Version | None = None  # the database's version `records` were read at
         self._loaded = False  # read once: until then neither the table nor the welcome shows
         self._reading = self._read_again = False
+        self._read_failed = False  # the last read failed (said once, until one works again)
 
     def compose(self) -> ComposeResult:
         yield TopBar()
@@ -272,12 +273,20 @@ class HomeScreen(Screen[None]):
                         description="Read the sessions")
 
     async def _read(self) -> None:
-        from ...ops.views import Views
+        from ...ops.views import StoreError, Views
 
         try:
             while True:
                 self._read_again = False
-                version, records = await Views(self.context).sessions_if_changed(self._version)
+                try:
+                    version, records = await Views(self.context).sessions_if_changed(self._version)
+                except StoreError as exc:  # the rows read last stay; said once, not every second
+                    if not self._read_failed:
+                        self.notify(f"Could not read the sessions: {exc}. The list shows them as last read.",
+                                    title="Database", severity="error", timeout=30)
+                    self._read_failed = True
+                    return
+                self._read_failed = False
                 if records is not None or not self._loaded:
                     self.records, self._version, self._loaded = records or [], version, True
                     self.draw()
