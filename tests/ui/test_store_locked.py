@@ -58,7 +58,7 @@ async def test_keys_answer_while_the_account_checks_cache_write_waits_for_the_lo
 
     context = make_context()
     context.store.close()
-    context.store = open_store(paths.database, busy_timeout_s=1.5)
+    context.store = open_store(paths.database, busy_timeout_s=5.0)  # the lock ends at once after the key
     context.provider = sim_cloud.provider(store=context.store)
     writing = threading.Event()
     cache_put = context.store.cache_put
@@ -82,7 +82,10 @@ async def test_keys_answer_while_the_account_checks_cache_write_waits_for_the_lo
                 await asyncio.sleep(0.01)
             seen_waiting = writing.is_set()
             await pilot.press("R")
-            await pilot.pause()
+            for _ in range(100):  # a loaded machine may take a few frames to show it
+                if isinstance(app.screen, RecommendScreen):
+                    break
+                await pilot.pause(0.02)
             answered_during_the_write = isinstance(app.screen, RecommendScreen) and writing.is_set()
             other.execute("ROLLBACK")
             await app.workers.wait_for_complete()
