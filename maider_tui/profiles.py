@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .paths import AppPaths
 
 # key -> (type check, what the type should be, for the problem message)
-_KEYS: dict[str, tuple[Any, str]] = {
+_KEYS: dict[str, tuple[Callable[[object], bool], str]] = {
     "model": (lambda v: isinstance(v, str) and v.strip() != "", "a model id string"),
     "extra_args": (lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v), "a list of strings"),
     "env": (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()), "a table of strings"),

@@ -158,9 +158,9 @@ class LinodeProvider:
         name: str,
         refresh: bool,
         fetch: Callable[[], list[dict[str, Any]]],
-        build: Callable[[dict[str, Any]], Any],
-        builtin: Callable[[], list[Any]],
-    ) -> Catalogued[list[Any]]:
+        build: Callable[[dict[str, Any]], R],
+        builtin: Callable[[], list[R]],
+    ) -> Catalogued[list[R]]:
         key = f"linode:{name}@{self.base_url}"
         if not refresh:  # the database in a thread: another program may hold it for seconds
             cached = await asyncio.to_thread(self._cache_get, key)
