@@ -118,8 +118,8 @@ class MaiderApp(App[None]):
         return HomeScreen(self.context)
 
     def on_mount(self) -> None:
-        # The sessions table is drawn from the database alone; settings, the keyring and the account
-        # check (the files, keyring backends, the cloud client) wait until it is on screen.
+        # The sessions screen draws at once (its rows follow from a worker's read); settings, the keyring
+        # and the account check (the files, keyring backends, the cloud client) wait until it is on screen.
         self._first_frame = asyncio.Event()
         self.call_after_refresh(self._first_frame.set)
         self._start_up()
@@ -243,13 +243,16 @@ class MaiderApp(App[None]):
 
         self.push_screen(ProvisioningScreen(self.context, self.live, plan))
 
-    def open_dashboard(self, name: str) -> None:
-        """Show the dashboard of session `name`, on top of the sessions screen."""
+    async def open_dashboard(self, name: str) -> None:
+        """Show the dashboard of session `name`, on top of the sessions screen (its record read first,
+        off the UI loop, so the panels open with it)."""
+        from .ops.views import Views
         from .ui.screens.dashboard import DashboardScreen
 
+        record = await Views(self.context).session(name)
         while len(self.screen_stack) > 1 and not isinstance(self.screen, HomeScreen):
             self.pop_screen()
-        self.push_screen(DashboardScreen(self.context, self.live, name))
+        self.push_screen(DashboardScreen(self.context, self.live, name, record=record))
 
     def open_benchmarks(self) -> None:
         """Show the comparison table of every benchmark run."""
@@ -291,7 +294,8 @@ class MaiderApp(App[None]):
         self.start_launch(message.plan)
 
     def on_dashboard_requested(self, message: m.DashboardRequested) -> None:
-        self.open_dashboard(message.name)
+        self.run_worker(self.open_dashboard(message.name), exclusive=True, group="open-dashboard",
+                        exit_on_error=False, description="Open the dashboard")
 
     def on_resume_requested(self, message: m.ResumeRequested) -> None:
         self.flows.request_resume(message.record)

@@ -85,6 +85,18 @@ class AppContext:
             self.provider = LinodeProvider(token.value.get_secret_value(), store=self.store, clock=self.clock)
         return self.provider
 
+    def linode_factory(self) -> "Callable[[str], Provider]":
+        """Makes a Linode provider for a token being checked, caching in this context's database and
+        timing with its clock (as `get_provider`'s does)."""
+        store, clock = self.store, self.clock
+
+        def make(token: str) -> "Provider":
+            from .cloud.linode import LinodeProvider
+
+            return LinodeProvider(token, store=store, clock=clock)
+
+        return make
+
     @property
     def problems(self) -> list[str]:
         """Everything wrong with the user's files, one sentence each, for the screen."""

@@ -21,15 +21,18 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .userfiles import UnusableFile, parse_toml, read_text_capped
 
+if TYPE_CHECKING:
+    from .paths import AppPaths
+
 # key -> (type check, what the type should be, for the problem message)
-_KEYS: dict[str, tuple[Any, str]] = {
+_KEYS: dict[str, tuple[Callable[[object], bool], str]] = {
     "model": (lambda v: isinstance(v, str) and v.strip() != "", "a model id string"),
     "extra_args": (lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v), "a list of strings"),
     "env": (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()), "a table of strings"),
@@ -140,7 +143,7 @@ def load_profiles(directory: Path) -> tuple[dict[str, Profile], list[str]]:
     return profiles, problems
 
 
-def profile_for(model_id: str, paths: Any) -> tuple[Profile, list[str]]:
+def profile_for(model_id: str, paths: AppPaths) -> tuple[Profile, list[str]]:
     """The profile `model_id` launches with (built-in, then the user's files), and any file problems."""
     profiles, problems = load_profiles(Path(paths.profiles_dir))
     return profiles.get(model_id, builtin_profile(model_id)), problems

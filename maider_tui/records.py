@@ -7,9 +7,12 @@ session's vLLM config, after it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 
 def _no_bool(value: Any) -> Any:
@@ -65,7 +68,7 @@ _LIMITS = {"greater_than_equal": ("ge", "at least"), "greater_than": ("gt", "mor
            "less_than_equal": ("le", "at most"), "less_than": ("lt", "less than")}
 
 
-def problem_text(error: Any) -> str:
+def problem_text(error: ErrorDetails) -> str:
     """One of pydantic's errors (an item of `ValidationError.errors()`) as the app says it:
     "it must be at least 1", "it is not a whole number"; the field is named by the caller (`loc`)."""
     kind, ctx = error["type"], error.get("ctx") or {}

@@ -15,9 +15,12 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maider_tui.store import BenchResultRecord, BenchRunRecord
+
+if TYPE_CHECKING:
+    from maider_tui.store import Store
 
 VERSION = "1.0"
 KEPT = "_imported"  # summary key holding what has no column of its own
@@ -107,7 +110,7 @@ def _entry(entry: Any, where: str) -> BenchRunRecord:
         source="imported")
 
 
-def import_database(path: str | Path, store: Any) -> ImportReport:
+def import_database(path: str | Path, store: Store) -> ImportReport:
     """Read the file at `path` and add its runs to `store`: all of them or, on any fault, none.
 
     Runs whose id the store (or an earlier entry of the file) already has are skipped.
@@ -167,7 +170,7 @@ def entry_for(run: BenchRunRecord, results: list[BenchResultRecord]) -> dict[str
     return entry
 
 
-def export_database(store: Any, path: str | Path) -> int:
+def export_database(store: Store, path: str | Path) -> int:
     """Write every run of `store` to `path` in the seed's format (oldest first); return how many.
 
     Written to a temporary file beside the target and renamed, so a failure leaves no half file.

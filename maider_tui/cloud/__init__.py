@@ -13,6 +13,7 @@ from maider_tui.cloud.base import (
     made_elsewhere,
     node_label,
     session_tag,
+    session_vms,
 )
 from maider_tui.cloud.errors import ProviderError, from_api_error, label_taken
 from maider_tui.cloud.linode import LinodeProvider
@@ -34,4 +35,5 @@ __all__ = [
     "made_elsewhere",
     "label_taken",
     "session_tag",
+    "session_vms",
 ]

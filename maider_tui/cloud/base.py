@@ -53,6 +53,14 @@ def is_session_node(vm: "Vm", name: str, home: str) -> bool:
     return labelled and session_tag(name) in vm.tags and not made_elsewhere(vm.tags, home)
 
 
+async def session_vms(provider: "Provider", name: str, home: str, *, nodes: bool = False) -> "list[Vm]":
+    """The VMs of this home's session `name` found by label and tag (a create whose reply was lost,
+    or made by a run that died before it recorded the id); never another home's. `nodes`: a session
+    over several VMs, whose workers are labelled `<name>-w1` ... beside its head."""
+    match = is_session_node if nodes else is_session_vm
+    return [vm for vm in await provider.list(SESSION_TAG) if match(vm, name, home)]
+
+
 def session_tag(label: str) -> str:
     """The per-session tag; Linode caps tags at 50 characters, so a long session name is cut."""
     return f"{SESSION_TAG_PREFIX}{label}"[:50]

@@ -161,12 +161,12 @@ class LinodeProvider:
         name: str,
         refresh: bool,
         fetch: Callable[[], list[dict[str, Any]]],
-        build: Callable[[dict[str, Any]], Any],
-        builtin: Callable[[], list[Any]],
-    ) -> Catalogued[list[Any]]:
+        build: Callable[[dict[str, Any]], R],
+        builtin: Callable[[], list[R]],
+    ) -> Catalogued[list[R]]:
         key = f"linode:{name}@{self.base_url}"
-        if not refresh:
-            cached = self._cache_get(key)
+        if not refresh:  # the database in a thread: another program may hold it for seconds
+            cached = await asyncio.to_thread(self._cache_get, key)
             if cached is not None:
                 items = [build(r) for r in cached["items"]]
                 return Catalogued(items, "cache", fetched_at=cached["fetched_at"])
@@ -176,7 +176,7 @@ class LinodeProvider:
             log.warning("Linode %s: %s; using the built-in catalog", name, err.message)
             return Catalogued(builtin(), "offline", offline_message(err))
         now = self._clock.now()
-        self._cache_put(key, {"fetched_at": now, "items": records})
+        await asyncio.to_thread(self._cache_put, key, {"fetched_at": now, "items": records})
         return Catalogued([build(r) for r in records], "api", fetched_at=now)
 
     def _cache_get(self, key: str) -> dict[str, Any] | None:

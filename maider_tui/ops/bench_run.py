@@ -21,7 +21,10 @@ from ..remote.vllm import StreamResult, VllmClient
 from ..store import BenchResultRecord, BenchRunRecord
 
 if TYPE_CHECKING:
+    from maider_tui.models import VllmConfig
     from maider_tui.store import SessionRecord, Store
+
+    from .live import LiveSession
 
 SWEEP_LEVELS = (1, 4, 8)
 SWEEP_PROMPT = "coding_code_review"
@@ -48,7 +51,8 @@ class BenchTarget:
     vllm_config: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_session(cls, endpoint: str, record: SessionRecord, config: Any | None = None) -> BenchTarget:
+    def from_session(cls, endpoint: str, record: SessionRecord,
+                     config: VllmConfig | None = None) -> BenchTarget:
         """From a SessionRecord (and its VllmConfig); VRAM and category come from the catalog."""
         from .. import catalog
 
@@ -65,13 +69,14 @@ class BenchTarget:
             category = ""
         return cls(endpoint=endpoint, gpu_type=record.gpu_type, gpu_count=record.gpu_count,
                    hourly_usd=record.hourly_usd, model_id=model_id, session=record.name,
-                   served_model=getattr(config, "served_model_name", None), model_category=category,
+                   served_model=config.served_model_name if config is not None else None,
+                   model_category=category,
                    vram_per_gpu=round(vram, 1), total_vram=round(total, 1),
                    vllm_config=(config.to_dict() if config is not None
                                 else dict(record.vllm_config)))
 
     @classmethod
-    def from_live(cls, live: Any) -> BenchTarget:
+    def from_live(cls, live: LiveSession) -> BenchTarget:
         """From a ready LiveSession (its handle's endpoint, record and config)."""
         handle = live.handle
         if handle is None:

@@ -6,7 +6,7 @@ happened: a VM the app learns of is watched from that moment; an orphan adopted 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from ..store import SessionRecord
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .recover import Orphan, RecoveryReport
 
 
-async def reconcile(live: LiveSessions, *, on_orphan_destroyed: Callable[[int], Any] | None = None,
+async def reconcile(live: LiveSessions, *, on_orphan_destroyed: Callable[[int], object] | None = None,
                     demo_ended: bool = False) -> RecoveryReport:
     """Reconcile the account's VMs with the sessions, then watch every VM that bills: serving sessions
     by use, kept ones (interrupted, failed, unreachable) and orphans by a deadline.

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from maider_tui import catalog
 from maider_tui.clock import Clock
-from maider_tui.cloud import SESSION_TAG, Provider, ProviderError, home_tag, is_session_node, is_session_vm
+from maider_tui.cloud import Provider, ProviderError, home_tag, session_vms
 from maider_tui.cloud.vpcs import vpc_label
 from maider_tui.ops.events import DestroyedEvent, EventSink, FailedEvent, LogEvent
 from maider_tui.ops.receipt import Receipt, make_receipt
@@ -117,8 +117,7 @@ async def _session_vms(provider: Provider, record: SessionRecord, nodes: list[No
     recorded = {i for i in (record.instance_id, *(n.instance_id for n in nodes)) if i is not None}
     if len(recorded) >= max(1, record.nodes):  # node 0's VM is the session's own
         return sorted(recorded)
-    found = {vm.id for vm in await provider.list(SESSION_TAG)
-             if (is_session_node(vm, record.name, home) if record.nodes > 1 else is_session_vm(vm, record.name, home))}
+    found = {vm.id for vm in await session_vms(provider, record.name, home, nodes=record.nodes > 1)}
     return sorted(recorded | found)
 
 

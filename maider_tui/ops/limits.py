@@ -4,7 +4,10 @@ start-up without importing SSH and the cloud client."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from maider_tui.settings import ReadinessSettings
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class ReadinessLimits:
     time_scale: float = 1.0
 
     @classmethod
-    def from_settings(cls, readiness: Any) -> "ReadinessLimits":
+    def from_settings(cls, readiness: ReadinessSettings) -> "ReadinessLimits":
         """The limits the user set (settings.readiness, in minutes)."""
         return cls(running_s=readiness.running_minutes * 60, ssh_s=readiness.ssh_minutes * 60,
                    cloud_init_s=readiness.cloud_init_minutes * 60, vllm_s=readiness.vllm_minutes * 60)

@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from ..clock import Clock
 from ..paths import AppPaths
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .owner import SessionLock
     from .receipt import Receipt
     from .recover import Orphan
-    from .watchdog import Watchdog
+    from .watchdog import Notify, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class LiveSessions:
     def __init__(self, *, store: Store, paths: AppPaths, settings: Settings, clock: Clock,
                  provider: Callable[[], Provider | None], hf_token: Callable[[], str | None],
                  limits: ReadinessLimits | None = None,
-                 notify: Callable[[str, str], Any] | None = None) -> None:
+                 notify: Notify | None = None) -> None:
         # provider and hf_token are blocking look-ups (keyring, op read): called through to_thread.
         self.store, self.paths, self.settings, self.clock = store, paths, settings, clock
         self._provider_factory, self._hf_token = provider, hf_token
@@ -111,7 +111,7 @@ class LiveSessions:
         return provider
 
     # workflows
-    async def launch(self, plan: LaunchPlan, *, claim: Callable[[str], Any] | None = None) -> LiveSession:
+    async def launch(self, plan: LaunchPlan, *, claim: Callable[[str], object] | None = None) -> LiveSession:
         """Provision `plan` to ready; the live session is registered from the first event on.
 
         `claim(name)` is called once the session's record is this launch's own: until then (the name
@@ -155,7 +155,8 @@ class LiveSessions:
         self.watching.watch_or_let_go(handle.name)
         return live
 
-    async def resume(self, record: SessionRecord, *, claim: Callable[[str], Any] | None = None) -> LiveSession:
+    async def resume(self, record: SessionRecord, *,
+                     claim: Callable[[str], object] | None = None) -> LiveSession:
         """Carry on a launch that was interrupted (the app quit or crashed mid-way)."""
         from .provision import provision
 
@@ -291,7 +292,7 @@ class LiveSessions:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
-    async def destroy(self, name: str, *, on_wait: Callable[[], Any] | None = None) -> Receipt:
+    async def destroy(self, name: str, *, on_wait: Callable[[], object] | None = None) -> Receipt:
         """Destroy the session's VM (token checked first); the connection closes only once it is gone.
 
         When the destroy fails the session is as it was, its watchdog included. A destroy of the
@@ -332,16 +333,16 @@ class LiveSessions:
         return receipt
 
     # watching: delegated to ops.watching, which holds the watchdogs and the watch locks
-    def new_watchdog(self, name: str, notify: Callable[[str, str], Any]):
+    def new_watchdog(self, name: str, notify: Notify) -> Watchdog:
         return self.watching.new_watchdog(name, notify)
 
-    def start_watchdog(self, name: str, notify: Callable[[str, str], Any]):
+    def start_watchdog(self, name: str, notify: Notify) -> Watchdog | None:
         return self.watching.start(name, notify)
 
     def watch_all(self) -> list[str]:
         return self.watching.watch_all()
 
-    def watch_orphans(self, orphans: list[Orphan], notify: Callable[[str, str], Any] | None = None):
+    def watch_orphans(self, orphans: list[Orphan], notify: Notify | None = None) -> OrphanWatch | None:
         return self.watching.watch_orphans(orphans, notify)
 
     @property
@@ -361,7 +362,7 @@ class LiveSessions:
         live.handle.config = config
         return config
 
-    def run_in_background(self, name: str, work: Awaitable[Any]) -> asyncio.Task:
+    def run_in_background(self, name: str, work: Awaitable[object]) -> asyncio.Task[object]:
         """Keep a reference to a session's long task so it can be cancelled (destroy, quit)."""
         live = self._sessions.setdefault(name, LiveSession(name))
         live.task = asyncio.ensure_future(work)

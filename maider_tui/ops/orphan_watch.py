@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from maider_tui.clock import Clock, sleep_unless
 from maider_tui.ops.events import EventSink
@@ -20,11 +20,14 @@ from maider_tui.ops.recover import Orphan, destroy_orphan
 from maider_tui.settings import WatchdogSettings
 from maider_tui.store import Store
 
+if TYPE_CHECKING:
+    from maider_tui.cloud import Provider
+
 log = logging.getLogger(__name__)
 
 FOUND_TTL_S = 30 * 86400.0
 
-Notify = Callable[[str, str], Any]
+Notify = Callable[[str, str], object]
 
 
 def found_key(vm_id: int) -> str:
@@ -35,8 +38,8 @@ class OrphanWatch:
     """Counts down every orphan it is given and destroys those still orphans at their deadline."""
 
     def __init__(self, *, store: Store, clock: Clock, settings: WatchdogSettings,
-                 provider: Callable[[], Awaitable[Any]], notify: Notify, emit: EventSink | None = None,
-                 on_destroyed: Callable[[int], Any] | None = None) -> None:
+                 provider: Callable[[], Awaitable[Provider]], notify: Notify, emit: EventSink | None = None,
+                 on_destroyed: Callable[[int], object] | None = None) -> None:
         self.store, self.clock, self.settings = store, clock, settings
         self._provider, self._notify, self._emit, self._on_destroyed = provider, notify, emit, on_destroyed
         self.orphans: dict[int, Orphan] = {}

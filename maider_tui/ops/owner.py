@@ -19,7 +19,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from maider_tui.paths import AppPaths
 from maider_tui.store import StoreError
@@ -160,7 +160,7 @@ def destroy_lock_path(paths: AppPaths, name: str) -> Path:
 
 
 @asynccontextmanager
-async def destroying(paths: AppPaths, name: str, *, on_wait: Callable[[], Any] | None = None,
+async def destroying(paths: AppPaths, name: str, *, on_wait: Callable[[], object] | None = None,
                      wait_s: float = DESTROY_WAIT_S, poll_s: float = 0.05) -> AsyncIterator[None]:
     """Hold the destroy lock of `name` for the block: one destroy of a session at a time, across processes.
 

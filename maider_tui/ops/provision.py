@@ -11,13 +11,10 @@ this module never destroys anything. See docs/provisioning.md.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from maider_tui.clock import Clock
-from maider_tui.cloud import (
-    SESSION_TAG, CreateSpec, Provider, ProviderError, Vm, home_tag, is_session_vm, label_taken,
-)
+from maider_tui.cloud import CreateSpec, Provider, ProviderError, Vm, home_tag, label_taken, session_vms
 from maider_tui.deploy import cloud_init, compose
 from maider_tui.log import register_secret
 from maider_tui.models import VllmConfig
@@ -63,7 +60,7 @@ async def provision(plan: LaunchPlan | None, *, provider: Provider, store: Store
                     settings: Settings, clock: Clock, emit: EventSink, hf_token: str | None,
                     limits: ReadinessLimits | None = None,
                     resume_from: SessionRecord | None = None,
-                    claim: Callable[[str], Any] | None = None) -> SessionHandle:
+                    claim: Callable[[str], object] | None = None) -> SessionHandle:
     """Launch `plan` (or resume `resume_from`, whose plan is rebuilt when `plan` is None) to ready.
 
     Raises ProvisionFailed after a FailedEvent (session "failed", the VM left running). Cancelling
@@ -91,7 +88,7 @@ class _Launch:
 
     def __init__(self, plan: LaunchPlan, provider: Provider, store: Store, paths: AppPaths, clock: Clock,
                  emit: EventSink, hf_token: str | None, limits: ReadinessLimits,
-                 resume: SessionRecord | None, claim: Callable[[str], Any] | None = None) -> None:
+                 resume: SessionRecord | None, claim: Callable[[str], object] | None = None) -> None:
         self.plan, self.provider, self.store, self.paths, self.claim = plan, provider, store, paths, claim
         self.clock, self.emit, self.limits, self.resume, self.hf_token = clock, emit, limits, resume, hf_token
         self.name = resume.name if resume else (plan.name or "")
@@ -243,8 +240,7 @@ class _Launch:
             if vm is None:
                 self.warn(f"The VM {self.instance_id} of {self.name} is gone; renting a new one.")
             return vm
-        home = home_tag(self.paths.data_dir)
-        found = [vm for vm in await self.provider.list(SESSION_TAG) if is_session_vm(vm, self.name, home)]
+        found = await session_vms(self.provider, self.name, home_tag(self.paths.data_dir))
         return found[0] if found else None
 
     def _keys(self, vm_exists: bool) -> tuple[str, str, KeyPair | None]:
@@ -287,8 +283,7 @@ class _Launch:
         except ProviderError as err:
             if not label_taken(err):
                 raise
-            home = home_tag(self.paths.data_dir)
-            found = [vm for vm in await self.provider.list(SESSION_TAG) if is_session_vm(vm, self.name, home)]
+            found = await session_vms(self.provider, self.name, home_tag(self.paths.data_dir))
             if not found:  # another home's session, or not ours at all: never take it over
                 raise StageFailed("create", f"Another VM of this Linode account is labelled {self.name} "
                                             "(made elsewhere); launch again under another session name.") from None
@@ -296,7 +291,7 @@ class _Launch:
                      "landed meanwhile); carrying on with it")
             return found[0]
 
-    async def _settled(self, create: Any, made: Callable[[Vm], Awaitable[None]] | None = None) -> Vm:
+    async def _settled(self, create: Awaitable[Vm], made: Callable[[Vm], Awaitable[None]] | None = None) -> Vm:
         """The create's answer, even when this launch is cancelled meanwhile (a destroy, a quit): the
         call runs on in its thread and may yet make a VM, which must be recorded before stopping."""
         call = asyncio.ensure_future(create)

@@ -12,7 +12,7 @@ from typing import Callable
 
 from maider_tui.ops.session_files import client_key_path, host_key_path, write_private
 from maider_tui.paths import AppPaths
-from maider_tui.remote.ssh import KeyPair, generate_keypair, keypair_from_private
+from maider_tui.remote.ssh_keys import KeyPair, generate_keypair, keypair_from_private
 from maider_tui.store import Store
 
 

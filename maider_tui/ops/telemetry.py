@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from maider_tui.clock import Clock
 from maider_tui.remote.gpu import GpuSample, GpuSnapshot, TelemetryReader, nvidia_smi_command
-from maider_tui.remote.ssh import SshClosed, SshError
-from maider_tui.remote.vllm import VllmMetrics
+from maider_tui.remote.ssh import SshClosed, SshError, SshSession
+from maider_tui.remote.vllm_metrics import VllmMetrics
 
 if TYPE_CHECKING:
     from maider_tui.ops.launch_plan import SessionHandle
@@ -26,7 +26,7 @@ DEFAULT_BACKOFF: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
 StatusSink = Callable[[str], None]
 
 
-async def gpu_snapshots(ssh: Any, *, gpu_count: int | None, clock: Clock, interval_ms: int = 1000,
+async def gpu_snapshots(ssh: SshSession, *, gpu_count: int | None, clock: Clock, interval_ms: int = 1000,
                         backoff: Sequence[float] = DEFAULT_BACKOFF,
                         on_status: StatusSink | None = None) -> AsyncIterator[GpuSnapshot]:
     """One `GpuSnapshot` per nvidia-smi tick, for as long as the caller iterates.

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .. import catalog
 from ..clock import Clock
@@ -26,6 +26,9 @@ from .validate_report import (
     memory_balance, memory_findings, nccl_finding, parse_topology, tensor_parallel_from_logs, topology_finding,
     tp_finding,
 )
+
+if TYPE_CHECKING:
+    from ..remote.ssh import SshSession
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +62,9 @@ OwnRequests = Callable[[], AbstractContextManager[Any]]
 class _Run:
     """One validation run: the report being filled, progress reporting, and the shared helpers."""
 
-    def __init__(self, kind: Literal["quick", "full"], ssh: Any, *, local_port: int, config: VllmConfig,
-                 gpu_type: GpuType | str, clock: Clock, session: str, progress: Progress | None,
-                 sections: Sequence[str]) -> None:
+    def __init__(self, kind: Literal["quick", "full"], ssh: SshSession, *, local_port: int,
+                 config: VllmConfig, gpu_type: GpuType | str, clock: Clock, session: str,
+                 progress: Progress | None, sections: Sequence[str]) -> None:
         self.ssh, self.config, self.clock = ssh, config, clock
         self.gpu_type = _resolve(gpu_type)
         type_id = self.gpu_type.id if self.gpu_type else str(gpu_type)
@@ -166,8 +169,9 @@ def head_view(config: VllmConfig, nodes: int) -> VllmConfig:
     return config if nodes <= 1 else config.replace(pipeline_parallel_size=1)
 
 
-async def quick_check(ssh: Any, *, local_port: int, config: VllmConfig, gpu_type: GpuType | str, clock: Clock,
-                      own_requests: OwnRequests | None = None, session: str = "", progress: Progress | None = None,
+async def quick_check(ssh: SshSession, *, local_port: int, config: VllmConfig, gpu_type: GpuType | str,
+                      clock: Clock, own_requests: OwnRequests | None = None, session: str = "",
+                      progress: Progress | None = None,
                       max_tokens: int = 100, sample_s: float = 0.5) -> ValidationReport:
     """GPU count, memory on every GPU, and one `max_tokens` generation with GPU utilisation sampled during it."""
     run = _Run("quick", ssh, local_port=local_port, config=config, gpu_type=gpu_type, clock=clock,
@@ -193,8 +197,8 @@ async def quick_check(ssh: Any, *, local_port: int, config: VllmConfig, gpu_type
     return run.report
 
 
-async def full_validation(ssh: Any, *, local_port: int, config: VllmConfig, gpu_type: GpuType | str, clock: Clock,
-                          own_requests: OwnRequests | None = None, session: str = "",
+async def full_validation(ssh: SshSession, *, local_port: int, config: VllmConfig, gpu_type: GpuType | str,
+                          clock: Clock, own_requests: OwnRequests | None = None, session: str = "",
                           progress: Progress | None = None, duration_scale: float = 1.0, max_tokens: int = 128,
                           prompt_sizes: Sequence[int] = PROMPT_SIZES) -> ValidationReport:
     """The seed's seven sections: hardware and topology, TP in the logs, memory balance, NCCL, throughput

@@ -7,6 +7,8 @@ the app's LiveSessions and the session's name, and raises CareError with a sente
 
 from __future__ import annotations
 
+import asyncio
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -14,6 +16,7 @@ from .readiness import COMPOSE_CMD
 
 if TYPE_CHECKING:
     from ..models import VllmConfig
+    from ..store import SessionRecord
     from .heal import Diagnosis
     from .launch_plan import SessionHandle
     from .live import LiveSessions
@@ -102,14 +105,17 @@ async def apply_heal(live: LiveSessions, name: str, config: VllmConfig, change: 
     live.store.add_event(name, "heal", f"heal now: {change}", {"change": change})
 
 
-def remember_tokens(live: LiveSessions, name: str, tokens: int) -> bool:
+async def remember_tokens(live: LiveSessions, name: str, tokens: int) -> SessionRecord | None:
     """Keep the tokens vLLM reports generated, so a receipt written without a reachable vLLM still
-    has the last count seen. False (nothing written) once the session has ended."""
-    record = live.store.get_session(name)
-    if record is None or record.ended:
-        return False
-    live.store.update_session(name, tokens_generated=tokens)
-    return True
+    has the last count seen; the record as it is now. None (nothing written) once the session has
+    ended. In a thread: a database another program holds must not stop the caller's loop."""
+    def remember() -> SessionRecord | None:
+        record = live.store.get_session(name)
+        if record is None or record.ended:
+            return None
+        return live.store.update_session(name, tokens_generated=tokens)
+
+    return await asyncio.to_thread(remember)
 
 
 async def forward_webui(live: LiveSessions, name: str) -> str | None:

@@ -33,7 +33,8 @@ STATES = ("watching", "warning", "paused", "destroying", "destroyed", "stopped")
 METRICS_TIMEOUT_S = 10.0  # a hung tunnel counts as unreachable, it must not stall the countdown
 
 MetricsSource = Callable[[], Awaitable[VllmMetrics | None]]
-Notify = Callable[[str, str], Any]
+Notify = Callable[[str, str], object]
+"""Tells the user (title, message); what it returns is not used."""
 
 
 def metrics_from_tunnel(local_port: int | Callable[[], int | None], *,
@@ -67,7 +68,7 @@ class Watchdog:
     `own_requests()` (the app's own traffic), `stop()`.
     """
 
-    def __init__(self, name: str, *, metrics: MetricsSource, destroy: Callable[[], Awaitable[Any]],
+    def __init__(self, name: str, *, metrics: MetricsSource, destroy: Callable[[], Awaitable[object]],
                  store: Store, clock: Clock, settings: WatchdogSettings, notify: Notify,
                  emit: EventSink | None = None, kept: bool = False) -> None:
         self.name, self.store, self.clock, self.settings = name, store, clock, settings

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from .events import LogEvent
 
 if TYPE_CHECKING:
     from .live import LiveSession, LiveSessions
+    from .orphan_watch import OrphanWatch
+    from .owner import SessionLock
+    from .recover import Orphan
+    from .watchdog import Notify, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +31,11 @@ class Watching:
     def __init__(self, live: LiveSessions) -> None:
         self.live = live
         self.launching: set[str] = set()  # launches running here: watched once they end
-        self.orphan_watch: Any | None = None  # ops.orphan_watch.OrphanWatch, once orphans were found
+        self.orphan_watch: OrphanWatch | None = None  # once orphans were found
         self._orphan_task: asyncio.Task | None = None
-        self.on_orphan_destroyed: Callable[[int], Any] | None = None
+        self.on_orphan_destroyed: Callable[[int], object] | None = None
 
-    def new_watchdog(self, name: str, notify: Callable[[str, str], Any]):
+    def new_watchdog(self, name: str, notify: Notify) -> Watchdog:
         """A Watchdog for `name` reading vLLM's metrics through the tunnel, reconnecting when it is down;
         for a VM with no model serving (see deadlines.is_kept), one counting from when it was kept."""
         from .deadlines import is_kept
@@ -72,7 +76,7 @@ class Watching:
         self.live.entry(name).watchdog = dog
         return dog
 
-    def start(self, name: str, notify: Callable[[str, str], Any]):
+    def start(self, name: str, notify: Notify) -> Watchdog | None:
         """Watch `name` from this process: take its lock, then run its Watchdog. A background
         `maider-tui watch` holding the lock is asked to stop, and the lock taken once it lets go.
         None when the watchdog is off or another app holds the session."""
@@ -101,7 +105,7 @@ class Watching:
             return None
         return self._run_watchdog(live, lock, notify)
 
-    async def _take_over(self, name: str, notify: Callable[[str, str], Any], wait_s: float | None = 10.0,
+    async def _take_over(self, name: str, notify: Notify, wait_s: float | None = 10.0,
                          poll_s: float = 0.2) -> None:
         """Wait (real time: another process is exiting) for the watcher's lock, then watch here.
         `wait_s` None: for as long as the session lives."""
@@ -123,7 +127,7 @@ class Watching:
             await asyncio.sleep(poll_s)
         self.live.emit(LogEvent(name, "The background watcher did not let go; it keeps watching this session."))
 
-    def _run_watchdog(self, live: LiveSession, lock: Any, notify: Callable[[str, str], Any]):
+    def _run_watchdog(self, live: LiveSession, lock: SessionLock, notify: Notify) -> Watchdog:
         live.lock = lock
         dog = live.watchdog if live.watchdog is not None else self.new_watchdog(live.name, notify)
         live.watchdog_task = asyncio.ensure_future(dog.run())
@@ -151,7 +155,7 @@ class Watching:
                 watched.append(record.name)
         return watched
 
-    def watch_orphans(self, orphans: list, notify: Callable[[str, str], Any] | None = None):
+    def watch_orphans(self, orphans: list[Orphan], notify: Notify | None = None) -> OrphanWatch | None:
         """Give every orphan VM its deadline (ops.orphan_watch) and count it down from this process."""
         from .orphan_watch import OrphanWatch
 

@@ -21,39 +21,20 @@ import asyncssh
 
 from maider_tui.clock import Clock, SystemClock
 
+from .ssh_errors import (
+    AuthRefused, HostKeyMismatch, RemoteFileError, SshClosed, SshDropped, SshError, SshTimeout,
+    SshUnreachable,
+)
+from .ssh_keys import KeyLike, KeyPair, generate_keypair, keypair_from_private, load_key
+
+# The errors and keys live beside this module; importers name them from here as before.
+__all__ = [
+    "HOST_KEY_CHANGED", "AuthRefused", "HostKeyMismatch", "KeyPair", "RemoteFileError", "RunResult",
+    "SshClosed", "SshDropped", "SshError", "SshSession", "SshTimeout", "SshUnreachable", "generate_keypair",
+    "keypair_from_private",
+]
+
 log = logging.getLogger(__name__)
-
-
-class SshError(Exception):
-    """Anything that went wrong over SSH, as one line a user can act on."""
-
-
-class HostKeyMismatch(SshError):
-    """The VM presented a host key other than the pinned one. Never retried."""
-
-
-class AuthRefused(SshError):
-    """The VM does not accept our key."""
-
-
-class SshUnreachable(SshError):
-    """No SSH connection could be made (refused, timed out, reset during the handshake)."""
-
-
-class SshDropped(SshError):
-    """The connection dropped under a command or stream; the session reconnects on its own."""
-
-
-class SshTimeout(SshError):
-    """A command ran past its timeout."""
-
-
-class SshClosed(SshError):
-    """The session was closed, or refused for good."""
-
-
-class RemoteFileError(SshError):
-    """An SFTP transfer failed (missing file, no such directory ...)."""
 
 
 @dataclass(frozen=True)
@@ -65,31 +46,6 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.exit_status == 0
-
-
-@dataclass(frozen=True)
-class KeyPair:
-    """An ed25519 key: the private key as OpenSSH PEM, the public key as an `ssh-ed25519 AAAA...` line."""
-
-    private_pem: str
-    public_line: str
-
-    def private_key(self) -> asyncssh.SSHKey:
-        return asyncssh.import_private_key(self.private_pem)
-
-
-def generate_keypair(comment: str = "maider-tui") -> KeyPair:
-    """A fresh ed25519 pair: the client key (public line to authorized_keys) or the VM's host key
-    (cloud-init `ssh_keys`: ed25519_private / ed25519_public; its public line is what we pin)."""
-    key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
-    return KeyPair(key.export_private_key("openssh").decode(),
-                   key.export_public_key("openssh").decode().strip())
-
-
-def keypair_from_private(private_pem: str) -> KeyPair:
-    """The pair of a private key kept on disk: a session's keys are made once and read back after."""
-    key = asyncssh.import_private_key(private_pem)
-    return KeyPair(private_pem, key.export_public_key("openssh").decode().strip())
 
 
 STREAM_READ = 65536  # characters taken at most per read of a streamed command's output
@@ -106,10 +62,10 @@ class SshSession:
     """
 
     def __init__(self, host: str, port: int = 22, *, username: str = "root",
-                 client_keys: Sequence[Any] = (), known_host_key: str, clock: Clock | None = None,
+                 client_keys: Sequence[KeyLike] = (), known_host_key: str, clock: Clock | None = None,
                  connect_timeout: float = 15, backoff: Sequence[float] = (0.5, 1, 2, 4, 8)) -> None:
         self.host, self.port, self.username = host, port, username
-        self._keys = [_load_key(k) for k in client_keys]
+        self._keys = [load_key(k) for k in client_keys]
         try:
             self._host_key = asyncssh.import_public_key(known_host_key.strip())
         except (asyncssh.KeyImportError, ValueError) as exc:
@@ -333,7 +289,7 @@ class SshSession:
             raise SshDropped(f"the SSH connection dropped while uploading {path}: {exc}") from None
 
     @staticmethod
-    async def _remove_leftovers(sftp: Any, folder: str, name: str) -> None:
+    async def _remove_leftovers(sftp: asyncssh.SFTPClient, folder: str, name: str) -> None:
         """Temporary files of earlier uploads of `name` that a dropped connection left behind."""
         try:
             entries = await sftp.listdir(folder or ".")
@@ -420,20 +376,6 @@ class SshSession:
     def forwards(self) -> dict[int, int]:
         """remote port -> local port of the forwards this session holds."""
         return {remote: server.sockets[0].getsockname()[1] for remote, server in self._forwards.items()}
-
-
-def _load_key(key: Any) -> Any:
-    """An asyncssh key from a key object, PEM text, a KeyPair or a path to a key file."""
-    if isinstance(key, KeyPair):
-        return key.private_key()
-    if isinstance(key, str) and "PRIVATE KEY" in key:
-        return asyncssh.import_private_key(key)
-    if isinstance(key, str) or hasattr(key, "__fspath__"):
-        try:
-            return asyncssh.read_private_key(key)
-        except (OSError, asyncssh.KeyImportError) as exc:
-            raise SshError(f"cannot read the SSH key {key}: {exc}") from None
-    return key
 
 
 def _short(cmd: str) -> str:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..ops.telemetry import VllmReading
     from ..ops.vllm_care import HealProposal
     from ..remote.gpu import GpuSnapshot
-    from ..store import SessionRecord
+    from ..ops.views import SessionRecord
 
 
 class Telemetry(Message):

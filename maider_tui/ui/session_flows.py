@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..context import AppContext
     from ..ops.live import LiveSessions
     from ..ops.recover import Orphan
-    from ..store import SessionRecord
+    from ..ops.views import SessionRecord
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,13 @@ class SessionFlows:
             if orphan is not None:
                 self._confirm_destroy_orphan(orphan)
             return
-        store = self.context.store
-        record = store.get_session(name) if store is not None else None
+        self.app.run_worker(self._ask_destroy(name, ask, leave), group="destroy-ask", exit_on_error=False,
+                            description="Destroy")
+
+    async def _ask_destroy(self, name: str, ask: bool, leave: Screen | None) -> None:
+        from ..ops.views import Views
+
+        record = await Views(self.context).session(name)
         if record is None or record.ended:
             self._notify(f"{name} has no VM to destroy.")
             return
@@ -241,18 +246,20 @@ class SessionFlows:
         self.app.refresh_home()
 
     # quit
-    def running_sessions(self) -> list[tuple[str, float, str]]:
+    async def running_sessions(self) -> list[tuple[str, float, str]]:
         """Every VM that bills, as (name, $/h, what becomes of it): sessions holding a VM (failed,
         interrupted and adopted ones cost money too), then the orphan VMs."""
+        from ..ops.views import Views
         from .dialogs.quit import orphan_fate, session_fate
 
-        store = self.context.store
-        if store is None:
+        views = Views(self.context)
+        if not views.available:
             return []
+        records = await views.sessions(include_ended=False)
         settings = self.context.settings.settings.watchdog
         live = self.live
         running = []
-        for record in store.list_sessions(include_ended=False):
+        for record in records:
             if record.instance_id is None:
                 continue
             session = live.get(record.name) if live is not None else None
@@ -278,7 +285,11 @@ class SessionFlows:
 
     def quit(self) -> None:
         """Quit at once when nothing bills; else ask: keep the VMs (watched), destroy them all, or stay."""
-        running = self.running_sessions()
+        self.app.run_worker(self._quit(), exclusive=True, group="quit", exit_on_error=False,
+                            description="Quit")
+
+    async def _quit(self) -> None:
+        running = await self.running_sessions()
         if not running:
             self.app.exit()
             return

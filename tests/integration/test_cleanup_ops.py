@@ -80,7 +80,7 @@ def test_a_broken_database_is_moved_aside_and_a_new_one_opened(paths):
         store.close()
 
 
-def test_the_tokens_seen_are_kept_only_while_the_session_lives(paths):
+async def test_the_tokens_seen_are_kept_only_while_the_session_lives(paths):
     class Live:
         store = open_store(paths.database)
 
@@ -88,8 +88,10 @@ def test_the_tokens_seen_are_kept_only_while_the_session_lives(paths):
     try:
         live.store.add_session(SessionRecord(name="on", state="ready"))
         live.store.add_session(SessionRecord(name="off", state="destroyed", ended_at=1.0))
-        assert remember_tokens(live, "on", 1234) and live.store.get_session("on").tokens_generated == 1234
-        assert not remember_tokens(live, "off", 99) and live.store.get_session("off").tokens_generated != 99
+        assert await remember_tokens(live, "on", 1234)
+        assert live.store.get_session("on").tokens_generated == 1234
+        assert not await remember_tokens(live, "off", 99)
+        assert live.store.get_session("off").tokens_generated != 99
     finally:
         live.store.close()
 

@@ -17,6 +17,8 @@ from maider_tui.store import BenchRunRecord
 from maider_tui.ui.dialogs.export_path import PathDialog
 from maider_tui.ui.screens.benchmarks import BenchmarksScreen
 
+from .toasts import toasts
+
 DAY = 86_400.0
 
 
@@ -244,6 +246,34 @@ async def test_import_good_file_adds_runs(make_context, clock, tmp_path):
         assert json.loads((tmp_path / "again.json").read_text()) == json.loads((tmp_path / "db.json").read_text())
 
 
+async def test_without_a_database_import_and_export_say_so_plainly(make_context, clock, tmp_path):
+    """The palette reaches import and export whatever the keys say: with no database they said
+    "Import runs failed: 'NoneType' object has no attribute 'get_bench_run'"."""
+    from maider_tui.store import StoreError
+
+    source = make_context()
+    add_runs(source.store, clock.now())
+    export_database(source.store, tmp_path / "db.json")
+    context = make_context()
+    context.store.close()
+    context.store, context.store_error = None, StoreError("the database cannot be opened")
+    app = BenchApp(context)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        screen = await open_screen(app, pilot)
+        await wait_files(pilot)
+        assert screen.check_action("import_db", ()) is None  # greyed out; the palette still offers it
+        screen.import_db(str(tmp_path / "db.json"))
+        await wait_files(pilot)
+        assert screen.last_file_message == ("Nothing imported: there is no session database this time (it "
+                                            "could not be opened); restart the app to try again.")
+        screen.export_db(str(tmp_path / "out.json"))
+        await wait_files(pilot)
+        assert screen.last_file_message.startswith("Nothing exported: there is no session database")
+        assert not (tmp_path / "out.json").exists()
+        assert not [text for text in toasts(app, "error") if "failed" in text]
+    source.store.close()
+
+
 # --- a benchmark run from the app on a real simulated session ---------------------------------------
 
 @pytest.fixture
@@ -259,7 +289,7 @@ def live_app(paths, sim_cloud):
 
 
 async def test_run_benchmark_on_a_live_session(live_app, sim_cloud, monkeypatch):
-    from maider_tui.ui.screens import bench_run
+    from maider_tui.ops import bench_run
     from maider_tui.ui.screens.bench_run import BenchRunScreen
 
     from .test_dashboard import cleanup, launch, until

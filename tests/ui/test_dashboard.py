@@ -67,7 +67,7 @@ async def launch(app: MaiderApp, pilot) -> tuple[str, DashboardScreen]:
                                  destroy=lambda: app.live.destroy(handle.name), store=app.context.store,
                                  clock=app.context.clock, settings=WatchdogSettings(), notify=lambda *a: None,
                                  emit=app.live.emit)
-    app.open_dashboard(handle.name)
+    await app.open_dashboard(handle.name)
     await pilot.pause()
     screen = app.screen
     assert isinstance(screen, DashboardScreen)
@@ -227,7 +227,7 @@ async def test_keys_greyed_without_a_connection(make_context):
     context.store.add_session(SessionRecord(name="gone", state="destroyed", gpu_type=TYPE_ID, ended_at=1.0))
     app = MaiderApp(context)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.open_dashboard("gone")
+        await app.open_dashboard("gone")
         await pilot.pause()
         screen = app.screen
         for action in ("extend", "switch_model", "destroy", "heal", "aider", "shell", "copy_command",
@@ -249,7 +249,7 @@ async def test_the_panels_are_drawn_when_the_dashboard_opens_before_any_data(mak
                                             created_at=0.5))
     app = MaiderApp(context)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.open_dashboard("quiet")
+        await app.open_dashboard("quiet")
         await pilot.pause()
         screen = app.screen
         assert screen.state.gpu is None and screen.state.vllm is None
@@ -284,19 +284,27 @@ async def test_the_record_is_read_again_only_when_the_database_changed(make_cont
     context.store.get_session = lambda name: reads.append(name) or get_session(name)
     app = MaiderApp(context)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.open_dashboard("kept")
+        await app.open_dashboard("kept")
         await pilot.pause()
         screen = app.screen
+        screen.feed.read_record()  # the first read after the dashboard opened
+        await app.workers.wait_for_complete()
         reads.clear()
         for _ in range(3):
+            screen.feed.read_record()  # as each tick does
+            await app.workers.wait_for_complete()
             assert screen.record.hourly_usd == 0.52
         assert reads == []
         context.store.update_session("kept", hourly_usd=0.96)  # ours
+        screen.feed.read_record()
+        await app.workers.wait_for_complete()
         assert screen.record.hourly_usd == 0.96 and reads == ["kept"]
         other = sqlite3.connect(paths.database)
         with other:
             other.execute("UPDATE sessions SET region = 'jp-osa' WHERE name = 'kept'")
         other.close()
+        screen.feed.read_record()
+        await app.workers.wait_for_complete()
         assert screen.record.region == "jp-osa" and reads == ["kept", "kept"]
 
 

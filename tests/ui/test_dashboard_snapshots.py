@@ -77,7 +77,9 @@ def run_with(screen: DashboardScreen, gpus: int, *keys: str):
         await pilot.app.workers.wait_for_complete()
         pilot.app.push_screen(screen)
         await pilot.pause()
+        await pilot.app.workers.wait_for_complete()  # the session's history, read in a worker
         feed(screen, gpus)
+        await pilot.app.workers.wait_for_complete()  # the token count kept in the record
         await pilot.pause()
         for key in keys:
             await pilot.press(key)

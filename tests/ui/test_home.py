@@ -454,3 +454,78 @@ asyncio.run(main())
     assert out.returncode == 0, out.stderr
     rows, emoji_loaded = out.stdout.strip().splitlines()[-1].split()
     assert int(rows) > 0 and emoji_loaded == "False"
+
+
+async def test_keys_answer_while_the_sessions_are_read(make_context, clock):
+    """The sessions table is read off the UI loop: with the read held (a slow disk, another program
+    busy with the file), a key still opens its screen, and the rows follow once the read is back.
+    (The read ran on the UI loop: nothing answered until it returned.)"""
+    import asyncio
+    import threading
+
+    from maider_tui.ui.screens.recommend import RecommendScreen
+
+    context = make_context()
+    add_sample_sessions(context.store, clock.now())
+    release, reading = threading.Event(), threading.Event()
+    list_sessions = context.store.list_sessions
+
+    def held_read(**options):
+        reading.set()
+        release.wait(10)  # released by the test at once; the wait only bounds a hang
+        try:
+            return list_sessions(**options)
+        finally:
+            reading.clear()
+
+    context.store.list_sessions = held_read
+    app = MaiderApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        try:
+            for _ in range(100):
+                if reading.is_set():
+                    break
+                await asyncio.sleep(0.02)
+            await pilot.press("R")
+            for _ in range(100):  # a loaded machine may take a few frames to show it
+                if isinstance(app.screen, RecommendScreen):
+                    break
+                await pilot.pause(0.02)
+            answered_during_the_read = isinstance(app.screen, RecommendScreen) and reading.is_set()
+        finally:
+            release.set()
+        assert answered_during_the_read
+        await pilot.press("escape")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.screen.query_one(DataTable).row_count == 3
+
+
+async def test_a_read_the_database_refuses_keeps_the_rows_and_is_said_once(sample_app):
+    """Another program holding the file exclusively: the list keeps the rows it read last, and the
+    failure is said once, not once a second."""
+    from maider_tui.store import StoreError
+
+    app = sample_app
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        store, screen = app.context.store, app.screen
+        list_sessions = store.list_sessions
+
+        def refused(**options):
+            raise StoreError("the database is held by another program")
+
+        store.list_sessions = refused
+        store.update_session("qwen32b-20261122-093012", region="jp-osa")  # a change: the list reads again
+        for _ in range(3):
+            screen.refresh_sessions()
+            await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.query_one(DataTable).row_count == 3
+        said = [text for text in toasts(app, "error") if "Could not read the sessions" in text]
+        assert len(said) == 1 and "held by another program" in said[0]
+        store.list_sessions = list_sessions
+        screen.refresh_sessions()
+        await app.workers.wait_for_complete()
+        assert str(screen.query_one(DataTable).get_row("qwen32b-20261122-093012")[4]) == "jp-osa"

@@ -45,3 +45,50 @@ async def test_a_locked_database_is_said_once_and_writes_stop_waiting(make_conte
             other.execute("ROLLBACK")
     finally:
         other.close()
+
+
+async def test_keys_answer_while_the_account_checks_cache_write_waits_for_the_lock(make_context, sim_cloud,
+                                                                                  paths):
+    """The account check keeps the API's answers in the database: with the file write-locked by
+    another program, that write waits out the busy timeout in a thread, and a key opens its screen
+    meanwhile. (The write ran on the UI loop: nothing answered until it gave up.)"""
+    import threading
+
+    from maider_tui.ui.screens.recommend import RecommendScreen
+
+    context = make_context()
+    context.store.close()
+    context.store = open_store(paths.database, busy_timeout_s=5.0)  # the lock ends at once after the key
+    context.provider = sim_cloud.provider(store=context.store)
+    writing = threading.Event()
+    cache_put = context.store.cache_put
+
+    def watched_put(*args, **kwargs):
+        writing.set()
+        try:
+            return cache_put(*args, **kwargs)
+        finally:
+            writing.clear()
+
+    context.store.cache_put = watched_put
+    other = sqlite3.connect(paths.database, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    app = MaiderApp(context)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            for _ in range(300):
+                if writing.is_set():
+                    break
+                await asyncio.sleep(0.01)
+            seen_waiting = writing.is_set()
+            await pilot.press("R")
+            for _ in range(100):  # a loaded machine may take a few frames to show it
+                if isinstance(app.screen, RecommendScreen):
+                    break
+                await pilot.pause(0.02)
+            answered_during_the_write = isinstance(app.screen, RecommendScreen) and writing.is_set()
+            other.execute("ROLLBACK")
+            await app.workers.wait_for_complete()
+            assert seen_waiting and answered_during_the_write
+    finally:
+        other.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,7 +13,8 @@ from textual.widgets import Button, Static
 from ...words import plural
 
 if TYPE_CHECKING:
-    from maider_tui.store import SessionRecord
+    from maider_tui.ops.views import SessionRecord
+    from maider_tui.ops.watchdog import Watchdog
     from maider_tui.settings import WatchdogSettings
 
 
@@ -21,7 +22,7 @@ def _minutes(seconds: float) -> str:
     return f"{max(1, round(seconds / 60))} min"
 
 
-def session_fate(record: SessionRecord, watchdog: Any | None, settings: WatchdogSettings) -> str:
+def session_fate(record: SessionRecord, watchdog: Watchdog | None, settings: WatchdogSettings) -> str:
     """What becomes of a session's VM once the app is gone, in a few words."""
     from ...ops.watchdog import is_kept, kept_minutes, session_minutes
 

@@ -7,7 +7,7 @@ the API's words (which never contain the token) and the keyring's reason.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from textual import work
 from textual.app import ComposeResult
@@ -17,7 +17,6 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 if TYPE_CHECKING:
-    from maider_tui.store import Store
     from ...cloud.base import Provider
     from ...secrets import Secrets
 
@@ -41,17 +40,6 @@ def _linode_provider(token: str) -> "Provider":
     from ...cloud.linode import LinodeProvider  # lazy: linode_api4 is slow to import
 
     return LinodeProvider(token)
-
-
-def linode_factory(store: Store | None = None, clock: Any = None) -> Callable[[str], "Provider"]:
-    """A provider factory whose Linode providers cache in `store` and time with `clock`."""
-
-    def make(token: str) -> "Provider":
-        from ...cloud.linode import LinodeProvider
-
-        return LinodeProvider(token, store=store, clock=clock)
-
-    return make
 
 
 class TokenDialog(ModalScreen["Provider | None"]):
@@ -144,7 +132,7 @@ class TokenDialog(ModalScreen["Provider | None"]):
         register_secret(token)  # before any request: even a refused token must never reach the log
         self.say("Checking the token with the API…", ok=True)
         try:
-            provider: Any = await asyncio.to_thread(self.provider_factory, token)
+            provider: Provider = await asyncio.to_thread(self.provider_factory, token)
             account = await provider.whoami()
         except ProviderError as exc:
             self.say(f"{exc.message.rstrip('.')}. Nothing was saved.")

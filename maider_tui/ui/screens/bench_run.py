@@ -8,7 +8,7 @@ runs (a benchmark the user started must not count as idle time) and releases it 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,11 +21,13 @@ from textual.widgets import Button, Checkbox, Footer, Log, ProgressBar, RadioBut
 from ...paths import styles_dir
 from ...bench.aggregate import run_peak
 from ..commands import PaletteCommand, key_commands
-from ...ops.bench_run import BenchError, BenchOutcome, BenchProgressEvent, BenchTarget, run_benchmark
+from ...ops.bench_run import BenchError, BenchOutcome, BenchProgressEvent, BenchTarget
+from ...ops.views import Views
 from ..messages import BenchmarksChanged
 
 if TYPE_CHECKING:
     from ...context import AppContext
+    from ...ops.live import LiveSession
 
 CATEGORIES = (("all", "All 12 prompts"), ("coding", "Coding"), ("context_heavy", "Context-heavy"),
               ("reasoning", "Reasoning"))
@@ -83,7 +85,7 @@ class BenchRunScreen(ModalScreen[None]):
                 tooltip="Cancel a running benchmark (nothing is stored), or close"),
     ]
 
-    def __init__(self, context: "AppContext", live: Any, *, max_tokens_scale: float = 1.0) -> None:
+    def __init__(self, context: "AppContext", live: LiveSession, *, max_tokens_scale: float = 1.0) -> None:
         super().__init__()
         self.context, self.live = context, live
         self.max_tokens_scale = max_tokens_scale
@@ -153,9 +155,9 @@ class BenchRunScreen(ModalScreen[None]):
             watchdog.hold("benchmark")
         try:
             target = BenchTarget.from_live(self.live)
-            outcome = await run_benchmark(
-                target, category=category, store=self.context.store, clock=self.context.clock,
-                emit=lambda event: self.post_message(BenchProgress(event)), concurrency_sweep=sweep,
+            outcome = await Views(self.context).run_benchmark(
+                target, category=category, emit=lambda event: self.post_message(BenchProgress(event)),
+                concurrency_sweep=sweep,
                 max_tokens_scale=self.max_tokens_scale)
         except BenchError as exc:
             self.post_message(BenchFinished(None, str(exc)))

@@ -1,12 +1,13 @@
 """The benchmarks screen: the comparison table with filters and sort, a bar chart, coverage, files.
 
-Reads the store (quick sqlite reads) on every change; file exports and imports run in thread workers
-and report back with `FileDone`, so a slow disk never stalls the screen.
+Reads the runs through ops.views in a worker after every change; file exports and imports run in
+workers and report back with `FileDone`, so neither SQLite nor a slow disk stalls the screen.
 """
 
 from __future__ import annotations
 
 from functools import partial
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -132,11 +133,14 @@ class BenchmarksScreen(Screen[None]):
 
     # --- data ---------------------------------------------------------------------------------
 
-    def refresh_data(self) -> None:
+    @work(exclusive=True, exit_on_error=False, group="bench-runs", description="Read the benchmark runs")
+    async def refresh_data(self) -> None:
         """Read the runs again (after an import or a new run) and redraw everything."""
-        store = self.context.store
-        self.runs = store.bench_runs() if store is not None else []
+        from ...ops.views import Views
+
+        self.runs = await Views(self.context).bench_runs()
         self.redraw()
+        self.refresh_bindings()
 
     def _colours(self) -> dict[str, str]:
         # Rich cells cannot name theme variables: resolve them from the current theme instead.
@@ -191,7 +195,9 @@ class BenchmarksScreen(Screen[None]):
         if action in ("export", "export_db", "cycle_filter", "cycle_sort", "reverse", "toggle_chart"):
             return True if self.runs else None
         if action == "import_db":
-            return True if self.context.store is not None else None
+            from ...ops.views import Views
+
+            return True if Views(self.context).available else None
         return True
 
     def action_cycle_filter(self, which: str) -> None:
@@ -289,29 +295,36 @@ class BenchmarksScreen(Screen[None]):
             return
         self.post_message(FileDone(f"Wrote {plural(len(rows), 'row')} as {fmt} to {target}.", ok=True))
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="bench-file", description="Export the runs")
-    def export_db(self, folder: Path, path: str) -> None:
-        from ...bench.dbjson import export_database
+    @work(exclusive=True, exit_on_error=False, group="bench-file", description="Export the runs")
+    async def export_db(self, folder: Path, path: str) -> None:
         from ...ops.exports import prepare
+        from ...ops.views import NoDatabaseError, Views
 
         target = Path(path)
         try:
-            target = prepare(folder, path)
-            count = export_database(self.context.store, target)
+            target = await asyncio.to_thread(prepare, folder, path)
+            count = await Views(self.context).export_benchmarks(target)
+        except NoDatabaseError as exc:
+            self.post_message(FileDone(f"Nothing exported: {exc}", ok=False))
+            return
         except OSError as exc:
             reason = exc.strerror or str(exc)
             self.post_message(FileDone(f"Cannot write {target}: {reason}. Choose another path.", ok=False))
             return
         self.post_message(FileDone(f"Wrote {plural(count, 'run')} to {target}.", ok=True))
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="bench-file", description="Import runs")
-    def import_db(self, path: str) -> None:
-        from ...bench.dbjson import DatabaseFormatError, import_database
+    @work(exclusive=True, exit_on_error=False, group="bench-file", description="Import runs")
+    async def import_db(self, path: str) -> None:
+        from ...bench.dbjson import DatabaseFormatError
+        from ...ops.views import NoDatabaseError, Views
 
         target = Path(path)
         try:
             target = target.expanduser()
-            report = import_database(target, self.context.store)
+            report = await Views(self.context).import_benchmarks(target)
+        except NoDatabaseError as exc:
+            self.post_message(FileDone(f"Nothing imported: {exc}", ok=False))
+            return
         except DatabaseFormatError as exc:
             self.post_message(FileDone(f"Nothing imported: {target.name} breaks at {exc.where}: {exc.problem}.",
                                        ok=False))

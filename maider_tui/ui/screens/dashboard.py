@@ -10,6 +10,7 @@ benchmark, validation) is asked for with a request message.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Iterable
 
 from textual.app import ComposeResult
@@ -40,10 +41,11 @@ from .dashboard_view import DashboardState, FramePacer, top_bar_title
 
 if TYPE_CHECKING:
     from ...context import AppContext
+    from ...ops.events import OpsEvent
     from ...ops.launch_plan import SessionHandle
     from ...ops.live import LiveSessions
     from ...ops.watchdog import Watchdog
-    from ...store import SessionRecord
+    from ...ops.views import SessionRecord
 
 # /metrics + /health scrape period: two requests through the tunnel each time, so not too often.
 # Re-armed only after the previous scrape returned: scrapes never overlap.
@@ -88,15 +90,21 @@ class DashboardScreen(Screen[None]):
     # a full redraw of every widget once or twice a second.
     state: reactive[DashboardState] = reactive(DashboardState(0.0), init=False, repaint=False)
 
-    def __init__(self, context: AppContext, live: LiveSessions | None, name: str, *, stream: bool = True) -> None:
+    def __init__(self, context: AppContext, live: LiveSessions | None, name: str, *, stream: bool = True,
+                 record: SessionRecord | None = None) -> None:
+        """`record`: the session as read just before (else its live handle's, until the first read)."""
         super().__init__()
         self.context, self.live, self.session = context, live, name
+        handle = live.get(name) if live is not None else None
+        if record is None and handle is not None and handle.handle is not None:
+            record = handle.handle.record
+        self._record = record
         self.pacer = FramePacer(context.clock, stream=stream)  # one frame per GPU sample
         self.problem: str | None = None
         self.feed = SessionFeed(self)  # the connection, telemetry, metrics
         self.serving = ServingChanges(self)  # heal, restart, switch model
         self.tools = ClientTools(self)  # aider, a shell, the aider command
-        self._unsubscribe: list[Any] = []
+        self._unsubscribe: list[Callable[[], None]] = []
         self.set_reactive(DashboardScreen.state, DashboardState(context.clock.now(), model=self.model()))
 
     # --- what the screen knows -------------------------------------------------------------------
@@ -112,14 +120,14 @@ class DashboardScreen(Screen[None]):
 
     @property
     def record(self) -> "SessionRecord | None":
-        store = self.context.store
-        if store is None:
-            return None
-        # Read every second for the panels: read again only when the database changed since.
-        version = (store, store.version())
-        if version != self._record_version:
-            self._record, self._record_version = store.get_session(self.session), version
+        """The session as last read (in a worker, every second, again only when the database changed)."""
         return self._record
+
+    def record_read(self, record: SessionRecord | None) -> None:
+        """The feed read the session again and it changed: the panels show it."""
+        self._record = record
+        if self._panels_ready:
+            self.watch_state(self.state, self.state)
 
     @property
     def handle(self) -> SessionHandle | None:
@@ -172,7 +180,7 @@ class DashboardScreen(Screen[None]):
         for selector, title in (("#gpus-box", "GPUs"), ("#vllm", "vLLM"), ("#cost", "Cost"),
                                 ("#watchdog", "Watchdog"), ("#endpoint", "Endpoint"), ("#log", "Log")):
             self.query_one(selector).border_title = title
-        self._fill_log()
+        self.feed.read_history()
         self._panels_ready = True  # `is_mounted` turns true only after this handler: draw the panels now
         self.watch_state(self.state, self.state)
         self.set_interval(1.0, self._tick)
@@ -195,14 +203,6 @@ class DashboardScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < NARROW, "-narrow")
-
-    def _fill_log(self) -> None:
-        """History from the store, then what this process saw that the store does not hold."""
-        from ...ops.events import session_history
-
-        pane, live = self.query_one(LogPane), self.live.get(self.session) if self.live is not None else None
-        for message, ts in session_history(self.context.store, self.session, list(live.events) if live else ()):
-            pane.add(message, ts)
 
     # --- keys ------------------------------------------------------------------------------------
 
@@ -303,10 +303,7 @@ class DashboardScreen(Screen[None]):
         return self.feed.webui_url
 
     _panels_ready = False  # set in on_mount: before it, the panels are not there to patch
-    _record: "SessionRecord | None" = None
     _tokens_at: float | None = None  # when the vLLM reading shown was first drawn
-    _record_version: tuple | None = None  # the store and its version `_record` was read at
-    _tokens_saved: int | None = None
 
     def on_telemetry(self, message: Telemetry) -> None:
         self.show_telemetry(message.snapshot)
@@ -324,7 +321,7 @@ class DashboardScreen(Screen[None]):
         self.query_one(LogPane).add(event_text(message.event), self.context.clock.now())
         self._set(model=self.model())
 
-    def _on_ops_event(self, event: Any) -> None:
+    def _on_ops_event(self, event: OpsEvent) -> None:
         if getattr(event, "session", None) == self.session:
             self.post_message(SessionEvent(event))
 
@@ -337,13 +334,11 @@ class DashboardScreen(Screen[None]):
         if changes is not None:
             self._set(**changes)
         tokens = reading.tokens_generated
-        if tokens and tokens != self._tokens_saved and self.live is not None:
-            from ...ops.vllm_care import remember_tokens
-
-            if remember_tokens(self.live, self.session, tokens):
-                self._tokens_saved = tokens
+        if tokens and self.live is not None:
+            self.feed.remember_tokens(tokens)
 
     def _tick(self) -> None:
+        self.feed.read_record()
         # The clock, cost and countdown move once a second, drawn with each GPU sample; the tick
         # draws only when no sample does (see FramePacer).
         changes = self.pacer.tick(self.state.now)

@@ -1,5 +1,6 @@
 """The dashboard's live data for one session: the connection (attach, reconnect, its state), the GPU
-telemetry stream, the vLLM metrics poll and Open WebUI's forward.
+telemetry stream, the vLLM metrics poll, Open WebUI's forward, and the session's record and
+history in the database (read through ops.views, in threads).
 
 The screen owns one SessionFeed; its work runs in the screen's workers (so it ends with the screen)
 and reports as messages posted to the screen: Attached, Telemetry, TelemetryStatus, MetricsRead.
@@ -7,14 +8,16 @@ and reports as messages posted to the screen: Attached, Telemetry, TelemetryStat
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from ...ops.telemetry import MetricsPoller, session_gpu_snapshots
 from ..messages import Attached, MetricsRead, Telemetry, TelemetryStatus, VllmLog
+from ..widgets.log_pane import LogPane
 
 if TYPE_CHECKING:
     from ...remote.vllm import VllmClient
-    from ...store import SessionRecord
+    from ...ops.events import OpsEvent
+    from ...ops.views import SessionRecord, Version
     from .dashboard import DashboardScreen
 
 
@@ -24,7 +27,10 @@ class SessionFeed:
         self.webui_url: str | None = None  # Open WebUI's local address once forwarded
         self._poller: MetricsPoller | None = None
         self._vllm_client: VllmClient | None = None
-        self._unsubscribe_ssh: Callable[[], Any] | None = None
+        self._unsubscribe_ssh: Callable[[], None] | None = None
+        self._version: Version | None = None  # the database's version the screen's record was read at
+        self._reading = False
+        self._tokens_saved: int | None = None
 
     def attach(self, reconnect: bool = False) -> None:
         """Connect to the session's VM; with `reconnect`, close the current connection first."""
@@ -142,3 +148,64 @@ class SessionFeed:
             screen.post_message(VllmLog(await vllm_care.read_vllm_log(screen.live, screen.session)))
         except vllm_care.CareError as exc:
             screen.post_message(VllmLog(f"{str(exc)[:1].upper()}{str(exc)[1:]}"))
+
+    # the database
+    def read_record(self) -> None:
+        """Read the session again if the database changed since (once a second: one read at a time);
+        a change goes to the screen's `record_read`."""
+        if not self._reading:
+            self._reading = True
+            self.screen.run_worker(self._read_record(), group="dashboard-record", exit_on_error=False,
+                                   description="Read the session")
+
+    async def _read_record(self) -> None:
+        from ...ops.views import StoreError, Views
+
+        screen = self.screen
+        try:
+            version, record, changed = await Views(screen.context).session_if_changed(screen.session,
+                                                                                      self._version)
+        except StoreError:  # the record read last stays on screen; the next tick tries again
+            return
+        finally:
+            self._reading = False
+        self._version = version
+        if changed and record != screen.record:
+            screen.record_read(record)
+
+    def read_history(self) -> None:
+        """The session's stored events, then what this process saw that the database does not hold,
+        into the screen's log; lines the screen adds meanwhile follow them."""
+        screen = self.screen
+        live = screen.live.get(screen.session) if screen.live is not None else None
+        recent = list(live.events) if live else []  # now: what comes later reaches the screen itself
+        screen.query_one(LogPane).hold_for_history()
+        screen.run_worker(self._read_history(recent), exit_on_error=False, group="dashboard-history",
+                          description="Read the session's history")
+
+    async def _read_history(self, recent: list[OpsEvent]) -> None:
+        from ...ops.views import Views
+
+        lines: list[tuple[str, float | None]] = []
+        try:
+            lines = await Views(self.screen.context).history(self.screen.session, recent)
+        finally:
+            for pane in self.screen.query(LogPane):  # none once the screen has gone
+                pane.add_history(lines)
+
+    def remember_tokens(self, tokens: int) -> None:
+        """Keep the count vLLM reports generated in the session's record, when it moved."""
+        if tokens != self._tokens_saved:
+            self.screen.run_worker(self._remember_tokens(tokens), exclusive=True, exit_on_error=False,
+                                   group="dashboard-tokens", description="Keep the token count")
+
+    async def _remember_tokens(self, tokens: int) -> None:
+        from ...ops.vllm_care import remember_tokens
+
+        screen = self.screen
+        if screen.live is None:
+            return
+        record = await remember_tokens(screen.live, screen.session, tokens)
+        if record is not None:
+            self._tokens_saved = tokens
+            screen.record_read(record)  # the count a receipt (and the cost panel, vLLM down) falls back on

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ...clock import Clock
     from ...ops.telemetry import VllmReading
     from ...remote.gpu import GpuSnapshot
-    from ...store import SessionRecord
+    from ...ops.views import SessionRecord
 
 # The stream samples every second: one that came less than this long ago means the next is on its way.
 SAMPLE_DUE_S = 1.5

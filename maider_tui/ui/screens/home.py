@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Iterable, cast
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from ...app import MaiderApp
     from ...context import AppContext
     from ...ops.live import LiveSessions
-    from ...store import SessionRecord
+    from ...ops.views import SessionRecord, Version
 
 # (key, label): what costs money comes right after the name and state, so an 80-column terminal shows
 # it; the plan's details follow (scroll right for them).
@@ -121,6 +122,11 @@ class HomeScreen(Screen[None]):
         self._bindings_for: str | None = None  # the selection the footer's keys were last checked for
         self._columns: list = []  # the table's column keys
         self._shown: dict[str, list[Text]] = {}  # row key -> its cells, as the table shows them now
+        self.records: list[SessionRecord] = []  # the sessions as last read, in a worker
+        self._version: Version | None = None  # the database's version `records` were read at
+        self._loaded = False  # read once: until then neither the table nor the welcome shows
+        self._reading = self._read_again = False
+        self._read_failed = False  # the last read failed (said once, until one works again)
 
     def compose(self) -> ComposeResult:
         yield TopBar(self.context.clock)
@@ -155,12 +161,12 @@ class HomeScreen(Screen[None]):
 
     def set_has_token(self, has_token: bool) -> None:
         self.has_token = has_token
-        self.refresh_sessions()
+        self.draw()
 
     def set_account_line(self, line: str) -> None:
         """What the account check found (or why it failed), shown under the welcome."""
         self.account_line = line
-        self.refresh_sessions()
+        self.draw()
 
     def _live(self) -> LiveSessions | None:
         return cast("MaiderApp", self.app).live  # this screen lives in MaiderApp only
@@ -222,7 +228,13 @@ class HomeScreen(Screen[None]):
         if key is None or key.startswith("orphan:"):
             self.notify("An orphan VM has no dashboard: press a to adopt it or d to destroy it.")
             return
-        record = self.context.store.get_session(key) if self.context.store else None
+        self._open(key)
+
+    @work(exclusive=True, exit_on_error=False, group="home-open", description="Open a session")
+    async def _open(self, key: str) -> None:
+        from ...ops.views import Views
+
+        record = await Views(self.context).session(key)
         if record is None:
             return
         if record.state in {"ready", "unreachable"}:
@@ -252,17 +264,52 @@ class HomeScreen(Screen[None]):
     def action_clean_up(self) -> None:
         self.post_message(CleanUpRequested())
 
-    def sessions(self) -> list["SessionRecord"]:
-        store = self.context.store
-        return store.list_sessions() if store is not None else []
-
     def refresh_sessions(self) -> None:
+        """Redraw from the sessions as last read (the cost, the countdowns move), and read them again."""
         if not self._composed:
             return  # on_mount draws whatever arrived before it
+        self.draw()
+        self._read_sessions()
+
+    def _read_sessions(self) -> None:
+        if self._reading:  # one read at a time; one more once it is back, as something asked since
+            self._read_again = True
+            return
+        self._reading = True
+        self.run_worker(self._read(), group="home-sessions", exit_on_error=False,
+                        description="Read the sessions")
+
+    async def _read(self) -> None:
+        from ...ops.views import StoreError, Views
+
+        try:
+            while True:
+                self._read_again = False
+                try:
+                    version, records = await Views(self.context).sessions_if_changed(self._version)
+                except StoreError as exc:  # the rows read last stay; said once, not every second
+                    if not self._read_failed:
+                        self.notify(f"Could not read the sessions: {exc}. The list shows them as last read.",
+                                    title="Database", severity="error", timeout=30)
+                    self._read_failed = True
+                    return
+                self._read_failed = False
+                if records is not None or not self._loaded:
+                    self.records, self._version, self._loaded = records or [], version, True
+                    self.draw()
+                if not self._read_again:
+                    break
+        finally:
+            self._reading = False
+
+    def draw(self) -> None:
+        """The table, the welcome and the top bar from `records` and the orphans, at the clock's now."""
+        if not self._composed:
+            return
         from ...ops.receipt import session_cost_so_far  # the sum of `maider-tui ls` and the receipts
 
         now = self.context.clock.now()
-        records = self.sessions()
+        records = self.records
         table = self.query_one("#sessions", DataTable)
         rows: dict[str, list[Text]] = {}
         live_rate = 0.0
@@ -291,7 +338,7 @@ class HomeScreen(Screen[None]):
         self._show_rows(table, rows)
         table.display = bool(records or self.orphans)
         message = self.query_one("#first-run", Static)
-        message.display = not table.display
+        message.display = self._loaded and not table.display  # no welcome flashing before the rows
         text = first_run_message(self.has_token, self.context.demo)
         patch(message, f"{text}\n\n{self.account_line}" if self.account_line else text)
         bar = self.query_one(TopBar)

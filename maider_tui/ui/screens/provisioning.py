@@ -33,11 +33,11 @@ from ..messages import DashboardRequested, DestroyRequested
 from ..widgets.top_bar import TopBar
 
 if TYPE_CHECKING:
-    from maider_tui.store import SessionRecord
     from ...context import AppContext
     from ...ops.live import LiveSessions
     from ...ops.launch_plan import LaunchPlan
     from ...ops.events import OpsEvent
+    from ...ops.views import SessionRecord
 
 LAST_LINES = 6  # log lines repeated in the failure panel
 
@@ -74,8 +74,8 @@ class ProvisioningScreen(Screen[None]):
         self.context = context
         self.live = live
         if plan.name is None:  # named now, so every event of this launch can be recognised
-            taken = context.store.session_names() if context.store is not None else ()
-            plan = dataclasses.replace(plan, name=session_name(plan.model, context.clock.now(), taken),
+            # Automatic: if the name turns out taken, the record's insert takes the next free one (claim).
+            plan = dataclasses.replace(plan, name=session_name(plan.model, context.clock.now(), ()),
                                        auto_name=True)
         self.plan = plan
         self.session = plan.name or ""
@@ -301,8 +301,13 @@ class ProvisioningScreen(Screen[None]):
             "or destroy the VM now?", yes="Destroy", no="Keep"), answered)
 
     def action_retry(self) -> None:
-        store = self.context.store
-        record = store.get_session(self.session) if store is not None and self.owned else None
+        self.retry()
+
+    @work(exclusive=True, exit_on_error=False, group="provision-retry", description="Retry the launch")
+    async def retry(self) -> None:
+        from ...ops.views import Views
+
+        record = await Views(self.context).session(self.session) if self.owned else None
         if record is None:
             self.notify("This launch never got as far as being recorded; start it again from the wizard.",
                         severity="warning")

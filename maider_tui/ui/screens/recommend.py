@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterable
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -25,6 +25,7 @@ from .benchmarks_panes import CONFIDENCE_VARS, colour, gpu_label, model_label
 
 if TYPE_CHECKING:
     from ...context import AppContext
+    from ...ops.views import BenchRunRecord
 
 # (value for bench.recommend, label), in the order the form shows them; the first is the default.
 TASK_CHOICES = (("coding", "Coding"), ("context-heavy", "Context-heavy"), ("reasoning", "Reasoning"),
@@ -109,6 +110,7 @@ class RecommendScreen(Screen[None]):
         # The form's answers; not attributes of their own, since Screen has `size` and `task` already.
         self.form = {"task": TASK_CHOICES[0][0], "budget": BUDGET_CHOICES[0][0], "size": SIZE_CHOICES[0][0]}
         self.results: list[Recommendation] = []
+        self.runs: list[BenchRunRecord] = []  # every benchmark run, read in a worker
 
     def compose(self) -> ComposeResult:
         yield TopBar(self.context.clock)
@@ -132,7 +134,7 @@ class RecommendScreen(Screen[None]):
         bar.title = "Recommend"
         bar.badge = "demo" if self.context.demo else ""
         self.query_one("#rec-results-box").border_title = "Top 3"
-        self.update_results()
+        self.read_runs()
         self.query_one("#rec-task").focus()
 
     @on(RadioSet.Changed)
@@ -151,11 +153,18 @@ class RecommendScreen(Screen[None]):
                 if button.name == value:
                     button.value = True
 
+    @work(exclusive=True, exit_on_error=False, group="recommend-runs", description="Read the benchmark runs")
+    async def read_runs(self) -> None:
+        """The runs measured so far, then the results from them."""
+        from ...ops.views import Views
+
+        self.runs = await Views(self.context).bench_runs()
+        self.update_results()
+
     def update_results(self) -> None:
         """Ask bench.recommend for the top three with the form's answers and list them."""
-        store = self.context.store
-        runs = store.bench_runs() if store is not None else []
-        self.results = recommend(runs, task=self.form["task"], budget=self.form["budget"], size=self.form["size"],
+        self.results = recommend(self.runs, task=self.form["task"], budget=self.form["budget"],
+                                 size=self.form["size"],
                                  now=self.context.clock.now())
         colours = self.app.get_css_variables()
         options = self.query_one("#rec-results", OptionList)

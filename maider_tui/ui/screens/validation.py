@@ -30,6 +30,7 @@ from ...ops.validate_table import utilisation_table
 from ..widgets.util_chart import UtilChart
 
 if TYPE_CHECKING:
+    from ...ops.live import LiveSessions
     from ...context import AppContext
 
 _STYLE = {"pass": ("$success", "✓ pass"), "warn": ("$warning", "! warn"), "fail": ("$error", "✗ fail")}
@@ -74,7 +75,7 @@ class ValidationScreen(Screen[None]):
         Binding("escape", "back", "Back", id="validation.back", tooltip="Back to the dashboard"),
     ]
 
-    def __init__(self, context: "AppContext", live: Any, name: str, *, full: bool = False,
+    def __init__(self, context: "AppContext", live: LiveSessions | None, name: str, *, full: bool = False,
                  report: ValidationReport | None = None, run_options: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.context, self.live, self.session = context, live, name
@@ -134,12 +135,12 @@ class ValidationScreen(Screen[None]):
             return
         handle = live.handle
         watchdog = live.watchdog
-        speed = max(1.0, float(getattr(self.context, "cloud_speed", 1.0) or 1.0))
-        options = {"local_port": handle.local_port, "config": head_view(handle.config, handle.record.nodes),
-                   "gpu_type": handle.record.gpu_type,
-                   "clock": self.context.clock, "session": self.session,
-                   "own_requests": watchdog.own_requests if watchdog is not None else None,
-                   "progress": lambda event: self.post_message(ValidationProgressed(event))}
+        speed = max(1.0, self.context.cloud_speed or 1.0)
+        options: dict[str, Any] = {  # the ops' keywords; `run_options` may set others
+            "local_port": handle.local_port, "config": head_view(handle.config, handle.record.nodes),
+            "gpu_type": handle.record.gpu_type, "clock": self.context.clock, "session": self.session,
+            "own_requests": watchdog.own_requests if watchdog is not None else None,
+            "progress": lambda event: self.post_message(ValidationProgressed(event))}
         options.update(self.run_options.get("full" if full else "quick", {}))
         try:
             if full:

@@ -2,16 +2,16 @@
 
 Every step highlights a sensible default (from the settings, then the fit planner), so `enter`
 five times launches a working session. The lists come from the provider (regions, types and
-prices), the verdicts from the fit planner; this screen only turns keys into choices.
+prices, read by wizard_sources.WizardSources), the verdicts from the fit planner; this screen only
+turns keys into choices.
 """
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -22,11 +22,12 @@ from textual.widgets.option_list import Option
 from ...paths import styles_dir
 from ...ops.naming import session_name
 from ..commands import PaletteCommand, key_commands
-from ..messages import AccountCheckRequested, LaunchRequested
+from ..messages import LaunchRequested
 from ..widgets.steps_header import StepsHeader
 from ..widgets.top_bar import TopBar
 from . import wizard_steps as steps
 from .wizard_custom import CustomModelPane
+from .wizard_sources import WizardSources
 from .wizard_review import ReviewEdits, ReviewForm, plan_summary
 from .wizard_steps import CAPABILITY, GPU_TYPE, MODEL, REGION, REVIEW, Choice
 
@@ -78,9 +79,11 @@ class WizardScreen(Screen[None]):
         self.custom_open = False
         self.rows: list[Choice] = []
         self._wanted: str | None = None  # the row to highlight once the list is drawn
+        self.taken: set[str] = set()  # the session names in use, read in a worker
         self._empty = ""  # what to say when the step has nothing to list
         self._review_key: tuple | None = None
         self._profiles: dict[str, Profile] | None = None
+        self.sources = WizardSources(self)  # the token, the provider's lists, the names in use
 
     # --- layout ---------------------------------------------------------------------------------
 
@@ -107,54 +110,12 @@ class WizardScreen(Screen[None]):
         self.query_one("#review").border_title = "Review"
         self.query_one("#custom").border_title = "Custom model"
         self.show_step()
-        self.find_token()
+        self.sources.find_token()
+        self.sources.read_taken()
 
     # --- data -----------------------------------------------------------------------------------
 
-    @work(exclusive=True, exit_on_error=False, group="wizard-token", description="Look for a Linode token")
-    async def find_token(self) -> None:
-        """No token anywhere: ask for one before anything else; with one, load the regions."""
-        if self.context.provider is not None or await asyncio.to_thread(self.context.secrets.has,
-                                                                        "linode_token"):
-            self.load_catalog()
-            return
-        from ..dialogs.token import TokenDialog, linode_factory
-
-        factory = self.provider_factory or linode_factory(self.context.store, self.context.clock)
-        self.app.push_screen(TokenDialog(self.context.secrets, provider_factory=factory), self._token_given)
-
-    def _token_given(self, provider: "Provider | None") -> None:
-        if provider is None:
-            self.dismiss(None)  # no token, no wizard: the home screen says how to add one
-            return
-        self.context.provider = provider  # the one the token was checked with
-        self.load_catalog()
-        self.post_message(AccountCheckRequested())  # the sessions screen behind learns about the account too
-
-    @work(exclusive=True, exit_on_error=False, group="wizard-catalog",
-          description="Load GPU regions and types")
-    async def load_catalog(self, refresh: bool = False) -> None:
-        from ...cloud.errors import ProviderError
-
-        provider = await asyncio.to_thread(self.context.get_provider)
-        if provider is None:
-            self.loading_note = "No Linode token: add one (maider-tui token set linode) or set LINODE_TOKEN."
-            self._redraw_lists()
-            return
-        try:
-            regions = await provider.regions(refresh=refresh)
-            types = await provider.gpu_types(refresh=refresh)
-        except ProviderError as exc:
-            self.loading_note = f"{exc.message.rstrip('.')}. Press ctrl+r to try again."
-            self._redraw_lists()
-            return
-        self.regions_data, self.types_data = regions, types
-        if refresh:
-            self.notify(f"{len(types.items)} GPU types in {len(regions.items)} regions ({types.source}).",
-                        title="Prices")
-        self._redraw_lists()
-
-    def _redraw_lists(self) -> None:
+    def redraw_lists(self) -> None:
         """Only the steps that show the provider's data change; elsewhere a redraw would lose the filter."""
         if self.step in (REGION, GPU_TYPE) and not self.custom_open:
             self.show_step()
@@ -296,7 +257,7 @@ class WizardScreen(Screen[None]):
 
     def action_refresh(self) -> None:
         self.notify("Asking the API for regions, GPU types and prices…", title="Prices")
-        self.load_catalog(refresh=True)
+        self.sources.load_catalog(refresh=True)
 
     def action_back(self) -> None:
         if self.custom_open:
@@ -373,8 +334,9 @@ class WizardScreen(Screen[None]):
     # --- review and launch ------------------------------------------------------------------------
 
     def taken_names(self) -> set[str]:
-        store = self.context.store
-        return set(store.session_names()) if store is not None else set()
+        """The session names in use, as last read (a launch under a name taken since is refused when
+        it reserves the name)."""
+        return self.taken
 
     def chosen(self) -> tuple[Region, FitReport] | None:
         """The region and the fit the review plans with; None (and back to the first step missing one)
@@ -396,6 +358,7 @@ class WizardScreen(Screen[None]):
         self._review_key = key
         from ...profiles import describe, profile_for
 
+        self.sources.read_taken()  # again, for the launch
         name = session_name(report.model.id, self.context.clock.now(), self.taken_names())
         # The model's profile flags appear in the editable fields, so the user sees and can change them.
         profile, _ = profile_for(report.model.id, self.context.paths)

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import RichLog
 
-from ...ops.events import (DestroyedEvent, FailedEvent, HealEvent, LogEvent, ReadyEvent, RolledBackEvent,
-                           StageEvent, WarningEvent, WatchdogEvent)
+from ...ops.events import (DestroyedEvent, FailedEvent, HealEvent, LogEvent, OpsEvent, ReadyEvent,
+                           RolledBackEvent, StageEvent, WarningEvent, WatchdogEvent)
 from ...words import duration, plural
 
 
-def event_text(event: Any) -> str:
+def event_text(event: OpsEvent) -> str:
     """One log line for an ops event, in the user's words."""
     if isinstance(event, StageEvent):
         return event.message
@@ -69,9 +69,29 @@ class LogPane(Vertical):
         self.toggle_class("-vllm")
         return self.showing_vllm
 
+    _held_lines: list[str] | None = None  # lines added while the history is read, shown after it
+
+    def hold_for_history(self) -> None:
+        """The history is being read: lines added meanwhile wait, so they show after it, in order."""
+        if self._held_lines is None:
+            self._held_lines = []
+
     def add(self, text: str, ts: float | None = None) -> None:
         """Append one session event."""
-        self.query_one("#events-log", RichLog).write(f"{stamp(ts)} {text}")
+        line = f"{stamp(ts)} {text}"
+        if self._held_lines is not None:
+            self._held_lines.append(line)
+        else:
+            self.query_one("#events-log", RichLog).write(line)
+
+    def add_history(self, lines: Iterable[tuple[str, float | None]]) -> None:
+        """The session's history, then the lines held while it was read."""
+        log = self.query_one("#events-log", RichLog)
+        for text, ts in lines:
+            log.write(f"{stamp(ts)} {text}")
+        held, self._held_lines = self._held_lines or [], None
+        for line in held:
+            log.write(line)
 
     def set_vllm_log(self, text: str) -> None:
         """Replace the vLLM log tail (a fresh `docker compose logs --tail` each time)."""

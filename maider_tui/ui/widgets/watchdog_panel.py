@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .cost_panel import format_countdown
 from .lines import LinePanel
+
+if TYPE_CHECKING:
+    from ...ops.watchdog import Watchdog
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class WatchdogView:
     kept: bool = False  # no model serving: it goes at a deadline, whatever its use
 
     @classmethod
-    def of(cls, watchdog: Any | None, *, ended: bool = False) -> WatchdogView:
+    def of(cls, watchdog: Watchdog | None, *, ended: bool = False) -> WatchdogView:
         """Read the watchdog's public attributes once, so one redraw sees one consistent state."""
         if ended:
             return cls(off=False, state="ended", ended=True,
