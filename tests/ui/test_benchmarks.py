@@ -266,7 +266,7 @@ async def test_without_a_database_import_and_export_say_so_plainly(make_context,
         await wait_files(pilot)
         assert screen.last_file_message == ("Nothing imported: there is no session database this time (it "
                                             "could not be opened); restart the app to try again.")
-        screen.export_db(str(tmp_path / "out.json"))
+        screen.export_db(tmp_path, str(tmp_path / "out.json"))
         await wait_files(pilot)
         assert screen.last_file_message.startswith("Nothing exported: there is no session database")
         assert not (tmp_path / "out.json").exists()
@@ -372,12 +372,16 @@ async def test_cancel_a_benchmark_stores_nothing(live_app, sim_cloud):
             await cleanup(app, name, sim_cloud)
 
 
-def test_each_file_action_has_one_name_in_the_footer_the_palette_and_the_readme(make_context):
+async def test_each_file_action_has_one_name_in_the_footer_the_palette_and_the_readme(make_context, clock):
     from pathlib import Path
 
-    screen = BenchmarksScreen(make_context())
+    context = make_context()
+    add_runs(context.store, clock.now())  # with runs every file action can act, so the palette lists it
+    app = BenchApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        titles = {c.title for c in screen.palette_commands()}
     bindings = {b.key: b for b in BenchmarksScreen.BINDINGS}
-    titles = {c.title for c in screen.palette_commands()}
     readme = next(line for line in (Path(__file__).resolve().parents[2] / "README.md").read_text().splitlines()
                   if line.startswith("| benchmarks |"))
     for key in ("x", "E", "i", "R"):

@@ -528,4 +528,4 @@ async def test_a_read_the_database_refuses_keeps_the_rows_and_is_said_once(sampl
         store.list_sessions = list_sessions
         screen.refresh_sessions()
         await app.workers.wait_for_complete()
-        assert str(screen.query_one(DataTable).get_row("qwen32b-20261122-093012")[4]) == "jp-osa"
+        assert str(screen.query_one(DataTable).get_cell("qwen32b-20261122-093012", "region")) == "jp-osa"

@@ -350,6 +350,6 @@ class BenchmarksScreen(Screen[None]):
             "cycle_filter('gpu')": "filter by GPU type", "cycle_filter('model')": "filter by model size",
             "cycle_filter('task')": "filter by task", "cycle_sort": "sort by the next column",
             "reverse": "reverse the sort", "toggle_chart": "chart efficiency, tokens/s or peak",
-            "toggle_coverage": "show or hide coverage", "export": "export table (CSV, JSON, Markdown)",
+            "toggle_coverage": "show or hide coverage", "export": "export table",
             "import_db": "import runs", "export_db": "export runs",
             "recommend": "recommend"})
