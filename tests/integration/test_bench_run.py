@@ -51,13 +51,13 @@ async def test_measures_the_sims_rate_and_ttft_and_stores_one_run(server, store)
     outcome = await run_benchmark(target_for(server), category="coding", store=store, emit=events.append,
                                   max_tokens_scale=SCALE)
     summary = outcome.run.summary
-    # Wide enough for a loaded machine, narrow enough to catch a wrong count (counting the first
-    # token's wait into the rate is off by a third on the shortest prompt). The precise figures
-    # are benchmarks/bench_accuracy.py's.
-    assert summary["avg_tokens_per_sec"] == pytest.approx(RATE, rel=0.05)
-    assert summary["p50_ttft_s"] == pytest.approx(TTFT, abs=0.020)
+    # Wide enough for the suite's four workers on two busy cores, narrow enough to catch a wrong count
+    # (counting the first token's wait into the rate is off by a third on the shortest prompt). The
+    # precise figures are benchmarks/bench_accuracy.py's.
+    assert summary["avg_tokens_per_sec"] == pytest.approx(RATE, rel=0.12)
+    assert summary["p50_ttft_s"] == pytest.approx(TTFT, abs=0.040)
     for m in outcome.measurements:
-        assert m.tokens_per_sec == pytest.approx(RATE, rel=0.08) and m.ok
+        assert m.tokens_per_sec == pytest.approx(RATE, rel=0.15) and m.ok
     assert summary["tests_passed"] == summary["tests_total"] == 4
     assert summary["cost_per_1k_tokens"] == pytest.approx(0.52 / 3600 / summary["avg_tokens_per_sec"] * 1000)
     assert set(outcome.run.results_by_category) == {"coding"}
