@@ -104,7 +104,7 @@ async def test_concurrency_sweep_reports_throughput_against_latency(server, stor
     assert [p["concurrency"] for p in sweep] == [1, 4, 8] and all(p["errors"] == 0 for p in sweep)
     # Eight streams share the engine (rate / 1.14 each) but deliver far more in total.
     assert sweep[2]["throughput_tok_s"] > 5 * sweep[0]["throughput_tok_s"]
-    assert sweep[0]["per_stream_tok_s"] == pytest.approx(RATE, rel=0.05)
+    assert sweep[0]["per_stream_tok_s"] == pytest.approx(RATE, rel=0.12)
     assert store.get_bench_run(outcome.run.id).summary["concurrency"] == sweep
 
 
