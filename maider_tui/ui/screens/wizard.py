@@ -72,6 +72,7 @@ class WizardScreen(Screen[None]):
         self.picked_region: Region | None = None
         self.gpu: GpuType | None = None
         self.report: FitReport | None = None
+        self.nodes = 1  # VMs the chosen model's plan spans (a model no single VM holds spans several)
         self.remembered: dict[int, str] = {}  # the highlighted row of each step, kept when going back
         self.regions_data: Catalogued | None = None
         self.types_data: Catalogued | None = None
@@ -210,10 +211,11 @@ class WizardScreen(Screen[None]):
         if self.step == MODEL:
             # Back on this step with the model chosen before: keep the context chosen with it.
             report = self.report
-            if report is not None and report.model.id == row.id and report.gpu_type == self.gpu:
+            if (report is not None and report.model.id == row.id and report.gpu_type == self.gpu
+                    and self.nodes == row.nodes):
                 context: int | None = report.max_model_len
             else:
-                context = steps.default_context(row.value, self.settings, self.profile_of(row.id))
+                context = steps.default_context(row.value, self.settings, self.profile_of(row.id), row.nodes)
             self.query_one("#context", Input).value = "" if context is None else str(context)
 
     @on(Input.Changed, "#filter")
@@ -225,7 +227,7 @@ class WizardScreen(Screen[None]):
         row = self.highlighted()
         if row is None or self.step != MODEL or self.gpu is None:
             return
-        report, message = steps.plan_context(row.value.model, self.gpu, event.value)
+        report, message = steps.plan_context(row.value.model, self.gpu, event.value, row.nodes)
         self.say(message, warning=report is None)
 
     @on(OptionList.OptionHighlighted, "#choices")
@@ -308,11 +310,11 @@ class WizardScreen(Screen[None]):
                 self.show_step()
                 return
             report, message = steps.plan_context(row.value.model, self.gpu,
-                                                 self.query_one("#context", Input).value)
+                                                 self.query_one("#context", Input).value, row.nodes)
             if report is None:
                 self.say(message, warning=True)
                 return
-            self.report = report
+            self.report, self.nodes = report, row.nodes
         self.step += 1
         self.show_step()
 
@@ -352,7 +354,7 @@ class WizardScreen(Screen[None]):
         if chosen is None:
             return
         region, report = chosen
-        key = (region.id, report.gpu_type.id, report.model.id, report.max_model_len)
+        key = (region.id, report.gpu_type.id, report.model.id, report.max_model_len, self.nodes)
         if key == self._review_key:
             return  # back and forth again: keep what the user typed
         self._review_key = key
@@ -363,7 +365,7 @@ class WizardScreen(Screen[None]):
         # The model's profile flags appear in the editable fields, so the user sees and can change them.
         profile, _ = profile_for(report.model.id, self.context.paths)
         edits = ReviewEdits.from_settings(self.settings, name, profile)
-        summary = plan_summary(region, report)
+        summary = plan_summary(region, report, self.nodes)
         settings_of_profile = describe(profile)[1:]  # the first line only names the profile
         summary.append(f"\nProfile ({profile.source}): " + ("; ".join(settings_of_profile) or "nothing extra"),
                        style="dim")
@@ -376,7 +378,7 @@ class WizardScreen(Screen[None]):
             return
         region, report = chosen
         plan = self.query_one(ReviewForm).plan(self.settings, region.id, report, self.taken_names(),
-                                               self.context.paths)
+                                               self.context.paths, nodes=self.nodes)
         if plan is None:
             return  # the form says what is wrong, next to the field
         app = self.app

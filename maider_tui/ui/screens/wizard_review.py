@@ -180,7 +180,7 @@ class ReviewForm(VerticalScroll):
         return edits, errors
 
     def plan(self, settings: Settings, region_id: str, report: FitReport, taken: set[str],
-             paths: AppPaths) -> LaunchPlan | None:
+             paths: AppPaths, *, nodes: int = 1) -> LaunchPlan | None:
         """The launch plan with the edits, re-planned with their memory use and KV dtype (and the model's
         profile under `paths`); None (and the reasons shown) when a field is wrong or the plan no longer fits."""
         edits, errors = self.read(taken)
@@ -193,12 +193,12 @@ class ReviewForm(VerticalScroll):
         for problem in problems:
             self.notify(f"Model profile skipped: {problem}", severity="warning", timeout=20)
         replanned = resolve(report.model, report.gpu_type, settings, profile=profile,
-                            context=report.max_model_len, edits=edits.launch_edits()).report
+                            context=report.max_model_len, edits=edits.launch_edits(), nodes=nodes).report
         if not replanned.fits:
             self.show_errors({"gpu-mem": "The plan no longer fits with this memory use."},
                              f"Not launched: {replanned.reason}.")
             return None
-        return build_plan(settings, region_id, replanned, edits, profile)
+        return build_plan(settings, region_id, replanned, edits, profile, nodes=nodes)
 
     def show_errors(self, errors: dict[str, str], message: str = "") -> None:
         """Each problem next to its field; `message` for one that concerns the whole plan."""
@@ -209,24 +209,34 @@ class ReviewForm(VerticalScroll):
         self.query_one("#review-message", Static).update(message)
 
 
-def plan_summary(region: Region, report: FitReport) -> Text:
-    """The whole plan in a few lines: hardware, place, model and layout, cost, time to ready."""
+def plan_summary(region: Region, report: FitReport, nodes: int = 1) -> Text:
+    """The whole plan in a few lines: hardware, place, model and layout, cost, time to ready; for a
+    session over several VMs, the VMs, their network and what the link between them costs."""
     gpu, spec = report.gpu_type, report.model
     family = gpu.family.short_name if gpu.family else "unknown GPU"
-    vram = f"{gpu.gpus * gpu.family.vram_mib / 1024:.0f} GB VRAM" if gpu.family else "VRAM unknown"
+    vram = f"{nodes * gpu.gpus * gpu.family.vram_mib / 1024:.0f} GB VRAM" if gpu.family else "VRAM unknown"
     minutes = minutes_to_ready(report)
     download = report.weights_gb * 1.074  # GiB -> GB as the hub counts
+    hourly = gpu.hourly_usd * nodes
+    layout = (f"TP {report.tensor_parallel_size} · PP {report.pipeline_parallel_size}" if nodes == 1 else
+              f"TP {report.tensor_parallel_size} within each VM · PP {report.pipeline_parallel_size} across VMs")
     lines = [
-        ("GPU type", f"{gpu.id} · {gpu.gpus}x {family} · {vram}"),
+        ("GPU type", f"{gpu.id} · {gpu.gpus}x {family} · {vram}" if nodes == 1 else
+                     f"{nodes} VMs of {gpu.id} · {gpu.gpus}x {family} each · {vram} in all"),
         ("Region", f"{region.id} {region.city}"),
         ("Model", spec.id),
-        ("Layout", f"TP {report.tensor_parallel_size} · PP {report.pipeline_parallel_size} · "
-                   f"context {context_label(report.max_model_len)} · dtype {report.dtype} · "
+        ("Layout", f"{layout} · context {context_label(report.max_model_len)} · dtype {report.dtype} · "
                    f"{report.weights_per_gpu_gb:.1f} GB weights per GPU"),
         ("Attention", attention_backend(gpu, spec)),
-        ("Cost", f"${gpu.hourly_usd:.2f}/h · ${gpu.hourly_usd * 24:.2f}/day"),
+        ("Cost", f"${hourly:.2f}/h · ${hourly * 24:.2f}/day" + (f" ({nodes} VMs, every one bills)" if nodes > 1 else "")),
         ("Ready in", f"about {minutes} min (cloud-init, vLLM image, {download:.0f} GB download, load)"),
     ]
+    if nodes > 1:
+        from ...catalog.cluster import fit_nodes
+
+        link = fit_nodes(spec, gpu, nodes, max_model_len=report.max_model_len).link
+        lines.insert(5, ("Network", "a private network (VPC) of its own: Ray and NCCL stay on it; "
+                                    + link.describe()))
     text = Text()
     for index, (label, value) in enumerate(lines):
         text.append(f"{label:<10}", style="bold")
@@ -235,11 +245,11 @@ def plan_summary(region: Region, report: FitReport) -> Text:
 
 
 def build_plan(settings: Settings, region_id: str, report: FitReport, edits: ReviewEdits,
-               profile: Profile | None = None) -> LaunchPlan:
+               profile: Profile | None = None, *, nodes: int = 1) -> LaunchPlan:
     """The launch plan: `deploy.launch.resolve` with the review's edits, at the model step's context."""
     launch = resolve(report.model, report.gpu_type, settings, profile=profile, context=report.max_model_len,
-                     edits=edits.launch_edits())
+                     edits=edits.launch_edits(), nodes=nodes)
     return LaunchPlan(region=region_id, gpu_type=report.gpu_type, config=launch.config, compose=launch.compose,
                       name=edits.name, image=settings.provider.image, firewall_id=settings.provider.firewall_id,
                       tags=tuple(t for t in settings.provider.tags if t != SESSION_TAG),
-                      options={"watchdog_minutes": edits.watchdog_minutes})
+                      options={"watchdog_minutes": edits.watchdog_minutes}, nodes=nodes)

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from ... import catalog
 from ...deploy.launch import default_context as launch_context
+from ...deploy.launch import fit_on
 from ...models import Capability, FitReport, GpuType, ModelSpec, Region
 from ...profiles import Profile, builtin_profile
 from ..widgets.steps_header import StepMark
@@ -42,6 +43,7 @@ class Choice:
     dimmed: bool = False
     reason: str = ""
     detail: str = ""  # the full verdict, shown under the list for the highlighted row
+    nodes: int = 1  # VMs the row's plan spans: above 1 for a model no single VM of the type holds
 
     def matches(self, query: str) -> bool:
         """Filter as you type: every word of the query appears somewhere in the row."""
@@ -234,7 +236,36 @@ def model_choices(gpu: GpuType, models: Sequence[ModelSpec], settings: Settings,
         most = "" if planned == report.max_context else f" (up to {catalog.context_label(report.max_context)} fits)"
         rows.append(Choice(spec.id, cells, report,
                            detail=f"{spec.id}: context {catalog.context_label(planned)}{most}; {report.reason}"))
+    fitted = {r.model.id for r in reports}
+    for spec in models:
+        if spec.id in fitted or any(catalog.fit(spec, t).fits for t in catalog.gpu_types()):
+            continue  # one VM of this or another plan holds it: several are offered only when none does
+        if several := cluster_choice(spec, gpu, settings, profile_of(spec.id)):
+            rows.append(several)
     return rows
+
+
+def cluster_choice(spec: ModelSpec, gpu: GpuType, settings: Settings, profile: Profile) -> Choice | None:
+    """A model no single VM of `gpu` holds, on the fewest VMs of it that do (vLLM on a Ray cluster,
+    TP within each VM, PP across them); None when even catalog.cluster.MAX_NODES VMs do not."""
+    from ...catalog.cluster import MAX_NODES, fit_nodes
+    from ...catalog.sizes import GIB, weight_bytes
+
+    plan = next((p for n in range(2, MAX_NODES + 1) if (p := fit_nodes(spec, gpu, n)).fits), None)
+    if plan is None:
+        return None
+    planned = launch_context(spec, gpu, settings, profile, nodes=plan.nodes)
+    if planned is None:
+        return None
+    report = plan.report
+    cells = (spec.short_name, f"{spec.params_b:.1f}B", f"{plan.nodes} VMs·TP{report.tensor_parallel_size}",
+             catalog.context_label(planned), f"{report.weights_per_gpu_gb:.1f} GB · {spec.id}")
+    weights = weight_bytes(spec).total / GIB
+    detail = (f"No single {gpu.short_name} VM holds {spec.id} ({weights:.0f} GB of weights); {plan.nodes} VMs of it "
+              f"do, ${plan.hourly_usd:.2f}/h together: TP {report.tensor_parallel_size} within each VM, PP "
+              f"{report.pipeline_parallel_size} across them, context {catalog.context_label(planned)}. "
+              f"{plan.link.describe()[:1].upper()}{plan.link.describe()[1:]}.")
+    return Choice(spec.id, cells, report, detail=detail, nodes=plan.nodes)
 
 
 def default_model(rows: Sequence[Choice], wanted: str) -> str | None:
@@ -246,12 +277,13 @@ def default_model(rows: Sequence[Choice], wanted: str) -> str | None:
     return usable[0].id if usable else None
 
 
-def default_context(report: FitReport, settings: Settings, profile: Profile | None = None) -> int | None:
+def default_context(report: FitReport, settings: Settings, profile: Profile | None = None,
+                    nodes: int = 1) -> int | None:
     """The context the model step starts from: `deploy.launch.default_context`."""
-    return launch_context(report.model, report.gpu_type, settings, profile)
+    return launch_context(report.model, report.gpu_type, settings, profile, nodes=nodes)
 
 
-def plan_context(spec: ModelSpec, gpu: GpuType, text: str) -> tuple[FitReport | None, str]:
+def plan_context(spec: ModelSpec, gpu: GpuType, text: str, nodes: int = 1) -> tuple[FitReport | None, str]:
     """Re-plan for a typed context length: (the report when it fits, what to tell the user)."""
     text = text.strip().lower().replace(",", "").replace("_", "")
     try:
@@ -260,7 +292,7 @@ def plan_context(spec: ModelSpec, gpu: GpuType, text: str) -> tuple[FitReport | 
         return None, "The context is a number of tokens, like 32768 or 32k."
     if tokens < 256:
         return None, "The context must be at least 256 tokens (vLLM's minimum here)."
-    report = catalog.fit(spec, gpu, max_model_len=tokens)
+    report = fit_on(spec, gpu, nodes, max_model_len=tokens)
     if not report.fits:
         return None, f"Cannot continue: {report.reason}."
     # A name cut in the model column shows whole here.
