@@ -80,7 +80,7 @@ class ClusterLaunch(_Launch):
         hosts = [head_host, *self._worker_keys(layout)]
         self.stage("create", f"Making the session's private network in {self.plan.region}")
         network = await self._network()
-        self.stage("create", f"Renting {len(layout.nodes)}x {self.plan.gpu_type.short_name} in {self.plan.region}")
+        self.stage("create", f"Renting {len(layout.nodes)} VMs of {self.plan.gpu_type.short_name} in {self.plan.region}")
         vms = await self._all(self._create_node(n, network, client_public, hosts[n.index], layout)
                               for n in layout.nodes)
         self.stage("running")

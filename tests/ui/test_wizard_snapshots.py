@@ -11,7 +11,7 @@ from textual.widgets import Input
 
 from maider_tui import catalog
 from maider_tui.app import MaiderApp
-from maider_tui.ops.events import FailedEvent, HealEvent, LogEvent, StageEvent, WarningEvent
+from maider_tui.ops.events import FailedEvent, HealEvent, LogEvent, NodeEvent, StageEvent, WarningEvent
 from maider_tui.ops.provision import LaunchPlan
 from maider_tui.ops.readiness import STAGES, TOTAL_S
 from maider_tui.ui.screens.provisioning import ProvisioningScreen
@@ -126,11 +126,11 @@ HEALED = MID_WAY + [
 ]
 
 
-def provisioning_with(events, minutes: float):
+def provisioning_with(events, minutes: float, launch_plan: LaunchPlan | None = None):
     async def run_before(pilot) -> None:
         app = pilot.app
         await app.workers.wait_for_complete()
-        screen = ProvisioningScreen(app.context, None, plan(), autostart=False)
+        screen = ProvisioningScreen(app.context, None, launch_plan or plan(), autostart=False)
         await app.push_screen(screen)
         for event in events:
             screen.on_ops_event(event)
@@ -165,3 +165,41 @@ FAILED = MID_WAY + [
 def test_provisioning_failed(snap_compare, make_context, size):
     assert snap_compare(MaiderApp(make_context()), terminal_size=size,
                         run_before=provisioning_with(FAILED, 14))
+
+
+def cluster_plan() -> LaunchPlan:
+    from maider_tui.deploy.launch import resolve
+    from maider_tui.settings import Settings
+
+    gpu = catalog.gpu_type("g1-gpu-rtx6000-4")
+    launch = resolve(catalog.model("meta-llama/Llama-3.1-70B-Instruct"), gpu, Settings(), context=32768, nodes=2)
+    return LaunchPlan(region="us-east", gpu_type=gpu, config=launch.config, name=NAME, nodes=2)
+
+
+OVER_TWO_VMS = [
+    stage("token"), LogEvent(NAME, "Linode account: sim-user"), stage("record"), stage("keys"),
+    stage("create", "Renting 2 VMs of 4x Quadro RTX 6000 in us-east"),
+    NodeEvent(NAME, 0, "create", "VM 8211001 created"), NodeEvent(NAME, 1, "create", "VM 8211002 created"),
+    stage("running"), NodeEvent(NAME, 1, "running", "booted"), NodeEvent(NAME, 0, "running", "booted"),
+    stage("ssh"), NodeEvent(NAME, 0, "ssh", "SSH answered at 192.0.2.1"), stage("cloud_init"),
+    NodeEvent(NAME, 1, "ssh", "SSH answered at 192.0.2.2"),
+    NodeEvent(NAME, 0, "cloud_init", "driver and Docker installed"),
+]
+
+
+async def test_a_launch_over_two_vms_shows_each_vms_progress(make_context):
+    app = MaiderApp(make_context())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await provisioning_with(OVER_TWO_VMS, 7, cluster_plan())(pilot)
+        screen = app.screen
+        assert isinstance(screen, ProvisioningScreen)
+        nodes = str(screen.query_one("#nodes").render())
+        assert "VM 0 head   driver and Docker installed" in nodes and "VM 1 worker SSH answered" in nodes
+        line = str(screen.query_one("#plan-line").render())
+        assert "2 VMs of 4x Quadro RTX 6000" in line and "$12.00/h" in line
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_provisioning_over_two_vms(snap_compare, make_context, size):
+    assert snap_compare(MaiderApp(make_context()), terminal_size=size,
+                        run_before=provisioning_with(OVER_TWO_VMS, 7, cluster_plan()))

@@ -23,7 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, RichLog, Static
 
 from ...paths import styles_dir
-from ...ops.events import FailedEvent, HealEvent, LogEvent, ReadyEvent, StageEvent, WarningEvent
+from ...ops.events import FailedEvent, HealEvent, LogEvent, NodeEvent, ReadyEvent, StageEvent, WarningEvent
 from ...ops.naming import session_name
 from ...words import plural
 from ...ops.readiness import STAGES
@@ -89,6 +89,7 @@ class ProvisioningScreen(Screen[None]):
         self.failed: FailedEvent | None = None
         self.ready = False
         self.lines: list[str] = []
+        self.node_steps: dict[int, str] = {}  # a launch over several VMs: what each VM did last
         self._unsubscribe: Callable[[], None] | None = None
 
     # --- layout ---------------------------------------------------------------------------------
@@ -102,6 +103,7 @@ class ProvisioningScreen(Screen[None]):
                 yield ProgressBar(total=100, show_eta=False, id="progress")
                 yield Static("", id="eta", markup=False)
                 yield Static("", id="cost", markup=False)
+                yield Static("", id="nodes", markup=False)
         yield Static("", id="failure")
         # min_width: lines wrap to the box, not to RichLog's default 78 columns.
         yield RichLog(id="log", wrap=True, markup=False, max_lines=2000, min_width=20)
@@ -115,10 +117,13 @@ class ProvisioningScreen(Screen[None]):
         self.query_one("#log").border_title = "Log"
         self.query_one("#failure").border_title = "Launch failed"
         self.query_one("#failure").display = False
-        gpu = self.plan.gpu_type
+        gpu, nodes = self.plan.gpu_type, self.plan.nodes
+        on = f"{gpu.gpus}x {gpu.family.short_name if gpu.family else gpu.id}"
         self.query_one("#plan-line", Static).update(
-            f"{self.plan.model} on {gpu.gpus}x {gpu.family.short_name if gpu.family else gpu.id} "
-            f"in {self.plan.region} · ${gpu.hourly_usd:.2f}/h")
+            f"{self.plan.model} on {on if nodes == 1 else f'{nodes} VMs of {on}'} in {self.plan.region} · "
+            f"${gpu.hourly_usd * nodes:.2f}/h")
+        self.query_one("#nodes", Static).display = nodes > 1
+        self.draw_nodes()
         self.draw_stages()
         self.tick()
         self.set_interval(1.0, self.tick)
@@ -199,6 +204,9 @@ class ProvisioningScreen(Screen[None]):
             self.write(log, f"Ready at {event.endpoint} in {event.elapsed_s:.0f} s"
                             + (f" after {plural(event.heals, 'heal')}" if event.heals else ""), "bold")
             self.call_later(self.open_dashboard)
+        elif isinstance(event, NodeEvent):
+            self.node_steps[event.node] = event.message
+            self.draw_nodes()
         elif isinstance(event, FailedEvent) and self.failed is None:
             self.show_failure(event)
 
@@ -226,6 +234,14 @@ class ProvisioningScreen(Screen[None]):
                 text.append("\n")
         stages.update(text)
 
+    def draw_nodes(self) -> None:
+        """A launch over several VMs: one line a VM, what it did last, side by side as they go."""
+        if self.plan.nodes <= 1:
+            return
+        lines = [f"VM {index} {'head  ' if index == 0 else 'worker'} {self.node_steps.get(index, 'waiting')}"
+                 for index in range(self.plan.nodes)]
+        self.query_one("#nodes", Static).update("\n".join(lines))
+
     def on_resize(self) -> None:
         self.draw_stages()  # the titles wrap to the column's new width
 
@@ -235,7 +251,7 @@ class ProvisioningScreen(Screen[None]):
         self.query_one(TopBar).set_time(now)
         from ...ops.receipt import cost_so_far
 
-        rate = self.plan.gpu_type.hourly_usd
+        rate = self.plan.gpu_type.hourly_usd * self.plan.nodes
         if self.created_at is None:
             self.query_one("#cost", Static).update(f"${rate:.2f}/h once the VM exists")
             return
