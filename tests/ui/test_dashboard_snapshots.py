@@ -22,9 +22,10 @@ PLANS = {
     1: ("g2-gpu-rtx4000a1-s", 0.52, "Qwen/Qwen2.5-Coder-14B-Instruct-AWQ", "NVIDIA RTX 4000 Ada Generation", 20475),
     2: ("g2-gpu-rtx4000a2-s", 1.04, "Qwen/Qwen2.5-Coder-32B-Instruct-AWQ", "NVIDIA RTX 4000 Ada Generation", 20475),
     4: ("g1-gpu-rtx6000-4", 6.00, "Qwen/Qwen2.5-72B-Instruct-AWQ", "Quadro RTX 6000", 24576),
-    # No plan of the catalog has 8 GPUs: a type it does not know, shown by its count and id.
-    8: ("g1-gpu-rtx6000-8", 12.00, "Qwen/Qwen2.5-72B-Instruct-AWQ", "Quadro RTX 6000", 24576),
+    # No plan has 8 GPUs: 8 are a session over two 4-GPU VMs (docs/multi-vm.md), its rows grouped by VM.
+    8: ("g1-gpu-rtx6000-4", 12.00, "meta-llama/Llama-3.1-70B-Instruct", "Quadro RTX 6000", 24576),
 }
+NODES = {8: 2}
 SIZES = [(80, 24), (120, 40)]
 
 
@@ -40,7 +41,7 @@ def snapshot_of(gpus: int, tick: int, name: str, total_mib: int) -> GpuSnapshot:
                   memory_total_mib=total_mib, utilization_pct=float((tick * 7 + i * 13) % 100),
                   temperature_c=58.0 + i * 2, power_w=110.0 + i * 4)
         for i in range(gpus))
-    return GpuSnapshot(float(tick), samples)
+    return GpuSnapshot(float(tick), samples, per_node=gpus // NODES[gpus] if gpus in NODES else None)
 
 
 def region_of(type_id: str) -> str:
@@ -55,7 +56,7 @@ def build(context, clock, gpus: int, *, watchdog: bool = True) -> DashboardScree
     record = context.store.add_session(SessionRecord(
         name=NAME, state="ready", stage="ready", region=region_of(type_id), gpu_type=type_id, gpu_count=gpus, model=model,
         hourly_usd=hourly, created_at=clock.now() - 3 * 3600 - 42 * 60, host_key=HOST_KEY,
-        vllm_config={"model": model}))
+        vllm_config={"model": model}, nodes=NODES.get(gpus, 1)))
     context.store.add_event(NAME, "ready", "ready in 6m 12s (1 heal: KV cache 32768 -> 23552)",
                             ts=clock.now() - 3 * 3600)
     context.store.add_event(NAME, "activity", "activity · idle timer reset", ts=clock.now() - 350)

@@ -177,7 +177,9 @@ class DashboardScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        for selector, title in (("#gpus-box", "GPUs"), ("#vllm", "vLLM"), ("#cost", "Cost"),
+        nodes = self.record.nodes if self.record is not None else 1
+        gpus = "GPUs" if nodes == 1 else f"GPUs · {nodes} VMs, linked over the session's private network"
+        for selector, title in (("#gpus-box", gpus), ("#vllm", "vLLM"), ("#cost", "Cost"),
                                 ("#watchdog", "Watchdog"), ("#endpoint", "Endpoint"), ("#log", "Log")):
             self.query_one(selector).border_title = title
         self.feed.read_history()

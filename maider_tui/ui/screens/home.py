@@ -48,7 +48,10 @@ def state_label(rec: "SessionRecord") -> str:
 
 
 def gpu_label(rec: "SessionRecord") -> str:
-    """"2x RTX 4000 Ada" for plans the catalog knows, else the count and the Linode type id."""
+    """"2x RTX 4000 Ada" for plans the catalog knows, else the count and the Linode type id; a session
+    over several VMs: "2 VMs of 4x Quadro RTX 6000"."""
+    if rec.nodes > 1:
+        return f"{rec.nodes} VMs of {_gpu_label(rec.gpu_type, rec.gpu_count // rec.nodes)}"
     return _gpu_label(rec.gpu_type, rec.gpu_count)
 
 

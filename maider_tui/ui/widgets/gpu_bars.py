@@ -75,11 +75,13 @@ def placeholder(index: int) -> RowTexts:
     return f"{index} …", None, "", "util —", (), ""
 
 
-def row_texts(sample: GpuSample, history: Sequence[float | None]) -> RowTexts:
-    """What a GPU's row shows for `sample`; equal texts draw the same lines."""
+def row_texts(sample: GpuSample, history: Sequence[float | None], per_node: int | None = None) -> RowTexts:
+    """What a GPU's row shows for `sample`; equal texts draw the same lines. `per_node`: a session over
+    several VMs, whose rows read "vm1 0 …" (VM 1's GPU 0), grouped VM by VM."""
     name = sample.name.replace("NVIDIA ", "").replace("Generation", "").strip()
     heat = f"{_num(sample.temperature_c, '.0f', '°C')}  {_num(sample.power_w, '.0f', ' W')}"
-    return (f"{sample.index} {name}"[:18], sample.memory_pct, memory_text(sample),
+    where = (f"vm{sample.index // per_node} {sample.index % per_node}" if per_node else str(sample.index))
+    return (f"{where} {name or '(no reading)'}"[:18], sample.memory_pct, memory_text(sample),
             f"util {_num(sample.utilization_pct, '3.0f', '%')}", tuple(history), heat)
 
 
@@ -127,7 +129,7 @@ class GpuBars(Widget):
         changed: list[tuple[int, RowTexts | None]] = []  # (GPU index, what its row showed before)
         for position, sample in enumerate(snapshot.gpus):
             history = histories[position] if position < len(histories) else ()
-            texts = row_texts(sample, history)
+            texts = row_texts(sample, history, snapshot.per_node)
             layout = layout or sample.index not in self.rows
             before = self.rows.get(sample.index)
             if before != texts:
