@@ -19,7 +19,7 @@ from maider_tui.deploy.compose import NCCL_ENV
 from maider_tui.models import ModelSpec, VllmConfig
 from maider_tui.ops.heal_log import EXCEPTION, Record, records
 
-KINDS = ("oom", "kv_cache", "nccl", "tensor_parallel", "model_loading")
+KINDS = ("oom", "kv_cache", "nccl", "tensor_parallel", "model_loading", "node_lost")
 MAX_ATTEMPTS = 3  # what provisioning allows (the seed's number); remedy itself takes any attempt
 UTIL_STEP = 0.05
 UTIL_FLOOR = 0.70  # below this a 20-24 GB card has little KV cache left to gain from
@@ -69,6 +69,7 @@ _SUMMARIES = {
     ("model_loading", "unsupported_architecture"): "this vLLM does not support the model's architecture",
     ("model_loading", "not_found"): "the model is not on the Hugging Face Hub under that name",
     ("model_loading", "gated"): "the model is gated: the Hugging Face token has no access to it",
+    ("node_lost", None): "a VM of the session is gone, and with it a pipeline stage of the model",
 }
 
 
@@ -121,6 +122,9 @@ _RULES = (
     _rule("model_loading", "not_found", r"is not a local folder and is not a valid model identifier|Invalid "
           r"repository ID or local directory|RepositoryNotFoundError|Repository Not Found|404 Client Error|"
           r"Repo id must be in the form"),
+    # A session over several VMs: Ray's words when a pipeline stage's VM (or its container) went away.
+    _rule("node_lost", None, r"ActorDiedError|The actor is dead because its node has died|"
+          r"node \S+ (?:has )?died"),
     _rule("nccl", None, r"NCCL [Ee]rror|nccl(?:SystemError|InternalError|UnhandledCudaError|InvalidUsage|"
           r"InvalidArgument|RemoteError)|NCCL_ERROR_\w+|NCCL WARN|DistBackendError|"
           r"collective operation timeout"),
@@ -234,7 +238,7 @@ def remedy(config: VllmConfig, diagnosis: Diagnosis, attempt: int, gpu_count: in
     A remedy that would change nothing returns None, so the caller never restarts for nothing.
     """
     handler = {"oom": _oom, "kv_cache": _kv_cache, "nccl": _nccl, "tensor_parallel": _tensor_parallel,
-               "model_loading": _model_loading}.get(diagnosis.kind)
+               "model_loading": _model_loading, "node_lost": _node_lost}.get(diagnosis.kind)
     if handler is None:
         raise ValueError(f"unknown diagnosis kind {diagnosis.kind!r}; expected one of: {', '.join(KINDS)}")
     changes = handler(config, diagnosis, max(1, attempt), max(1, gpu_count), dict(container_env or {}))
@@ -242,6 +246,11 @@ def remedy(config: VllmConfig, diagnosis: Diagnosis, attempt: int, gpu_count: in
         return None
     new = config.replace(**changes)
     return None if new == config else new
+
+
+def _node_lost(config: VllmConfig, d: Diagnosis, attempt: int, gpus: int, env: _Env) -> _Changes:
+    """No flag brings a lost VM back: the session is destroyed and launched again."""
+    return None
 
 
 def _oom(config: VllmConfig, d: Diagnosis, attempt: int, gpus: int, env: _Env) -> _Changes:

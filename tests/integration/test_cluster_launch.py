@@ -3,6 +3,7 @@ Ray forming, vLLM serving across both through the tunnel; and a crash at any sta
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -183,5 +184,28 @@ async def test_the_idle_watchdog_destroys_a_session_over_two_vms_whole(sim, stor
         assert all(sim.world.get(n.instance_id) is None for n in nodes)  # the worker too, not just the head
         assert sim.world.vpcs.get(vpc_id) is None
         assert store.get_session(name).state == "destroyed"
+    finally:
+        await live.close_all()
+
+
+async def test_a_worker_vm_lost_after_ready_is_diagnosed_as_a_lost_stage(sim, store, paths):
+    from maider_tui.ops import heal
+    from maider_tui.ops.readiness import container_logs, container_state
+
+    live = live_sessions(sim, store, paths, [])
+    try:
+        session = await live.launch(cluster_plan())
+        head, worker = store.nodes(session.name)
+        sim.world.vanish(worker.instance_id)  # deleted behind the app's back: its stage is gone
+        for _ in range(300):
+            if await container_state(session.handle.ssh, LIMITS) == "exited":
+                break
+            await asyncio.sleep(0.02)
+        found = heal.diagnose(await container_logs(session.handle.ssh, LIMITS))
+        assert found is not None and found.kind == "node_lost", found
+        assert heal.remedy(session.handle.config, found, 1, 4) is None  # no flag brings a VM back
+        assert "a VM of the session is gone" in found.summary
+        await live.destroy(session.name)
+        assert sim.world.get(head.instance_id) is None
     finally:
         await live.close_all()

@@ -40,6 +40,10 @@ class ServingChanges:
             screen.say(str(exc))
             return
         found, remedied = proposal.diagnosis, proposal.config
+        if found is not None and found.kind == "node_lost":  # no restart or flag brings a VM back
+            screen.say(f"{found.summary}: the model cannot serve without it. Destroy the session with d (every "
+                       "VM and its network go) and launch it again.")
+            return
         if remedied is None and screen.vllm_down():
             # A server that died after it was ready (a GPU fault) needs no new flags, only a restart.
             self.offer_restart(f"{found.summary}; no flag to change" if found else "its log names no cause")
