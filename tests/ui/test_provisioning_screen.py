@@ -192,7 +192,8 @@ async def test_destroy_while_the_create_is_in_flight_deletes_the_vm_it_made(sim_
         screen = app.screen
         assert isinstance(screen, ProvisioningScreen)
         await wait_until(pilot, lambda: screen.current == "create")
-        await asyncio.sleep(0.2)  # the POST is held by the API
+        # The POST has reached the API, which holds it: the destroy meets a create in flight.
+        await wait_until(pilot, lambda: sim_cloud.world.requests["POST /linode/instances"] >= 1)
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmDialog)
