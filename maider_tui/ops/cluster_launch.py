@@ -50,8 +50,8 @@ class ClusterLaunch(_Launch):
         return ClusterLayout(tuple(Node(i, node_address(SUBNET_CIDR, i), gpus) for i in range(self.plan.nodes)),
                              SUBNET_CIDR)
 
-    def _new_record(self) -> SessionRecord:
-        record = super()._new_record()
+    def _new_record(self, name: str) -> SessionRecord:
+        record = super()._new_record(name)
         nodes, gpu = self.plan.nodes, self.plan.gpu_type
         record.nodes, record.gpu_count, record.hourly_usd = nodes, gpu.gpus * nodes, gpu.hourly_usd * nodes
         return record

@@ -21,13 +21,13 @@ from maider_tui.models import VllmConfig
 from maider_tui.ops import heal
 from maider_tui.ops.events import (EventSink, FailedEvent, HealEvent, LogEvent, ReadyEvent, StageEvent,
                                    WarningEvent)
-from maider_tui.ops.naming import next_free, session_name, validate_session_name
 from maider_tui.ops.readiness import (
     STAGE_NAMES, STAGES, TOTAL_S, ReadinessLimits, StageFailed, VllmAttempt, connect_ssh, wait_cloud_init,
     wait_running, wait_vllm_healing,
 )
 from maider_tui.ops.launch_plan import DEFAULT_IMAGE, LaunchPlan, SessionHandle
 from maider_tui.ops.session_files import write_aider_files, write_ssh_files
+from maider_tui.ops.reserve import choose_name, reserve
 from maider_tui.ops.session_keys import session_keys
 from maider_tui.ops.vm_compose import compose_up, put_compose, put_env
 from maider_tui.paths import AppPaths
@@ -38,9 +38,6 @@ if TYPE_CHECKING:
     from maider_tui.settings import Settings
 
 __all__ = ["DEFAULT_IMAGE", "LaunchPlan", "ProvisionFailed", "SessionEnded", "SessionHandle", "provision"]
-
-NAME_TRIES = 50  # automatic names taken meanwhile by other launches: -2, -3 ... until one is free
-
 
 class SessionEnded(Exception):
     """The session was destroyed (by another window, `down`, a watchdog) while this launch ran."""
@@ -181,17 +178,9 @@ class _Launch:
         return self._finish(vm, ssh, local_port, served)
 
     def _choose_name(self) -> None:
-        """The user's name, checked, or a fresh automatic one; before any event, so all carry it.
-        Only the record's insert reserves it (`_record`): two launches may want the same name."""
-        if self.resume is not None:
-            return
-        taken = self.store.session_names()
-        if self.name and not self.plan.auto_name:
-            problem = validate_session_name(self.name, taken)
-            if problem:
-                raise StageFailed("record", problem)
-        elif not self.name:
-            self.name = session_name(self.plan.model, self.clock.now(), taken)
+        if self.resume is None:  # a resumed launch keeps its session's name
+            self.name = choose_name(self.store, self.name, auto=self.plan.auto_name, model=self.plan.model,
+                                    now=self.clock.now())
 
     def _record(self) -> None:
         if self.resume is not None:
@@ -203,27 +192,15 @@ class _Launch:
             self._claimed()
             self.stage("record", f"Resuming {self.name} from stage {record.stage or 'record'}")
             return
-        base = self.name
-        for _ in range(NAME_TRIES):
-            try:
-                self.store.add_session(self._new_record())  # the insert is the reservation
-                break
-            except StoreError:
-                taken = self.store.session_names()
-                if not self.plan.auto_name or self.name not in taken:
-                    raise StageFailed("record", validate_session_name(self.name, taken) or
-                                      f"{self.name} could not be recorded.") from None
-                self.name = next_free(base, taken)
-        else:
-            raise StageFailed("record", "No free session name was found; give the session a name of your own.")
+        self.name = reserve(self.store, self.name, auto=self.plan.auto_name, make=self._new_record)
         self._store_before_record()
         self._claimed()
         self.stage("record")
 
-    def _new_record(self) -> SessionRecord:
+    def _new_record(self, name: str) -> SessionRecord:
         plan = self.plan
         return SessionRecord(
-            name=self.name, state="creating", stage="record", region=plan.region, gpu_type=plan.gpu_type.id,
+            name=name, state="creating", stage="record", region=plan.region, gpu_type=plan.gpu_type.id,
             gpu_count=plan.gpu_type.gpus, model=plan.model, hourly_usd=plan.gpu_type.hourly_usd,
             created_at=self.clock.now(), vllm_config=self.config.to_dict(), options=plan.stored_options())
 
@@ -384,9 +361,8 @@ class _Launch:
     def _finish(self, vm: Vm, ssh: SshSession, local_port: int, served: VllmAttempt) -> SessionHandle:
         self.stage("tunnel", f"Tunnel open: 127.0.0.1:{local_port} -> the VM's vLLM")
         endpoint = f"http://127.0.0.1:{local_port}/v1"
-        record = self.store.session(self.name)
-        self.store.update_session(self.name, extra={**record.extra, "local_port": local_port,
-                                                    "endpoint": endpoint})
+        extra = {**self.store.session(self.name).extra, "local_port": local_port, "endpoint": endpoint}
+        self.store.update_session(self.name, extra=extra)
         max_len = served.max_model_len or self.config.max_model_len or heal.DEFAULT_CONTEXT
         self.stage("aider")
         write_aider_files(self.paths, self.name, endpoint=endpoint, served_name=served.served_name,
@@ -399,8 +375,7 @@ class _Launch:
         self.store.add_event(self.name, "ready", f"ready at {endpoint} after {elapsed:.0f} s",
                              {"endpoint": endpoint, "max_model_len": max_len, "heals": self.heals})
         self.emit(ReadyEvent(self.name, endpoint, elapsed, max_len, self.heals))
-        return SessionHandle(self.name, record, vm, ssh, local_port, endpoint, self.config, max_len,
-                             self.heals)
+        return SessionHandle(self.name, record, vm, ssh, local_port, endpoint, self.config, max_len, self.heals)
 
     async def _fail(self, stage: str, message: str, diagnosis: str | None = None) -> ProvisionFailed:
         """Record and report the failure; the VM stays (and stays in the record) for the user to decide."""
@@ -411,8 +386,7 @@ class _Launch:
                 if self.instance_id and not ended else "")
         if self.recorded:
             self.store.update_session(self.name, state="failed", stage=stage)
-            self.store.add_event(self.name, "failed", message + kept,
-                                 {"stage": stage, "diagnosis": diagnosis})
+            self.store.add_event(self.name, "failed", message + kept, {"stage": stage, "diagnosis": diagnosis})
         self.emit(FailedEvent(self.name, stage, message + kept, diagnosis))
         return ProvisionFailed(self.name, stage, message + kept, diagnosis, self.instance_id)
 

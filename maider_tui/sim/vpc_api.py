@@ -6,7 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from maider_tui.sim.linode_api import WORLD_KEY, all_regions, api_time, paginate, read_body
+from maider_tui.sim.api_lists import paginate
+from maider_tui.sim.linode_api import WORLD_KEY, all_regions, api_time, read_body
 from maider_tui.sim.vpcs import SimSubnet, SimVpc
 from maider_tui.sim.world import World
 

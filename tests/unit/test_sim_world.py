@@ -7,7 +7,8 @@ import base64
 import pytest
 
 from maider_tui.sim.faults import SimFaults
-from maider_tui.sim.linode_api import all_regions, all_types, availability, matches
+from maider_tui.sim.api_lists import matches
+from maider_tui.sim.linode_api import all_regions, all_types, availability
 from maider_tui.sim.world import FIRST_ID, World, WorldError, decode_user_data
 
 

@@ -37,7 +37,7 @@ from ..widgets.watchdog_panel import WatchdogPanel, WatchdogView
 from .dashboard_feed import SessionFeed
 from .dashboard_serving import ServingChanges
 from .dashboard_tools import ClientTools
-from .dashboard_view import DashboardState, FramePacer, top_bar_title
+from .dashboard_view import DashboardState, FramePacer, gpus_title, top_bar_title
 
 if TYPE_CHECKING:
     from ...context import AppContext
@@ -177,9 +177,7 @@ class DashboardScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        nodes = self.record.nodes if self.record is not None else 1
-        gpus = "GPUs" if nodes == 1 else f"GPUs · {nodes} VMs, linked over the session's private network"
-        for selector, title in (("#gpus-box", gpus), ("#vllm", "vLLM"), ("#cost", "Cost"),
+        for selector, title in (("#gpus-box", gpus_title(self.record)), ("#vllm", "vLLM"), ("#cost", "Cost"),
                                 ("#watchdog", "Watchdog"), ("#endpoint", "Endpoint"), ("#log", "Log")):
             self.query_one(selector).border_title = title
         self.feed.read_history()
@@ -378,9 +376,8 @@ class DashboardScreen(Screen[None]):
 
     def _endpoint_view(self, record: SessionRecord | None, state: DashboardState) -> EndpointView:
         handle = self.handle
-        endpoint = handle.endpoint if handle is not None else None
-        if endpoint is None and record is not None:
-            endpoint = record.extra.get("endpoint")
+        saved = record.extra.get("endpoint") if record is not None else None
+        endpoint = (handle.endpoint if handle is not None else None) or saved
         tunnel = state.tunnel if handle is not None else "not connected"
         webui = self.webui_url if handle is not None and self.feed.webui_port(record) is not None else None
         return EndpointView(endpoint, tunnel, webui, self.tools.shown_command)

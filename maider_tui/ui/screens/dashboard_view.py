@@ -90,3 +90,9 @@ def top_bar_title(session: str, record: SessionRecord | None, state: DashboardSt
     if status == "ready" and state.vllm is not None and state.vllm.error is not None:
         status = "ready · vLLM down"  # the VM is there and paid for; its server is not serving
     return " · ".join([session, status, model_label(state.model or record.model), gpu_label(record), record.region])
+
+
+def gpus_title(record: SessionRecord | None) -> str:
+    """The GPUs panel's title; a session over several VMs says how many and that they are linked."""
+    nodes = record.nodes if record is not None else 1
+    return "GPUs" if nodes == 1 else f"GPUs · {nodes} VMs, linked over the session's private network"
