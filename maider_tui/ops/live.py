@@ -355,6 +355,16 @@ class LiveSessions:
         live = self._sessions.get(name)
         if live is None or live.handle is None:
             raise LookupError(f"{name} is not connected.")
+        record = self.store.get_session(name)
+        if record is not None and record.nodes > 1:  # every VM's files, and the cluster formed again
+            from .cluster_switch import switch_cluster
+
+            config = await switch_cluster(name, model_id, head=live.handle.ssh, workers=live.handle.workers,
+                                          store=self.store, clock=self.clock, emit=self.emit,
+                                          settings=self.settings, limits=self.limits, paths=self.paths,
+                                          max_model_len=max_model_len)
+            live.handle.config = config
+            return config
         provider = await self.provider()
         config = await switch_model(name, model_id, ssh=live.handle.ssh, store=self.store, clock=self.clock,
                                     emit=self.emit, settings=self.settings, provider=provider,

@@ -85,8 +85,8 @@ async def switch_model(name: str, new_model_id: str, *, ssh: SshSession, store: 
     if record is None:
         raise SwitchRefused(f"there is no session named {name!r}")
     if record.nodes > 1:
-        raise SwitchRefused(f"{name} spans {record.nodes} VMs: switching its model in place is not built yet; "
-                            "launch a new session for the other model.")
+        raise SwitchRefused(f"{name} spans {record.nodes} VMs: its switch needs every VM's connection "
+                            "(ops.cluster_switch, which the live-session service uses).")
     if record.ended or record.state != "ready":
         raise SwitchRefused(f"{name} is {record.state}, not ready: only a serving session can switch models")
     if not record.vllm_config:

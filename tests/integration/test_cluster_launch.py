@@ -209,3 +209,28 @@ async def test_a_worker_vm_lost_after_ready_is_diagnosed_as_a_lost_stage(sim, st
         assert sim.world.get(head.instance_id) is None
     finally:
         await live.close_all()
+
+
+async def test_the_model_of_a_session_over_two_vms_switches_in_place(sim, store, paths):
+    qwen_72b = "Qwen/Qwen2.5-72B-Instruct"
+    live = live_sessions(sim, store, paths, [])
+    try:
+        session = await live.launch(cluster_plan())
+        vms = {n.instance_id for n in store.nodes(session.name)}
+        config = await live.switch_model(session.name, qwen_72b)
+        assert config.model == qwen_72b and config.pipeline_parallel_size == 2
+        assert "--distributed-executor-backend" in config.extra_args
+        record = store.get_session(session.name)
+        assert record.model == qwen_72b and record.state == "ready"
+        assert {n.instance_id for n in store.nodes(session.name)} == vms  # the same VMs, no new rent
+        async with httpx.AsyncClient(timeout=30) as http:
+            models = (await http.get(f"{session.handle.endpoint}/models")).json()
+        assert [m["id"] for m in models["data"]] == [qwen_72b]
+        assert store.events(session.name)[-1].kind == "switched"
+        from maider_tui.ops.switch_model import SwitchRefused
+
+        with pytest.raises(SwitchRefused, match="already serves"):
+            await live.switch_model(session.name, qwen_72b)
+        await live.destroy(session.name)
+    finally:
+        await live.close_all()
