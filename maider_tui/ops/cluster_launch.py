@@ -26,13 +26,15 @@ from maider_tui.deploy.cluster import ClusterLayout, Node, cluster_config, rende
 from maider_tui.deploy.compose import COMPOSE_PATH, LLM_DIR
 from maider_tui.ops import heal
 from maider_tui.ops.cluster_status import wait_cluster
-from maider_tui.ops.events import NodeEvent
+from maider_tui.ops.events import HealEvent, NodeEvent
 from maider_tui.ops.launch_plan import SessionHandle
 from maider_tui.ops.provision import SessionEnded, _Launch
-from maider_tui.ops.readiness import StageFailed, connect_ssh, wait_cloud_init, wait_running, wait_vllm
+from maider_tui.ops.readiness import (StageFailed, VllmAttempt, connect_ssh, wait_cloud_init, wait_running,
+                                      wait_vllm_healing)
 from maider_tui.ops.session_files import session_dir, write_private, write_ssh_files
 from maider_tui.ops.vm_compose import compose_up, put_env, put_file
 from maider_tui.remote.ssh import KeyPair, SshSession, generate_keypair
+from maider_tui.models import VllmConfig
 from maider_tui.store import NodeRecord, SessionRecord, StoreError
 
 T = TypeVar("T")
@@ -103,16 +105,38 @@ class ClusterLaunch(_Launch):
                                                    f"{layout.total_gpus} GPUs")
         self.stage("vllm", f"Waiting for vLLM to load {self.config.model} across {len(layout.nodes)} VMs")
         local_port = await sessions[0].forward(self.plan.compose.vllm_port)
-        served = await wait_vllm(sessions[0], local_port, self.config, self.limits, self.clock, heal.diagnose)
-        if not served.ready:
-            found = heal.diagnose(served.log_text)
-            raise StageFailed("vllm", f"vLLM did not start on the cluster: {served.reason}"
-                              + (f" ({found.summary})" if found else ""), found.kind if found else None)
+        served = await self._vllm_healing_cluster(sessions, layout, local_port)
         for n in layout.nodes:
             self.store.update_node(self.name, n.index, state="ready")
         handle = self._finish(vms[0], sessions[0], local_port, served)
         handle.workers = list(sessions[1:])
         return handle
+
+    async def _vllm_healing_cluster(self, sessions: list[SshSession], layout: ClusterLayout,
+                                    local_port: int) -> VllmAttempt:
+        """Wait for vLLM on the head, healing a failed start as one VM's launch does: the remedied
+        flags go into every node's file, every node comes up again, and the cluster forms again."""
+
+        async def apply(attempt: int, found: heal.Diagnosis, new: VllmConfig) -> None:
+            change = heal.describe_change(self.config, new)
+            self.heals += 1
+            self.emit(HealEvent(self.name, attempt, found.kind, found.evidence, change))
+            self.store.add_event(self.name, "heal", f"attempt {attempt}: {found.summary}; {change}",
+                                 {"attempt": attempt, "kind": found.kind, "evidence": found.evidence,
+                                  "change": change})
+            self.config = cluster_config(new, layout)
+            self.store.update_session(self.name, vllm_config=self.config.to_dict())
+            for ssh, node in zip(sessions, layout.nodes):
+                text = render_node(self.config, node, layout, self.plan.compose)
+                await put_file(ssh, COMPOSE_PATH, text.encode(), 0o644, clock=self.clock,
+                               retry_s=self.limits.poll_s, log=self.log)
+            await self._all(self._compose_up(ssh, i) for i, ssh in enumerate(sessions))
+            await wait_cluster(sessions[0], sessions[1:], nodes=len(layout.nodes), gpus=layout.total_gpus,
+                               limits=self.limits, clock=self.clock, progress=self.log)
+
+        return await wait_vllm_healing(sessions[0], local_port, lambda: self.config,
+                                       gpu_count=self.plan.gpu_type.gpus, options=self.plan.compose,
+                                       limits=self.limits, clock=self.clock, apply=apply, log=self.log)
 
     # --- the steps, per node ----------------------------------------------------------------------
 

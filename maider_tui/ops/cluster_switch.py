@@ -64,7 +64,7 @@ async def switch_cluster(name: str, model_id: str, *, head: SshSession, workers:
     if not launch.report.fits:
         raise SwitchRefused(f"{model_id} does not fit {record.nodes} VMs of {gpu.short_name}: "
                             f"{launch.report.reason}")
-    layout = ClusterLayout(tuple(Node(n.index, n.address, gpu.gpus) for n in nodes), SUBNET_CIDR)
+    layout = layout_of(store, name, gpu.gpus)
     new = cluster_config(launch.config.replace(served_model_name=old.served_model_name), layout)
     if new == old:
         raise SwitchRefused(f"{name} already serves {model_id} with these settings")
@@ -86,6 +86,17 @@ async def switch_cluster(name: str, model_id: str, *, head: SshSession, workers:
         write_aider_files(paths, name, endpoint=endpoint, served_name=served.served_name, max_model_len=max_len)
     emit(ReadyEvent(name, endpoint, clock.monotonic() - started, max_len, 0))
     return new
+
+
+def layout_of(store: Store, name: str, gpus_per_vm: int) -> ClusterLayout:
+    """The session's nodes as its launch laid them out: the head first, each at its VPC address."""
+    return ClusterLayout(tuple(Node(n.index, n.address, gpus_per_vm) for n in store.nodes(name)), SUBNET_CIDR)
+
+
+async def deploy_cluster(config: VllmConfig, sessions: Sequence[SshSession], layout: ClusterLayout,
+                         options: ComposeOptions, limits: ReadinessLimits, emit: EventSink, name: str) -> None:
+    """Every node's file for `config` (with the cluster's own flags), then `up -d` on every node."""
+    await _deploy(cluster_config(config, layout), sessions, layout, options, limits, emit, name)
 
 
 async def _deploy(config: VllmConfig, sessions: Sequence[SshSession], layout: ClusterLayout,

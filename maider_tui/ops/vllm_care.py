@@ -92,12 +92,22 @@ async def apply_heal(live: LiveSessions, name: str, config: VllmConfig, change: 
 
     handle = _handle(live, name)
     record = live.store.get_session(name)
-    if record is not None and record.nodes > 1:
-        raise CareError(f"{name} spans {record.nodes} VMs, whose flags are in every VM's files: healing it from "
-                        "the dashboard is not built yet; destroy it and launch it again with other settings.")
     options = compose_options_of(record.options if record is not None else {}, live.settings)
     try:
-        await deploy_compose(handle.ssh, config, options, live.limits)
+        if record is not None and record.nodes > 1:  # the flags are in every VM's file
+            from ..deploy.cluster import cluster_config
+            from .cluster_switch import deploy_cluster, layout_of
+
+            if len(handle.workers) != record.nodes - 1:
+                raise CareError(f"{name}'s worker VMs are not all connected; reconnect (r) and try again")
+            layout = layout_of(live.store, name, record.gpu_count // record.nodes)
+            config = cluster_config(config, layout)
+            await deploy_cluster(config, [handle.ssh, *handle.workers], layout, options, live.limits, live.emit,
+                                 name)
+        else:
+            await deploy_compose(handle.ssh, config, options, live.limits)
+    except CareError:
+        raise
     except Exception as exc:  # noqa: BLE001 - the old flags keep running: say what failed
         raise CareError(f"heal failed: {exc}") from exc
     handle.config, handle.heals = config, handle.heals + 1

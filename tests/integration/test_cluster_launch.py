@@ -234,3 +234,45 @@ async def test_the_model_of_a_session_over_two_vms_switches_in_place(sim, store,
         await live.destroy(session.name)
     finally:
         await live.close_all()
+
+
+async def test_a_failed_start_across_two_vms_is_healed_on_every_vm(sim, store, paths):
+    from maider_tui.ops.events import HealEvent
+
+    events: list = []
+    plan = cluster_plan()
+    too_long = LaunchPlan(region=plan.region, gpu_type=plan.gpu_type, compose=plan.compose, nodes=2,
+                          config=plan.config.replace(max_model_len=131072))  # more than the KV cache holds
+    live = live_sessions(sim, store, paths, events)
+    try:
+        session = await live.launch(too_long)
+        heals = [e for e in events if isinstance(e, HealEvent)]
+        assert heals and heals[0].kind == "kv_cache"
+        record = store.get_session(session.name)
+        served = record.vllm_config
+        assert record.state == "ready" and served["max_model_len"] < 131072
+        assert served["pipeline_parallel_size"] == 2 and "--distributed-executor-backend" in served["extra_args"]
+        await live.destroy(session.name)
+    finally:
+        await live.close_all()
+
+
+async def test_a_heal_from_the_dashboard_reaches_every_vms_file(sim, store, paths):
+    from maider_tui.deploy.compose import COMPOSE_PATH
+    from maider_tui.ops.vllm_care import apply_heal
+
+    live = live_sessions(sim, store, paths, [])
+    try:
+        session = await live.launch(cluster_plan())
+        handle = session.handle
+        lower = handle.config.replace(gpu_memory_utilization=0.85)
+        await apply_heal(live, session.name, lower, "memory use 0.9 -> 0.85")
+        head_file = (await handle.ssh.run(f"cat {COMPOSE_PATH}")).stdout
+        assert "--gpu-memory-utilization 0.85" in head_file and "--distributed-executor-backend ray" in head_file
+        worker_file = (await handle.workers[0].run(f"cat {COMPOSE_PATH}")).stdout
+        assert "ray start --block --address=10.42.0.2:6379" in worker_file  # a worker's file is still a worker's
+        assert store.get_session(session.name).vllm_config["gpu_memory_utilization"] == 0.85
+        assert "--distributed-executor-backend" in store.get_session(session.name).vllm_config["extra_args"]
+        await live.destroy(session.name)
+    finally:
+        await live.close_all()
