@@ -313,7 +313,9 @@ def test_sigkill_during_a_destroy_then_a_restart_ends_the_session(tmp_path: Path
             after = sessions(paths.database)["dying"]
             assert after.state == "ended" and after.ended_at is not None and after.extra["gone"] is True
             assert after.cost_usd == pytest.approx(2 * record.hourly_usd, rel=0.05)  # two idle hours, then it stopped
-            assert "gone" in next(line for line in app.screen().splitlines() if "dying" in line)  # the table says why it ended
+            # The table says why it ended, once its read in a worker has landed.
+            app.wait_for(lambda: any("dying" in line and "gone" in line for line in app.screen().splitlines()),
+                         what="the sessions table to show dying as gone")
             app.press("q")
             assert app.wait_exit() == 0
         assert sim.world.requests[f"DELETE /linode/instances/{record.instance_id}"] == 1
