@@ -276,3 +276,22 @@ async def test_a_heal_from_the_dashboard_reaches_every_vms_file(sim, store, path
         await live.destroy(session.name)
     finally:
         await live.close_all()
+
+
+async def test_a_benchmark_runs_on_a_session_over_two_vms_at_the_price_of_both(sim, store, paths):
+    from maider_tui.bench.prompts import prompts_for
+    from maider_tui.ops.bench_run import BenchTarget, run_benchmark
+
+    live = live_sessions(sim, store, paths, [])
+    try:
+        session = await live.launch(cluster_plan())
+        record = store.get_session(session.name)
+        target = BenchTarget.from_session(session.handle.endpoint, record, session.handle.config)
+        assert target.gpu_count == 8 and target.hourly_usd == pytest.approx(12.0)
+        outcome = await run_benchmark(target, prompts=prompts_for("coding")[:1], store=store, max_tokens_scale=0.1)
+        summary = outcome.run.summary
+        assert summary["tests_passed"] == 1 and summary["avg_tokens_per_sec"] > 0
+        assert summary["cost_per_1k_tokens"] == pytest.approx(12.0 / 3600 / summary["avg_tokens_per_sec"] * 1000)
+        await live.destroy(session.name)
+    finally:
+        await live.close_all()
