@@ -26,7 +26,7 @@ from maider_tui.deploy.cluster import ClusterLayout, Node, cluster_config, rende
 from maider_tui.deploy.compose import COMPOSE_PATH, LLM_DIR
 from maider_tui.ops import heal
 from maider_tui.ops.cluster_status import wait_cluster
-from maider_tui.ops.events import HealEvent, NodeEvent
+from maider_tui.ops.events import NodeEvent
 from maider_tui.ops.launch_plan import SessionHandle
 from maider_tui.ops.provision import SessionEnded, _Launch
 from maider_tui.ops.readiness import (StageFailed, VllmAttempt, connect_ssh, wait_cloud_init, wait_running,
@@ -118,14 +118,7 @@ class ClusterLaunch(_Launch):
         flags go into every node's file, every node comes up again, and the cluster forms again."""
 
         async def apply(attempt: int, found: heal.Diagnosis, new: VllmConfig) -> None:
-            change = heal.describe_change(self.config, new)
-            self.heals += 1
-            self.emit(HealEvent(self.name, attempt, found.kind, found.evidence, change))
-            self.store.add_event(self.name, "heal", f"attempt {attempt}: {found.summary}; {change}",
-                                 {"attempt": attempt, "kind": found.kind, "evidence": found.evidence,
-                                  "change": change})
-            self.config = cluster_config(new, layout)
-            self.store.update_session(self.name, vllm_config=self.config.to_dict())
+            self._healed(attempt, found, cluster_config(new, layout))
             for ssh, node in zip(sessions, layout.nodes):
                 text = render_node(self.config, node, layout, self.plan.compose)
                 await put_file(ssh, COMPOSE_PATH, text.encode(), 0o644, clock=self.clock,

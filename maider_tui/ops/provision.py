@@ -343,20 +343,23 @@ class _Launch:
         """Wait for vLLM, healing a failed start: new flags, new compose, `up -d` again."""
 
         async def apply(attempt: int, found: heal.Diagnosis, new: VllmConfig) -> None:
-            change = heal.describe_change(self.config, new)
-            self.heals += 1
-            self.emit(HealEvent(self.name, attempt, found.kind, found.evidence, change))
-            self.store.add_event(self.name, "heal", f"attempt {attempt}: {found.summary}; {change}",
-                                 {"attempt": attempt, "kind": found.kind, "evidence": found.evidence,
-                                  "change": change})
-            self.config = new
-            self.store.update_session(self.name, vllm_config=new.to_dict())
+            self._healed(attempt, found, new)
             await self._put_compose(ssh)
             await compose_up(ssh, self.limits, self.log)
 
         return await wait_vllm_healing(ssh, local_port, lambda: self.config,
                                        gpu_count=self.plan.gpu_type.gpus, options=self.plan.compose,
                                        limits=self.limits, clock=self.clock, apply=apply, log=self.log)
+
+    def _healed(self, attempt: int, found: heal.Diagnosis, new: VllmConfig) -> None:
+        """A healing attempt, said (event and history); `new` is the config from now on, in the record too."""
+        change = heal.describe_change(self.config, new)
+        self.heals += 1
+        self.emit(HealEvent(self.name, attempt, found.kind, found.evidence, change))
+        self.store.add_event(self.name, "heal", f"attempt {attempt}: {found.summary}; {change}",
+                             {"attempt": attempt, "kind": found.kind, "evidence": found.evidence, "change": change})
+        self.config = new
+        self.store.update_session(self.name, vllm_config=new.to_dict())
 
     def _finish(self, vm: Vm, ssh: SshSession, local_port: int, served: VllmAttempt) -> SessionHandle:
         self.stage("tunnel", f"Tunnel open: 127.0.0.1:{local_port} -> the VM's vLLM")

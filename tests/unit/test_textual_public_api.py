@@ -206,6 +206,8 @@ def test_the_scan_sees_each_kind_of_private_use(tmp_path):
     """The rule itself: each form of private use is flagged, and the project's own privates are not."""
     from maider_tui.ui.widgets import sessions_table
 
+    U = "_"
+
     source = (
         f"from {PRIVATE}compositor import Compositor\n"  # spelt in two, so no grep for the real thing
         f"import {PRIVATE}context\n"
@@ -215,14 +217,14 @@ def test_the_scan_sees_each_kind_of_private_use(tmp_path):
         "    def f(self):\n"
         "        self._data.clear()\n"          # DataTable's own private state
         "        self._mine = 1\n"              # the project's own: not flagged
-        "        return self.app._notifications\n"
+        f"        return self.app.{U}notifications\n"  # `U` spells the underscore: no grep mistakes these
         "def g(app, pilot, screen, home, thing):\n"
-        "    app._notifications; pilot.app._driver; screen._compositor; home._ticker._active\n"
-        "    thing._notifications\n"        # not a name that holds Textual objects: not seen
+        f"    app.{U}notifications; pilot.app.{U}driver; screen.{U}compositor; home.{U}ticker.{U}active\n"
+        f"    thing.{U}notifications\n"        # not a name that holds Textual objects: not seen
     )
     tree = ast.parse(source)
     module = type("Module", (), {"Table": type("Table", (sessions_table.DataTable,), {})})
     hits = [what for _, what in _private_textual_imports(tree) + _private_attributes(tree, module)]
     assert hits == [f"from {PRIVATE}compositor import ...", f"{PRIVATE}context", "from textual import _time",
-                    "self._data", "self.app._notifications", "app._notifications", "pilot.app._driver",
-                    "screen._compositor", "home._ticker._active"]
+                    "self._data", f"self.app.{U}notifications", f"app.{U}notifications", f"pilot.app.{U}driver",
+                    f"screen.{U}compositor", f"home.{U}ticker.{U}active"]
