@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 
 import pytest
 
 from maider_tui.ops.limits import ReadinessLimits
+from maider_tui.remote.ssh import SshSession, SshUnreachable
 from maider_tui.sim import SimCloud, SimFaults
 
 # The real seconds a launch's waits may take on the sim before they fail. Only a failure waits this
@@ -44,3 +47,18 @@ def module_sim(seed: int):
         reset_faults(sim.faults)
 
     return sim, clean_faults
+
+
+async def ssh_when_up(address: tuple[str, int], client_pem: str, host_key: str, *, timeout: float = 20.0,
+                      **session: object) -> SshSession:
+    """The app's SshSession to a sim VM, connected once its sshd answers (it boots at the sim's speed);
+    `session` goes to SshSession (backoff ...)."""
+    ssh = SshSession(*address, client_keys=[client_pem], known_host_key=host_key, **session)
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            await ssh.connect()
+            return ssh
+        except SshUnreachable:
+            assert time.monotonic() < end, "the VM never answered SSH"
+            await asyncio.sleep(0.02)

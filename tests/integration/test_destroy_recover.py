@@ -26,12 +26,12 @@ from maider_tui.ops.readiness import wait_vllm
 from maider_tui.ops.recover import adopt_orphan, destroy_orphan, recover
 from maider_tui.ops.session_files import client_key_path, session_dir, write_private
 from maider_tui.ops.switch_model import deploy_compose, plan_config
-from maider_tui.remote.ssh import SshSession, SshUnreachable, generate_keypair
+from maider_tui.remote.ssh import SshSession, generate_keypair
 from maider_tui.settings import Settings
 from maider_tui.sim import SimCloud
 from maider_tui.store import SessionRecord, Store, open_store
 
-from tests.integration.simfix import sim_limits, module_sim, reset_faults
+from tests.integration.simfix import module_sim, reset_faults, sim_limits, ssh_when_up
 
 REGION = "us-ord"
 ONE_GPU = "g2-gpu-rtx4000a1-s"
@@ -96,16 +96,7 @@ async def launch(sim: SimCloud, provider: LinodeProvider, store: Store, name: st
 
 
 async def connect(sim: SimCloud, vm_id: int, host_key: str) -> SshSession:
-    ssh = SshSession(*sim.ssh_address(vm_id), client_keys=[CLIENT.private_pem], known_host_key=host_key,
-                     backoff=(0.05,))
-    end = time.monotonic() + 15
-    while True:
-        try:
-            await ssh.connect()
-            return ssh
-        except SshUnreachable:
-            assert time.monotonic() < end, "the VM never answered SSH"
-            await asyncio.sleep(0.02)
+    return await ssh_when_up(sim.ssh_address(vm_id), CLIENT.private_pem, host_key, timeout=15, backoff=(0.05,))
 
 
 def bare_vm(label: str, gpu_type: str = ONE_GPU) -> CreateSpec:

@@ -10,8 +10,9 @@ import httpx
 import pytest
 import yaml
 
-from maider_tui.remote.ssh import RemoteFileError, SshDropped, SshSession, SshUnreachable, generate_keypair
+from maider_tui.remote.ssh import RemoteFileError, SshDropped, SshSession, generate_keypair
 from maider_tui.sim import SimCloud
+from tests.integration.simfix import ssh_when_up
 
 HOST = generate_keypair("host")
 CLIENT = generate_keypair("client")
@@ -24,16 +25,7 @@ COMPOSE = yaml.safe_dump({"services": {
 
 
 async def connect(sim: SimCloud, vm_id: int, **kwargs) -> SshSession:
-    host, port = sim.ssh_address(vm_id)
-    ssh = SshSession(host, port, client_keys=[CLIENT.private_pem], known_host_key=HOST.public_line, **kwargs)
-    end = time.monotonic() + 10
-    while True:
-        try:
-            await ssh.connect()
-            return ssh
-        except SshUnreachable:
-            assert time.monotonic() < end, "the VM never answered SSH"
-            await asyncio.sleep(0.02)
+    return await ssh_when_up(sim.ssh_address(vm_id), CLIENT.private_pem, HOST.public_line, timeout=10, **kwargs)
 
 
 async def wait_for(predicate, timeout: float = 10.0) -> None:

@@ -19,8 +19,9 @@ from maider_tui.cloud.vpcs import node_address
 from maider_tui.deploy.cluster import WAIT_LINE, ClusterLayout, Node, cluster_config, render_node
 from maider_tui.deploy.compose import COMPOSE_PATH, ENV_PATH, env_file_text
 from maider_tui.models import VllmConfig
-from maider_tui.remote.ssh import SshSession, SshUnreachable, generate_keypair
+from maider_tui.remote.ssh import SshSession, generate_keypair
 from maider_tui.sim import SimCloud
+from tests.integration.simfix import ssh_when_up
 from tests.integration.simfix import module_sim
 from tests.integration.test_destroy_recover import make_provider
 
@@ -54,16 +55,7 @@ async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float 
 
 
 async def connect(sim: SimCloud, vm_id: int) -> SshSession:
-    host, port = sim.ssh_address(vm_id)
-    ssh = SshSession(host, port, client_keys=[CLIENT.private_pem], known_host_key=HOST.public_line)
-    end = time.monotonic() + 20
-    while True:
-        try:
-            await ssh.connect()
-            return ssh
-        except SshUnreachable:
-            assert time.monotonic() < end, "the VM never answered SSH"
-            await asyncio.sleep(0.05)
+    return await ssh_when_up(sim.ssh_address(vm_id), CLIENT.private_pem, HOST.public_line)
 
 
 async def make_cluster(sim: SimCloud, name: str, *, env: dict[str, str] | None = None, up: bool = True) -> Cluster:

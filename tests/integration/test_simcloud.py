@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from maider_tui.cloud.base import CreateSpec
-from maider_tui.remote.ssh import SshSession, SshUnreachable, generate_keypair
+from maider_tui.remote.ssh import SshSession, generate_keypair
 from maider_tui.sim import SimCloud, SimFaults
 from maider_tui.commands.sim import main as sim_main
+from tests.integration.simfix import ssh_when_up
 
 HOST = generate_keypair("host")
 CLIENT = generate_keypair("client")
@@ -29,15 +30,7 @@ def spec(label: str) -> CreateSpec:
 
 
 async def login(address: tuple[str, int], deadline_s: float = 10.0) -> SshSession:
-    ssh = SshSession(*address, client_keys=[CLIENT.private_pem], known_host_key=HOST.public_line)
-    end = time.monotonic() + deadline_s
-    while True:
-        try:
-            await ssh.connect()
-            return ssh
-        except SshUnreachable:
-            assert time.monotonic() < end, "the VM never answered SSH"
-            await asyncio.sleep(0.02)
+    return await ssh_when_up(address, CLIENT.private_pem, HOST.public_line, timeout=deadline_s)
 
 
 def refuses(address: tuple[str, int]) -> bool:
