@@ -20,7 +20,7 @@ from maider_tui.deploy.compose import COMPOSE_PATH, ComposeOptions
 from maider_tui.models import VllmConfig
 from maider_tui.ops import heal
 from maider_tui.ops.cluster_status import wait_cluster
-from maider_tui.ops.events import EventSink, ReadyEvent, RolledBackEvent, StageEvent, WarningEvent
+from maider_tui.ops.events import EventSink, LogEvent, ReadyEvent, RolledBackEvent, StageEvent, WarningEvent
 from maider_tui.ops.launch_plan import compose_options_of
 from maider_tui.ops.readiness import ReadinessLimits, StageFailed, VllmAttempt, wait_vllm
 from maider_tui.ops.session_files import write_aider_files
@@ -102,8 +102,6 @@ async def deploy_cluster(config: VllmConfig, sessions: Sequence[SshSession], lay
 async def _deploy(config: VllmConfig, sessions: Sequence[SshSession], layout: ClusterLayout,
                   options: ComposeOptions, limits: ReadinessLimits, emit: EventSink, name: str) -> None:
     """Every node's file for `config`, then `up -d` on every node at once (each recreates its container)."""
-    from maider_tui.ops.events import LogEvent
-
     def logger(index: int) -> Callable[[str], None]:
         return lambda line: emit(LogEvent(name, f"node {index}: {line}"))
 
@@ -115,8 +113,6 @@ async def _deploy(config: VllmConfig, sessions: Sequence[SshSession], layout: Cl
 async def _bring_up(config: VllmConfig, sessions: Sequence[SshSession], layout: ClusterLayout,
                     options: ComposeOptions, limits: ReadinessLimits, clock: Clock, emit: EventSink,
                     name: str) -> VllmAttempt:
-    from maider_tui.ops.events import LogEvent
-
     await _deploy(config, sessions, layout, options, limits, emit, name)
     emit(StageEvent(name, "switch", 0.3, None, f"Forming the Ray cluster again for {config.model}"))
     await wait_cluster(sessions[0], sessions[1:], nodes=len(layout.nodes), gpus=layout.total_gpus,

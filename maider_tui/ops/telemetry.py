@@ -125,12 +125,13 @@ async def cluster_snapshots(sessions: Sequence[Any], *, gpus_per_node: int, cloc
 
 def session_gpu_snapshots(handle: SessionHandle, *, clock: Clock,
                           on_status: StatusSink | None = None) -> AsyncIterator[GpuSnapshot]:
-    """The GPUs of a ready session: its VM's stream, or every VM's of a session over several."""
+    """The GPUs of a ready session: its VM's stream, or every connected VM's of a session over several
+    (a worker that did not answer leaves only the head's GPUs, each VM's count as recorded)."""
+    per_node = handle.record.gpu_count // max(1, handle.record.nodes)
     if handle.workers:
-        nodes = 1 + len(handle.workers)
-        return cluster_snapshots([handle.ssh, *handle.workers], gpus_per_node=handle.record.gpu_count // nodes,
-                                 clock=clock, on_status=on_status)
-    return gpu_snapshots(handle.ssh, gpu_count=handle.record.gpu_count, clock=clock, on_status=on_status)
+        return cluster_snapshots([handle.ssh, *handle.workers], gpus_per_node=per_node, clock=clock,
+                                 on_status=on_status)
+    return gpu_snapshots(handle.ssh, gpu_count=per_node, clock=clock, on_status=on_status)
 
 
 class TokenRate:

@@ -175,3 +175,22 @@ async def test_a_worker_silent_for_three_intervals_shows_no_values_not_stale_one
         if len(got) == 2:
             break
     assert got[-1].gpus[2].memory_used_mib is None and got[-1].gpus[0].memory_used_mib == 1002
+
+
+async def test_a_session_over_two_vms_whose_worker_did_not_answer_streams_the_heads_own_gpus():
+    from types import SimpleNamespace
+
+    from maider_tui.ops.telemetry import session_gpu_snapshots
+    from maider_tui.store import SessionRecord
+
+    class OneTickThenQuiet(FakeSsh):
+        async def stream(self, cmd: str):
+            for line in rows(1, gpus=4):
+                yield line
+            await asyncio.Event().wait()  # nvidia-smi's next tick has not come yet
+
+    handle = SimpleNamespace(ssh=OneTickThenQuiet(), workers=[], record=SessionRecord("big", gpu_count=8, nodes=2))
+    stream = session_gpu_snapshots(handle, clock=ManualClock())
+    first = await asyncio.wait_for(anext(stream), 1)  # the head's four make a tick: not waiting for eight
+    assert len(first.gpus) == 4
+    await stream.aclose()
