@@ -34,6 +34,7 @@ async def test_a_destroyed_sessions_toasts_are_taken_down(sim_context, sim_cloud
         app.notify("Read and clicked away.", title="Note", timeout=60)
         await until(lambda: len(toasts(app)) >= 4)
         clicked = next(t for t in app.screen.query("Toast") if "clicked away" in str(t.render()))
+        await settled(pilot, clicked)
         await pilot.click(clicked)
         await until(lambda: not any("clicked away" in t for t in toasts(app)))
         await app.live.destroy(name)
@@ -43,6 +44,19 @@ async def test_a_destroyed_sessions_toasts_are_taken_down(sim_context, sim_cloud
         assert any("Saved /tmp/x.svg" in t for t in shown), shown
         assert not any("clicked away" in t for t in shown), shown  # not raised again
         assert any(f"{name}-b is ready." in t for t in shown)
+
+
+async def settled(pilot, widget) -> None:
+    """Wait until `widget` has been laid out where it stays: a toast is queryable once mounted, a frame
+    or more before the rack places it, and a click aimed before then lands on whatever was there."""
+    last = None
+    for _ in range(200):
+        await pilot.pause(0.02)
+        region = widget.region
+        if region.area and region == last:
+            return
+        last = region
+    raise AssertionError(f"{widget!r} never settled: {last}")
 
 
 def visible(screen, widget) -> bool:
