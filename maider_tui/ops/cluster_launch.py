@@ -31,9 +31,9 @@ from maider_tui.ops.launch_plan import SessionHandle
 from maider_tui.ops.provision import SessionEnded, _Launch
 from maider_tui.ops.readiness import (StageFailed, VllmAttempt, connect_ssh, wait_cloud_init, wait_running,
                                       wait_vllm_healing)
-from maider_tui.ops.session_files import session_dir, write_private, write_ssh_files
+from maider_tui.ops.session_files import client_key_path, session_dir, write_private, write_ssh_files
 from maider_tui.ops.vm_compose import compose_up, put_env, put_file
-from maider_tui.remote.ssh import KeyPair, SshSession, generate_keypair
+from maider_tui.remote.ssh import KeyPair, SshSession, generate_keypair, keypair_from_private
 from maider_tui.models import VllmConfig
 from maider_tui.store import NodeRecord, SessionRecord, StoreError
 
@@ -130,6 +130,38 @@ class ClusterLaunch(_Launch):
         return await wait_vllm_healing(sessions[0], local_port, lambda: self.config,
                                        gpu_count=self.plan.gpu_type.gpus, options=self.plan.compose,
                                        limits=self.limits, clock=self.clock, apply=apply, log=self.log)
+
+    async def replace_workers(self, indexes: list[int], network: VpcNetwork,
+                              layout: ClusterLayout) -> dict[int, SshSession]:
+        """A VM in place of each lost worker at `indexes`, at once: created (recorded on its node as its
+        create returns), booted, reached, set up and given its files; its containers are not started.
+        Each new VM's connection by node index (ops/cluster_replace.py starts the cluster again)."""
+        pem = await asyncio.to_thread(client_key_path(self.paths, self.name).read_text)
+        client = keypair_from_private(pem)
+
+        async def replace(node: Node) -> SshSession:
+            host = generate_keypair(f"{node_label(self.name, node.index)} host")
+            write_private(session_dir(self.paths, self.name) / f"host_key_node{node.index}", host.private_pem)
+            self.store.update_node(self.name, node.index, host_key=host.public_line, state="replacing")
+            vm = await self._create_node(node, network, client.public_line, host, layout)
+            vm = await self._running(vm, node.index)
+            ssh = await self._connect(vm, node.index, pem, host)
+            try:
+                await self._cloud_init(ssh, node.index)
+                await self._upload_node(ssh, node, layout)
+            except BaseException:
+                await asyncio.shield(ssh.close())
+                raise
+            return ssh
+
+        done = await asyncio.gather(*(replace(layout.nodes[i]) for i in indexes), return_exceptions=True)
+        sessions = {i: ssh for i, ssh in zip(indexes, done) if isinstance(ssh, SshSession)}
+        failed = [exc for exc in done if isinstance(exc, BaseException)]
+        if failed:  # the ones that got through are of no use alone
+            for ssh in sessions.values():
+                await asyncio.shield(ssh.close())
+            raise failed[0]
+        return sessions
 
     # --- the steps, per node ----------------------------------------------------------------------
 

@@ -115,7 +115,7 @@ async def connect_workers(name: str, *, store: Store, provider: Provider, client
             if vm is None:
                 store.update_node(name, node.index, state="lost")
                 emit(WarningEvent(name, f"Worker VM {node.instance_id} of {name} no longer exists, so its model "
-                                        "cannot serve: destroy the session and launch it again."))
+                                        "cannot serve: h rents a VM in its place; d destroys the session."))
                 continue
             host, port = provider.ssh_endpoint(vm)
             try:

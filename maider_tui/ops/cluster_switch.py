@@ -74,7 +74,7 @@ async def switch_cluster(name: str, model_id: str, *, head: SshSession, workers:
     store.add_event(name, "switch", f"Switching {old.model} -> {new.model}", {"from": old.model, "to": new.model})
     emit(StageEvent(name, "switch", 0.1, None, f"Uploading every VM's files for {new.model}"))
     try:
-        served = await _bring_up(new, sessions, layout, options, limits, clock, emit, name)
+        served = await bring_up(new, sessions, layout, options, limits, clock, emit, name)
     except (StageFailed, SshError) as exc:
         raise await _roll_back(name, old, new, exc, sessions, layout, options, limits, clock, emit, store) from exc
     store.update_session(name, model=new.model, vllm_config=new.to_dict())
@@ -100,24 +100,28 @@ async def deploy_cluster(config: VllmConfig, sessions: Sequence[SshSession], lay
 
 
 async def _deploy(config: VllmConfig, sessions: Sequence[SshSession], layout: ClusterLayout,
-                  options: ComposeOptions, limits: ReadinessLimits, emit: EventSink, name: str) -> None:
-    """Every node's file for `config`, then `up -d` on every node at once (each recreates its container)."""
+                  options: ComposeOptions, limits: ReadinessLimits, emit: EventSink, name: str,
+                  recreate: bool = False) -> None:
+    """Every node's file for `config`, then `up -d` on every node at once (each recreates its container
+    when its file changed, or always with `recreate`)."""
     def logger(index: int) -> Callable[[str], None]:
         return lambda line: emit(LogEvent(name, f"node {index}: {line}"))
 
     for ssh, node in zip(sessions, layout.nodes):
         await ssh.put(COMPOSE_PATH, render_node(config, node, layout, options).encode(), 0o644)
-    await asyncio.gather(*(compose_up(ssh, limits, logger(i)) for i, ssh in enumerate(sessions)))
+    await asyncio.gather(*(compose_up(ssh, limits, logger(i), recreate=recreate) for i, ssh in enumerate(sessions)))
 
 
-async def _bring_up(config: VllmConfig, sessions: Sequence[SshSession], layout: ClusterLayout,
-                    options: ComposeOptions, limits: ReadinessLimits, clock: Clock, emit: EventSink,
-                    name: str) -> VllmAttempt:
-    await _deploy(config, sessions, layout, options, limits, emit, name)
-    emit(StageEvent(name, "switch", 0.3, None, f"Forming the Ray cluster again for {config.model}"))
+async def bring_up(config: VllmConfig, sessions: Sequence[SshSession], layout: ClusterLayout,
+                   options: ComposeOptions, limits: ReadinessLimits, clock: Clock, emit: EventSink,
+                   name: str, *, stage: str = "switch", recreate: bool = False) -> VllmAttempt:
+    """`config` on every node, the Ray cluster formed again, and vLLM waited for on the head;
+    StageFailed (with its diagnosis) when vLLM does not come up. The StageEvents are `stage`'s."""
+    await _deploy(config, sessions, layout, options, limits, emit, name, recreate)
+    emit(StageEvent(name, stage, 0.3, None, f"Forming the Ray cluster again for {config.model}"))
     await wait_cluster(sessions[0], sessions[1:], nodes=len(layout.nodes), gpus=layout.total_gpus,
                        limits=limits, clock=clock, progress=lambda text: emit(LogEvent(name, text)))
-    emit(StageEvent(name, "switch", 0.6, None, f"Waiting for vLLM to load {config.model}"))
+    emit(StageEvent(name, stage, 0.6, None, f"Waiting for vLLM to load {config.model}"))
     attempt = await wait_vllm(sessions[0], await sessions[0].forward(options.vllm_port), config, limits, clock,
                               heal.diagnose)
     if not attempt.ready:
@@ -133,7 +137,7 @@ async def _roll_back(name: str, old: VllmConfig, new: VllmConfig, cause: Excepti
     """Put the old model's files back on every VM and wait for it; returns the SwitchFailed to raise."""
     emit(WarningEvent(name, f"{new.model} did not come up ({cause}); going back to {old.model}."))
     try:
-        await _bring_up(old, sessions, layout, options, limits, clock, emit, name)
+        await bring_up(old, sessions, layout, options, limits, clock, emit, name)
     except (StageFailed, SshError) as exc:
         message = (f"Switching to {new.model} failed ({cause}) and {old.model} did not come back ({exc}); "
                    "the VMs are still running: inspect them or destroy the session.")

@@ -65,7 +65,7 @@ class LiveSessions:
                  notify: Notify | None = None) -> None:
         # provider and hf_token are blocking look-ups (keyring, op read): called through to_thread.
         self.store, self.paths, self.settings, self.clock = store, paths, settings, clock
-        self._provider_factory, self._hf_token = provider, hf_token
+        self._provider_factory, self.hf_token_lookup = provider, hf_token
         self.limits = limits or ReadinessLimits()
         self._sessions: dict[str, LiveSession] = {}
         self._closing: set[asyncio.Task] = set()  # connections of sessions found gone, closing
@@ -120,7 +120,7 @@ class LiveSessions:
         from .provision import provision
 
         provider = await self.provider()
-        hf_token = await asyncio.to_thread(self._hf_token)
+        hf_token = await asyncio.to_thread(self.hf_token_lookup)
         running = asyncio.current_task()
 
         names: list[str] = []  # the sessions this launch reserved: only those are its own
@@ -161,7 +161,7 @@ class LiveSessions:
         from .provision import provision
 
         provider = await self.provider()
-        hf_token = await asyncio.to_thread(self._hf_token)
+        hf_token = await asyncio.to_thread(self.hf_token_lookup)
         self.watching.unkeep(record.name)  # the user carries it on: no deadline while it launches
         self.watching.hold_while_launching(self._sessions.setdefault(record.name, LiveSession(record.name)))
         try:

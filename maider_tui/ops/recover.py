@@ -165,7 +165,8 @@ async def recover(*, provider: Provider, store: Store, clock: Clock, emit: Event
         store.update_node(name, index, state="lost")
         report.degraded.append(name)
         _say(emit, name, f"{name}'s worker VM {vm_id} (node {index}) no longer exists, so its model cannot "
-                         "serve: destroy the session (its other VMs still cost money) and launch it again.")
+                         "serve: h on its dashboard rents a VM in its place; d destroys the session (its other VMs "
+                         "still cost money).")
     for network in networks:
         try:
             await provider.vpcs.delete(network.id)

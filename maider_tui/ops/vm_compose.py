@@ -47,10 +47,13 @@ async def put_compose(ssh: SshSession, config: VllmConfig, options: ComposeOptio
                    retry_s=limits.poll_s, log=log)
 
 
-async def compose_up(ssh: SshSession, limits: ReadinessLimits, log: Callable[[str], None]) -> None:
-    """`docker compose up -d`, its last lines logged; StageFailed("compose_up") when it fails."""
+async def compose_up(ssh: SshSession, limits: ReadinessLimits, log: Callable[[str], None], *,
+                     recreate: bool = False) -> None:
+    """`docker compose up -d`, its last lines logged; StageFailed("compose_up") when it fails.
+    `recreate`: every container anew even when its file is unchanged (a Ray cluster formed again)."""
     # `up` pulls the image on a real VM, which takes minutes: bounded by the vLLM limit.
-    result = await ssh.run(f"{COMPOSE_CMD} up -d", timeout=limits.vllm_s)
+    command = f"{COMPOSE_CMD} up -d" + (" --force-recreate" if recreate else "")
+    result = await ssh.run(command, timeout=limits.vllm_s)
     for line in (result.stdout + result.stderr).splitlines()[-5:]:
         if line.strip():
             log(line.strip())

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ...ops import vllm_care
 from ..dialogs.confirm import ConfirmDialog
-from ..messages import HealOffer
+from ..messages import Attached, HealOffer
 
 if TYPE_CHECKING:
     from ...models import VllmConfig
@@ -40,9 +40,8 @@ class ServingChanges:
             screen.say(str(exc))
             return
         found, remedied = proposal.diagnosis, proposal.config
-        if found is not None and found.kind == "node_lost":  # no restart or flag brings a VM back
-            screen.say(f"{found.summary}: the model cannot serve without it. Destroy the session with d (every "
-                       "VM and its network go) and launch it again.")
+        if found is not None and found.kind == "node_lost":  # no restart or flag brings a VM back: a new one
+            self.offer_replacement(found.summary)
             return
         if remedied is None and screen.vllm_down():
             # A server that died after it was ready (a GPU fault) needs no new flags, only a restart.
@@ -80,6 +79,39 @@ class ServingChanges:
             screen.say(str(exc))
             return
         screen.say(f"applied {change}; vLLM is restarting")
+
+    # a lost worker VM
+    def offer_replacement(self, why: str) -> None:
+        """Ask to rent a VM in place of the lost worker; no leaves the session for d to destroy."""
+        record = self.screen.record
+        rate = f"${record.hourly_usd / max(record.nodes, 1):.2f}/h" if record is not None else "the same rate"
+        text = (f"{why}: the model cannot serve without it.\n\nRent a new VM of the same plan ({rate}, as the "
+                "lost one cost), join it to the session's network at the lost one's address, and start the "
+                "cluster and vLLM again? Requests in flight are lost.\n\nNo: the session stays as it is; d "
+                "destroys it (every VM and its network).")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._run(self._replace(), "heal", "Replace the lost VM")
+            else:
+                self.screen.say("Not replaced: the model cannot serve until the lost VM is; d destroys the session.")
+
+        self.screen.app.push_screen(ConfirmDialog("Replace the lost VM?", text, yes="Replace", no="No"), answered)
+
+    async def _replace(self) -> None:
+        from ...ops.cluster_replace import replace_lost_workers
+
+        screen = self.screen
+        if screen.handle is None or screen.live is None:
+            return
+        screen.say("Renting a VM in place of the lost one; the cluster forms again once it is up")
+        try:
+            replaced = await replace_lost_workers(screen.live, screen.session)
+        except vllm_care.CareError as exc:
+            screen.say(str(exc))
+            return
+        screen.say(f"{', '.join(f'node {i}' for i in replaced)} replaced: vLLM serves across every VM again")
+        screen.post_message(Attached())  # the telemetry stream starts again, over the new VM's connection too
 
     # restart
     def offer_restart(self, why: str) -> None:

@@ -1,0 +1,84 @@
+"""The dashboard of a session over two VMs whose worker VM is lost: `h` reads the dead engine, offers a
+VM in its place, and once replaced the model serves and every GPU of both VMs shows again."""
+
+from __future__ import annotations
+
+import pytest
+
+from maider_tui import catalog
+from maider_tui.app import MaiderApp
+from maider_tui.clock import SystemClock
+from maider_tui.deploy.launch import resolve
+from maider_tui.ops.launch_plan import LaunchPlan
+from maider_tui.ops.readiness import container_state
+from maider_tui.ops.telemetry import session_gpu_snapshots
+from maider_tui.settings import Settings
+from maider_tui.ui.dialogs.confirm import ConfirmDialog
+from maider_tui.ui.screens.dashboard import DashboardScreen
+
+from .test_dashboard import log_text, until
+
+LLAMA_70B = "meta-llama/Llama-3.1-70B-Instruct"
+
+
+@pytest.fixture(autouse=True)
+def fast_scrape(monkeypatch):
+    monkeypatch.setattr("maider_tui.ui.screens.dashboard.METRICS_S", 0.3)
+
+
+def two_vm_plan() -> LaunchPlan:
+    gpu = catalog.gpu_type("g1-gpu-rtx6000-4")
+    launch = resolve(catalog.model(LLAMA_70B), gpu, Settings(), context=32768, nodes=2)
+    return LaunchPlan(region="us-east", gpu_type=gpu, config=launch.config, compose=launch.compose, nodes=2)
+
+
+@pytest.mark.parametrize("answer", ["n", "y"])
+async def test_h_on_a_lost_worker_offers_a_new_vm_and_serves_again_once_replaced(sim_context, sim_cloud, answer,
+                                                                                    monkeypatch):
+    from maider_tui.ui.screens import dashboard_feed
+
+    streams: list[list[tuple[str, int]]] = []  # the workers each GPU stream the dashboard started reads
+
+    def recorded(handle, **kwargs):
+        streams.append([(ssh.host, ssh.port) for ssh in handle.workers])
+        return session_gpu_snapshots(handle, **kwargs)
+
+    monkeypatch.setattr(dashboard_feed, "session_gpu_snapshots", recorded)
+    context = sim_context()
+    context.clock, context.cloud_speed = SystemClock(), sim_cloud.speed
+    app = MaiderApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        live = await app.live.launch(two_vm_plan())
+        name, handle = live.handle.name, live.handle
+        await app.open_dashboard(name)
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        await until(lambda: screen.state.gpu is not None and len(screen.state.gpu.gpus) == 8, timeout=20)
+        worker = context.store.nodes(name)[1]
+        sim_cloud.world.vanish(worker.instance_id)
+        for _ in range(200):  # the head's vLLM dies with its pipeline stage
+            if await container_state(handle.ssh, app.live.limits) == "exited":
+                break
+            await pilot.pause(0.05)
+        await pilot.press("h")
+        await until(lambda: isinstance(app.screen, ConfirmDialog), timeout=20)
+        message = str(app.screen.query_one("#message").render())
+        assert "a VM of the session is gone" in message and "$6.00/h" in message, message
+        await pilot.press(answer)
+        if answer == "n":
+            await until(lambda: "Not replaced" in log_text(screen))
+            assert context.store.nodes(name)[1].instance_id == worker.instance_id  # nothing rented
+            assert len(sim_cloud.world.list()) == 1
+        else:
+            await until(lambda: "node 1 replaced" in log_text(screen), timeout=30)
+            new = context.store.nodes(name)[1]
+            assert new.instance_id != worker.instance_id and sim_cloud.world.get(new.instance_id) is not None
+            await until(lambda: screen.state.vllm is not None and screen.state.vllm.error is None
+                    and screen.state.vllm.metrics is not None, timeout=20)
+            # the GPU stream started again, over the new VM's connection: its GPUs hold the model's layers again
+            await until(lambda: streams[-1] == [(new.ip, new.ssh_port)])
+            await until(lambda: len(screen.state.gpu.gpus) == 8
+                        and all((g.memory_used_mib or 0) > 1000 for g in screen.state.gpu.gpus), timeout=20)
+        await app.live.destroy(name)
+        assert not sim_cloud.world.list()
