@@ -49,12 +49,13 @@ async def lost_workers(live: LiveSessions, name: str) -> list[NodeRecord]:
     return lost
 
 
-async def replace_lost_workers(live: LiveSessions, name: str) -> list[int]:
+async def replace_lost_workers(live: LiveSessions, name: str, *, reform: bool = False) -> list[int]:
     """Rent a VM for every lost worker of `name`, and serve the model across the session again.
 
-    Returns the indexes of the nodes replaced. CareError with a sentence to show when nothing was to
-    be replaced, the session is not connected, or a step failed (a new VM then stays in the session,
-    and the next try makes it again).
+    Returns the indexes of the nodes replaced. With `reform`, a session that lost no VM (a worker's
+    container stopped, say) has its cluster formed again on the VMs it has, and [] is returned.
+    CareError with a sentence to show when nothing was to be done, the session is not connected, or a
+    step failed (a new VM then stays in the session, and the next try makes it again).
     """
     session = live.get(name)
     record = live.store.get_session(name)
@@ -63,7 +64,7 @@ async def replace_lost_workers(live: LiveSessions, name: str) -> list[int]:
     if record.nodes < 2:
         raise CareError(f"{name} runs on one VM: there is no worker to replace")
     try:
-        return await _replace(live, name, record, session.handle)
+        return await _replace(live, name, record, session.handle, reform)
     except SessionEnded:
         raise CareError(f"{name} was destroyed while its lost VMs were being replaced") from None
     except ProviderError as exc:
@@ -71,42 +72,30 @@ async def replace_lost_workers(live: LiveSessions, name: str) -> list[int]:
                         "session (d).") from exc
 
 
-async def _replace(live: LiveSessions, name: str, record: SessionRecord, handle: SessionHandle) -> list[int]:
-    from maider_tui.ops.cluster_launch import ClusterLaunch
+async def _replace(live: LiveSessions, name: str, record: SessionRecord, handle: SessionHandle,
+                   reform: bool) -> list[int]:
     from maider_tui.ops.cluster_switch import bring_up, layout_of
 
     lost = await lost_workers(live, name)
-    if not lost:
+    if not lost and not reform:
         raise CareError(f"every VM of {name} is there: nothing to replace")
     indexes = [node.index for node in lost]
     kept = _kept_workers(live, name, handle, indexes)
-    provider = await live.provider()
-    network = await provider.vpcs.find(vpc_label(name))
-    if network is None:
-        raise CareError(f"{name}'s private network is gone, so no VM can join it: destroy the session (d) "
-                        "and launch it again")
-    said = ", ".join(f"node {i}" for i in indexes)
-    live.store.add_event(name, "replace", f"Replacing the lost worker VMs: {said}", {"nodes": indexes})
-    for node in lost:  # an unfinished replacement's VM holds the label and the address: it goes first
-        if node.instance_id is not None and await provider.destroy(node.instance_id):
-            live.store.add_event(name, "destroyed", f"VM {node.instance_id} of an unfinished replacement "
-                                                    f"deleted (node {node.index})", {"node": node.index})
-    plan = LaunchPlan.from_record(record)
-    launch = ClusterLaunch(plan, provider, live.store, live.paths, live.clock, live.emit,
-                           await asyncio.to_thread(live.hf_token_lookup), live.limits, record)
-    launch.recorded, launch.config = True, handle.config  # the session's row exists; its flags are served
-    layout = layout_of(live.store, name, plan.gpu_type.gpus)
+    said = ", ".join(f"node {i}" for i in indexes) or "no VM"
+    layout = layout_of(live.store, name, record.gpu_count // record.nodes)
     fresh: dict[int, SshSession] = {}
     try:
-        fresh = await launch.replace_workers(indexes, network, layout)
+        if lost:
+            fresh = await _rent(live, name, record, handle, lost)
         workers = [fresh.get(n.index) or kept[n.index] for n in layout.nodes[1:]]
         live.emit(LogEvent(name, f"Starting Ray and vLLM again on all {len(layout.nodes)} VMs"))
         options = compose_options_of(record.options, live.settings)
         await bring_up(handle.config, [handle.ssh, *workers], layout, options, live.limits, live.clock,
                        live.emit, name, stage="replace", recreate=True)
     except (StageFailed, SshError, OSError) as exc:
-        message = (f"Replacing {said} of {name} stopped: {exc}. Its VMs are still running and counted in "
-                   "the session: try again (h) or destroy it (d).")
+        doing = f"Replacing {said}" if lost else "Forming the cluster again"
+        message = (f"{doing} of {name} stopped: {exc}. Its VMs are still running and counted in the session: "
+                   "try again (h) or destroy it (d).")
         live.store.add_event(name, "replace_failed", message, {"nodes": indexes})
         await _close(fresh.values())
         raise CareError(message) from exc
@@ -118,9 +107,35 @@ async def _replace(live: LiveSessions, name: str, record: SessionRecord, handle:
     await _close(gone)
     for index in range(len(layout.nodes)):
         live.store.update_node(name, index, state="ready")
-    live.store.add_event(name, "replaced", f"{said} replaced; {handle.config.model} serves across "
-                                           f"{len(layout.nodes)} VMs again", {"nodes": indexes})
+    done = f"{said} replaced; " if lost else "Ray cluster formed again; "
+    live.store.add_event(name, "replaced", f"{done}{handle.config.model} serves across {len(layout.nodes)} VMs "
+                                           "again", {"nodes": indexes})
     return indexes
+
+
+async def _rent(live: LiveSessions, name: str, record: SessionRecord, handle: SessionHandle,
+                lost: list[NodeRecord]) -> dict[int, SshSession]:
+    """A VM in place of each lost node, set up to join; each one's connection by node index."""
+    from maider_tui.ops.cluster_launch import ClusterLaunch
+    from maider_tui.ops.cluster_switch import layout_of
+
+    provider = await live.provider()
+    network = await provider.vpcs.find(vpc_label(name))
+    if network is None:
+        raise CareError(f"{name}'s private network is gone, so no VM can join it: destroy the session (d) "
+                        "and launch it again")
+    indexes = [node.index for node in lost]
+    live.store.add_event(name, "replace", "Replacing the lost worker VMs: " + ", ".join(
+        f"node {i}" for i in indexes), {"nodes": indexes})
+    for node in lost:  # an unfinished replacement's VM holds the label and the address: it goes first
+        if node.instance_id is not None and await provider.destroy(node.instance_id):
+            live.store.add_event(name, "destroyed", f"VM {node.instance_id} of an unfinished replacement "
+                                                    f"deleted (node {node.index})", {"node": node.index})
+    plan = LaunchPlan.from_record(record)
+    launch = ClusterLaunch(plan, provider, live.store, live.paths, live.clock, live.emit,
+                           await asyncio.to_thread(live.hf_token_lookup), live.limits, record)
+    launch.recorded, launch.config = True, handle.config  # the session's row exists; its flags are served
+    return await launch.replace_workers(indexes, network, layout_of(live.store, name, plan.gpu_type.gpus))
 
 
 def _kept_workers(live: LiveSessions, name: str, handle: SessionHandle, lost: list[int]) -> dict[int, SshSession]:

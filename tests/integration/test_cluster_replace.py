@@ -123,3 +123,28 @@ async def test_a_replacement_cut_at_any_step_leaves_its_vm_recorded_and_the_next
         assert not [vm for vm in sim.world.list() if vm.label.startswith(name)]
     finally:
         await live.close_all()
+
+
+async def test_a_worker_whose_container_stopped_has_the_cluster_formed_again_on_the_same_vms(sim, store, paths):
+    from maider_tui.ops.readiness import COMPOSE_CMD
+
+    live = live_sessions(sim, store, paths, [])
+    try:
+        session = await live.launch(cluster_plan())
+        name, handle = session.name, session.handle
+        vms = [n.instance_id for n in store.nodes(name)]
+        await handle.workers[0].run(f"{COMPOSE_CMD} stop", timeout=30)  # the worker leaves; its VM stays
+        for _ in range(300):
+            if await container_state(handle.ssh, LIMITS) == "exited":
+                break
+            await asyncio.sleep(0.02)
+        assert not await serves(handle.endpoint)
+        with pytest.raises(CareError, match="nothing to replace"):
+            await replace_lost_workers(live, name)
+        assert await replace_lost_workers(live, name, reform=True) == []
+        assert await serves(handle.endpoint)
+        assert [n.instance_id for n in store.nodes(name)] == vms  # nothing rented
+        assert "Ray cluster formed again" in store.events(name)[-1].message
+        await live.destroy(name)
+    finally:
+        await live.close_all()

@@ -65,6 +65,7 @@ async def test_h_on_a_lost_worker_offers_a_new_vm_and_serves_again_once_replaced
         await until(lambda: isinstance(app.screen, ConfirmDialog), timeout=20)
         message = str(app.screen.query_one("#message").render())
         assert "a VM of the session is gone" in message and "$6.00/h" in message, message
+        assert f"VM {worker.instance_id} (node 1, 10.42.0.3) no longer exists" in message, message
         await pilot.press(answer)
         if answer == "n":
             await until(lambda: "Not replaced" in log_text(screen))
@@ -82,3 +83,30 @@ async def test_h_on_a_lost_worker_offers_a_new_vm_and_serves_again_once_replaced
                         and all((g.memory_used_mib or 0) > 1000 for g in screen.state.gpu.gpus), timeout=20)
         await app.live.destroy(name)
         assert not sim_cloud.world.list()
+
+
+async def test_h_with_every_vm_there_offers_to_form_the_cluster_again(sim_context, sim_cloud):
+    from maider_tui.ops.readiness import COMPOSE_CMD
+
+    context = sim_context()
+    context.clock, context.cloud_speed = SystemClock(), sim_cloud.speed
+    app = MaiderApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        live = await app.live.launch(two_vm_plan())
+        name, handle = live.handle.name, live.handle
+        await app.open_dashboard(name)
+        await pilot.pause()
+        screen = app.screen
+        await handle.workers[0].run(f"{COMPOSE_CMD} stop", timeout=30)  # the worker leaves Ray; its VM stays
+        for _ in range(200):
+            if await container_state(handle.ssh, app.live.limits) == "exited":
+                break
+            await pilot.pause(0.05)
+        await pilot.press("h")
+        await until(lambda: isinstance(app.screen, ConfirmDialog), timeout=20)
+        message = str(app.screen.query_one("#message").render())
+        assert "every VM of the session is there" in message and "nothing is rented" in message, message
+        await pilot.press("y")
+        await until(lambda: "Ray cluster formed again: vLLM serves" in log_text(screen), timeout=30)
+        assert len(sim_cloud.world.list()) == 2
+        await app.live.destroy(name)

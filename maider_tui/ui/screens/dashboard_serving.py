@@ -41,7 +41,7 @@ class ServingChanges:
             return
         found, remedied = proposal.diagnosis, proposal.config
         if found is not None and found.kind == "node_lost":  # no restart or flag brings a VM back: a new one
-            self.offer_replacement(found.summary)
+            await self._offer_replacement(found.summary)
             return
         if remedied is None and screen.vllm_down():
             # A server that died after it was ready (a GPU fault) needs no new flags, only a restart.
@@ -81,14 +81,41 @@ class ServingChanges:
         screen.say(f"applied {change}; vLLM is restarting")
 
     # a lost worker VM
-    def offer_replacement(self, why: str) -> None:
-        """Ask to rent a VM in place of the lost worker; no leaves the session for d to destroy."""
-        record = self.screen.record
+    async def _offer_replacement(self, why: str) -> None:
+        """Ask to rent a VM in place of each lost worker; no leaves the session for d to destroy."""
+        from ...ops.cluster_replace import lost_workers
+
+        screen = self.screen
+        if screen.live is None:
+            return
+        try:
+            lost = await lost_workers(screen.live, screen.session)
+        except Exception as exc:  # noqa: BLE001 - the API could not say: nothing is rented on a guess
+            screen.say(f"{why}, but the VMs could not be looked up ({exc}); try h again.")
+            return
+        if not lost:  # every VM is there (a worker's container stopped): the cluster is what went
+            text = (f"{why}, yet every VM of the session is there: a node left the Ray cluster.\n\nMake every "
+                    "VM's containers anew, so the cluster forms again, and start vLLM? Requests in flight are "
+                    "lost; nothing is rented.")
+
+            def reform(yes: bool | None) -> None:
+                if yes:
+                    self._run(self._replace(reform=True), "heal", "Form the Ray cluster again")
+
+            screen.app.push_screen(ConfirmDialog("Form the cluster again?", text, yes="Form", no="Cancel"), reform)
+            return
+        record = screen.record
         rate = f"${record.hourly_usd / max(record.nodes, 1):.2f}/h" if record is not None else "the same rate"
-        text = (f"{why}: the model cannot serve without it.\n\nRent a new VM of the same plan ({rate}, as the "
-                "lost one cost), join it to the session's network at the lost one's address, and start the "
-                "cluster and vLLM again? Requests in flight are lost.\n\nNo: the session stays as it is; d "
-                "destroys it (every VM and its network).")
+        gone = ", ".join(f"VM {n.instance_id} (node {n.index}, {n.address})" for n in lost)
+        if len(lost) == 1:
+            ask = (f"{gone} no longer exists, and the model cannot serve without it.\n\nRent a new VM of the same "
+                   f"plan ({rate}, as the lost one cost), joined to the session's network at the lost one's address,")
+        else:
+            ask = (f"{gone} no longer exist, and the model cannot serve without them.\n\nRent {len(lost)} new VMs "
+                   f"of the same plan ({rate} each, as the lost ones cost), joined to the session's network at the "
+                   "lost ones' addresses,")
+        text = (f"{why}: {ask} and start the cluster and vLLM again? Requests in flight are lost.\n\nNo: the "
+                "session stays as it is; d destroys it (every VM and its network).")
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -96,21 +123,23 @@ class ServingChanges:
             else:
                 self.screen.say("Not replaced: the model cannot serve until the lost VM is; d destroys the session.")
 
-        self.screen.app.push_screen(ConfirmDialog("Replace the lost VM?", text, yes="Replace", no="No"), answered)
+        screen.app.push_screen(ConfirmDialog("Replace the lost VM?", text, yes="Replace", no="No"), answered)
 
-    async def _replace(self) -> None:
+    async def _replace(self, reform: bool = False) -> None:
         from ...ops.cluster_replace import replace_lost_workers
 
         screen = self.screen
         if screen.handle is None or screen.live is None:
             return
-        screen.say("Renting a VM in place of the lost one; the cluster forms again once it is up")
+        screen.say("Forming the Ray cluster again on every VM" if reform else
+                   "Renting a VM in place of the lost one; the cluster forms again once it is up")
         try:
-            replaced = await replace_lost_workers(screen.live, screen.session)
+            replaced = await replace_lost_workers(screen.live, screen.session, reform=reform)
         except vllm_care.CareError as exc:
             screen.say(str(exc))
             return
-        screen.say(f"{', '.join(f'node {i}' for i in replaced)} replaced: vLLM serves across every VM again")
+        done = ", ".join(f"node {i}" for i in replaced) + " replaced" if replaced else "Ray cluster formed again"
+        screen.say(f"{done}: vLLM serves across every VM again")
         screen.post_message(Attached())  # the telemetry stream starts again, over the new VM's connection too
 
     # restart
