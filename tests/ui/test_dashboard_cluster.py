@@ -110,3 +110,49 @@ async def test_h_with_every_vm_there_offers_to_form_the_cluster_again(sim_contex
         await until(lambda: "Ray cluster formed again: vLLM serves" in log_text(screen), timeout=30)
         assert len(sim_cloud.world.list()) == 2
         await app.live.destroy(name)
+
+
+async def test_an_interrupted_launch_over_two_vms_resumes_from_home_to_ready(sim_context, sim_cloud):
+    import asyncio
+
+    from textual.widgets import DataTable
+
+    from maider_tui.ops.events import StageEvent
+    from maider_tui.ops.provision import provision
+    from maider_tui.ui.screens.provisioning import ProvisioningScreen
+    from tests.integration.simfix import sim_limits
+
+    context = sim_context()
+    context.clock, context.cloud_speed = SystemClock(), sim_cloud.speed
+    plan = two_vm_plan()
+    plan = LaunchPlan(region=plan.region, gpu_type=plan.gpu_type, config=plan.config, compose=plan.compose,
+                      nodes=2, name="llama70b-cut")
+    task: asyncio.Task | None = None
+
+    def crash_at(event):  # the app dies as the VMs boot
+        if isinstance(event, StageEvent) and event.stage == "cloud_init" and task is not None:
+            task.cancel()
+
+    task = asyncio.create_task(provision(plan, provider=context.provider, store=context.store, paths=context.paths,
+                                         settings=Settings(), clock=context.clock, emit=crash_at, hf_token=None,
+                                         limits=sim_limits(sim_cloud.speed)))
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    made = {n.instance_id for n in context.store.nodes("llama70b-cut")}
+    app = MaiderApp(context)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index("llama70b-cut"))
+        await pilot.press("enter")
+        await until(lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await until(lambda: isinstance(app.screen, ProvisioningScreen))
+        screen = app.screen
+        await until(lambda: context.store.get_session("llama70b-cut").state == "ready", timeout=30)
+        nodes = str(screen.query_one("#nodes").render())
+        assert "VM 0 head" in nodes and "VM 1 worker" in nodes, nodes
+        assert {n.instance_id for n in context.store.nodes("llama70b-cut")} == made  # carried on with, not rented again
+        assert len(sim_cloud.world.list()) == 2
+        await app.live.destroy("llama70b-cut")
+        assert not sim_cloud.world.list()
