@@ -30,7 +30,7 @@ from maider_tui.ops import heal
 from maider_tui.ops.cluster_status import wait_cluster
 from maider_tui.ops.events import NodeEvent
 from maider_tui.ops.launch_plan import SessionHandle
-from maider_tui.ops.provision import SessionEnded, _Launch
+from maider_tui.ops.provision import ProvisionFailed, SessionEnded, _Launch
 from maider_tui.ops.readiness import (StageFailed, VllmAttempt, connect_ssh, wait_cloud_init, wait_running,
                                       wait_vllm_healing)
 from maider_tui.ops.session_files import (client_key_path, host_key_path, session_dir, write_private,
@@ -46,6 +46,8 @@ Host = tuple[str, "KeyPair | None"]  # a node's pinned host key line, and its pa
 
 class ClusterLaunch(_Launch):
     """One provisioning run of a session over `plan.nodes` VMs of `plan.gpu_type`."""
+
+    KEPT = " Its VMs are still running (the head is VM {id}): inspect them or destroy the session."
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -170,6 +172,12 @@ class ClusterLaunch(_Launch):
                 await asyncio.shield(ssh.close())
             raise failed[0]
         return sessions
+
+    async def _fail(self, stage: str, message: str, diagnosis: str | None = None) -> ProvisionFailed:
+        if diagnosis is not None and diagnosis.startswith("node_lost"):  # no flag helps; a VM in its place does
+            message = (f"A VM of {self.name} was lost while vLLM loaded, and the model cannot serve without it: "
+                       "resume the launch (enter on its row) to rent it again and carry on.")
+        return await super()._fail(stage, message, diagnosis)
 
     # --- the steps, per node ----------------------------------------------------------------------
 

@@ -82,6 +82,7 @@ async def provision(plan: LaunchPlan | None, *, provider: Provider, store: Store
 
 class _Launch:
     """One provisioning run; holds what the stages share."""
+    KEPT = " The VM {id} is still running: inspect it or destroy it."  # said after a failure
 
     def __init__(self, plan: LaunchPlan, provider: Provider, store: Store, paths: AppPaths, clock: Clock,
                  emit: EventSink, hf_token: str | None, limits: ReadinessLimits,
@@ -385,8 +386,7 @@ class _Launch:
         await self._close()
         record = self.store.get_session(self.name) if self.recorded else None
         ended = record is not None and record.ended
-        kept = (f" The VM {self.instance_id} is still running: inspect it or destroy it."
-                if self.instance_id and not ended else "")
+        kept = self.KEPT.format(id=self.instance_id) if self.instance_id and not ended else ""
         if self.recorded:
             self.store.update_session(self.name, state="failed", stage=stage)
             self.store.add_event(self.name, "failed", message + kept, {"stage": stage, "diagnosis": diagnosis})

@@ -120,3 +120,41 @@ async def test_a_resume_without_a_token_keeps_the_env_the_dead_run_uploaded_to_e
     finally:
         await handle.close()
     await destroy_session(name, provider=provider, store=store, clock=SystemClock(), emit=EventRecorder())
+
+
+async def test_a_worker_lost_while_vllm_loads_fails_the_launch_saying_so_and_a_resume_rents_its_vm_again(
+        sim, store, paths):
+    from maider_tui.ops.provision import ProvisionFailed
+
+    provider = make_provider(sim, store)
+    name = "resume-lost-loading"
+    plan = cluster_plan()
+    plan = LaunchPlan(region=plan.region, gpu_type=plan.gpu_type, config=plan.config, compose=plan.compose,
+                      nodes=2, name=name)
+    lost: list[int] = []
+
+    def lose_worker_on_load(event):
+        if isinstance(event, StageEvent) and event.message.startswith("Waiting for vLLM to load") and not lost:
+            lost.append(store.nodes(name)[1].instance_id)
+            sim.world.vanish(lost[0])
+
+    with pytest.raises(ProvisionFailed) as failed:
+        await provision(plan, provider=provider, store=store, paths=paths, settings=Settings(), clock=SystemClock(),
+                        emit=lose_worker_on_load, hf_token=None, limits=LIMITS)
+    assert failed.value.stage == "vllm" and failed.value.diagnosis.startswith("node_lost"), failed.value.message
+    assert "resume the launch" in failed.value.message and "Its VMs are still running" in failed.value.message
+    assert store.get_session(name).state == "failed"
+    events = EventRecorder()
+    handle = await provision(None, resume_from=store.get_session(name), provider=provider, store=store,
+                             paths=paths, settings=Settings(), clock=SystemClock(), emit=events, hf_token=None,
+                             limits=LIMITS)
+    try:
+        worker = store.nodes(name)[1]
+        assert worker.instance_id != lost[0] and sim.world.get(worker.instance_id) is not None
+        assert any(f"VM {lost[0]} (node 1)" in getattr(e, "message", "") and "renting a new one" in e.message
+                   for e in events.events)
+        assert store.get_session(name).state == "ready" and len(session_vms(sim, name)) == 2
+    finally:
+        await handle.close()
+    await destroy_session(name, provider=provider, store=store, clock=SystemClock(), emit=EventRecorder())
+    assert not session_vms(sim, name)
