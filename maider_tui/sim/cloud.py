@@ -221,6 +221,10 @@ class SimCloud:
         """SSH logins (successful authentications) the VM has seen."""
         return self._lookup(instance_id)[1].handshakes
 
+    def ssh_connections(self, instance_id: int) -> int:
+        """Connections the VM's SSH server accepted, whether or not a login followed."""
+        return self._lookup(instance_id)[1].accepted
+
     def provider(self, store: Store | None = None) -> LinodeProvider:
         """The app's own LinodeProvider, wired to this cloud's API and SSH ports."""
         from maider_tui.cloud.linode import LinodeProvider  # sim must not import cloud/ at module level

@@ -29,12 +29,13 @@ _LOCAL = ("127.0.0.1", "localhost", "::1", "ip6-localhost")
 
 
 class VmSshd:
-    """The SSH endpoint of one VM: its port, its listener, its connections and handshake count."""
+    """The SSH endpoint of one VM: its port, its listener, its connections, and counts of both."""
 
     def __init__(self, vm: SimVm, host: str = "127.0.0.1") -> None:
         self.vm = vm
         self.host = host
         self.handshakes = 0
+        self.accepted = 0  # TCP connections that reached SSH, logged in or not (a refused host key too)
         self.connections: set[asyncssh.SSHServerConnection] = set()
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._reserved: socket.socket | None = None
@@ -126,6 +127,7 @@ class _Sshd(asyncssh.SSHServer):
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
+        self._sshd.accepted += 1
         self._sshd.connections.add(conn)
         after = self._sshd.vm.faults.ssh_drop_after_s
         if after is not None:

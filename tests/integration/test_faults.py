@@ -298,6 +298,10 @@ async def test_a_changed_host_key_is_refused_on_reconnect_naming_the_risk(sim, s
         await asyncio.to_thread(sim.call, rekey(sim, vm_id))
         await until(lambda: ssh.state == "refused")
         assert "man-in-the-middle" in str(ssh.error) and "impersonating" in str(ssh.error)
+        tried = await asyncio.to_thread(sim.ssh_connections, vm_id)
+        assert tried >= 2  # the first login, and the reconnect that met the new key
+        await asyncio.sleep(0.5)  # ten of its backoffs: a session that retried would have come back
+        assert await asyncio.to_thread(sim.ssh_connections, vm_id) == tried and ssh.state == "refused"
         handle, session.handle = session.handle, None
         await handle.close()
         with pytest.raises(Exception) as refused:
@@ -330,9 +334,11 @@ async def test_a_dead_vllm_does_not_count_as_activity(sim, store, paths):
         async def destroy():
             destroyed.append(handle.name)
 
+        said: list[tuple[str, str]] = []  # (title, message), then "destroy" when it was called
         dog = Watchdog(handle.name, metrics=metrics_from_tunnel(handle.local_port), destroy=destroy, store=store,
                        clock=clock, settings=WatchdogSettings(timeout_minutes=30, warning_minutes=5),
-                       notify=lambda *a: None)
+                       notify=lambda title, message: said.append((title, message)))
+        states: list[str] = []
         async with VllmClient(f"http://127.0.0.1:{handle.local_port}", timeout=5) as vllm:
             await until(lambda: any("EngineDeadError" in line for line in sim.vm(handle.vm.id).vllm.log_lines))
             await dog.check()
@@ -343,8 +349,12 @@ async def test_a_dead_vllm_does_not_count_as_activity(sim, store, paths):
                     await vllm.complete_chat(handle.config.model, [{"role": "user", "content": "hi"}],
                                              max_tokens=4)
                 await dog.check()
+                states.append(dog.state)
         assert dog.idle_s >= 30 * 60 and not dog.unreachable  # /metrics answered all along, and still idle
         assert destroyed == [handle.name]  # the deadline passed (after its warning): the VM goes
+        # The warning came first, on its own poll, saying so; the destroy only at a later one.
+        assert "warning" in states and states.index("warning") < len(states) - 1, states
+        assert said and said[0][0] == f"{handle.name}: idle, destroying soon", said
     finally:
         await live.close_all()
         await fast_provider(sim).destroy(handle.vm.id)
