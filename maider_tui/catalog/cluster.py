@@ -26,6 +26,9 @@ from maider_tui.catalog.speed import estimate_decode_tok_s
 from maider_tui.models import FitReport, GpuType, ModelSpec
 
 MAX_NODES = 4  # beyond this, the link and the odds of losing a VM outweigh what another stage gives
+# With no context asked, a set of VMs must leave at least this much: aider's system prompt, its repo
+# map and the files in the chat take several thousand tokens before the first question.
+USEFUL_CONTEXT = 8192
 LINK_LATENCY_MS = 0.5  # one hop between two VMs' GPUs: NCCL over TCP on a VPC, assumed
 LINK_GBPS = 10.0  # the plans' outbound network, assumed: Linode's GPU plans state 10 Gbps or more
 ACTIVATION_BYTES = 2  # hidden states cross the link in 16 bits
@@ -157,18 +160,31 @@ def _refused(alone: FitReport) -> bool:
     return not alone.fits and alone.max_context == 0 and "compute capability" in alone.reason
 
 
+def fewest_nodes(model: ModelSpec | str, gpu_type: GpuType | str, *, start: int = 1,
+                 max_model_len: int | None = None, max_nodes: int = MAX_NODES) -> ClusterFit | None:
+    """The fewest VMs of `gpu_type` (from `start` up to `max_nodes`) that hold `model` at `max_model_len`.
+    With no context asked, the fewest that leave it USEFUL_CONTEXT (fewer VMs that hold the weights
+    with barely a request's room are no use to aider), or, when no count does, the fewest that hold it
+    at all. None when not even `max_nodes` VMs do."""
+    spec, gt = as_model(model), as_gpu_type(gpu_type)
+    smallest = None
+    for nodes in range(start, max_nodes + 1):
+        option = fit_nodes(spec, gt, nodes, max_model_len=max_model_len)
+        if not option.fits:
+            continue
+        if max_model_len is not None or option.report.max_context >= USEFUL_CONTEXT:
+            return option
+        smallest = smallest or option
+    return smallest
+
+
 def cluster_options(model: ModelSpec | str, gpu_types: Iterable[GpuType], *, max_model_len: int | None = None,
                     max_nodes: int = MAX_NODES) -> list[ClusterFit]:
-    """For each plan, the fewest VMs (up to `max_nodes`) that hold the model at the asked context; the
-    fewest VMs first (fewer links, fewer VMs to lose), then the lowest price."""
+    """For each plan, the fewest VMs (up to `max_nodes`) that hold the model at the asked context
+    (`fewest_nodes`); the fewest VMs first (fewer links, fewer VMs to lose), then the lowest price."""
     spec = as_model(model)
-    found = []
-    for gt in gpu_types:
-        for nodes in range(1, max_nodes + 1):
-            option = fit_nodes(spec, gt, nodes, max_model_len=max_model_len)
-            if option.fits:
-                found.append(option)
-                break
+    found = [option for gt in gpu_types
+             if (option := fewest_nodes(spec, gt, max_model_len=max_model_len, max_nodes=max_nodes)) is not None]
     return sorted(found, key=lambda c: (c.nodes, c.hourly_usd, c.gpu_type.id))
 
 

@@ -10,8 +10,9 @@ Every VM id is recorded as its create returns (node records; the head's is the s
 VPC id as soon as it exists, so a crash at any stage of any node leaves nothing unaccounted for:
 destroy and recovery find the rest by label and tag. A resumed launch carries on with the network and
 every VM a dead run made (found by id, else by label; their pinned host keys and the kept client key)
-and makes only what is missing, then runs every later stage again on every node. Like the single-VM launch, this never destroys
-anything on failure: the VMs are left for the user to inspect or destroy, and they count down.
+and makes only what is missing, then runs every later stage again on every node. Like the single-VM
+launch, this never destroys anything on failure: the VMs are left for the user to inspect or destroy,
+and they count down.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from maider_tui.ops.cluster_status import wait_cluster
 from maider_tui.ops.events import NodeEvent
 from maider_tui.ops.launch_plan import SessionHandle
 from maider_tui.ops.provision import ProvisionFailed, SessionEnded, _Launch
-from maider_tui.ops.readiness import (StageFailed, VllmAttempt, connect_ssh, wait_cloud_init, wait_running,
-                                      wait_vllm_healing)
+from maider_tui.ops.readiness import (CLUSTER_TITLES, StageFailed, VllmAttempt, connect_ssh, wait_cloud_init,
+                                      wait_running, wait_vllm_healing)
 from maider_tui.ops.session_files import (client_key_path, host_key_path, session_dir, write_private,
                                           write_ssh_files)
 from maider_tui.ops.vm_compose import compose_up, put_env, put_file
@@ -64,6 +65,9 @@ class ClusterLaunch(_Launch):
         nodes, gpu = self.plan.nodes, self.plan.gpu_type
         record.nodes, record.gpu_count, record.hourly_usd = nodes, gpu.gpus * nodes, gpu.hourly_usd * nodes
         return record
+
+    def stage(self, stage: str, message: str | None = None, **fields: Any) -> None:
+        super().stage(stage, message or CLUSTER_TITLES.get(stage), **fields)  # the words for every VM
 
     def node(self, index: int, step: str, message: str, **fields: object) -> None:
         """A node reached `step`: its record, the session's log, the screen's node column."""

@@ -49,6 +49,12 @@ STAGES: tuple[tuple[str, float, str], ...] = (
     ("ready", 0, "Ready"),
 )
 STAGE_NAMES = tuple(name for name, _, _ in STAGES)
+CLUSTER_TITLES = {  # a launch over several VMs does each stage on every VM at once; short for a narrow column
+    "keys": "Making every VM's SSH keys", "create": "Renting the VMs and their network",
+    "running": "Waiting for the VMs to boot", "ssh": "Waiting for SSH on every VM",
+    "upload": "Uploading each VM's files", "compose_up": "Starting Ray and vLLM on every VM",
+    "vllm": "Forming Ray; loading the model",
+}
 TOTAL_S = sum(seconds for _, seconds, _ in STAGES)
 
 

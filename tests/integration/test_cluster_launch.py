@@ -295,3 +295,26 @@ async def test_a_benchmark_runs_on_a_session_over_two_vms_at_the_price_of_both(s
         await live.destroy(session.name)
     finally:
         await live.close_all()
+
+
+async def test_three_vms_of_4x_rtx_4000_ada_serve_a_70b_over_uneven_stages(sim, store, paths):
+    """The wizard's pick for a 70B on that plan (two would leave ~1K of context): PP 3 over 80 layers."""
+    from maider_tui.catalog.cluster import fewest_nodes
+
+    gpu = catalog.gpu_type("g2-gpu-rtx4000a4-m")
+    nodes = fewest_nodes(LLAMA_70B, gpu, start=2).nodes
+    assert nodes == 3
+    launch = resolve(catalog.model(LLAMA_70B), gpu, Settings(), nodes=nodes)
+    plan = LaunchPlan(region="us-ord", gpu_type=gpu, config=launch.config, compose=launch.compose, nodes=nodes)
+    live = live_sessions(sim, store, paths, [])
+    try:
+        session = await live.launch(plan)
+        assert session.handle.config.pipeline_parallel_size == 3 and len(session.handle.workers) == 2
+        async with httpx.AsyncClient(timeout=30) as http:
+            answer = await http.post(f"{session.handle.endpoint}/chat/completions", json={
+                "model": LLAMA_70B, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8})
+        assert answer.status_code == 200
+        await live.destroy(session.name)
+        assert all(sim.world.get(n.instance_id) is None for n in store.nodes(session.name))
+    finally:
+        await live.close_all()

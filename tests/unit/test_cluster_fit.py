@@ -74,3 +74,20 @@ def test_the_link_costs_grow_with_each_hop_and_state_their_assumptions():
     plan = fit_nodes(LLAMA_70B, RTX6000_4, 2)
     alone = catalog.estimate_decode_tok_s(LLAMA_70B, RTX6000_4)
     assert plan.decode_tok_s == pytest.approx(alone * (1 - plan.link.decode_penalty))
+
+
+def test_with_no_context_asked_the_fewest_vms_leave_a_useful_context():
+    from maider_tui.catalog.cluster import USEFUL_CONTEXT, fewest_nodes
+
+    # Two VMs of 4x RTX 4000 Ada hold a 70B's weights with KV cache for about 1K tokens: no use to aider.
+    assert fit_nodes(LLAMA_70B, ADA_4, 2).fits and fit_nodes(LLAMA_70B, ADA_4, 2).report.max_context < USEFUL_CONTEXT
+    chosen = fewest_nodes(LLAMA_70B, ADA_4, start=2)
+    assert chosen.nodes == 3 and chosen.report.max_context >= USEFUL_CONTEXT
+    # A context asked for is what counts: 1K is held by two.
+    assert fewest_nodes(LLAMA_70B, ADA_4, start=2, max_model_len=1024).nodes == 2
+    # Where the fewest already leave room, they are the answer.
+    assert fewest_nodes(LLAMA_70B, RTX6000_4, start=2).nodes == 2
+    # Where no count leaves the useful context, the fewest that hold the model at all.
+    tiny = fewest_nodes(LLAMA_70B, ADA_4, start=2, max_nodes=2)
+    assert tiny is not None and tiny.nodes == 2
+    assert [o.nodes for o in cluster_options(LLAMA_70B, [catalog.gpu_type(ADA_4)])] == [3]

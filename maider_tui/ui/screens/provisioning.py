@@ -26,7 +26,7 @@ from ...paths import styles_dir
 from ...ops.events import FailedEvent, HealEvent, LogEvent, NodeEvent, ReadyEvent, StageEvent, WarningEvent
 from ...ops.naming import session_name
 from ...words import plural
-from ...ops.readiness import STAGES
+from ...ops.readiness import CLUSTER_TITLES, STAGES
 from ..commands import PaletteCommand, key_commands
 from ..dialogs.confirm import ConfirmDialog
 from ..messages import DashboardRequested, DestroyRequested
@@ -221,6 +221,7 @@ class ProvisioningScreen(Screen[None]):
         width = stages.content_size.width
         text = Text()
         for index, (name, _, title) in enumerate(STAGES):
+            title = CLUSTER_TITLES.get(name, title) if self.plan.nodes > 1 else title
             if index < at or (self.ready and index == at):
                 line, style = f"✓ {title}", "dim"
             elif index == at:

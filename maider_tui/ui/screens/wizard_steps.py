@@ -248,12 +248,16 @@ def model_choices(gpu: GpuType, models: Sequence[ModelSpec], settings: Settings,
 def cluster_choice(spec: ModelSpec, gpu: GpuType, settings: Settings, profile: Profile) -> Choice | None:
     """A model no single VM of `gpu` holds, on the fewest VMs of it that do (vLLM on a Ray cluster,
     TP within each VM, PP across them); None when even catalog.cluster.MAX_NODES VMs do not."""
-    from ...catalog.cluster import MAX_NODES, fit_nodes
+    from ...catalog.cluster import USEFUL_CONTEXT, fewest_nodes, fit_nodes
     from ...catalog.sizes import GIB, weight_bytes
 
-    plan = next((p for n in range(2, MAX_NODES + 1) if (p := fit_nodes(spec, gpu, n)).fits), None)
+    plan = fewest_nodes(spec, gpu, start=2)
     if plan is None:
         return None
+    fewer = fit_nodes(spec, gpu, plan.nodes - 1) if plan.nodes > 2 else None
+    tight = (f" ({fewer.nodes} VMs hold its weights, but with KV cache for only "
+             f"{catalog.context_label(fewer.report.max_context)} of context, under the "
+             f"{catalog.context_label(USEFUL_CONTEXT)} aider needs)" if fewer is not None and fewer.fits else "")
     planned = launch_context(spec, gpu, settings, profile, nodes=plan.nodes)
     if planned is None:
         return None
@@ -262,7 +266,7 @@ def cluster_choice(spec: ModelSpec, gpu: GpuType, settings: Settings, profile: P
              catalog.context_label(planned), f"{report.weights_per_gpu_gb:.1f} GB · {spec.id}")
     weights = weight_bytes(spec).total / GIB
     detail = (f"No single {gpu.short_name} VM holds {spec.id} ({weights:.0f} GB of weights); {plan.nodes} VMs of it "
-              f"do, ${plan.hourly_usd:.2f}/h together: TP {report.tensor_parallel_size} within each VM, PP "
+              f"do{tight}, ${plan.hourly_usd:.2f}/h together: TP {report.tensor_parallel_size} within each VM, PP "
               f"{report.pipeline_parallel_size} across them, context {catalog.context_label(planned)}. "
               f"{plan.link.describe()[:1].upper()}{plan.link.describe()[1:]}.")
     return Choice(spec.id, cells, report, detail=detail, nodes=plan.nodes)
