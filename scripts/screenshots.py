@@ -142,21 +142,23 @@ class Shooter:
         print(path.relative_to(ROOT), flush=True)
 
 
-async def launch_defaults(s: Shooter, *, pictures: bool, gpu_type: str | None = None) -> str:
+async def launch_defaults(s: Shooter, *, pictures: bool, gpu_type: str | None = None,
+                          capability: str | None = None, model: str | None = None) -> str:
     """`n`, then enter through the wizard's defaults (a picture of each step when `pictures`; down to
-    `gpu_type` on its step when given), then enter launches; the new session's name."""
+    `capability`, `gpu_type` or `model` on its step when given), then enter launches; the new session's name."""
     await s.press("n")
     await s.until("the wizard", lambda: s.on("WizardScreen"))
     wizard = s.app.screen
+    wanted = {"wizard-capability": capability, "wizard-gpu-type": gpu_type, "wizard-model": model}
     for step in ("wizard-capability", "wizard-region", "wizard-gpu-type", "wizard-model"):
         await s.until(f"{step} to load", lambda: wizard.highlighted() is not None, timeout=30)
-        if step == "wizard-gpu-type" and gpu_type is not None:
+        if (choice := wanted.get(step)) is not None:
             for _ in range(20):
-                if wizard.highlighted().id == gpu_type:
+                if wizard.highlighted().id == choice:
                     break
                 await s.press("down")
             else:
-                raise BadScreen(f"the wizard offers no {gpu_type} (it shows {wizard.highlighted().id})")
+                raise BadScreen(f"the wizard offers no {choice} (it shows {wizard.highlighted().id})")
         if pictures:
             await s.shoot(step)
         await s.press("enter")
@@ -260,6 +262,21 @@ async def tour(s: Shooter) -> None:
     await s.shoot("dashboard-4-gpus")
     await s.press("escape")
 
+    # A model no single VM holds: a 70B at 16 bits over several VMs of the default plan.
+    await s.until("the sessions screen", lambda: s.on("HomeScreen"), timeout=10)
+    several = await launch_defaults(s, pictures=False, capability="70B+", model="meta-llama/Llama-3.1-70B-Instruct")
+    await s.until("its provisioning", lambda: s.on("ProvisioningScreen"), timeout=30)
+    await s.until("the Ray cluster forming", lambda: stage(app, several) == "vllm", timeout=LAUNCH_TIMEOUT_S)
+    await s.shoot("provisioning-several-vms")
+    await s.until("the session over several VMs to be ready", lambda: state(app, several) in ("ready", "failed"),
+                  timeout=LAUNCH_TIMEOUT_S)
+    if state(app, several) != "ready":
+        raise BadScreen(f"the launch over several VMs ended {state(app, several)}")
+    await s.until("its dashboard", lambda: s.on("DashboardScreen"), timeout=30)
+    await s.settle(4.0)
+    await s.shoot("dashboard-several-vms")
+    await s.press("escape")
+
     # A launch that fails: the demo's vLLM refuses the model's architecture.
     await s.until("the sessions screen", lambda: s.on("HomeScreen"), timeout=10)
     faults = s.sim.faults
@@ -285,6 +302,7 @@ async def tour(s: Shooter) -> None:
     await s.press("escape")
     await app.live.destroy(name)
     await app.live.destroy(four)
+    await app.live.destroy(several)
 
 
 async def broken_database(s: Shooter) -> None:
