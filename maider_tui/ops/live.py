@@ -61,8 +61,7 @@ class LiveSessions:
 
     def __init__(self, *, store: Store, paths: AppPaths, settings: Settings, clock: Clock,
                  provider: Callable[[], Provider | None], hf_token: Callable[[], str | None],
-                 limits: ReadinessLimits | None = None,
-                 notify: Notify | None = None) -> None:
+                 limits: ReadinessLimits | None = None, notify: Notify | None = None) -> None:
         # provider and hf_token are blocking look-ups (keyring, op read): called through to_thread.
         self.store, self.paths, self.settings, self.clock = store, paths, settings, clock
         self._provider_factory, self.hf_token_lookup = provider, hf_token
@@ -96,9 +95,6 @@ class LiveSessions:
     # look-ups
     def get(self, name: str) -> LiveSession | None:
         return self._sessions.get(name)
-
-    def names(self) -> list[str]:
-        return list(self._sessions)
 
     def entry(self, name: str) -> LiveSession:
         """The live session called `name`, made (empty) if this process holds none yet."""
@@ -210,7 +206,7 @@ class LiveSessions:
         provider = await self.provider()
         vm = await provider.get(record.instance_id)
         if vm is None:
-            self._gone(name)
+            await self._gone(name)
             raise LookupError(f"The VM of {name} no longer exists (deleted outside the app); the session "
                               "is marked gone and its cost stopped counting.")
         host, port = provider.ssh_endpoint(vm)
@@ -272,15 +268,20 @@ class LiveSessions:
         except Exception as exc:  # noqa: BLE001 - an API failure proves nothing: keep the session
             log.info("could not look up the VM of %s: %s", name, exc)
             return False
-        self._gone(name)
+        await self._gone(name)
         return True
 
-    def _gone(self, name: str) -> None:
-        """Mark the session ended (its VM is gone), stop watching it and drop its connection."""
+    async def _gone(self, name: str) -> None:
+        """Mark the session ended (its VM is gone), stop watching it and drop its connection. A session
+        over several VMs whose head is gone is destroyed: nothing serves without it, its workers still bill."""
         from .recover import mark_gone
 
         record = self.store.get_session(name)
         if record is None or record.ended:
+            return
+        if record.nodes > 1:
+            self.emit(WarningEvent(name, f"{name}'s head VM {record.instance_id} is gone: its workers and network go."))
+            await self.destroy(name)
             return
         mark_gone(self.store, record, self.clock.now(), self.paths)
         self.emit(WarningEvent(name, f"{name}'s VM {record.instance_id} no longer exists (deleted outside the "
@@ -288,8 +289,7 @@ class LiveSessions:
         live = self._sessions.pop(name, None)
         self.watching.stop(live)
         if live is not None and live.handle is not None:
-            task = asyncio.ensure_future(live.handle.close())
-            self._closing.add(task)
+            self._closing.add(task := asyncio.ensure_future(live.handle.close()))
             task.add_done_callback(self._closing.discard)
 
     async def destroy(self, name: str, *, on_wait: Callable[[], object] | None = None) -> Receipt:

@@ -107,8 +107,9 @@ async def recover(*, provider: Provider, store: Store, clock: Clock, emit: Event
     # A session over several VMs: its workers are its own too, recorded or found by label and tag.
     node_links: list[tuple[str, int, Vm]] = []
     lost_nodes: list[tuple[str, int, int]] = []
+    headless = {r.name for r in missing}  # their workers still bill, and serve nothing: orphans to decide on
     for record in live:
-        if record.nodes <= 1:
+        if record.nodes <= 1 or record.name in headless:
             continue
         for node in store.nodes(record.name):
             if node.index == 0:
@@ -219,6 +220,11 @@ def mark_gone(store: Store, record: SessionRecord, now: float, paths: AppPaths |
 
 def _orphan_reason(vm: Vm, store: Store) -> str:
     owner = store.get_session(vm.label)
+    head, _, index = vm.label.rpartition("-w")
+    worker_of = store.get_session(head) if owner is None and index.isdigit() else None
+    if worker_of is not None and worker_of.nodes > 1:
+        return (f"it is worker VM {index} of session {head}, which is recorded as {worker_of.state}"
+                + (" (its head VM is gone)" if worker_of.extra.get("gone") else ""))
     if owner is None:
         return f"no session is named {vm.label}"
     if owner.ended:

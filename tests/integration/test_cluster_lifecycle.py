@@ -145,3 +145,17 @@ async def test_a_switch_or_a_heal_without_every_vms_connection_is_refused(sim, s
     with pytest.raises(CareError, match="not all connected"):
         await apply_heal(Live(), "no-switch", VllmConfig(model="m"), "a change")
     await destroy_session("no-switch", provider=provider, store=store, clock=SystemClock(), emit=EventRecorder())
+
+
+async def test_a_session_whose_head_is_gone_at_start_leaves_its_workers_as_orphans_to_decide_on(sim, store):
+    """The head deleted while the app was closed: the session is over (nothing serves without it), and
+    its workers, which still bill, are not quietly kept as its own: they are orphans, offered for destroy
+    and counted down, each saying whose worker it was."""
+    provider, _, vms = await cluster(sim, store, "headless")
+    sim.world.vanish(vms[0].id)
+    report = await recover(provider=provider, store=store, clock=SystemClock())
+    assert report.gone == ["headless"] and store.get_session("headless").ended
+    (orphan,) = [o for o in report.orphans if o.label.startswith("headless")]
+    assert orphan.id == vms[1].id
+    assert "worker VM 1 of session headless" in orphan.reason and "head VM is gone" in orphan.reason
+    await provider.destroy(orphan.id)

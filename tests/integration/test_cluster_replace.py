@@ -148,3 +148,27 @@ async def test_a_worker_whose_container_stopped_has_the_cluster_formed_again_on_
         await live.destroy(name)
     finally:
         await live.close_all()
+
+
+async def test_a_head_vm_deleted_outside_the_app_takes_the_workers_and_network_with_it(sim, store, paths):
+    """No session serves without its head, and its workers still bill: once the head is found gone (the
+    watchdog's poll asks the API), the rest of the session is destroyed, not left running unwatched."""
+    from maider_tui.ops.events import WarningEvent
+
+    events: list = []
+    live = live_sessions(sim, store, paths, events)
+    try:
+        session = await live.launch(cluster_plan())
+        name = session.name
+        head, worker = store.nodes(name)
+        vpc_id = store.get_session(name).vpc_id
+        assert sim.world.vanish(head.instance_id)
+        assert await live.vm_gone(name)
+        assert sim.world.get(worker.instance_id) is None and sim.world.vpcs.get(vpc_id) is None
+        record = store.get_session(name)
+        assert record.ended and record.state == "destroyed", record.state
+        assert any(isinstance(e, WarningEvent) and "head VM" in e.message and "workers and network go" in e.message
+                   for e in events)
+        assert live.get(name) is None
+    finally:
+        await live.close_all()
