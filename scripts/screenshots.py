@@ -179,6 +179,17 @@ def stage(app: Any, name: str) -> str | None:
     return record.stage if record is not None else None
 
 
+async def shoot_dashboard(s: Shooter, name: str, what: str, picture: str) -> None:
+    """Wait for the launch of `name` (`what`, in the messages) to be ready, picture its dashboard, go back."""
+    await s.until(f"{what} to be ready", lambda: state(s.app, name) in ("ready", "failed"), timeout=LAUNCH_TIMEOUT_S)
+    if state(s.app, name) != "ready":
+        raise BadScreen(f"the launch of {what} ended {state(s.app, name)}")
+    await s.until("its dashboard", lambda: s.on("DashboardScreen"), timeout=30)
+    await s.settle(4.0)  # a few telemetry samples for the bars and sparklines
+    await s.shoot(picture)
+    await s.press("escape")
+
+
 async def tour(s: Shooter) -> None:
     app = s.app
     await s.until("the sessions screen", lambda: s.on("HomeScreen"))
@@ -253,14 +264,7 @@ async def tour(s: Shooter) -> None:
     # A second session, on four GPUs.
     await s.until("the sessions screen", lambda: s.on("HomeScreen"), timeout=10)
     four = await launch_defaults(s, pictures=False, gpu_type="g2-gpu-rtx4000a4-m")
-    await s.until("the 4-GPU session to be ready", lambda: state(app, four) in ("ready", "failed"),
-                  timeout=LAUNCH_TIMEOUT_S)
-    if state(app, four) != "ready":
-        raise BadScreen(f"the 4-GPU launch ended {state(app, four)}")
-    await s.until("its dashboard", lambda: s.on("DashboardScreen"), timeout=30)
-    await s.settle(4.0)
-    await s.shoot("dashboard-4-gpus")
-    await s.press("escape")
+    await shoot_dashboard(s, four, "the 4-GPU session", "dashboard-4-gpus")
 
     # A model no single VM holds: a 70B at 16 bits over several VMs of the default plan.
     await s.until("the sessions screen", lambda: s.on("HomeScreen"), timeout=10)
@@ -268,14 +272,7 @@ async def tour(s: Shooter) -> None:
     await s.until("its provisioning", lambda: s.on("ProvisioningScreen"), timeout=30)
     await s.until("the Ray cluster forming", lambda: stage(app, several) == "vllm", timeout=LAUNCH_TIMEOUT_S)
     await s.shoot("provisioning-several-vms")
-    await s.until("the session over several VMs to be ready", lambda: state(app, several) in ("ready", "failed"),
-                  timeout=LAUNCH_TIMEOUT_S)
-    if state(app, several) != "ready":
-        raise BadScreen(f"the launch over several VMs ended {state(app, several)}")
-    await s.until("its dashboard", lambda: s.on("DashboardScreen"), timeout=30)
-    await s.settle(4.0)
-    await s.shoot("dashboard-several-vms")
-    await s.press("escape")
+    await shoot_dashboard(s, several, "the session over several VMs", "dashboard-several-vms")
 
     # A launch that fails: the demo's vLLM refuses the model's architecture.
     await s.until("the sessions screen", lambda: s.on("HomeScreen"), timeout=10)

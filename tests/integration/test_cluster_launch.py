@@ -31,11 +31,31 @@ def store(tmp_path: Path) -> Store:
         yield db
 
 
-def cluster_plan(nodes: int = 2) -> LaunchPlan:
+def cluster_plan(nodes: int = 2, name: str | None = None) -> LaunchPlan:
     gpu, settings = catalog.gpu_type(PLAN), Settings()
     launch = resolve(catalog.model(LLAMA_70B), gpu, settings, context=32768, nodes=nodes)
     assert launch.report.fits
-    return LaunchPlan(region="us-east", gpu_type=gpu, config=launch.config, compose=launch.compose, nodes=nodes)
+    return LaunchPlan(region="us-east", gpu_type=gpu, config=launch.config, compose=launch.compose, nodes=nodes,
+                      name=name)
+
+
+async def crashed_launch(provider, store: Store, paths, name: str, stage: str, hf_token: str | None = None) -> None:
+    """Run the two-VM launch `name` until it reaches `stage`, and cancel it there (the app dying at that point)."""
+    from maider_tui.ops.events import StageEvent
+    from maider_tui.ops.provision import provision
+
+    task: asyncio.Task | None = None
+
+    def crash_at(event):
+        if isinstance(event, StageEvent) and event.stage == stage and task is not None:
+            task.cancel()
+
+    task = asyncio.create_task(provision(cluster_plan(name=name), provider=provider, store=store, paths=paths,
+                                         settings=Settings(), clock=SystemClock(), emit=crash_at, hf_token=hf_token,
+                                         limits=LIMITS))
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.3)  # a create cancelled in flight may still land from its thread
 
 
 def live_sessions(sim: SimCloud, store: Store, paths, events: list):
@@ -120,11 +140,8 @@ async def test_a_worker_that_cannot_reach_the_head_stops_the_launch_saying_why(s
 async def test_a_crash_at_every_stage_of_a_multi_vm_launch_leaves_nothing_unaccounted_for(sim, store, paths):
     """Cancel the launch at each stage in turn (the app dying there): recovery claims every VM it made
     (no worker is an orphan), and destroying the session removes every VM and its network."""
-    import asyncio
-
     from maider_tui.ops.destroy import destroy_session
-    from maider_tui.ops.events import EventRecorder, StageEvent
-    from maider_tui.ops.provision import provision
+    from maider_tui.ops.events import EventRecorder
     from maider_tui.ops.readiness import STAGE_NAMES
     from maider_tui.ops.recover import recover
 
@@ -132,20 +149,7 @@ async def test_a_crash_at_every_stage_of_a_multi_vm_launch_leaves_nothing_unacco
     crashed: list[str] = []
     for stage in [s for s in STAGE_NAMES if s not in ("token", "tunnel", "aider", "ready")]:
         name = f"crash-{stage.replace('_', '-')}"
-        plan = cluster_plan()
-        plan = LaunchPlan(region=plan.region, gpu_type=plan.gpu_type, config=plan.config, compose=plan.compose,
-                          nodes=2, name=name)
-        task: asyncio.Task | None = None
-
-        def crash_at(event, stage=stage):
-            if isinstance(event, StageEvent) and event.stage == stage:
-                task.cancel()
-
-        task = asyncio.create_task(provision(plan, provider=provider, store=store, paths=paths, settings=Settings(),
-                                             clock=SystemClock(), emit=crash_at, hf_token=None, limits=LIMITS))
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await asyncio.sleep(0.3)  # a create cancelled in flight may still land from its thread
+        await crashed_launch(provider, store, paths, name, stage)
         crashed.append(name)
     report = await recover(provider=provider, store=store, clock=SystemClock())
     assert not [o for o in report.orphans if o.label.startswith("crash-")]

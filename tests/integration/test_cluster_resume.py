@@ -4,7 +4,6 @@ missing, and serves; nothing is made twice."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
@@ -13,13 +12,12 @@ import pytest
 from maider_tui.clock import SystemClock
 from maider_tui.ops.destroy import destroy_session
 from maider_tui.ops.events import EventRecorder, NodeEvent, StageEvent
-from maider_tui.ops.launch_plan import LaunchPlan
 from maider_tui.ops.provision import provision
 from maider_tui.ops.readiness import STAGE_NAMES
 from maider_tui.settings import Settings
 from maider_tui.store import Store, open_store
 from tests.integration.simfix import module_sim
-from tests.integration.test_cluster_launch import LLAMA_70B, cluster_plan
+from tests.integration.test_cluster_launch import LLAMA_70B, cluster_plan, crashed_launch
 from tests.integration.test_destroy_recover import LIMITS, make_provider
 
 sim, clean_faults = module_sim(seed=47)
@@ -34,24 +32,6 @@ def store(tmp_path: Path) -> Store:
 
 def session_vms(sim, name: str) -> list:
     return [vm for vm in sim.world.list() if vm.label == name or vm.label.startswith(f"{name}-w")]
-
-
-async def crashed_launch(provider, store, paths, name: str, stage: str) -> None:
-    """Run the launch until it reaches `stage`, and cancel it there (the app dying at that point)."""
-    plan = cluster_plan()
-    plan = LaunchPlan(region=plan.region, gpu_type=plan.gpu_type, config=plan.config, compose=plan.compose,
-                      nodes=2, name=name)
-    task: asyncio.Task | None = None
-
-    def crash_at(event):
-        if isinstance(event, StageEvent) and event.stage == stage and task is not None:
-            task.cancel()
-
-    task = asyncio.create_task(provision(plan, provider=provider, store=store, paths=paths, settings=Settings(),
-                                         clock=SystemClock(), emit=crash_at, hf_token=None, limits=LIMITS))
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await asyncio.sleep(0.3)  # a create cancelled in flight may still land from its thread
 
 
 @pytest.mark.parametrize("stage", CRASH_STAGES)
@@ -97,20 +77,7 @@ async def test_a_resume_without_a_token_keeps_the_env_the_dead_run_uploaded_to_e
 
     provider = make_provider(sim, store)
     name = "resume-env"
-    plan = cluster_plan()
-    plan = LaunchPlan(region=plan.region, gpu_type=plan.gpu_type, config=plan.config, compose=plan.compose,
-                      nodes=2, name=name)
-    task: asyncio.Task | None = None
-
-    def crash_at(event):
-        if isinstance(event, StageEvent) and event.stage == "compose_up" and task is not None:
-            task.cancel()
-
-    task = asyncio.create_task(provision(plan, provider=provider, store=store, paths=paths, settings=Settings(),
-                                         clock=SystemClock(), emit=crash_at, hf_token="hf_kept0token0for0gated",
-                                         limits=LIMITS))
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await crashed_launch(provider, store, paths, name, "compose_up", hf_token="hf_kept0token0for0gated")
     handle = await provision(None, resume_from=store.get_session(name), provider=provider, store=store,
                              paths=paths, settings=Settings(), clock=SystemClock(), emit=EventRecorder(),
                              hf_token=None, limits=LIMITS)
@@ -128,9 +95,7 @@ async def test_a_worker_lost_while_vllm_loads_fails_the_launch_saying_so_and_a_r
 
     provider = make_provider(sim, store)
     name = "resume-lost-loading"
-    plan = cluster_plan()
-    plan = LaunchPlan(region=plan.region, gpu_type=plan.gpu_type, config=plan.config, compose=plan.compose,
-                      nodes=2, name=name)
+    plan = cluster_plan(name=name)
     lost: list[int] = []
 
     def lose_worker_on_load(event):

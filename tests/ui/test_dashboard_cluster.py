@@ -32,6 +32,30 @@ def two_vm_plan() -> LaunchPlan:
     return LaunchPlan(region="us-east", gpu_type=gpu, config=launch.config, compose=launch.compose, nodes=2)
 
 
+def cluster_app(sim_context, sim_cloud) -> MaiderApp:
+    context = sim_context()
+    context.clock, context.cloud_speed = SystemClock(), sim_cloud.speed
+    return MaiderApp(context)
+
+
+async def open_cluster_dashboard(app: MaiderApp, pilot):
+    """Launch the two-VM plan and open its dashboard: (session name, handle, dashboard)."""
+    live = await app.live.launch(two_vm_plan())
+    await app.open_dashboard(live.handle.name)
+    await pilot.pause()
+    assert isinstance(app.screen, DashboardScreen)
+    return live.handle.name, live.handle, app.screen
+
+
+async def head_stopped(app: MaiderApp, pilot, handle) -> None:
+    """Wait for the head's vLLM to die with its pipeline stage (its container exits)."""
+    for _ in range(200):
+        if await container_state(handle.ssh, app.live.limits) == "exited":
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("the head's vLLM did not stop")
+
+
 @pytest.mark.parametrize("answer", ["n", "y"])
 async def test_h_on_a_lost_worker_offers_a_new_vm_and_serves_again_once_replaced(sim_context, sim_cloud, answer,
                                                                                     monkeypatch):
@@ -44,23 +68,14 @@ async def test_h_on_a_lost_worker_offers_a_new_vm_and_serves_again_once_replaced
         return session_gpu_snapshots(handle, **kwargs)
 
     monkeypatch.setattr(dashboard_feed, "session_gpu_snapshots", recorded)
-    context = sim_context()
-    context.clock, context.cloud_speed = SystemClock(), sim_cloud.speed
-    app = MaiderApp(context)
+    app = cluster_app(sim_context, sim_cloud)
+    context = app.context
     async with app.run_test(size=(120, 40)) as pilot:
-        live = await app.live.launch(two_vm_plan())
-        name, handle = live.handle.name, live.handle
-        await app.open_dashboard(name)
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, DashboardScreen)
+        name, handle, screen = await open_cluster_dashboard(app, pilot)
         await until(lambda: screen.state.gpu is not None and len(screen.state.gpu.gpus) == 8, timeout=20)
         worker = context.store.nodes(name)[1]
         sim_cloud.world.vanish(worker.instance_id)
-        for _ in range(200):  # the head's vLLM dies with its pipeline stage
-            if await container_state(handle.ssh, app.live.limits) == "exited":
-                break
-            await pilot.pause(0.05)
+        await head_stopped(app, pilot, handle)
         await pilot.press("h")
         await until(lambda: isinstance(app.screen, ConfirmDialog), timeout=20)
         message = str(app.screen.query_one("#message").render())
@@ -88,20 +103,11 @@ async def test_h_on_a_lost_worker_offers_a_new_vm_and_serves_again_once_replaced
 async def test_h_with_every_vm_there_offers_to_form_the_cluster_again(sim_context, sim_cloud):
     from maider_tui.ops.readiness import COMPOSE_CMD
 
-    context = sim_context()
-    context.clock, context.cloud_speed = SystemClock(), sim_cloud.speed
-    app = MaiderApp(context)
+    app = cluster_app(sim_context, sim_cloud)
     async with app.run_test(size=(120, 40)) as pilot:
-        live = await app.live.launch(two_vm_plan())
-        name, handle = live.handle.name, live.handle
-        await app.open_dashboard(name)
-        await pilot.pause()
-        screen = app.screen
+        name, handle, screen = await open_cluster_dashboard(app, pilot)
         await handle.workers[0].run(f"{COMPOSE_CMD} stop", timeout=30)  # the worker leaves Ray; its VM stays
-        for _ in range(200):
-            if await container_state(handle.ssh, app.live.limits) == "exited":
-                break
-            await pilot.pause(0.05)
+        await head_stopped(app, pilot, handle)
         await pilot.press("h")
         await until(lambda: isinstance(app.screen, ConfirmDialog), timeout=20)
         message = str(app.screen.query_one("#message").render())
@@ -122,8 +128,8 @@ async def test_an_interrupted_launch_over_two_vms_resumes_from_home_to_ready(sim
     from maider_tui.ui.screens.provisioning import ProvisioningScreen
     from tests.integration.simfix import sim_limits
 
-    context = sim_context()
-    context.clock, context.cloud_speed = SystemClock(), sim_cloud.speed
+    app = cluster_app(sim_context, sim_cloud)  # made now, started once the launch has died
+    context = app.context
     plan = two_vm_plan()
     plan = LaunchPlan(region=plan.region, gpu_type=plan.gpu_type, config=plan.config, compose=plan.compose,
                       nodes=2, name="llama70b-cut")
@@ -139,7 +145,6 @@ async def test_an_interrupted_launch_over_two_vms_resumes_from_home_to_ready(sim
     with pytest.raises(asyncio.CancelledError):
         await task
     made = {n.instance_id for n in context.store.nodes("llama70b-cut")}
-    app = MaiderApp(context)
     async with app.run_test(size=(120, 40)) as pilot:
         await app.workers.wait_for_complete()
         table = app.screen.query_one(DataTable)
