@@ -87,8 +87,7 @@ class ClusterLaunch(_Launch):
         self.store.add_nodes([NodeRecord(self.name, n.index, n.address) for n in layout.nodes
                               if n.index not in recorded])  # on a resume, those a crash kept from the record
         existing = await self._existing_nodes(layout) if self.resume is not None else {}
-        self.stage("keys", f"Making the SSH keys for {len(layout.nodes) - len(existing)} VMs"
-                   if existing else f"Making the SSH keys for {len(layout.nodes)} VMs")
+        self.stage("keys", f"Making the SSH keys for {len(layout.nodes) - len(existing)} VMs")
         client_pem, client_public, hosts = self._cluster_keys(layout, existing)
         if self.hf_token is None and self.store.session(self.name).extra.get("env_uploaded"):
             self.env_kept = set(existing)  # as on one VM: a resume without a token keeps the one uploaded
