@@ -21,10 +21,8 @@ from maider_tui.models import VllmConfig
 from maider_tui.ops import heal
 from maider_tui.ops.events import (EventSink, FailedEvent, HealEvent, LogEvent, ReadyEvent, StageEvent,
                                    WarningEvent)
-from maider_tui.ops.readiness import (
-    STAGE_NAMES, STAGES, TOTAL_S, ReadinessLimits, StageFailed, VllmAttempt, connect_ssh, wait_cloud_init,
-    wait_running, wait_vllm_healing,
-)
+from maider_tui.ops.readiness import (STAGE_NAMES, STAGES, TOTAL_S, ReadinessLimits, StageFailed, VllmAttempt,
+                                      connect_ssh, wait_cloud_init, wait_running, wait_vllm_healing)
 from maider_tui.ops.launch_plan import DEFAULT_IMAGE, LaunchPlan, SessionHandle
 from maider_tui.ops.session_files import write_aider_files, write_ssh_files
 from maider_tui.ops.reserve import choose_name, reserve
@@ -55,8 +53,7 @@ class ProvisionFailed(Exception):
 
 async def provision(plan: LaunchPlan | None, *, provider: Provider, store: Store, paths: AppPaths,
                     settings: Settings, clock: Clock, emit: EventSink, hf_token: str | None,
-                    limits: ReadinessLimits | None = None,
-                    resume_from: SessionRecord | None = None,
+                    limits: ReadinessLimits | None = None, resume_from: SessionRecord | None = None,
                     claim: Callable[[str], object] | None = None) -> SessionHandle:
     """Launch `plan` (or resume `resume_from`, whose plan is rebuilt when `plan` is None) to ready.
 
@@ -279,9 +276,12 @@ class _Launch:
                 vm = await asyncio.shield(call)
                 break
             except asyncio.CancelledError:
-                if call.done():
-                    raise
                 cancelled = True
+                if call.done() and (call.cancelled() or call.exception() is not None):
+                    raise
+                if call.done():  # the answer came in the very step the cancel did: its VM is recorded too
+                    vm = call.result()
+                    break
                 self.log("Waiting for the create call to return before stopping, so no VM is left unrecorded")
             except BaseException:
                 if cancelled:

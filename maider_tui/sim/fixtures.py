@@ -56,6 +56,17 @@ class FakeWatchdog:
         self.extended += 1
         self.idle_s, self.remaining_s = 0.0, 1800.0
 
+    def hold(self, reason: str) -> None:
+        self.holds.append(reason)
+        self.state = "paused"
+
+    def release(self) -> None:
+        if self.holds:
+            self.holds.pop()
+        if not self.holds:
+            self.state = "watching"
+            self.idle_s, self.remaining_s = 0.0, 1800.0
+
 
 class FakeLive:
     """What the dashboard asks of LiveSessions, with one connected session and nothing streaming."""

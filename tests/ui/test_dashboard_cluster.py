@@ -88,6 +88,10 @@ async def test_h_on_a_lost_worker_offers_a_new_vm_and_serves_again_once_replaced
             assert len(sim_cloud.world.list()) == 1
         else:
             await until(lambda: "node 1 replaced" in log_text(screen), timeout=30)
+            # The idle watchdog held its countdown while vLLM was down for the replacement, then counts afresh.
+            watchdog = app.live.get(name).watchdog
+            assert "Paused while the replacement runs" in log_text(screen) and not watchdog.holds
+            assert watchdog.idle_s < 60
             new = context.store.nodes(name)[1]
             assert new.instance_id != worker.instance_id and sim_cloud.world.get(new.instance_id) is not None
             await until(lambda: screen.state.vllm is not None and screen.state.vllm.error is None

@@ -22,8 +22,23 @@ class ServingChanges:
     def __init__(self, screen: DashboardScreen) -> None:
         self.screen = screen
 
-    def _run(self, work, group: str, description: str) -> None:
+    def _run(self, work, group: str, description: str, hold: str | None = None) -> None:
+        """Run `work` in the screen's worker group; with `hold`, the session's idle watchdog is paused
+        while it runs (vLLM is down meanwhile, which is not the user leaving), and counts afresh after."""
+        if hold is not None:
+            work = self._held(work, hold)
         self.screen.run_worker(work, exclusive=True, exit_on_error=False, group=group, description=description)
+
+    async def _held(self, work, reason: str) -> None:
+        live = self.screen.live.get(self.screen.session) if self.screen.live is not None else None
+        watchdog = live.watchdog if live is not None else None
+        if watchdog is not None:
+            watchdog.hold(reason)
+        try:
+            await work
+        finally:
+            if watchdog is not None:
+                watchdog.release()
 
     # heal now
     def heal(self) -> None:
@@ -65,7 +80,7 @@ class ServingChanges:
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._run(self._apply(config, change), "heal", "Apply the remedy")
+                self._run(self._apply(config, change), "heal", "Apply the remedy", hold="heal")
 
         self.screen.app.push_screen(ConfirmDialog("Heal vLLM?", text, yes="Apply", no="Cancel"), answered)
 
@@ -100,7 +115,7 @@ class ServingChanges:
 
             def reform(yes: bool | None) -> None:
                 if yes:
-                    self._run(self._replace(reform=True), "heal", "Form the Ray cluster again")
+                    self._run(self._replace(reform=True), "heal", "Form the Ray cluster again", hold="cluster restart")
 
             screen.app.push_screen(ConfirmDialog("Form the cluster again?", text, yes="Form", no="Cancel"), reform)
             return
@@ -119,7 +134,7 @@ class ServingChanges:
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._run(self._replace(), "heal", "Replace the lost VM")
+                self._run(self._replace(), "heal", "Replace the lost VM", hold="replacement")
             else:
                 self.screen.say("Not replaced: the model cannot serve until the lost VM is; d destroys the session.")
 
@@ -149,7 +164,7 @@ class ServingChanges:
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._run(self._restart(), "heal", "Restart vLLM")
+                self._run(self._restart(), "heal", "Restart vLLM", hold="restart")
 
         self.screen.app.push_screen(ConfirmDialog("Restart vLLM?", text, yes="Restart", no="Cancel"), answered)
 
@@ -182,7 +197,7 @@ class ServingChanges:
 
         def chosen(model_id: str | None) -> None:
             if model_id:
-                self._run(self._switch(model_id), "switch", "Switch the model")
+                self._run(self._switch(model_id), "switch", "Switch the model", hold="model switch")
 
         screen.app.push_screen(ModelPickerDialog(reports, gpu_label=gpu_label(record), current=screen.model()),
                                chosen)
