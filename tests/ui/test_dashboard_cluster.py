@@ -165,3 +165,27 @@ async def test_an_interrupted_launch_over_two_vms_resumes_from_home_to_ready(sim
         assert len(sim_cloud.world.list()) == 2
         await app.live.destroy("llama70b-cut")
         assert not sim_cloud.world.list()
+
+
+async def test_h_offers_the_replacement_even_when_the_log_no_longer_shows_the_loss(sim_context, sim_cloud,
+                                                                                 monkeypatch):
+    """The engine's death may not be in the log yet, or may have scrolled past its last 200 lines (a
+    restarted container): a gone worker VM is looked for first, so `h` still offers its replacement."""
+    from maider_tui.ops import vllm_care
+
+    async def log_shows_nothing(live, name):
+        return vllm_care.HealProposal(None)
+
+    monkeypatch.setattr(vllm_care, "propose_heal", log_shows_nothing)
+    app = cluster_app(sim_context, sim_cloud)
+    async with app.run_test(size=(120, 40)) as pilot:
+        name, handle, screen = await open_cluster_dashboard(app, pilot)
+        worker = app.context.store.nodes(name)[1]
+        sim_cloud.world.vanish(worker.instance_id)
+        await pilot.press("h")
+        await until(lambda: isinstance(app.screen, ConfirmDialog), timeout=20)
+        assert "Replace the lost VM?" in str(app.screen.query_one("#title").render())
+        assert f"VM {worker.instance_id} (node 1, 10.42.0.3)" in str(app.screen.query_one("#message").render())
+        await pilot.press("n")
+        await until(lambda: "Not replaced" in log_text(screen))
+        await app.live.destroy(name)

@@ -49,6 +49,9 @@ class ServingChanges:
         screen = self.screen
         if screen.handle is None or screen.live is None:
             return
+        if screen.record is not None and screen.record.nodes > 1 and await self._offer_replacement(
+                "a VM of the session is gone, and with it a pipeline stage of the model", only_if_lost=True):
+            return  # a lost VM first: its engine's death may not be in the log yet, or may have scrolled off
         try:
             proposal = await vllm_care.propose_heal(screen.live, screen.session)
         except vllm_care.CareError as exc:
@@ -96,18 +99,23 @@ class ServingChanges:
         screen.say(f"applied {change}; vLLM is restarting")
 
     # a lost worker VM
-    async def _offer_replacement(self, why: str) -> None:
-        """Ask to rent a VM in place of each lost worker; no leaves the session for d to destroy."""
+    async def _offer_replacement(self, why: str, *, only_if_lost: bool = False) -> bool:
+        """Ask to rent a VM in place of each lost worker (no leaves the session for d to destroy), or, with
+        every VM there, to form the cluster again; `only_if_lost`: ask only about lost VMs. Whether it asked."""
         from ...ops.cluster_replace import lost_workers
 
         screen = self.screen
         if screen.live is None:
-            return
+            return False
         try:
             lost = await lost_workers(screen.live, screen.session)
         except Exception as exc:  # noqa: BLE001 - the API could not say: nothing is rented on a guess
+            if only_if_lost:
+                return False  # the log is read next, as on one VM
             screen.say(f"{why}, but the VMs could not be looked up ({exc}); try h again.")
-            return
+            return True
+        if not lost and only_if_lost:
+            return False
         if not lost:  # every VM is there (a worker's container stopped): the cluster is what went
             text = (f"{why}, yet every VM of the session is there: a node left the Ray cluster.\n\nMake every "
                     "VM's containers anew, so the cluster forms again, and start vLLM? Requests in flight are "
@@ -118,7 +126,7 @@ class ServingChanges:
                     self._run(self._replace(reform=True), "heal", "Form the Ray cluster again", hold="cluster restart")
 
             screen.app.push_screen(ConfirmDialog("Form the cluster again?", text, yes="Form", no="Cancel"), reform)
-            return
+            return True
         record = screen.record
         rate = f"${record.hourly_usd / max(record.nodes, 1):.2f}/h" if record is not None else "the same rate"
         gone = ", ".join(f"VM {n.instance_id} (node {n.index}, {n.address})" for n in lost)
@@ -139,6 +147,7 @@ class ServingChanges:
                 self.screen.say("Not replaced: the model cannot serve until the lost VM is; d destroys the session.")
 
         screen.app.push_screen(ConfirmDialog("Replace the lost VM?", text, yes="Replace", no="No"), answered)
+        return True
 
     async def _replace(self, reform: bool = False) -> None:
         from ...ops.cluster_replace import replace_lost_workers
