@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import requests
 import urllib3.exceptions
@@ -200,3 +201,33 @@ def _short(exc: BaseException) -> str:
 def label_taken(err: ProviderError) -> bool:
     """Linode refused a create because another of the account's VMs has that label."""
     return err.kind == "invalid" and "label" in err.message.lower() and "unique" in err.message.lower()
+
+
+T = TypeVar("T")
+
+
+async def create_once(post: Callable[[], Awaitable[T]], find: Callable[[ProviderError], Awaitable[T | None]],
+                      delays: Sequence[float], pause: Callable[[ProviderError, int], Awaitable[None]]) -> T:
+    """Send a create that must not make its thing twice (Linode's client would retry a POST on its own).
+
+    A failure that may have made it (`MAYBE_DONE`: a 5xx, a timeout, a lost answer), or "label must be
+    unique" after such a failure (the earlier attempt landed), is looked up with `find(failure)` before
+    anything is sent again; what it finds is the answer. A rate limit is waited out; any other failure,
+    or the last of `delays`, is raised."""
+    attempt, sent = 0, False  # sent: an earlier attempt of ours may have made it
+    while True:
+        try:
+            return await post()
+        except ProviderError as err:
+            failure = err
+        if failure.kind in MAYBE_DONE or (sent and label_taken(failure)):
+            found = await find(failure)
+            if found is not None:
+                return found
+            sent = True
+        elif failure.kind != "rate_limited":
+            raise failure
+        if attempt >= len(delays):
+            raise failure
+        await pause(failure, attempt)
+        attempt += 1

@@ -21,7 +21,7 @@ from maider_tui import catalog
 from maider_tui.clock import Clock, SystemClock
 from maider_tui.cloud import convert
 from maider_tui.cloud.base import HOME_TAG_PREFIX, SESSION_TAG, Account, Catalogued, CreateSpec, Vm, session_tag
-from maider_tui.cloud.errors import API_EXCEPTIONS, MAYBE_DONE, ProviderError, from_api_error, label_taken
+from maider_tui.cloud.errors import API_EXCEPTIONS, MAYBE_DONE, ProviderError, create_once, from_api_error
 from maider_tui.cloud.vpcs import LinodeVpcs
 from maider_tui.log import register_secret
 from maider_tui.models import GpuType, Region
@@ -239,27 +239,14 @@ class LinodeProvider:
             instance = made[0] if isinstance(made, tuple) else made
             return self._vm(instance)
 
-        context = {"type_id": spec.type, "region": spec.region}
-        attempt = 0
-        sent = False  # whether an earlier attempt of ours may have made the VM
-        while True:
-            try:
-                return await self._call(post, retry=False, **context)
-            except ProviderError as err:
-                failure = err
-            if failure.kind in MAYBE_DONE or (sent and label_taken(failure)):
-                found = await self._find_after_failure(spec.label, failure, spec.tags)
-                if found is not None:
-                    log.warning("create of %s: %s, but the VM exists (id %s)",
-                                spec.label, failure.message, found.id)
-                    return found
-                sent = True
-            elif failure.kind != "rate_limited":
-                raise failure
-            if attempt >= len(self._delays):
-                raise failure
-            await self._pause(failure, attempt)
-            attempt += 1
+        async def find(failure: ProviderError) -> Vm | None:
+            found = await self._find_after_failure(spec.label, failure, spec.tags)
+            if found is not None:
+                log.warning("create of %s: %s, but the VM exists (id %s)", spec.label, failure.message, found.id)
+            return found
+
+        return await create_once(lambda: self._call(post, retry=False, type_id=spec.type, region=spec.region),
+                                 find, self._delays, self._pause)
 
     async def _find_after_failure(self, label: str, failure: ProviderError,
                                   tags: Sequence[str] = ()) -> Vm | None:

@@ -14,7 +14,7 @@ from typing import Any
 from linode_api4 import VPC, LinodeClient
 
 from maider_tui.cloud.base import VpcNetwork
-from maider_tui.cloud.errors import MAYBE_DONE, ProviderError
+from maider_tui.cloud.errors import ProviderError, create_once
 
 SUBNET_CIDR = "10.42.0.0/24"
 SUBNET_LABEL = "nodes"
@@ -65,22 +65,8 @@ class LinodeVpcs:
                 raise ProviderError(f"Linode made VPC {label} without its subnet", "server")
             return network
 
-        attempt = 0
-        while True:
-            try:
-                return await self._call(post, retry=False, region=region)
-            except ProviderError as err:
-                failure = err
-            if failure.kind in MAYBE_DONE:
-                found = await self.find(label)
-                if found is not None:
-                    return found
-            elif failure.kind != "rate_limited":
-                raise failure
-            if attempt >= len(self._delays):
-                raise failure
-            await self._pause(failure, attempt)
-            attempt += 1
+        return await create_once(lambda: self._call(post, retry=False, region=region),
+                                 lambda failure: self.find(label), self._delays, self._pause)
 
     async def find(self, label: str) -> VpcNetwork | None:
         """The VPC with this label, or None."""

@@ -321,3 +321,12 @@ def test_types_command_says_where_the_data_came_from(api, capsys, paths, monkeyp
 def test_types_command_without_a_token(capsys):
     assert main(["types"]) == 1
     assert "maider-tui token set linode" in capsys.readouterr().err
+
+
+async def test_a_network_create_after_a_503_checks_the_label_then_retries_once(make_api, clock):
+    """The session's VPC goes through the same create-once path as a VM: one network, not two."""
+    api = make_api(faults=SimFaults(api_error_burst=1))
+    network = await provider_for(api, clock).vpcs.create("netted", "us-east", "maider-tui session netted")
+    assert [v.id for v in api.world.vpcs.vpcs.values()] == [network.id]
+    assert api.world.requests["POST /vpcs"] == 2
+    assert api.world.requests["GET /vpcs"] >= 1  # looked for it by label before sending again
