@@ -29,17 +29,23 @@ def cwd(tmp_path, monkeypatch) -> Path:
     return folder
 
 
+async def export_table(app: MaiderApp, pilot) -> BenchmarksScreen:
+    """Open the benchmarks screen and press `x` (export the table): the screen, under its path dialog."""
+    app.open_benchmarks()
+    await pilot.pause()
+    screen = app.screen
+    assert isinstance(screen, BenchmarksScreen)
+    await pilot.press("x")
+    return screen
+
+
 async def test_benchmark_exports_land_in_the_exports_folder(make_context, clock, paths, cwd):
     context = make_context()
     add_runs(context.store, clock.now())
     exports = paths.data_dir / "exports"
     app = MaiderApp(context)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.open_benchmarks()
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, BenchmarksScreen)
-        await pilot.press("x")
+        screen = await export_table(app, pilot)
         await pilot.pause()
         assert isinstance(app.screen, PathDialog)
         await pilot.press("enter")  # the offered name, as it is
@@ -100,11 +106,7 @@ async def test_one_row_and_one_run_are_said_in_the_singular(make_context, clock,
     exports = paths.data_dir / "exports"
     app = MaiderApp(context)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.open_benchmarks()
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, BenchmarksScreen)
-        await pilot.press("x")
+        screen = await export_table(app, pilot)
         await pilot.pause()
         await answer(pilot, "one.md")
         await wait_files(pilot)
