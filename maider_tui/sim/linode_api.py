@@ -11,7 +11,8 @@ import asyncio
 import json
 import re
 from datetime import datetime, timezone
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -22,6 +23,7 @@ from maider_tui.sim.world import (PLAIN_REGIONS, PLAIN_TYPES, Exchange, World, W
                                   decode_user_data)
 
 WORLD_KEY: web.AppKey[World] = web.AppKey("world", World)
+T = TypeVar("T")
 # Labels as Linode writes them; the catalog has the city and country only.
 _US_STATES = {"us-ord": "IL", "us-sea": "WA", "us-east": "NJ", "us-southeast": "GA"}
 _CAPABILITIES = [
@@ -271,15 +273,19 @@ async def _create(request: web.Request) -> web.Response:
     return web.json_response(instance_json(world, instance))
 
 
-def _instance_or_404(request: web.Request) -> Any:
-    world = request.app[WORLD_KEY]
+def found_or_404(request: web.Request, key: str, lookup: Callable[[int], T | None]) -> T:
+    """What the path's `key` names, by `lookup`; a 404 when it is not a number or names nothing."""
     try:
-        instance = world.get(int(request.match_info["instance_id"]))
+        found = lookup(int(request.match_info[key]))
     except ValueError:
-        instance = None
-    if instance is None:
+        found = None
+    if found is None:
         raise web.HTTPNotFound()
-    return instance
+    return found
+
+
+def _instance_or_404(request: web.Request) -> Any:
+    return found_or_404(request, "instance_id", request.app[WORLD_KEY].get)
 
 
 async def _instance(request: web.Request) -> web.Response:

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from maider_tui.sim.api_lists import paginate
-from maider_tui.sim.linode_api import WORLD_KEY, all_regions, api_time, read_body
+from maider_tui.sim.linode_api import WORLD_KEY, all_regions, api_time, found_or_404, read_body
 from maider_tui.sim.vpcs import SimSubnet, SimVpc
 from maider_tui.sim.world import World
 
@@ -37,13 +37,7 @@ def vpc_json(vpc: SimVpc) -> dict[str, Any]:
 
 
 def _vpc_or_404(request: web.Request) -> SimVpc:
-    try:
-        vpc = request.app[WORLD_KEY].vpcs.get(int(request.match_info["vpc_id"]))
-    except ValueError:
-        vpc = None
-    if vpc is None:
-        raise web.HTTPNotFound()
-    return vpc
+    return found_or_404(request, "vpc_id", request.app[WORLD_KEY].vpcs.get)
 
 
 async def _list(request: web.Request) -> web.Response:
